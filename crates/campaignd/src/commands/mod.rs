@@ -1,0 +1,10 @@
+//! One module per subcommand. Each exposes its clap `Args` and a `run` function.
+
+pub mod demo;
+pub mod plan;
+pub mod report;
+pub mod run;
+pub mod sign;
+pub mod sim;
+pub mod status;
+pub mod validate;

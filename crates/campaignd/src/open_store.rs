@@ -1,0 +1,3 @@
+//! Picks the store backend from the URL scheme, once.
+
+#![allow(dead_code)] // wired by the store work (issue 4)
