@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 mod commands;
+mod config;
 mod open_store;
 
 /// Runs outbound AI-call campaigns on NXCloud Callbot, from campaign files in a watched directory.
@@ -18,6 +19,10 @@ struct Cli {
     /// Log format: `text` for a terminal, `json` for a service.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "CAMPAIGND_LOG_FORMAT")]
     log_format: LogFormat,
+
+    /// The configuration file. Default: `campaignd.toml` in the current directory, if there is one.
+    #[arg(long, global = true, env = "CAMPAIGND_CONFIG", value_name = "PATH")]
+    config: Option<std::path::PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -47,6 +52,17 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Print the signature for given inputs (body on stdin), to debug an integration.
     Sign(commands::sign::SignArgs),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the commented example configuration (every default, documented).
+    Example,
+    /// Load the configuration as `run` would and print the result (the secret masked).
+    Check,
 }
 
 fn main() -> ExitCode {
@@ -54,6 +70,7 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     // reqwest is built without a bundled crypto provider; install ring's once for HTTPS to the platform.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    config::set_config_path(cli.config);
 
     let result = match cli.command {
         Command::Validate(args) => commands::validate::run(args),
@@ -64,6 +81,14 @@ fn main() -> ExitCode {
         Command::Report(args) => block_on(|shutdown| commands::report::run(args, shutdown)),
         Command::Sim(args) => block_on(|shutdown| commands::sim::run(args, shutdown)),
         Command::Demo(args) => block_on(|shutdown| commands::demo::run(args, shutdown)),
+        Command::Config(ConfigCommand::Example) => {
+            print!("{}", config::EXAMPLE);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(ConfigCommand::Check) => config::Settings::from_cli().map(|s| {
+            println!("{s:#?}");
+            ExitCode::SUCCESS
+        }),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,421 @@
+//! The daemon's settings: one typed tree, loaded from the defaults, then a TOML file, then the environment.
+//!
+//! The defaults live in exactly one place: `deploy/campaignd.example.toml`, which is compiled in, parsed as the first
+//! layer, and printed by `campaignd config example`. A key that the example does not have is unknown, wherever it
+//! comes from, and stops start-up with an error naming it. Values are parsed into domain types here, at load time, so
+//! a bad value never fails later.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use callbot_api::sign::{Algorithm, SecretKey};
+use serde::Deserialize;
+use toml::{Table, Value};
+
+/// The commented example configuration, which is also the source of every default.
+pub const EXAMPLE: &str = include_str!("../../../deploy/campaignd.example.toml");
+
+/// The prefix of environment variables: `CAMPAIGND_<SECTION>__<KEY>`.
+const ENV_PREFIX: &str = "CAMPAIGND_";
+
+static CONFIG_PATH: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+
+/// Records the `--config` path given on the command line (main calls this once, before any command runs).
+pub fn set_config_path(path: Option<PathBuf>) {
+    let _ = CONFIG_PATH.set(path);
+}
+
+/// The whole settings tree.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub platform: PlatformSettings,
+    pub store: StoreSettings,
+    pub campaigns: CampaignsSettings,
+    pub webhook: WebhookSettings,
+    pub reconcile: ReconcileSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlatformSettings {
+    pub base_url: url::Url,
+    /// Empty when not configured; [`Settings::require_platform`] checks it for the commands that need it.
+    pub uuid: String,
+    pub secret_key: Option<SecretKey>,
+    pub algorithm: Algorithm,
+    pub requests_per_second: u32,
+    pub request_timeout: Duration,
+    pub verify_responses: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CampaignsSettings {
+    pub dir: PathBuf,
+    pub rescan_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    pub listen: SocketAddr,
+    /// `None` when not configured.
+    pub public_url: Option<url::Url>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReconcileSettings {
+    pub poll_interval: Duration,
+    pub apply_delay: Duration,
+}
+
+/// The raw shape, as written in TOML; every field is present after the defaults layer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    platform: RawPlatform,
+    store: RawStore,
+    campaigns: RawCampaigns,
+    webhook: RawWebhook,
+    reconcile: RawReconcile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlatform {
+    base_url: String,
+    uuid: String,
+    #[serde(default)]
+    secret_key: Option<String>,
+    secret_key_file: String,
+    algorithm: String,
+    requests_per_second: u32,
+    request_timeout: String,
+    verify_responses: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    url: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCampaigns {
+    dir: String,
+    rescan_interval: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    listen: String,
+    public_url: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReconcile {
+    poll_interval: String,
+    apply_delay: String,
+}
+
+impl Settings {
+    /// Loads the settings the way every command does: `--config` (or `CAMPAIGND_CONFIG`), else `campaignd.toml` in
+    /// the current directory if it exists; then the process environment.
+    pub fn from_cli() -> anyhow::Result<Settings> {
+        let explicit = CONFIG_PATH.get().cloned().flatten();
+        let implicit = PathBuf::from("campaignd.toml");
+        let file = match explicit {
+            Some(p) => Some(p),
+            None if implicit.exists() => Some(implicit),
+            None => None,
+        };
+        Settings::load(file.as_deref(), std::env::vars())
+    }
+
+    /// Loads the defaults, then `file` if given, then the environment variables in `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Settings> {
+        let mut table: Table = EXAMPLE
+            .parse()
+            .context("the built-in default configuration does not parse (a bug in campaignd)")?;
+        // `secret_key` is documented but has no default, so it is not in the example: allow it explicitly.
+        let allowed_extra = [("platform", "secret_key")];
+
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+            let layer: Table = text.parse().map_err(|e: toml::de::Error| {
+                anyhow!("{}: {}", path.display(), e.to_string().trim_end())
+            })?;
+            merge(&mut table, layer, &allowed_extra, &format!("{}", path.display()))?;
+        }
+
+        let mut env_layer = Table::new();
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+            let Some((section, key)) = rest.split_once("__") else { continue };
+            let section = section.to_ascii_lowercase();
+            let key = key.to_ascii_lowercase();
+            let section_table = env_layer
+                .entry(section)
+                .or_insert_with(|| Value::Table(Table::new()));
+            if let Value::Table(t) = section_table {
+                t.insert(key, env_value(&value));
+            }
+        }
+        merge(&mut table, env_layer, &allowed_extra, "the environment")?;
+
+        let raw: Raw = Raw::deserialize(Value::Table(table))
+            .map_err(|e| anyhow!("invalid configuration: {e}"))?;
+        Settings::from_raw(raw)
+    }
+
+    fn from_raw(raw: Raw) -> anyhow::Result<Settings> {
+        let p = raw.platform;
+        let base_url = url::Url::parse(&p.base_url)
+            .with_context(|| format!("[platform] base_url = {:?} is not a URL", p.base_url))?;
+        let algorithm: Algorithm = p.algorithm.parse().map_err(|_| {
+            anyhow!(
+                "[platform] algorithm = {:?} is not supported: use \"md5\" or \"sha256\"",
+                p.algorithm
+            )
+        })?;
+        let secret_key = match (p.secret_key.filter(|s| !s.is_empty()), p.secret_key_file.as_str()) {
+            (Some(_), f) if !f.is_empty() => {
+                bail!("[platform] set either secret_key or secret_key_file, not both")
+            }
+            (Some(key), _) => Some(SecretKey::new(key)),
+            (None, "") => None,
+            (None, file) => {
+                let text = std::fs::read_to_string(file).with_context(|| {
+                    format!("[platform] secret_key_file: cannot read {file}")
+                })?;
+                let key = text.trim();
+                if key.is_empty() {
+                    bail!("[platform] secret_key_file: {file} is empty");
+                }
+                Some(SecretKey::new(key.to_string()))
+            }
+        };
+        if p.requests_per_second == 0 {
+            bail!("[platform] requests_per_second must be at least 1");
+        }
+        let listen: SocketAddr = raw.webhook.listen.parse().with_context(|| {
+            format!(
+                "[webhook] listen = {:?} is not an address like 0.0.0.0:8080",
+                raw.webhook.listen
+            )
+        })?;
+        let public_url = match raw.webhook.public_url.as_str() {
+            "" => None,
+            s => Some(
+                url::Url::parse(s)
+                    .with_context(|| format!("[webhook] public_url = {s:?} is not a URL"))?,
+            ),
+        };
+        Ok(Settings {
+            platform: PlatformSettings {
+                base_url,
+                uuid: p.uuid,
+                secret_key,
+                algorithm,
+                requests_per_second: p.requests_per_second,
+                request_timeout: duration("[platform] request_timeout", &p.request_timeout)?,
+                verify_responses: p.verify_responses,
+            },
+            store: StoreSettings { url: raw.store.url },
+            campaigns: CampaignsSettings {
+                dir: PathBuf::from(raw.campaigns.dir),
+                rescan_interval: duration("[campaigns] rescan_interval", &raw.campaigns.rescan_interval)?,
+            },
+            webhook: WebhookSettings { listen, public_url },
+            reconcile: ReconcileSettings {
+                poll_interval: duration("[reconcile] poll_interval", &raw.reconcile.poll_interval)?,
+                apply_delay: duration("[reconcile] apply_delay", &raw.reconcile.apply_delay)?,
+            },
+        })
+    }
+
+    /// Checks the keys that talking to the platform needs, with an error saying how to set each missing one.
+    pub fn require_platform(&self) -> anyhow::Result<(&str, &SecretKey)> {
+        if self.platform.uuid.is_empty() {
+            bail!(
+                "[platform] uuid is not set: put it in campaignd.toml or set CAMPAIGND_PLATFORM__UUID (the console shows it under Developer)"
+            );
+        }
+        let Some(secret) = &self.platform.secret_key else {
+            bail!(
+                "[platform] no secret key: set secret_key_file (recommended) or CAMPAIGND_PLATFORM__SECRET_KEY"
+            );
+        };
+        Ok((&self.platform.uuid, secret))
+    }
+}
+
+/// Deep-merges `layer` into `base`, refusing keys that `base` does not have.
+fn merge(
+    base: &mut Table,
+    layer: Table,
+    allowed_extra: &[(&str, &str)],
+    origin: &str,
+) -> anyhow::Result<()> {
+    for (section, value) in layer {
+        let Some(Value::Table(base_section)) = base.get_mut(&section) else {
+            let known: Vec<&str> = base.keys().map(String::as_str).collect();
+            bail!(
+                "{origin}: unknown section [{section}]; the sections are {}",
+                known.join(", ")
+            );
+        };
+        let Value::Table(values) = value else {
+            bail!("{origin}: `{section}` must be a section ([{section}]), not a value");
+        };
+        for (key, v) in values {
+            let extra = allowed_extra.contains(&(section.as_str(), key.as_str()));
+            if !extra && !base_section.contains_key(&key) {
+                let known: Vec<&str> = base_section.keys().map(String::as_str).collect();
+                bail!(
+                    "{origin}: unknown key `{key}` in [{section}]; the keys there are {}",
+                    known.join(", ")
+                );
+            }
+            base_section.insert(key, v);
+        }
+    }
+    Ok(())
+}
+
+/// An environment value is read as a TOML value when it is one (`20`, `true`), else as a string.
+fn env_value(raw: &str) -> Value {
+    let parsed: Result<Table, _> = format!("v = {raw}").parse();
+    match parsed.ok().and_then(|mut t| t.remove("v")) {
+        Some(v @ (Value::Integer(_) | Value::Boolean(_) | Value::Float(_))) => v,
+        _ => Value::String(raw.to_string()),
+    }
+}
+
+/// Parses `500ms`, `30s`, `5m`, `2h`.
+pub fn duration(what: &str, text: &str) -> anyhow::Result<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| anyhow!("{what} = {text:?} is not a duration like \"30s\", \"5m\" or \"500ms\""))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => bail!("{what} = {text:?}: the unit must be ms, s, m or h"),
+    };
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_come_from_the_example_file() {
+        let s = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(s.store.url, "sqlite://campaignd.db");
+        assert_eq!(s.platform.requests_per_second, 20);
+        assert_eq!(s.reconcile.apply_delay, Duration::from_secs(300));
+        assert_eq!(s.platform.algorithm, Algorithm::Md5);
+        assert!(s.platform.secret_key.is_none());
+        assert!(s.webhook.public_url.is_none());
+    }
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("campaignd.toml");
+        std::fs::write(
+            &path,
+            "[platform]\nuuid = \"file-uuid\"\nrequests_per_second = 5\n[store]\nurl = \"postgres://db/x\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(
+            Some(&path),
+            env(&[
+                ("CAMPAIGND_PLATFORM__REQUESTS_PER_SECOND", "7"),
+                ("CAMPAIGND_PLATFORM__SECRET_KEY", "s3cret"),
+                ("CAMPAIGND_LOG_FORMAT", "json"),
+                ("HOME", "/root"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.platform.uuid, "file-uuid");
+        assert_eq!(s.platform.requests_per_second, 7);
+        assert_eq!(s.store.url, "postgres://db/x");
+        let (_, secret) = s.require_platform().unwrap();
+        assert_eq!(secret.expose(), "s3cret");
+        assert!(!format!("{s:?}").contains("s3cret"), "the secret leaked into Debug");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_them() {
+        let err = Settings::load(None, env(&[("CAMPAIGND_PLATFORM__UUUID", "x")])).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("unknown key `uuuid` in [platform]"), "{msg}");
+        let err = Settings::load(None, env(&[("CAMPAIGND_PLATFROM__UUID", "x")])).unwrap_err();
+        assert!(err.to_string().contains("unknown section [platfrom]"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_stop_loading_with_the_key_named() {
+        let err = Settings::load(None, env(&[("CAMPAIGND_RECONCILE__POLL_INTERVAL", "soon")])).unwrap_err();
+        assert!(err.to_string().contains("[reconcile] poll_interval"), "{err}");
+        let err = Settings::load(None, env(&[("CAMPAIGND_PLATFORM__ALGORITHM", "sha1")])).unwrap_err();
+        assert!(err.to_string().contains("md5"), "{err}");
+        let err = Settings::load(None, env(&[("CAMPAIGND_WEBHOOK__LISTEN", "8080")])).unwrap_err();
+        assert!(err.to_string().contains("[webhook] listen"), "{err}");
+    }
+
+    #[test]
+    fn secret_key_file_is_read_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "abc123\n").unwrap();
+        let s = Settings::load(
+            None,
+            env(&[("CAMPAIGND_PLATFORM__SECRET_KEY_FILE", path.to_str().unwrap())]),
+        )
+        .unwrap();
+        assert_eq!(s.platform.secret_key.unwrap().expose(), "abc123");
+    }
+
+    #[test]
+    fn missing_platform_keys_say_how_to_set_them() {
+        let s = Settings::load(None, env(&[])).unwrap();
+        let err = s.require_platform().unwrap_err().to_string();
+        assert!(err.contains("CAMPAIGND_PLATFORM__UUID"), "{err}");
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(duration("x", "500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(duration("x", "2h").unwrap(), Duration::from_secs(7200));
+        assert!(duration("x", "5").is_err());
+        assert!(duration("x", "m").is_err());
+    }
+}
