@@ -1,1 +1,18 @@
 #![doc = include_str!("../README.md")]
+
+mod error;
+mod facts;
+mod records;
+mod report;
+mod store;
+
+pub use error::StoreError;
+pub use facts::{
+    CallFacts, FactSource, IntentFact, OrderFacts, SmsFact, TranscriptLine, call_status_name, is_final_call_status,
+    merge_order_facts, talk_secs,
+};
+pub use records::{
+    ActionRecord, CallbackRecord, CampaignRecord, NewOrder, OrderCounts, OrderRecord, TaskRecord, UploadState,
+};
+pub use report::{CallStatusRow, DailyRow, IntentRow, Report, ReportFilter};
+pub use store::Store;

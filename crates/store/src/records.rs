@@ -1,0 +1,195 @@
+//! Rows the daemon writes and reads: campaigns, tasks, orders, and the ledger.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::StoreError;
+
+/// One campaign file as the daemon last loaded it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampaignRecord {
+    /// Campaign ID (from the file).
+    pub id: String,
+    /// Bumped by the daemon each time the file's content changes.
+    pub generation: i64,
+    /// Path of the campaign file.
+    pub source_file: String,
+    /// Hash of the file's content.
+    pub content_hash: String,
+    /// The last spec that parsed and validated, as JSON.
+    pub spec: Option<serde_json::Value>,
+    /// The daemon's state for the campaign (free text chosen by the daemon, e.g. `active`, `invalid`, `done`).
+    pub state: String,
+    /// Why the last load or action failed, if it did.
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One platform task (`userTaskID`) of a campaign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// Our key for the task on the platform (`userTaskID`).
+    pub user_task_id: String,
+    pub campaign_id: String,
+    pub generation: i64,
+    /// Index of the task within the campaign.
+    pub task_index: i64,
+    /// The platform's own `taskID`, once known.
+    pub task_id: Option<String>,
+    /// The settings last sent to the platform (createTask/updateTask body), as JSON.
+    pub settings: Option<serde_json::Value>,
+    pub settings_sent_at: Option<DateTime<Utc>>,
+    /// The platform's `taskStatus` as last seen (1 pending, 2 running, 3 completed, 4 ended, 5 paused).
+    pub platform_status: Option<i64>,
+    /// The status the daemon wants the task in (same values).
+    pub desired_status: Option<i64>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Where an order is in its upload to the platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadState {
+    /// Planned, not sent yet.
+    Planned,
+    /// A request carrying it is in flight; whether the platform has it is not known yet.
+    Sending,
+    /// The platform accepted it.
+    Sent,
+    /// The platform refused it (see `reject_reason`).
+    Rejected,
+}
+
+impl UploadState {
+    pub const ALL: [UploadState; 4] =
+        [UploadState::Planned, UploadState::Sending, UploadState::Sent, UploadState::Rejected];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UploadState::Planned => "planned",
+            UploadState::Sending => "sending",
+            UploadState::Sent => "sent",
+            UploadState::Rejected => "rejected",
+        }
+    }
+
+    /// The states an order may move to `self` from. `sent` and `rejected` are final.
+    pub fn predecessors(self) -> &'static [UploadState] {
+        match self {
+            UploadState::Planned => &[UploadState::Sending],
+            UploadState::Sending => &[UploadState::Planned],
+            UploadState::Sent => &[UploadState::Planned, UploadState::Sending],
+            UploadState::Rejected => &[UploadState::Planned, UploadState::Sending],
+        }
+    }
+}
+
+impl fmt::Display for UploadState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for UploadState {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        UploadState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown upload state {s:?}")))
+    }
+}
+
+/// An order to plan (one phone number of one campaign).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewOrder {
+    /// Our globally unique `orderID`.
+    pub order_id: String,
+    pub campaign_id: String,
+    pub user_task_id: String,
+    /// Normalized phone: country code and national number, digits only.
+    pub phone: String,
+    pub name: Option<String>,
+    /// The customer's own reference for the contact, if the source has one.
+    pub customer: Option<String>,
+    /// Passthrough sent to the platform as `other`.
+    pub other: Option<String>,
+    /// Script variables, as a JSON object.
+    pub variables: serde_json::Value,
+    /// Line of the contact in its source file (1-based), which is also the upload order.
+    pub source_line: i64,
+}
+
+/// A stored order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderRecord {
+    pub order_id: String,
+    pub campaign_id: String,
+    pub user_task_id: String,
+    pub phone: String,
+    pub name: Option<String>,
+    pub customer: Option<String>,
+    pub other: Option<String>,
+    pub variables: serde_json::Value,
+    pub source_line: i64,
+    pub upload_state: UploadState,
+    pub reject_reason: Option<String>,
+    /// When the upload state last changed (None while still planned from the start).
+    pub state_changed_at: Option<DateTime<Utc>>,
+    /// The platform says no further call rounds will follow. Never goes back to false.
+    pub finished: bool,
+    /// Status of the latest call by start time.
+    pub last_call_status: Option<i64>,
+    pub last_polled_at: Option<DateTime<Utc>>,
+}
+
+/// Orders of one campaign counted by upload state and outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCounts {
+    pub total: u64,
+    pub planned: u64,
+    pub sending: u64,
+    pub sent: u64,
+    pub rejected: u64,
+    /// Orders with at least one call.
+    pub dialled: u64,
+    /// Orders with at least one answered call (callStatus 6).
+    pub answered: u64,
+    pub finished: u64,
+}
+
+/// One request the daemon made to the platform, whatever its outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionRecord {
+    /// Endpoint name, e.g. `addBatchCall`.
+    pub endpoint: String,
+    pub request_id: String,
+    pub response_id: Option<String>,
+    pub ret_code: Option<i64>,
+    pub message: Option<String>,
+    pub http_status: Option<i64>,
+    pub duration_ms: i64,
+    pub at: DateTime<Utc>,
+    /// How the daemon classified it: e.g. `ok`, `rejected`, `retryable`, `ambiguous`.
+    pub outcome: String,
+    pub campaign_id: Option<String>,
+    pub user_task_id: Option<String>,
+}
+
+/// One callback the platform delivered, stored before it is processed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallbackRecord {
+    /// Callback kind: `task`, `order` or `call` (or the raw `callbackType` when unknown).
+    pub kind: String,
+    /// The body exactly as received.
+    pub body: String,
+    /// Whether its signature verified.
+    pub verified: bool,
+    pub received_at: DateTime<Utc>,
+    /// The `requestID` header, if any.
+    pub request_id: Option<String>,
+}
