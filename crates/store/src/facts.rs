@@ -138,7 +138,7 @@ pub fn talk_secs(call: &CallFacts) -> Option<i64> {
 }
 
 /// Whether `incoming` may replace `stored` for the same call: never a final status by an in-flight one.
-pub(crate) fn may_replace(stored_status: i64, incoming_status: i64) -> bool {
+pub fn may_replace_call_status(stored_status: i64, incoming_status: i64) -> bool {
     !(is_final_call_status(stored_status) && !is_final_call_status(incoming_status))
 }
 
@@ -165,7 +165,7 @@ pub fn merge_order_facts(facts: &[OrderFacts]) -> Vec<OrderFacts> {
             match call_pos.get(call.call_id.as_str()) {
                 Some(&(o, c)) => {
                     let stored = &mut orders[o].calls[c];
-                    if may_replace(stored.call_status, call.call_status) {
+                    if may_replace_call_status(stored.call_status, call.call_status) {
                         merge_call(stored, call);
                     }
                 }
@@ -235,12 +235,20 @@ mod tests {
     }
 
     fn order(finished: bool, calls: Vec<CallFacts>) -> OrderFacts {
-        OrderFacts { order_id: "o1".into(), user_task_id: "t1".into(), finished, calls }
+        OrderFacts {
+            order_id: "o1".into(),
+            user_task_id: "t1".into(),
+            finished,
+            calls,
+        }
     }
 
     #[test]
     fn merge_keeps_final_status_over_later_in_flight_report() {
-        let merged = merge_order_facts(&[order(false, vec![call("c1", 6)]), order(false, vec![call("c1", 3)])]);
+        let merged = merge_order_facts(&[
+            order(false, vec![call("c1", 6)]),
+            order(false, vec![call("c1", 3)]),
+        ]);
         assert_eq!(merged.len(), 1);
         assert_eq!(merged[0].calls.len(), 1);
         assert_eq!(merged[0].calls[0].call_status, 6);
@@ -248,7 +256,10 @@ mod tests {
 
     #[test]
     fn merge_lets_final_status_replace_in_flight_one() {
-        let merged = merge_order_facts(&[order(false, vec![call("c1", 4)]), order(false, vec![call("c1", 10)])]);
+        let merged = merge_order_facts(&[
+            order(false, vec![call("c1", 4)]),
+            order(false, vec![call("c1", 10)]),
+        ]);
         assert_eq!(merged[0].calls[0].call_status, 10);
     }
 

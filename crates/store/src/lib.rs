@@ -8,11 +8,12 @@ mod store;
 
 pub use error::StoreError;
 pub use facts::{
-    CallFacts, FactSource, IntentFact, OrderFacts, SmsFact, TranscriptLine, call_status_name, is_final_call_status,
-    merge_order_facts, talk_secs,
+    CallFacts, FactSource, IntentFact, OrderFacts, SmsFact, TranscriptLine, call_status_name,
+    is_final_call_status, may_replace_call_status, merge_order_facts, talk_secs,
 };
 pub use records::{
-    ActionRecord, CallbackRecord, CampaignRecord, NewOrder, OrderCounts, OrderRecord, TaskRecord, UploadState,
+    ActionRecord, CallbackRecord, CampaignRecord, NewOrder, OrderCounts, OrderRecord, TaskRecord,
+    UploadState,
 };
 pub use report::{CallStatusRow, DailyRow, IntentRow, Report, ReportFilter};
 pub use store::Store;

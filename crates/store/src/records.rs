@@ -64,8 +64,12 @@ pub enum UploadState {
 }
 
 impl UploadState {
-    pub const ALL: [UploadState; 4] =
-        [UploadState::Planned, UploadState::Sending, UploadState::Sent, UploadState::Rejected];
+    pub const ALL: [UploadState; 4] = [
+        UploadState::Planned,
+        UploadState::Sending,
+        UploadState::Sent,
+        UploadState::Rejected,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    ActionRecord, CallFacts, CallbackRecord, CampaignRecord, FactSource, NewOrder, OrderCounts, OrderFacts,
-    OrderRecord, Report, ReportFilter, StoreError, TaskRecord, UploadState,
+    ActionRecord, CallFacts, CallbackRecord, CampaignRecord, FactSource, NewOrder, OrderCounts,
+    OrderFacts, OrderRecord, Report, ReportFilter, StoreError, TaskRecord, UploadState,
 };
 
 /// Everything the daemon and the reports need from the database. Implemented by `store-postgres` and
@@ -50,14 +50,26 @@ pub trait Store: Send + Sync + Debug {
         at: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
     /// Marks orders rejected with their reasons (from `planned` or `sending` only). Returns how many moved.
-    async fn reject_orders(&self, rejected: &[(String, String)], at: DateTime<Utc>) -> Result<u64, StoreError>;
+    async fn reject_orders(
+        &self,
+        rejected: &[(String, String)],
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
     /// Up to `limit` sent, unfinished orders of the task, least recently polled first (never polled first), then
     /// by order ID.
-    async fn orders_to_poll(&self, user_task_id: &str, limit: u32) -> Result<Vec<String>, StoreError>;
+    async fn orders_to_poll(
+        &self,
+        user_task_id: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
     /// Records that these orders were polled at `at`.
     async fn mark_polled(&self, order_ids: &[String], at: DateTime<Utc>) -> Result<(), StoreError>;
     /// Applies what a poll or a callback reported. Idempotent and order-independent (see the crate docs).
-    async fn apply_order_facts(&self, facts: &[OrderFacts], source: FactSource) -> Result<(), StoreError>;
+    async fn apply_order_facts(
+        &self,
+        facts: &[OrderFacts],
+        source: FactSource,
+    ) -> Result<(), StoreError>;
     /// The stored calls of an order, by start time, with their intents, SMS and transcript.
     async fn calls_of_order(&self, order_id: &str) -> Result<Vec<CallFacts>, StoreError>;
     /// The campaign's orders counted by upload state and outcome.

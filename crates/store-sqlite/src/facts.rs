@@ -1,0 +1,383 @@
+//! Applying poll and callback facts, and reading calls back.
+
+use std::collections::HashMap;
+
+use sqlx::sqlite::{SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite};
+use store::{
+    CallFacts, FactSource, IntentFact, OrderFacts, SmsFact, StoreError, TranscriptLine,
+    may_replace_call_status, merge_order_facts, talk_secs,
+};
+
+use crate::util::{
+    IDS_PER_CHUNK, db_err, get, get_opt_json, get_opt_ts, json_text, opt_ts, rows_per_chunk,
+};
+
+/// Applies facts in one transaction: calls (never regressing a final status), their children, then the orders'
+/// finished flag and last call status.
+#[tracing::instrument(skip_all, fields(orders = facts.len(), source = source.as_str()))]
+pub(crate) async fn apply_order_facts(
+    pool: &SqlitePool,
+    facts: &[OrderFacts],
+    source: FactSource,
+) -> Result<(), StoreError> {
+    let merged = merge_order_facts(facts);
+    if merged.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+    let calls: Vec<&CallFacts> = merged.iter().flat_map(|o| o.calls.iter()).collect();
+    let call_ids: Vec<String> = calls.iter().map(|c| c.call_id.clone()).collect();
+    let stored = stored_call_statuses(&mut tx, &call_ids).await?;
+    let accepted: Vec<&CallFacts> = calls
+        .into_iter()
+        .filter(|c| {
+            stored
+                .get(&c.call_id)
+                .is_none_or(|&s| may_replace_call_status(s, c.call_status))
+        })
+        .collect();
+    upsert_calls(&mut tx, &accepted, source).await?;
+    replace_intents(&mut tx, &accepted).await?;
+    replace_sms(&mut tx, &accepted).await?;
+    upsert_transcript(&mut tx, &accepted).await?;
+    let finished: Vec<String> = merged
+        .iter()
+        .filter(|o| o.finished)
+        .map(|o| o.order_id.clone())
+        .collect();
+    mark_finished(&mut tx, &finished).await?;
+    let order_ids: Vec<String> = merged.iter().map(|o| o.order_id.clone()).collect();
+    refresh_last_call_status(&mut tx, &order_ids).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(())
+}
+
+fn push_id_list(qb: &mut QueryBuilder<Sqlite>, ids: &[String]) {
+    qb.push("(");
+    let mut sep = qb.separated(", ");
+    for id in ids {
+        sep.push_bind(id.clone());
+    }
+    qb.push(")");
+}
+
+#[tracing::instrument(skip_all)]
+async fn stored_call_statuses(
+    conn: &mut SqliteConnection,
+    call_ids: &[String],
+) -> Result<HashMap<String, i64>, StoreError> {
+    let mut out = HashMap::new();
+    for chunk in call_ids.chunks(IDS_PER_CHUNK) {
+        let mut qb =
+            QueryBuilder::<Sqlite>::new("SELECT call_id, call_status FROM calls WHERE call_id IN ");
+        push_id_list(&mut qb, chunk);
+        let rows: Vec<(String, i64)> = qb
+            .build_query_as()
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+#[tracing::instrument(skip_all, fields(calls = calls.len()))]
+async fn upsert_calls(
+    conn: &mut SqliteConnection,
+    calls: &[&CallFacts],
+    source: FactSource,
+) -> Result<(), StoreError> {
+    for chunk in calls.chunks(rows_per_chunk(15)) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO calls (call_id, order_id, call_status, started_at, answered_at, ended_at, duration_secs,
+                                talk_secs, audio_url, hangup_cause, term_sip_code, calling_number, agent, source) ",
+        );
+        qb.push_values(chunk, |mut b, c| {
+            b.push_bind(c.call_id.clone())
+                .push_bind(c.order_id.clone())
+                .push_bind(c.call_status)
+                .push_bind(opt_ts(c.started_at))
+                .push_bind(opt_ts(c.answered_at))
+                .push_bind(opt_ts(c.ended_at))
+                .push_bind(c.duration_secs)
+                .push_bind(talk_secs(c))
+                .push_bind(c.audio_url.clone())
+                .push_bind(c.hangup_cause.clone())
+                .push_bind(c.term_sip_code.clone())
+                .push_bind(c.calling_number.clone())
+                .push_bind(c.agent.as_ref().map(json_text))
+                .push_bind(source.as_str());
+        });
+        qb.push(
+            " ON CONFLICT (call_id) DO UPDATE SET
+                 order_id = excluded.order_id,
+                 call_status = excluded.call_status,
+                 started_at = COALESCE(excluded.started_at, calls.started_at),
+                 answered_at = COALESCE(excluded.answered_at, calls.answered_at),
+                 ended_at = COALESCE(excluded.ended_at, calls.ended_at),
+                 duration_secs = COALESCE(excluded.duration_secs, calls.duration_secs),
+                 talk_secs = COALESCE(excluded.talk_secs, calls.talk_secs),
+                 audio_url = COALESCE(excluded.audio_url, calls.audio_url),
+                 hangup_cause = COALESCE(excluded.hangup_cause, calls.hangup_cause),
+                 term_sip_code = COALESCE(excluded.term_sip_code, calls.term_sip_code),
+                 calling_number = COALESCE(excluded.calling_number, calls.calling_number),
+                 agent = COALESCE(excluded.agent, calls.agent),
+                 source = excluded.source
+             WHERE NOT (calls.call_status >= 6 AND excluded.call_status < 6)",
+        );
+        qb.build().execute(&mut *conn).await.map_err(db_err)?;
+    }
+    Ok(())
+}
+
+async fn delete_children(
+    conn: &mut SqliteConnection,
+    table: &str,
+    call_ids: &[String],
+) -> Result<(), StoreError> {
+    for chunk in call_ids.chunks(IDS_PER_CHUNK) {
+        let mut qb = QueryBuilder::<Sqlite>::new(format!("DELETE FROM {table} WHERE call_id IN "));
+        push_id_list(&mut qb, chunk);
+        qb.build().execute(&mut *conn).await.map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// A non-empty intent list replaces the stored one; an empty one leaves it.
+#[tracing::instrument(skip_all)]
+async fn replace_intents(
+    conn: &mut SqliteConnection,
+    calls: &[&CallFacts],
+) -> Result<(), StoreError> {
+    let with: Vec<&&CallFacts> = calls.iter().filter(|c| !c.intents.is_empty()).collect();
+    let ids: Vec<String> = with.iter().map(|c| c.call_id.clone()).collect();
+    delete_children(conn, "call_intents", &ids).await?;
+    let rows: Vec<(&str, usize, &IntentFact)> = with
+        .iter()
+        .flat_map(|c| {
+            c.intents
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (c.call_id.as_str(), i, f))
+        })
+        .collect();
+    for chunk in rows.chunks(rows_per_chunk(6)) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO call_intents (call_id, position, intent_id, intent_tag, intent_name, intent_level) ",
+        );
+        qb.push_values(chunk, |mut b, (call_id, pos, f)| {
+            b.push_bind(call_id.to_string())
+                .push_bind(*pos as i64)
+                .push_bind(f.intent_id.clone())
+                .push_bind(f.intent_tag.clone())
+                .push_bind(f.intent_name.clone())
+                .push_bind(f.intent_level);
+        });
+        qb.build().execute(&mut *conn).await.map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// A non-empty SMS list replaces the stored one; an empty one leaves it.
+#[tracing::instrument(skip_all)]
+async fn replace_sms(conn: &mut SqliteConnection, calls: &[&CallFacts]) -> Result<(), StoreError> {
+    let with: Vec<&&CallFacts> = calls.iter().filter(|c| !c.sms.is_empty()).collect();
+    let ids: Vec<String> = with.iter().map(|c| c.call_id.clone()).collect();
+    delete_children(conn, "call_sms", &ids).await?;
+    let rows: Vec<(&str, usize, &SmsFact)> = with
+        .iter()
+        .flat_map(|c| {
+            c.sms
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (c.call_id.as_str(), i, f))
+        })
+        .collect();
+    for chunk in rows.chunks(rows_per_chunk(6)) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO call_sms (call_id, position, sys_message_id, sent_at, content, status) ",
+        );
+        qb.push_values(chunk, |mut b, (call_id, pos, f)| {
+            b.push_bind(call_id.to_string())
+                .push_bind(*pos as i64)
+                .push_bind(f.sys_message_id.clone())
+                .push_bind(opt_ts(f.sent_at))
+                .push_bind(f.content.clone())
+                .push_bind(f.status);
+        });
+        qb.build().execute(&mut *conn).await.map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// Transcript lines are keyed by `(call_id, record_index)`: reported again, they update in place.
+#[tracing::instrument(skip_all)]
+async fn upsert_transcript(
+    conn: &mut SqliteConnection,
+    calls: &[&CallFacts],
+) -> Result<(), StoreError> {
+    let rows: Vec<(&str, &TranscriptLine)> = calls
+        .iter()
+        .flat_map(|c| c.transcript.iter().map(|l| (c.call_id.as_str(), l)))
+        .collect();
+    for chunk in rows.chunks(rows_per_chunk(8)) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO call_transcript (call_id, record_index, role, kind, word, node_id, node_desc, at) ",
+        );
+        qb.push_values(chunk, |mut b, (call_id, l)| {
+            b.push_bind(call_id.to_string())
+                .push_bind(l.index)
+                .push_bind(l.role)
+                .push_bind(l.kind)
+                .push_bind(l.word.clone())
+                .push_bind(l.node_id.clone())
+                .push_bind(l.node_desc.clone())
+                .push_bind(opt_ts(l.at));
+        });
+        qb.push(
+            " ON CONFLICT (call_id, record_index) DO UPDATE SET role = excluded.role, kind = excluded.kind,
+                 word = excluded.word, node_id = excluded.node_id, node_desc = excluded.node_desc, at = excluded.at",
+        );
+        qb.build().execute(&mut *conn).await.map_err(db_err)?;
+    }
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(orders = order_ids.len()))]
+async fn mark_finished(
+    conn: &mut SqliteConnection,
+    order_ids: &[String],
+) -> Result<(), StoreError> {
+    for chunk in order_ids.chunks(IDS_PER_CHUNK) {
+        let mut qb =
+            QueryBuilder::<Sqlite>::new("UPDATE orders SET finished = 1 WHERE order_id IN ");
+        push_id_list(&mut qb, chunk);
+        qb.build().execute(&mut *conn).await.map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// Sets each order's `last_call_status` to the status of its latest call by start time.
+#[tracing::instrument(skip_all, fields(orders = order_ids.len()))]
+async fn refresh_last_call_status(
+    conn: &mut SqliteConnection,
+    order_ids: &[String],
+) -> Result<(), StoreError> {
+    for chunk in order_ids.chunks(IDS_PER_CHUNK) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "UPDATE orders SET last_call_status = (
+                 SELECT c.call_status FROM calls c WHERE c.order_id = orders.order_id
+                 ORDER BY c.started_at IS NULL, c.started_at DESC, c.call_id DESC LIMIT 1)
+             WHERE order_id IN ",
+        );
+        push_id_list(&mut qb, chunk);
+        qb.build().execute(&mut *conn).await.map_err(db_err)?;
+    }
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(order.id = %order_id))]
+pub(crate) async fn calls_of_order(
+    pool: &SqlitePool,
+    order_id: &str,
+) -> Result<Vec<CallFacts>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT call_id, order_id, call_status, started_at, answered_at, ended_at, duration_secs, audio_url,
+                hangup_cause, term_sip_code, calling_number, agent
+         FROM calls WHERE order_id = ? ORDER BY started_at IS NULL, started_at, call_id",
+    )
+    .bind(order_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    let mut calls = rows
+        .iter()
+        .map(|r| {
+            Ok(CallFacts {
+                call_id: get(r, "call_id")?,
+                order_id: get(r, "order_id")?,
+                call_status: get(r, "call_status")?,
+                started_at: get_opt_ts(r, "started_at")?,
+                answered_at: get_opt_ts(r, "answered_at")?,
+                ended_at: get_opt_ts(r, "ended_at")?,
+                duration_secs: get(r, "duration_secs")?,
+                audio_url: get(r, "audio_url")?,
+                hangup_cause: get(r, "hangup_cause")?,
+                term_sip_code: get(r, "term_sip_code")?,
+                calling_number: get(r, "calling_number")?,
+                intents: Vec::new(),
+                sms: Vec::new(),
+                agent: get_opt_json(r, "agent")?,
+                transcript: Vec::new(),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let index: HashMap<String, usize> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.call_id.clone(), i))
+        .collect();
+
+    let rows = sqlx::query(
+        "SELECT i.call_id, i.intent_id, i.intent_tag, i.intent_name, i.intent_level
+         FROM call_intents i JOIN calls c ON c.call_id = i.call_id WHERE c.order_id = ? ORDER BY i.call_id, i.position",
+    )
+    .bind(order_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    for r in &rows {
+        if let Some(&i) = index.get(&get::<String>(r, "call_id")?) {
+            calls[i].intents.push(IntentFact {
+                intent_id: get(r, "intent_id")?,
+                intent_tag: get(r, "intent_tag")?,
+                intent_name: get(r, "intent_name")?,
+                intent_level: get(r, "intent_level")?,
+            });
+        }
+    }
+
+    let rows = sqlx::query(
+        "SELECT s.call_id, s.sys_message_id, s.sent_at, s.content, s.status
+         FROM call_sms s JOIN calls c ON c.call_id = s.call_id WHERE c.order_id = ? ORDER BY s.call_id, s.position",
+    )
+    .bind(order_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    for r in &rows {
+        if let Some(&i) = index.get(&get::<String>(r, "call_id")?) {
+            calls[i].sms.push(SmsFact {
+                sys_message_id: get(r, "sys_message_id")?,
+                sent_at: get_opt_ts(r, "sent_at")?,
+                content: get(r, "content")?,
+                status: get(r, "status")?,
+            });
+        }
+    }
+
+    let rows = sqlx::query(
+        "SELECT t.call_id, t.record_index, t.role, t.kind, t.word, t.node_id, t.node_desc, t.at
+         FROM call_transcript t JOIN calls c ON c.call_id = t.call_id WHERE c.order_id = ?
+         ORDER BY t.call_id, t.record_index",
+    )
+    .bind(order_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    for r in &rows {
+        if let Some(&i) = index.get(&get::<String>(r, "call_id")?) {
+            calls[i].transcript.push(TranscriptLine {
+                index: get(r, "record_index")?,
+                role: get(r, "role")?,
+                kind: get(r, "kind")?,
+                word: get(r, "word")?,
+                node_id: get(r, "node_id")?,
+                node_desc: get(r, "node_desc")?,
+                at: get_opt_ts(r, "at")?,
+            });
+        }
+    }
+    Ok(calls)
+}
