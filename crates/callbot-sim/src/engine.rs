@@ -1,0 +1,1682 @@
+//! The platform's state and its discrete-event clock: tasks, orders, calls, and the callbacks they cause.
+//!
+//! Nothing here reads a clock or does I/O. Every operation takes `now`; [`Engine::advance_to`] processes, in time
+//! order, every event up to a target instant (scheduled starts, window boundaries, call ends, delayed settings,
+//! redials), so a test can jump a week and calls still start at the instants they would have in real time.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::fields::{Fields, Reject, check_phone, product_id};
+use crate::outcome::{Outcome, OutcomeConfig, transcript};
+use crate::window::DialWindow;
+
+/// Vendor task statuses.
+pub(crate) mod status {
+    pub const PENDING: i64 = 1;
+    pub const RUNNING: i64 = 2;
+    pub const COMPLETED: i64 = 3;
+    pub const FAILED: i64 = 4;
+    pub const PAUSED: i64 = 5;
+
+    pub fn name(s: i64) -> &'static str {
+        match s {
+            PENDING => "pending",
+            RUNNING => "running",
+            COMPLETED => "completed",
+            FAILED => "failed",
+            PAUSED => "paused",
+            _ => "unknown",
+        }
+    }
+}
+
+/// Latest accepted `startupAt`; anything above looks like milliseconds.
+const MAX_STARTUP_AT_SECS: i64 = 100_000_000_000;
+
+/// Engine limits and behaviour, from [`crate::SimConfig`].
+#[derive(Debug, Clone)]
+pub(crate) struct EngineConfig {
+    pub call_list_limit: usize,
+    pub order_list_limit: usize,
+    pub apply_delay: Duration,
+    pub speed: f64,
+    pub seed: u64,
+    pub outcomes: OutcomeConfig,
+}
+
+/// One change of a task's status.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StatusChange {
+    /// Sim time of the change.
+    pub at: DateTime<Utc>,
+    /// Previous status (`None` at creation).
+    pub from: Option<i64>,
+    /// New status.
+    pub to: i64,
+    /// Why: `created`, `mgrTaskStatus start`, `scheduled start`, `all orders finished`, ...
+    pub cause: String,
+}
+
+/// The settings of a task the simulator acts on, parsed from `taskCreateSetting` and `funcFlag`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskSettings {
+    /// `taskCreateSetting` as last sent (merged across updates).
+    pub task_create_setting: Value,
+    /// `funcFlag` as last sent (merged across updates).
+    pub func_flag: Value,
+    pub zone_second: i64,
+    pub dial_at_week_day: String,
+    pub dial_at_up_hour: String,
+    pub dial_at_down_hour: String,
+    pub max_call: u32,
+    pub startup_type: i64,
+    pub startup_at: i64,
+    pub max_ring_time: u64,
+    pub task_callback_url: Option<String>,
+    pub task_keep: bool,
+    pub round_redial: bool,
+    #[serde(skip)]
+    pub(crate) window: DialWindow,
+}
+
+/// One version of a task's settings: when it was requested and when it governs dialling.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingsVersion {
+    /// 1 for the settings the task was created with, then one more per accepted updateTask.
+    pub version: u32,
+    /// Sim time of the request.
+    pub requested_at: DateTime<Utc>,
+    /// Sim time from which these settings govern dialling (`requested_at` + apply delay for updates).
+    pub effective_at: DateTime<Utc>,
+    /// requestID of the request that set them.
+    pub request_id: String,
+    pub settings: TaskSettings,
+}
+
+/// Statistics as the vendor's `taskStat`.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct TaskStat {
+    pub answer_order_count: u64,
+    pub finish_order_count: u64,
+    pub total_order_count: u64,
+    pub finish_rate: f64,
+    pub total_answer_call: u64,
+    pub total_call: u64,
+    pub answer_rate: f64,
+}
+
+/// A task as the simulator sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskView {
+    pub account: String,
+    pub user_task_id: String,
+    pub task_id: String,
+    pub scene_id: String,
+    pub created_at: DateTime<Utc>,
+    pub status: i64,
+    pub status_name: &'static str,
+    pub status_history: Vec<StatusChange>,
+    /// Every settings version, oldest first.
+    pub settings: Vec<SettingsVersion>,
+    /// The version governing dialling at the engine's current time.
+    pub effective_version: u32,
+    pub stat: TaskStat,
+    pub active_calls: u32,
+}
+
+/// Where an order stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderState {
+    /// Waiting to be dialled (first round or a redial).
+    Waiting,
+    /// A call is in progress.
+    InCall,
+    /// No more rounds follow.
+    Finished,
+    /// Stopped by stopOrder or by completing the task; never dialled again.
+    Stopped,
+    /// Deleted undialled (`delCall=1`); hidden from listOrderDetail, its orderID stays used.
+    Deleted,
+}
+
+/// An order as the simulator sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderView {
+    pub order_id: String,
+    pub user_task_id: String,
+    pub phone: String,
+    pub state: OrderState,
+    pub finish: bool,
+    pub call_ids: Vec<String>,
+    pub submitted_at: DateTime<Utc>,
+    pub request_id: String,
+}
+
+/// One placed call, logged when it starts and completed when it ends.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallRecord {
+    pub call_id: String,
+    pub order_id: String,
+    pub user_task_id: String,
+    pub account: String,
+    pub phone: String,
+    /// 1 for the first call of the order, 2 for a roundRedial redial.
+    pub round: u32,
+    pub start_utc: DateTime<Utc>,
+    /// Start in the task's local time (UTC + zoneSecond of the effective settings).
+    pub start_local: NaiveDateTime,
+    /// The settings version that governed the start, and its window.
+    pub settings_version: u32,
+    pub zone_second: i64,
+    pub dial_at_week_day: String,
+    pub dial_at_up_hour: String,
+    pub dial_at_down_hour: String,
+    pub max_call: u32,
+    /// Calls of the task in progress when this one started, itself included.
+    pub concurrent_at_start: u32,
+    /// Task status at the start (always running).
+    pub task_status: i64,
+    pub answer_utc: Option<DateTime<Utc>>,
+    pub end_utc: Option<DateTime<Utc>>,
+    /// 5 (in call) until the end, then the final status.
+    pub call_status: i64,
+    pub outcome: Outcome,
+    /// Talk seconds, as reported in `callDuration`.
+    pub call_duration: u64,
+    #[serde(skip)]
+    detail: Value,
+}
+
+/// One order submitted as new in a createAndCall/addBatchCall/createTask request, accepted or not.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Submission {
+    pub at: DateTime<Utc>,
+    pub request_id: String,
+    pub endpoint: &'static str,
+    pub account: String,
+    pub user_task_id: String,
+    pub order_id: String,
+    pub phone: String,
+    pub accepted: bool,
+    pub error: Option<String>,
+}
+
+/// A callback the engine wants delivered.
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing {
+    pub account: String,
+    pub url: String,
+    pub callback_type: u8,
+    pub body: Value,
+}
+
+/// Result of importing a callList.
+#[derive(Debug, Clone)]
+pub(crate) struct Imported {
+    pub task_id: String,
+    pub total: usize,
+    pub success: usize,
+    pub err_list: Vec<(String, String)>,
+}
+
+#[derive(Debug)]
+struct Task {
+    account: String,
+    user_task_id: String,
+    task_id: String,
+    scene_id: String,
+    created_at: DateTime<Utc>,
+    status: i64,
+    history: Vec<StatusChange>,
+    settings: Vec<SettingsVersion>,
+    /// Order IDs in upload order.
+    orders: Vec<String>,
+    /// Positions (in `orders`) of orders in state Waiting.
+    waiting: BTreeSet<usize>,
+    active_calls: u32,
+}
+
+impl Task {
+    fn effective(&self, t: DateTime<Utc>) -> &SettingsVersion {
+        self.settings
+            .iter()
+            .rev()
+            .find(|v| v.effective_at <= t)
+            .unwrap_or(&self.settings[0])
+    }
+
+    /// The settings an updateTask merges onto: the latest requested.
+    fn latest(&self) -> &SettingsVersion {
+        self.settings.last().unwrap_or(&self.settings[0])
+    }
+
+    fn is_final(&self) -> bool {
+        matches!(self.status, status::COMPLETED | status::FAILED)
+    }
+}
+
+#[derive(Debug)]
+struct Order {
+    order_id: String,
+    user_task_id: String,
+    position: usize,
+    phone: String,
+    user_name: String,
+    other: String,
+    params: Value,
+    order_callback_url: String,
+    call_callback_url: String,
+    state: OrderState,
+    /// Earliest dial time while Waiting.
+    not_before: DateTime<Utc>,
+    stop_requested: bool,
+    calls: Vec<usize>,
+    submitted_at: DateTime<Utc>,
+    request_id: String,
+}
+
+impl Order {
+    fn finish(&self) -> bool {
+        matches!(
+            self.state,
+            OrderState::Finished | OrderState::Stopped | OrderState::Deleted
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Event {
+    CallEnd(usize),
+    SettingsEffective(String),
+    ScheduledStart(String),
+    Wake,
+}
+
+/// The simulated platform.
+#[derive(Debug)]
+pub(crate) struct Engine {
+    cfg: EngineConfig,
+    rng: StdRng,
+    now: DateTime<Utc>,
+    /// Tasks by userTaskID, and their creation order.
+    tasks: HashMap<String, Task>,
+    task_order: Vec<String>,
+    orders: HashMap<String, Order>,
+    calls: Vec<CallRecord>,
+    submissions: Vec<Submission>,
+    events: BTreeMap<(DateTime<Utc>, u64), Event>,
+    seq: u64,
+    outbox: Vec<Outgoing>,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig, now: DateTime<Utc>) -> Self {
+        let rng = StdRng::seed_from_u64(cfg.seed);
+        Self {
+            cfg,
+            rng,
+            now,
+            tasks: HashMap::new(),
+            task_order: Vec::new(),
+            orders: HashMap::new(),
+            calls: Vec::new(),
+            submissions: Vec::new(),
+            events: BTreeMap::new(),
+            seq: 0,
+            outbox: Vec::new(),
+        }
+    }
+
+    /// The instant up to which events have been processed.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    /// Callbacks produced since the last call.
+    pub fn take_outbox(&mut self) -> Vec<Outgoing> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    pub fn set_speed(&mut self, speed: f64) {
+        self.cfg.speed = speed;
+    }
+
+    pub fn order_list_limit(&self) -> usize {
+        self.cfg.order_list_limit
+    }
+
+    // ---------------------------------------------------------------- time
+
+    /// Processes every event up to `target` in time order. A target before the engine's time is ignored (the
+    /// engine's time never goes backwards).
+    pub fn advance_to(&mut self, target: DateTime<Utc>) {
+        loop {
+            let next_event = self.events.first_key_value().map(|(k, _)| k.0);
+            let next_boundary = self.next_window_boundary();
+            let next = match (next_event, next_boundary) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match next {
+                Some(t) if t <= target => {
+                    self.now = self.now.max(t);
+                    while let Some(entry) = self.events.first_entry() {
+                        if entry.key().0 > self.now {
+                            break;
+                        }
+                        let event = entry.remove();
+                        self.process(event);
+                    }
+                    self.settle();
+                }
+                _ => break,
+            }
+        }
+        if target > self.now {
+            self.now = target;
+        }
+        self.settle();
+    }
+
+    /// The earliest local half-hour boundary after now of a running task that has orders waiting.
+    fn next_window_boundary(&self) -> Option<DateTime<Utc>> {
+        self.tasks
+            .values()
+            .filter(|t| t.status == status::RUNNING && !t.waiting.is_empty())
+            .filter_map(|t| {
+                let w = &t.effective(self.now).settings.window;
+                (!w.is_never_open()).then(|| w.next_boundary(self.now))
+            })
+            .min()
+    }
+
+    fn schedule(&mut self, at: DateTime<Utc>, event: Event) {
+        self.seq += 1;
+        self.events.insert((at, self.seq), event);
+    }
+
+    fn process(&mut self, event: Event) {
+        match event {
+            Event::CallEnd(idx) => self.end_call(idx),
+            Event::SettingsEffective(ut) => self.settings_took_effect(&ut),
+            Event::ScheduledStart(ut) => self.scheduled_start(&ut),
+            Event::Wake => {}
+        }
+    }
+
+    /// After anything changed: auto-complete finished tasks, then start every call that may start now.
+    fn settle(&mut self) {
+        let ids = self.task_order.clone();
+        for ut in &ids {
+            self.maybe_auto_complete(ut);
+        }
+        for ut in &ids {
+            self.dispatch(ut);
+        }
+    }
+
+    fn maybe_auto_complete(&mut self, ut: &str) {
+        let now = self.now;
+        let Some(task) = self.tasks.get(ut) else {
+            return;
+        };
+        if task.status != status::RUNNING
+            || task.effective(now).settings.task_keep
+            || task.active_calls > 0
+        {
+            return;
+        }
+        let all_done = task
+            .orders
+            .iter()
+            .all(|id| self.orders.get(id).is_none_or(Order::finish));
+        if all_done {
+            self.set_status(
+                ut,
+                status::COMPLETED,
+                "all orders finished (no funcFlag.taskKeep)",
+            );
+        }
+    }
+
+    fn dispatch(&mut self, ut: &str) {
+        let now = self.now;
+        loop {
+            let Some(task) = self.tasks.get(ut) else {
+                return;
+            };
+            if task.status != status::RUNNING {
+                return;
+            }
+            let eff = task.effective(now);
+            if !eff.settings.window.allows(now) || task.active_calls >= eff.settings.max_call {
+                return;
+            }
+            let next = task.waiting.iter().copied().find(|&pos| {
+                self.orders
+                    .get(&task.orders[pos])
+                    .is_some_and(|o| o.state == OrderState::Waiting && o.not_before <= now)
+            });
+            let Some(pos) = next else { return };
+            self.place_call(ut, pos);
+        }
+    }
+
+    fn place_call(&mut self, ut: &str, pos: usize) {
+        let now = self.now;
+        let speed = self.cfg.speed;
+        let Some(task) = self.tasks.get_mut(ut) else {
+            return;
+        };
+        task.waiting.remove(&pos);
+        task.active_calls += 1;
+        let eff = task.effective(now).clone();
+        let concurrent = task.active_calls;
+        let (account, task_id, scene_id, task_status) = (
+            task.account.clone(),
+            task.task_id.clone(),
+            task.scene_id.clone(),
+            task.status,
+        );
+        let order_id = task.orders[pos].clone();
+        let Some(order) = self.orders.get_mut(&order_id) else {
+            return;
+        };
+        let s = self.cfg.outcomes.sample(
+            &mut self.rng,
+            &order.phone,
+            eff.settings.max_ring_time,
+            speed,
+        );
+        let idx = self.calls.len();
+        let call_id = format!("sim-call-{}", idx + 1);
+        order.state = OrderState::InCall;
+        order.calls.push(idx);
+        let round = u32::try_from(order.calls.len()).unwrap_or(u32::MAX);
+        let end = now + Duration::from_std(s.total).unwrap_or(Duration::seconds(1));
+        let answer = s
+            .answer_after
+            .map(|a| now + Duration::from_std(a).unwrap_or(Duration::zero()));
+        let start_ts = now.timestamp();
+        let intents: Vec<Value> = s
+            .intent
+            .iter()
+            .map(|(id, name, level)| json!({"intentID": id, "intentTag": id, "intentName": name, "intentLevel": level}))
+            .collect();
+        let record = s
+            .intent
+            .map(|(_, name, _)| transcript(name, start_ts))
+            .unwrap_or_default();
+        let detail = json!({
+            "callID": call_id,
+            "callingNumber": "10000000000",
+            "lineAddress": "127.0.0.1",
+            "callStatus": s.outcome.call_status(),
+            "callStartTs": start_ts,
+            "callAnswerTs": answer.map_or(0, |a| a.timestamp()),
+            "callEndTs": end.timestamp(),
+            "callDuration": s.talk_secs,
+            "callAudioUrl": if answer.is_some() { format!("https://sim.invalid/audio/{call_id}.wav") } else { String::new() },
+            "hangupCause": s.hangup_cause,
+            "termSipCode": s.term_sip_code,
+            "intents": intents,
+            "sms": [],
+            "agent": {
+                "agentName": null, "agentGroup": null, "agentCallStatus": null, "agentCallElapsed": null,
+                "agentLabel": null, "manualCallStart": null, "manualCallAnswer": null, "manualCallEnd": null,
+                "manualHangupBy": 0
+            },
+            "params": order.params.clone(),
+            "recordDetail": record,
+            "sceneID": scene_id,
+            "taskID": task_id,
+        });
+        self.calls.push(CallRecord {
+            call_id,
+            order_id: order_id.clone(),
+            user_task_id: ut.to_owned(),
+            account,
+            phone: order.phone.clone(),
+            round,
+            start_utc: now,
+            start_local: eff.settings.window.local(now),
+            settings_version: eff.version,
+            zone_second: eff.settings.zone_second,
+            dial_at_week_day: eff.settings.dial_at_week_day.clone(),
+            dial_at_up_hour: eff.settings.dial_at_up_hour.clone(),
+            dial_at_down_hour: eff.settings.dial_at_down_hour.clone(),
+            max_call: eff.settings.max_call,
+            concurrent_at_start: concurrent,
+            task_status,
+            answer_utc: answer,
+            end_utc: None,
+            call_status: 5,
+            outcome: s.outcome,
+            call_duration: s.talk_secs,
+            detail,
+        });
+        tracing::debug!(call.id = %self.calls[idx].call_id, order.id = %order_id, task.user_id = %ut, "sim placed a call");
+        self.schedule(end, Event::CallEnd(idx));
+    }
+
+    fn end_call(&mut self, idx: usize) {
+        let now = self.now;
+        let redial_after =
+            Duration::seconds(i64::try_from(self.cfg.outcomes.redial_after_secs).unwrap_or(60));
+        let call = &mut self.calls[idx];
+        call.end_utc = Some(now);
+        call.call_status = call.outcome.call_status();
+        let (ut, order_id, outcome, round) = (
+            call.user_task_id.clone(),
+            call.order_id.clone(),
+            call.outcome,
+            call.round,
+        );
+        let Some(task) = self.tasks.get_mut(&ut) else {
+            return;
+        };
+        task.active_calls = task.active_calls.saturating_sub(1);
+        let redial = task.effective(now).settings.round_redial;
+        let Some(order) = self.orders.get_mut(&order_id) else {
+            return;
+        };
+        let again = redial
+            && outcome.is_redialable()
+            && round == 1
+            && !order.stop_requested
+            && !task.is_final();
+        if again {
+            order.state = OrderState::Waiting;
+            order.not_before = now + redial_after;
+            task.waiting.insert(order.position);
+            let at = order.not_before;
+            self.schedule(at, Event::Wake);
+        } else if order.stop_requested {
+            order.state = OrderState::Stopped;
+        } else {
+            order.state = OrderState::Finished;
+        }
+        self.emit_call_callbacks(idx);
+    }
+
+    fn settings_took_effect(&mut self, ut: &str) {
+        let now = self.now;
+        let Some(task) = self.tasks.get(ut) else {
+            return;
+        };
+        if task.status == status::PENDING {
+            let s = &task.effective(now).settings;
+            match s.startup_type {
+                3 => self.set_status(ut, status::RUNNING, "startupType 3 (immediate) took effect"),
+                2 => {
+                    let at = DateTime::from_timestamp(s.startup_at, 0)
+                        .unwrap_or(now)
+                        .max(now);
+                    self.schedule(at, Event::ScheduledStart(ut.to_owned()));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn scheduled_start(&mut self, ut: &str) {
+        let now = self.now;
+        let Some(task) = self.tasks.get(ut) else {
+            return;
+        };
+        let s = &task.effective(now).settings;
+        if task.status == status::PENDING && s.startup_type == 2 && s.startup_at <= now.timestamp()
+        {
+            self.set_status(
+                ut,
+                status::RUNNING,
+                "scheduled start (startupType 2 at startupAt)",
+            );
+        }
+    }
+
+    fn set_status(&mut self, ut: &str, to: i64, cause: &str) {
+        let now = self.now;
+        let Some(task) = self.tasks.get_mut(ut) else {
+            return;
+        };
+        let from = task.status;
+        if from == to {
+            return;
+        }
+        task.status = to;
+        task.history.push(StatusChange {
+            at: now,
+            from: Some(from),
+            to,
+            cause: cause.to_owned(),
+        });
+        tracing::debug!(task.user_id = %ut, from = status::name(from), to = status::name(to), cause, "sim task status");
+        if to == status::COMPLETED || to == status::FAILED {
+            // Nothing waits any more; what has not been dialled stays undialled.
+            let waiting: Vec<usize> = std::mem::take(&mut task.waiting).into_iter().collect();
+            for pos in waiting {
+                if let Some(o) = self.orders.get_mut(&task.orders[pos]) {
+                    o.state = OrderState::Stopped;
+                }
+            }
+        }
+        self.emit_task_callback(ut);
+    }
+
+    // ---------------------------------------------------------------- callbacks
+
+    fn stat(&self, task: &Task) -> TaskStat {
+        let mut s = TaskStat {
+            answer_order_count: 0,
+            finish_order_count: 0,
+            total_order_count: 0,
+            finish_rate: 0.0,
+            total_answer_call: 0,
+            total_call: 0,
+            answer_rate: 0.0,
+        };
+        for o in task.orders.iter().filter_map(|id| self.orders.get(id)) {
+            if o.state == OrderState::Deleted {
+                continue;
+            }
+            s.total_order_count += 1;
+            s.finish_order_count += u64::from(o.finish());
+            let answered = o
+                .calls
+                .iter()
+                .filter(|&&c| self.calls[c].call_status == 6)
+                .count() as u64;
+            s.answer_order_count += u64::from(answered > 0);
+            s.total_answer_call += answered;
+            s.total_call += o.calls.len() as u64;
+        }
+        let rate = |a: u64, b: u64| {
+            if b == 0 {
+                0.0
+            } else {
+                (a as f64 / b as f64 * 100.0).round() / 100.0
+            }
+        };
+        s.finish_rate = rate(s.finish_order_count, s.total_order_count);
+        s.answer_rate = rate(s.total_answer_call, s.total_call);
+        s
+    }
+
+    fn task_json(&self, task: &Task) -> Value {
+        let s = self.stat(task);
+        json!({
+            "userTaskID": task.user_task_id,
+            "taskID": task.task_id,
+            "sceneID": task.scene_id,
+            "taskStatus": task.status,
+            "createTs": task.created_at.timestamp(),
+            "taskStat": {
+                "answerOrderCount": s.answer_order_count,
+                "finishOrderCount": s.finish_order_count,
+                "totalOrderCount": s.total_order_count,
+                "finishRate": s.finish_rate,
+                "totalAnswerCall": s.total_answer_call,
+                "totalCall": s.total_call,
+                "answerRate": s.answer_rate,
+            }
+        })
+    }
+
+    fn emit_task_callback(&mut self, ut: &str) {
+        let Some(task) = self.tasks.get(ut) else {
+            return;
+        };
+        let Some(url) = task.effective(self.now).settings.task_callback_url.clone() else {
+            return;
+        };
+        let mut body = self.task_json(task);
+        body["callbackType"] = json!(1);
+        self.outbox.push(Outgoing {
+            account: task.account.clone(),
+            url,
+            callback_type: 1,
+            body,
+        });
+    }
+
+    fn emit_call_callbacks(&mut self, idx: usize) {
+        let call = &self.calls[idx];
+        let Some(order) = self.orders.get(&call.order_id) else {
+            return;
+        };
+        let Some(task) = self.tasks.get(&call.user_task_id) else {
+            return;
+        };
+        let mut base = json!({
+            "orderID": order.order_id,
+            "userPhone": order.phone,
+            "userName": order.user_name,
+            "sceneID": task.scene_id,
+            "userTaskID": task.user_task_id,
+            "taskID": task.task_id,
+            "finish": order.finish(),
+            "other": order.other,
+        });
+        let mut detail = call.detail.clone();
+        if let Some(d) = detail.as_object_mut() {
+            d.remove("sceneID");
+            d.remove("taskID");
+        }
+        if !order.call_callback_url.is_empty() {
+            let mut body = base.clone();
+            body["callbackType"] = json!(3);
+            body["callInfoDetail"] = detail.clone();
+            self.outbox.push(Outgoing {
+                account: task.account.clone(),
+                url: order.call_callback_url.clone(),
+                callback_type: 3,
+                body,
+            });
+        }
+        if !order.order_callback_url.is_empty() {
+            if let Some(d) = detail.as_object_mut() {
+                d.remove("callingNumber");
+                d.remove("lineAddress");
+            }
+            // The vendor's orderCallback page types callbackType as a string.
+            base["callbackType"] = json!("2");
+            base["callInfoDetail"] = detail;
+            self.outbox.push(Outgoing {
+                account: task.account.clone(),
+                url: order.order_callback_url.clone(),
+                callback_type: 2,
+                body: base,
+            });
+        }
+    }
+
+    // ---------------------------------------------------------------- requests
+
+    fn owned_task(&self, account: &str, body: &Fields<'_>) -> Result<&Task, Reject> {
+        let ut = body.str("userTaskID")?;
+        self.tasks
+            .get(ut)
+            .filter(|t| t.account == account)
+            .ok_or_else(|| {
+                Reject::value(format!(
+                    "userTaskID {ut:?} does not exist; create it with createAndCall first"
+                ))
+            })
+    }
+
+    fn refuse_final(task: &Task, operation: &str) -> Result<(), Reject> {
+        if task.is_final() {
+            return Err(Reject::new(
+                1,
+                format!(
+                    "task {:?} is {} and refuses every operation ({operation})",
+                    task.user_task_id,
+                    status::name(task.status)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// createAndCall (with `callInfoList`) and createTask (without).
+    pub fn create_task(
+        &mut self,
+        account: &str,
+        request_id: &str,
+        body: &Value,
+        with_calls: bool,
+    ) -> Result<Imported, Reject> {
+        let endpoint = if with_calls {
+            "createAndCall"
+        } else {
+            "createTask"
+        };
+        let result = self.create_task_inner(account, request_id, body, with_calls, endpoint);
+        if let Err(e) = &result {
+            self.log_rejected_items(account, request_id, body, endpoint, &e.msg);
+        }
+        result
+    }
+
+    fn create_task_inner(
+        &mut self,
+        account: &str,
+        request_id: &str,
+        body: &Value,
+        with_calls: bool,
+        endpoint: &'static str,
+    ) -> Result<Imported, Reject> {
+        let now = self.now;
+        let f = Fields::root(body)?;
+        product_id(&f)?;
+        let ut = f.str("userTaskID")?;
+        if ut.is_empty() {
+            return Err(Reject::value("userTaskID must not be empty"));
+        }
+        let scene = f.str("sceneID")?;
+        if self.tasks.contains_key(ut) {
+            return Err(Reject::value(format!(
+                "userTaskID {ut:?} already exists; userTaskID must be unique"
+            )));
+        }
+        let mut tcs = f.obj("taskCreateSetting")?.raw();
+        let ff = f
+            .opt_obj("funcFlag")?
+            .map_or_else(|| json!({}), |o| o.raw());
+        if !with_calls {
+            // createTask carries the task callback URL at the top level.
+            if let (Some(url), Some(obj)) = (f.opt_str("taskCallbackUrl")?, tcs.as_object_mut()) {
+                obj.entry("taskCallbackUrl").or_insert_with(|| json!(url));
+            }
+        }
+        let settings = parse_settings(tcs, ff)?;
+        let (order_url, call_url, list) = if with_calls {
+            let cil = f.obj("callInfoList")?;
+            let list = cil.arr("callList")?;
+            if list.len() > self.cfg.call_list_limit {
+                return Err(Reject::new(
+                    4001,
+                    format!(
+                        "callInfoList.callList has {} entries; at most {} per request",
+                        list.len(),
+                        self.cfg.call_list_limit
+                    ),
+                ));
+            }
+            (
+                cil.str("orderCallbackUrl")?.to_owned(),
+                cil.str("callCallbackUrl")?.to_owned(),
+                list.as_slice(),
+            )
+        } else {
+            (
+                f.opt_str("orderCallbackUrl")?
+                    .unwrap_or_default()
+                    .to_owned(),
+                f.opt_str("callCallbackUrl")?.unwrap_or_default().to_owned(),
+                &[][..],
+            )
+        };
+        if settings.startup_type == 2 && settings.startup_at <= now.timestamp() {
+            tracing::debug!(task.user_id = %ut, "startupAt is in the past; the task starts at once");
+        }
+        let task_id = format!("sim-task-{}", self.task_order.len() + 1);
+        let startup_type = settings.startup_type;
+        let startup_at = settings.startup_at;
+        self.tasks.insert(
+            ut.to_owned(),
+            Task {
+                account: account.to_owned(),
+                user_task_id: ut.to_owned(),
+                task_id: task_id.clone(),
+                scene_id: scene.to_owned(),
+                created_at: now,
+                status: status::PENDING,
+                history: vec![StatusChange {
+                    at: now,
+                    from: None,
+                    to: status::PENDING,
+                    cause: format!("{endpoint} (startupType {startup_type})"),
+                }],
+                settings: vec![SettingsVersion {
+                    version: 1,
+                    requested_at: now,
+                    effective_at: now,
+                    request_id: request_id.to_owned(),
+                    settings,
+                }],
+                orders: Vec::new(),
+                waiting: BTreeSet::new(),
+                active_calls: 0,
+            },
+        );
+        self.task_order.push(ut.to_owned());
+        let imported = self.import(
+            account, request_id, endpoint, ut, &order_url, &call_url, list,
+        );
+        match startup_type {
+            3 => self.set_status(ut, status::RUNNING, "startupType 3: immediate start"),
+            2 => {
+                let at = DateTime::from_timestamp(startup_at, 0)
+                    .unwrap_or(now)
+                    .max(now);
+                self.schedule(at, Event::ScheduledStart(ut.to_owned()));
+            }
+            _ => {}
+        }
+        self.settle();
+        Ok(Imported {
+            task_id,
+            ..imported
+        })
+    }
+
+    /// addBatchCall.
+    pub fn add_batch_call(
+        &mut self,
+        account: &str,
+        request_id: &str,
+        body: &Value,
+    ) -> Result<Imported, Reject> {
+        let result = self.add_batch_inner(account, request_id, body);
+        if let Err(e) = &result {
+            self.log_rejected_items(account, request_id, body, "addBatchCall", &e.msg);
+        }
+        result
+    }
+
+    fn add_batch_inner(
+        &mut self,
+        account: &str,
+        request_id: &str,
+        body: &Value,
+    ) -> Result<Imported, Reject> {
+        let f = Fields::root(body)?;
+        product_id(&f)?;
+        let task = self.owned_task(account, &f)?;
+        Self::refuse_final(task, "addBatchCall")?;
+        let (ut, task_id) = (task.user_task_id.clone(), task.task_id.clone());
+        let cil = f.obj("callInfoList")?;
+        let list = cil.arr("callList")?;
+        if list.len() > self.cfg.call_list_limit {
+            return Err(Reject::new(
+                4001,
+                format!(
+                    "callInfoList.callList has {} entries; at most {} per request",
+                    list.len(),
+                    self.cfg.call_list_limit
+                ),
+            ));
+        }
+        let order_url = cil.str("orderCallbackUrl")?.to_owned();
+        let call_url = cil.str("callCallbackUrl")?.to_owned();
+        let imported = self.import(
+            account,
+            request_id,
+            "addBatchCall",
+            &ut,
+            &order_url,
+            &call_url,
+            list,
+        );
+        self.settle();
+        Ok(Imported {
+            task_id,
+            ..imported
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn import(
+        &mut self,
+        account: &str,
+        request_id: &str,
+        endpoint: &'static str,
+        ut: &str,
+        order_url: &str,
+        call_url: &str,
+        list: &[Value],
+    ) -> Imported {
+        let now = self.now;
+        let mut err_list = Vec::new();
+        let mut success = 0;
+        let mut seen_here = BTreeSet::new();
+        for item in list {
+            let order_id = item
+                .get("orderID")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let phone = item
+                .get("userPhone")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let problem = if order_id.is_empty() {
+                Some("orderID is required".to_owned())
+            } else if let Err(e) = check_phone(&phone) {
+                Some(e)
+            } else if !seen_here.insert(order_id.clone()) {
+                Some(format!(
+                    "orderID {order_id:?} appears more than once in this request"
+                ))
+            } else if let Some(existing) = self.orders.get(&order_id) {
+                if existing.user_task_id == ut {
+                    Some(format!("orderID {order_id:?} already exists in this task"))
+                } else {
+                    Some(format!(
+                        "orderID {order_id:?} already exists in another task; orderID must be globally unique"
+                    ))
+                }
+            } else {
+                None
+            };
+            self.submissions.push(Submission {
+                at: now,
+                request_id: request_id.to_owned(),
+                endpoint,
+                account: account.to_owned(),
+                user_task_id: ut.to_owned(),
+                order_id: order_id.clone(),
+                phone: phone.clone(),
+                accepted: problem.is_none(),
+                error: problem.clone(),
+            });
+            if let Some(msg) = problem {
+                err_list.push((phone, msg));
+                continue;
+            }
+            let text = |k: &str| {
+                item.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let Some(task) = self.tasks.get_mut(ut) else {
+                break;
+            };
+            let position = task.orders.len();
+            task.orders.push(order_id.clone());
+            task.waiting.insert(position);
+            self.orders.insert(
+                order_id.clone(),
+                Order {
+                    order_id,
+                    user_task_id: ut.to_owned(),
+                    position,
+                    phone,
+                    user_name: text("userName"),
+                    other: text("other"),
+                    params: item.get("params").cloned().unwrap_or_else(|| json!([])),
+                    order_callback_url: order_url.to_owned(),
+                    call_callback_url: call_url.to_owned(),
+                    state: OrderState::Waiting,
+                    not_before: now,
+                    stop_requested: false,
+                    calls: Vec::new(),
+                    submitted_at: now,
+                    request_id: request_id.to_owned(),
+                },
+            );
+            success += 1;
+        }
+        Imported {
+            task_id: String::new(),
+            total: list.len(),
+            success,
+            err_list,
+        }
+    }
+
+    fn log_rejected_items(
+        &mut self,
+        account: &str,
+        request_id: &str,
+        body: &Value,
+        endpoint: &'static str,
+        why: &str,
+    ) {
+        let ut = body
+            .get("userTaskID")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let items = body
+            .pointer("/callInfoList/callList")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for item in items {
+            self.submissions.push(Submission {
+                at: self.now,
+                request_id: request_id.to_owned(),
+                endpoint,
+                account: account.to_owned(),
+                user_task_id: ut.to_owned(),
+                order_id: item
+                    .get("orderID")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                phone: item
+                    .get("userPhone")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                accepted: false,
+                error: Some(format!("request rejected: {why}")),
+            });
+        }
+    }
+
+    /// updateTask: only on pending or paused tasks; takes effect after the apply delay.
+    pub fn update_task(
+        &mut self,
+        account: &str,
+        request_id: &str,
+        body: &Value,
+    ) -> Result<String, Reject> {
+        let now = self.now;
+        let f = Fields::root(body)?;
+        product_id(&f)?;
+        let task = self.owned_task(account, &f)?;
+        Self::refuse_final(task, "updateTask")?;
+        if !matches!(task.status, status::PENDING | status::PAUSED) {
+            return Err(Reject::new(
+                1,
+                format!(
+                    "task {:?} is {}; updateTask works only on paused or not-started tasks: pause it first",
+                    task.user_task_id,
+                    status::name(task.status)
+                ),
+            ));
+        }
+        let latest = task.latest();
+        let tcs = merge(
+            &latest.settings.task_create_setting,
+            f.opt_obj("taskCreateSetting")?.map(|o| o.raw()),
+        );
+        let ff = merge(
+            &latest.settings.func_flag,
+            f.opt_obj("funcFlag")?.map(|o| o.raw()),
+        );
+        let settings = parse_settings(tcs, ff)?;
+        let ut = task.user_task_id.clone();
+        let task_id = task.task_id.clone();
+        let effective_at = now + self.cfg.apply_delay;
+        let Some(task) = self.tasks.get_mut(&ut) else {
+            return Ok(task_id);
+        };
+        let version = u32::try_from(task.settings.len() + 1).unwrap_or(u32::MAX);
+        task.settings.push(SettingsVersion {
+            version,
+            requested_at: now,
+            effective_at,
+            request_id: request_id.to_owned(),
+            settings,
+        });
+        self.schedule(effective_at, Event::SettingsEffective(ut));
+        self.settle();
+        Ok(task_id)
+    }
+
+    /// mgrTaskStatus: 1 start, 2 pause, 3 complete.
+    pub fn mgr_task_status(
+        &mut self,
+        account: &str,
+        body: &Value,
+    ) -> Result<(String, i64), Reject> {
+        let f = Fields::root(body)?;
+        product_id(&f)?;
+        let task = self.owned_task(account, &f)?;
+        Self::refuse_final(task, "mgrTaskStatus")?;
+        let operate = f.i64("taskOperate")?;
+        let del_call = f.opt_i64("delCall")?.unwrap_or(0);
+        if !matches!(del_call, 0 | 1) {
+            return Err(Reject::value(format!(
+                "delCall must be 0 or 1, got {del_call}"
+            )));
+        }
+        let ut = task.user_task_id.clone();
+        let from = task.status;
+        match operate {
+            1 => {
+                if from != status::RUNNING {
+                    self.set_status(&ut, status::RUNNING, "mgrTaskStatus start");
+                }
+            }
+            2 => {
+                if from != status::PAUSED {
+                    self.set_status(&ut, status::PAUSED, "mgrTaskStatus pause");
+                }
+            }
+            3 => {
+                if del_call == 1 {
+                    self.delete_undialled(&ut, None);
+                }
+                self.set_status(&ut, status::COMPLETED, "mgrTaskStatus complete");
+            }
+            other => {
+                return Err(Reject::value(format!(
+                    "taskOperate must be 1 (start), 2 (pause) or 3 (complete), got {other}"
+                )));
+            }
+        }
+        self.settle();
+        let task = &self.tasks[&ut];
+        Ok((task.task_id.clone(), task.status))
+    }
+
+    /// Marks undialled waiting orders of a task (all, or the listed ones) as Deleted.
+    fn delete_undialled(&mut self, ut: &str, only: Option<&BTreeSet<String>>) {
+        let Some(task) = self.tasks.get_mut(ut) else {
+            return;
+        };
+        let positions: Vec<usize> = task.waiting.iter().copied().collect();
+        for pos in positions {
+            let id = &task.orders[pos];
+            if only.is_some_and(|set| !set.contains(id)) {
+                continue;
+            }
+            if let Some(o) = self.orders.get_mut(id).filter(|o| o.calls.is_empty()) {
+                o.state = OrderState::Deleted;
+                task.waiting.remove(&pos);
+            }
+        }
+    }
+
+    /// stopOrder: stops listed orders that are not finished; irreversible.
+    pub fn stop_order(&mut self, account: &str, body: &Value) -> Result<Imported, Reject> {
+        let f = Fields::root(body)?;
+        product_id(&f)?;
+        let task = self.owned_task(account, &f)?;
+        Self::refuse_final(task, "stopOrder")?;
+        let ut = task.user_task_id.clone();
+        let task_id = task.task_id.clone();
+        let ids = f.strings("orderIDs")?;
+        if ids.len() > self.cfg.call_list_limit {
+            return Err(Reject::new(
+                4001,
+                format!(
+                    "orderIDs has {} entries; at most {}",
+                    ids.len(),
+                    self.cfg.call_list_limit
+                ),
+            ));
+        }
+        let del_call = f.opt_i64("delCall")?.unwrap_or(0) == 1;
+        let mut err_list = Vec::new();
+        let mut success = 0;
+        for id in &ids {
+            let Some(order) = self.orders.get_mut(*id).filter(|o| o.user_task_id == ut) else {
+                err_list.push((
+                    (*id).to_owned(),
+                    format!("orderID {id:?} does not exist in this task"),
+                ));
+                continue;
+            };
+            match order.state {
+                OrderState::Waiting => {
+                    order.state = if del_call && order.calls.is_empty() {
+                        OrderState::Deleted
+                    } else {
+                        OrderState::Stopped
+                    };
+                    let pos = order.position;
+                    if let Some(t) = self.tasks.get_mut(&ut) {
+                        t.waiting.remove(&pos);
+                    }
+                    success += 1;
+                }
+                OrderState::InCall => {
+                    order.stop_requested = true;
+                    success += 1;
+                }
+                OrderState::Stopped | OrderState::Deleted => success += 1,
+                OrderState::Finished => {
+                    err_list.push((
+                        (*id).to_owned(),
+                        format!("orderID {id:?} is already finished"),
+                    ));
+                }
+            }
+        }
+        self.settle();
+        Ok(Imported {
+            task_id,
+            total: ids.len(),
+            success,
+            err_list,
+        })
+    }
+
+    /// listOrderDetail: every call of up to `order_list_limit` orders of one task.
+    pub fn list_order_detail(&self, account: &str, body: &Value) -> Result<Vec<Value>, Reject> {
+        let f = Fields::root(body)?;
+        product_id(&f)?;
+        let task = self.owned_task(account, &f)?;
+        let ids = f.strings("orderList")?;
+        if ids.len() > self.cfg.order_list_limit {
+            return Err(Reject::new(
+                4001,
+                format!(
+                    "orderList has {} entries; at most {}",
+                    ids.len(),
+                    self.cfg.order_list_limit
+                ),
+            ));
+        }
+        Ok(ids
+            .iter()
+            .filter_map(|id| self.orders.get(*id))
+            .filter(|o| o.user_task_id == task.user_task_id && o.state != OrderState::Deleted)
+            .map(|o| {
+                let mut v = self.order_json(task, o);
+                v["callInfoDetailList"] =
+                    Value::Array(o.calls.iter().map(|&c| self.call_detail(c)).collect());
+                v
+            })
+            .collect())
+    }
+
+    fn order_json(&self, task: &Task, o: &Order) -> Value {
+        json!({
+            "orderID": o.order_id,
+            "userPhone": o.phone,
+            "userName": o.user_name,
+            "sceneID": task.scene_id,
+            "userTaskID": task.user_task_id,
+            "taskID": task.task_id,
+            "finish": o.finish(),
+            "other": o.other,
+        })
+    }
+
+    fn call_detail(&self, idx: usize) -> Value {
+        let c = &self.calls[idx];
+        let mut d = c.detail.clone();
+        if let Some(obj) = d.as_object_mut() {
+            obj.remove("sceneID");
+            obj.remove("taskID");
+            if c.end_utc.is_none() {
+                // In progress: the final fields are not known yet.
+                obj.insert("callStatus".into(), json!(5));
+                obj.insert("callEndTs".into(), json!(0));
+                obj.insert("callDuration".into(), json!(0));
+                obj.insert("intents".into(), json!([]));
+                obj.insert("recordDetail".into(), json!([]));
+                obj.insert("hangupCause".into(), json!(""));
+                obj.insert("termSipCode".into(), json!(""));
+                obj.insert("callAudioUrl".into(), json!(""));
+            }
+        }
+        d
+    }
+
+    /// listTask: tasks of the account, filtered, one page.
+    pub fn list_task(&self, account: &str, body: &Value) -> Result<Vec<Value>, Reject> {
+        let f = Fields::root(body)?;
+        product_id(&f)?;
+        let (page, size) = paging(&f)?;
+        let q = f.opt_obj("queryConditions")?;
+        let statuses: Option<Vec<i64>> =
+            match q.and_then(|q| q.opt_arr(&["taskStatus"]).transpose()) {
+                Some(a) => Some(a?.iter().filter_map(Value::as_i64).collect()),
+                None => None,
+            };
+        let ids: Option<Vec<&str>> = match q.and_then(|q| q.opt_arr(&["userTaskID"]).transpose()) {
+            Some(a) => Some(a?.iter().filter_map(Value::as_str).collect()),
+            None => None,
+        };
+        Ok(self
+            .task_order
+            .iter()
+            .filter_map(|id| self.tasks.get(id))
+            .filter(|t| t.account == account)
+            .filter(|t| {
+                statuses
+                    .as_ref()
+                    .is_none_or(|s| s.is_empty() || s.contains(&t.status))
+            })
+            .filter(|t| {
+                ids.as_ref()
+                    .is_none_or(|s| s.is_empty() || s.contains(&t.user_task_id.as_str()))
+            })
+            .skip((page - 1) * size)
+            .take(size)
+            .map(|t| self.task_json(t))
+            .collect())
+    }
+
+    /// listOrder: orders of a task with their last call, filtered by `options.orderID` and `options.finish`.
+    pub fn list_order(&self, account: &str, body: &Value) -> Result<Vec<Value>, Reject> {
+        let f = Fields::root(body)?;
+        product_id(&f)?;
+        let task = self.owned_task(account, &f)?;
+        let (page, size) = paging(&f)?;
+        let opts = f.opt_obj("options")?;
+        let ids: Option<Vec<&str>> = match opts.and_then(|o| o.opt_arr(&["orderID"]).transpose()) {
+            Some(a) => Some(a?.iter().filter_map(Value::as_str).collect()),
+            None => None,
+        };
+        let finish = opts.map(|o| o.opt_i64("finish")).transpose()?.flatten();
+        Ok(task
+            .orders
+            .iter()
+            .filter_map(|id| self.orders.get(id))
+            .filter(|o| o.state != OrderState::Deleted)
+            .filter(|o| {
+                ids.as_ref()
+                    .is_none_or(|s| s.is_empty() || s.contains(&o.order_id.as_str()))
+            })
+            .filter(|o| finish.is_none_or(|f| (f == 1) == o.finish()))
+            .skip((page - 1) * size)
+            .take(size)
+            .map(|o| {
+                let mut v = self.order_json(task, o);
+                v["callInfoDetail"] = o.calls.last().map_or(Value::Null, |&c| self.call_detail(c));
+                v
+            })
+            .collect())
+    }
+
+    /// listCall: calls of a task, filtered by `options.callID`, `options.callStatus`, `options.startTs/endTs`.
+    pub fn list_call(&self, account: &str, body: &Value) -> Result<Vec<Value>, Reject> {
+        let f = Fields::root(body)?;
+        product_id(&f)?;
+        let task = self.owned_task(account, &f)?;
+        let (page, size) = paging(&f)?;
+        let opts = f.opt_obj("options")?;
+        let ids: Option<Vec<&str>> = match opts.and_then(|o| o.opt_arr(&["callID"]).transpose()) {
+            Some(a) => Some(a?.iter().filter_map(Value::as_str).collect()),
+            None => None,
+        };
+        let statuses: Option<Vec<i64>> =
+            match opts.and_then(|o| o.opt_arr(&["callStatus"]).transpose()) {
+                Some(a) => Some(a?.iter().filter_map(Value::as_i64).collect()),
+                None => None,
+            };
+        let start = opts
+            .map(|o| o.opt_i64("startTs"))
+            .transpose()?
+            .flatten()
+            .filter(|&t| t > 0);
+        let end = opts
+            .map(|o| o.opt_i64("endTs"))
+            .transpose()?
+            .flatten()
+            .filter(|&t| t > 0);
+        Ok(self
+            .calls
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.user_task_id == task.user_task_id)
+            .filter(|(_, c)| {
+                ids.as_ref()
+                    .is_none_or(|s| s.is_empty() || s.contains(&c.call_id.as_str()))
+            })
+            .filter(|(_, c)| {
+                statuses
+                    .as_ref()
+                    .is_none_or(|s| s.is_empty() || s.contains(&c.call_status))
+            })
+            .filter(|(_, c)| start.is_none_or(|s| c.start_utc.timestamp() >= s))
+            .filter(|(_, c)| end.is_none_or(|e| c.start_utc.timestamp() <= e))
+            .skip((page - 1) * size)
+            .take(size)
+            .map(|(i, c)| {
+                let mut v = self.call_detail(i);
+                if let Some(o) = self.orders.get(&c.order_id) {
+                    v["orderID"] = json!(o.order_id);
+                    v["userPhone"] = json!(o.phone);
+                    v["userTaskID"] = json!(task.user_task_id);
+                    v["taskID"] = json!(task.task_id);
+                }
+                v
+            })
+            .collect())
+    }
+
+    // ---------------------------------------------------------------- inspection and test controls
+
+    pub fn tasks(&self) -> Vec<TaskView> {
+        self.task_order
+            .iter()
+            .filter_map(|id| self.tasks.get(id))
+            .map(|t| TaskView {
+                account: t.account.clone(),
+                user_task_id: t.user_task_id.clone(),
+                task_id: t.task_id.clone(),
+                scene_id: t.scene_id.clone(),
+                created_at: t.created_at,
+                status: t.status,
+                status_name: status::name(t.status),
+                status_history: t.history.clone(),
+                settings: t.settings.clone(),
+                effective_version: t.effective(self.now).version,
+                stat: self.stat(t),
+                active_calls: t.active_calls,
+            })
+            .collect()
+    }
+
+    pub fn orders(&self) -> Vec<OrderView> {
+        let mut v: Vec<OrderView> = self
+            .task_order
+            .iter()
+            .filter_map(|id| self.tasks.get(id))
+            .flat_map(|t| t.orders.iter().filter_map(|id| self.orders.get(id)))
+            .map(|o| OrderView {
+                order_id: o.order_id.clone(),
+                user_task_id: o.user_task_id.clone(),
+                phone: o.phone.clone(),
+                state: o.state,
+                finish: o.finish(),
+                call_ids: o
+                    .calls
+                    .iter()
+                    .map(|&c| self.calls[c].call_id.clone())
+                    .collect(),
+                submitted_at: o.submitted_at,
+                request_id: o.request_id.clone(),
+            })
+            .collect();
+        v.sort_by(|a, b| a.submitted_at.cmp(&b.submitted_at));
+        v
+    }
+
+    pub fn calls(&self) -> Vec<CallRecord> {
+        self.calls.clone()
+    }
+
+    pub fn submissions(&self) -> Vec<Submission> {
+        self.submissions.clone()
+    }
+
+    /// Marks a task failed (status 4), as the platform may do; for tests of the daemon's handling.
+    pub fn fail_task(&mut self, ut: &str, cause: &str) -> bool {
+        if self.tasks.get(ut).is_none_or(Task::is_final) {
+            return false;
+        }
+        self.set_status(ut, status::FAILED, cause);
+        true
+    }
+}
+
+fn paging(f: &Fields<'_>) -> Result<(usize, usize), Reject> {
+    let page = f.opt_i64("page")?.unwrap_or(1);
+    let size = f.opt_i64("size")?.unwrap_or(100);
+    if page < 1 {
+        return Err(Reject::value(format!("page must be 1 or more, got {page}")));
+    }
+    if !(1..=1000).contains(&size) {
+        return Err(Reject::value(format!("size must be 1-1000, got {size}")));
+    }
+    Ok((
+        usize::try_from(page).unwrap_or(1),
+        usize::try_from(size).unwrap_or(100),
+    ))
+}
+
+/// Top-level keys of `update` replace those of `base`.
+fn merge(base: &Value, update: Option<Value>) -> Value {
+    let mut out = base.clone();
+    if let (Some(out), Some(Value::Object(update))) = (out.as_object_mut(), update) {
+        for (k, v) in update {
+            out.insert(k, v);
+        }
+    }
+    out
+}
+
+/// Reads the settings the simulator acts on. The window, maxCall and startupType are required: the simulator never
+/// guesses a calendar.
+fn parse_settings(tcs: Value, ff: Value) -> Result<TaskSettings, Reject> {
+    let s = Fields::named(&tcs, "taskCreateSetting")?;
+    let req_i64 = |n: &str| s.i64(n);
+    let req_str = |n: &str| s.str(n);
+    let zone_second = req_i64("zoneSecond")?;
+    let week = req_str("dialAtWeekDay")?.to_owned();
+    let up = req_str("dialAtUpHour")?.to_owned();
+    let down = req_str("dialAtDownHour")?.to_owned();
+    let window = DialWindow::parse(zone_second, &week, &up, &down)
+        .map_err(|e| Reject::value(e.to_string()))?;
+    let max_call = req_i64("maxCall")?;
+    if max_call < 1 {
+        return Err(Reject::value(format!(
+            "taskCreateSetting.maxCall must be at least 1, got {max_call}"
+        )));
+    }
+    let startup_type = req_i64("startupType")?;
+    if !(1..=3).contains(&startup_type) {
+        return Err(Reject::value(format!(
+            "taskCreateSetting.startupType must be 1 (manual), 2 (scheduled) or 3 (immediate), got {startup_type}"
+        )));
+    }
+    let startup_at = s.opt_i64("startupAt")?.unwrap_or(0);
+    if startup_type == 2 && startup_at <= 0 {
+        return Err(Reject::value(
+            "taskCreateSetting.startupAt is required (Unix seconds) when startupType is 2",
+        ));
+    }
+    if startup_at > MAX_STARTUP_AT_SECS {
+        return Err(Reject::value(format!(
+            "taskCreateSetting.startupAt {startup_at} looks like milliseconds; send Unix seconds"
+        )));
+    }
+    let max_ring_time = s.opt_i64("maxRingTime")?.unwrap_or(0);
+    let task_callback_url = s
+        .opt_str("taskCallbackUrl")?
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned);
+    let fl = Fields::named(&ff, "funcFlag")?;
+    let task_keep = fl.opt_bool("taskKeep")?.unwrap_or(false);
+    let round_redial = fl.opt_bool("roundRedial")?.unwrap_or(false);
+    Ok(TaskSettings {
+        task_create_setting: tcs.clone(),
+        func_flag: ff.clone(),
+        zone_second,
+        dial_at_week_day: week,
+        dial_at_up_hour: up,
+        dial_at_down_hour: down,
+        max_call: u32::try_from(max_call).unwrap_or(u32::MAX),
+        startup_type,
+        startup_at,
+        max_ring_time: u64::try_from(max_ring_time).unwrap_or(0),
+        task_callback_url,
+        task_keep,
+        round_redial,
+        window,
+    })
+}
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;
