@@ -1,0 +1,254 @@
+//! Compiler-style diagnostics: every problem names its file, line and column, and says how to fix it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// How bad a diagnostic is. Errors stop a campaign file from being used; warnings don't.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The file is rejected.
+    Error,
+    /// The file is used, but something deserves a look.
+    Warning,
+}
+
+/// One problem found in a campaign file (or its CSV), at a 1-based line and column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnostic {
+    /// Error or warning.
+    pub severity: Severity,
+    /// The file the problem is in.
+    pub file: PathBuf,
+    /// 1-based line; 0 when the problem is about the file as a whole.
+    pub line: usize,
+    /// 1-based column (in characters); 0 when the problem is about the file as a whole.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+    /// One line saying what to do about it.
+    pub help: String,
+    /// A stable code for the kind of problem, e.g. `unknown-key`.
+    pub code: std::borrow::Cow<'static, str>,
+}
+
+impl Diagnostic {
+    /// An error at a byte offset of `text`.
+    pub(crate) fn error_at(
+        code: &'static str,
+        file: &Path,
+        text: &str,
+        offset: usize,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> Self {
+        let (line, column) = line_col(text, offset);
+        Self {
+            severity: Severity::Error,
+            file: file.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+            help: help.into(),
+            code: code.into(),
+        }
+    }
+
+    /// The same diagnostic as a warning.
+    pub(crate) fn warning(mut self) -> Self {
+        self.severity = Severity::Warning;
+        self
+    }
+
+    /// Whether this is an error.
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+/// A list of diagnostics, in the order they were found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl Diagnostics {
+    /// Whether any diagnostic is an error.
+    pub fn has_errors(&self) -> bool {
+        self.0.iter().any(Diagnostic::is_error)
+    }
+
+    /// Number of errors.
+    pub fn error_count(&self) -> usize {
+        self.0.iter().filter(|d| d.is_error()).count()
+    }
+
+    /// Number of warnings.
+    pub fn warning_count(&self) -> usize {
+        self.0.len() - self.error_count()
+    }
+
+    /// Whether there is nothing to report.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Adds all of `other`.
+    pub fn extend(&mut self, other: impl IntoIterator<Item = Diagnostic>) {
+        self.0.extend(other);
+    }
+
+    /// Renders like rustc: `error[code]: message`, ` --> file:line:col`, the source line with a caret, `= help: …`.
+    /// `sources` maps a file to its text, for quoting the line; files not in it are rendered without the quote.
+    pub fn render_human(&self, sources: &BTreeMap<PathBuf, String>) -> String {
+        let mut out = String::new();
+        for d in &self.0 {
+            let kind = match d.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            };
+            let _ = writeln!(out, "{kind}[{}]: {}", d.code, d.message);
+            if d.line == 0 {
+                let _ = writeln!(out, "  --> {}", d.file.display());
+            } else {
+                let _ = writeln!(out, "  --> {}:{}:{}", d.file.display(), d.line, d.column);
+            }
+            let quoted = sources
+                .get(&d.file)
+                .and_then(|text| text.lines().nth(d.line.wrapping_sub(1)));
+            if let (Some(src), true) = (quoted, d.line > 0) {
+                let gutter = d.line.to_string();
+                let pad = " ".repeat(gutter.len());
+                let _ = writeln!(out, "{pad} |");
+                let _ = writeln!(out, "{gutter} | {src}");
+                let caret_pad = " ".repeat(d.column.saturating_sub(1));
+                let _ = writeln!(out, "{pad} | {caret_pad}^");
+                let _ = writeln!(out, "{pad} = help: {}", d.help);
+            } else {
+                let _ = writeln!(out, "   = help: {}", d.help);
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+impl std::fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.render_human(&BTreeMap::new()))
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+impl IntoIterator for Diagnostics {
+    type Item = Diagnostic;
+    type IntoIter = std::vec::IntoIter<Diagnostic>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+/// Levenshtein distance, for "did you mean" suggestions.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = substitute.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// The candidate closest to `word`, if it is a plausible typo (distance at most a third of the length, at least 1;
+/// case-insensitive equality always counts).
+pub(crate) fn closest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let lower = word.to_ascii_lowercase();
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| {
+            let d = if c.to_ascii_lowercase() == lower {
+                0
+            } else {
+                edit_distance(&lower, &c.to_ascii_lowercase())
+            };
+            (d, c)
+        })
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_from_one_in_characters() {
+        let text = "a = 1\nbé = 2\n";
+        assert_eq!(line_col(text, 0), (1, 1));
+        assert_eq!(line_col(text, 6), (2, 1));
+        assert_eq!(line_col(text, text.find('=').unwrap()), (1, 3));
+        assert_eq!(line_col(text, text.rfind('=').unwrap()), (2, 4));
+    }
+
+    #[test]
+    fn edit_distance_counts_single_edits() {
+        assert_eq!(edit_distance("robots", "robots"), 0);
+        assert_eq!(edit_distance("robot", "robots"), 1);
+        assert_eq!(edit_distance("rbots", "robots"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn closest_suggests_near_misses_only() {
+        let keys = ["robots", "route_id", "scene_id"];
+        assert_eq!(closest("robot", keys), Some("robots"));
+        assert_eq!(closest("sceneid", keys), Some("scene_id"));
+        assert_eq!(closest("colour", keys), None);
+    }
+
+    #[test]
+    fn renders_like_a_compiler() {
+        let file = PathBuf::from("c.toml");
+        let text = "robots = 0\n";
+        let d = Diagnostic::error_at(
+            "robots",
+            &file,
+            text,
+            9,
+            "robots must be at least 1",
+            "set `robots = 1` or more",
+        );
+        let mut sources = BTreeMap::new();
+        sources.insert(file, text.to_string());
+        let out = Diagnostics(vec![d]).render_human(&sources);
+        assert!(
+            out.starts_with("error[robots]: robots must be at least 1\n  --> c.toml:1:10\n"),
+            "{out}"
+        );
+        assert!(out.contains("1 | robots = 0\n  |          ^\n"), "{out}");
+        assert!(out.contains("= help: set `robots = 1` or more"), "{out}");
+    }
+}
