@@ -3,62 +3,11 @@
 //!
 //! Pure: no clock, no I/O.
 
-use chrono::{DateTime, Datelike, Duration, FixedOffset, Timelike, Utc};
+use chrono::{DateTime, Duration, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
-/// The platform's dial window, read the way the vendor documents it: local time = UTC + `zone_second`; the local
-/// weekday (Mon = 1) must be listed; in the first half of hour h, h must be an "up" hour, in the second half a
-/// "down" hour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Window {
-    pub zone_second: i32,
-    /// Bit d (1..=7) set when weekday d may be dialled.
-    pub weekdays: u8,
-    /// Bit h set when [h:00, h:30) may be dialled.
-    pub up_hours: u32,
-    /// Bit h set when [h:30, h+1:00) may be dialled.
-    pub down_hours: u32,
-}
-
-impl Window {
-    /// Whether the platform would dial at `at` with these settings.
-    pub fn allows(&self, at: DateTime<Utc>) -> bool {
-        let Some(offset) = FixedOffset::east_opt(self.zone_second) else {
-            return false;
-        };
-        let local = at.with_timezone(&offset);
-        let day = local.weekday().number_from_monday();
-        if self.weekdays & (1 << day) == 0 {
-            return false;
-        }
-        let hour = local.hour();
-        let hours = if local.minute() < 30 {
-            self.up_hours
-        } else {
-            self.down_hours
-        };
-        hours & (1 << hour) != 0
-    }
-
-    /// `dialAtWeekDay`: "1,2,3,4,5".
-    pub fn dial_at_week_day(&self) -> String {
-        list((1..=7).filter(|d| self.weekdays & (1 << d) != 0))
-    }
-
-    /// `dialAtUpHour`.
-    pub fn dial_at_up_hour(&self) -> String {
-        list((0..24).filter(|h| self.up_hours & (1 << h) != 0))
-    }
-
-    /// `dialAtDownHour`.
-    pub fn dial_at_down_hour(&self) -> String {
-        list((0..24).filter(|h| self.down_hours & (1 << h) != 0))
-    }
-}
-
-fn list(items: impl Iterator<Item = u32>) -> String {
-    items.map(|i| i.to_string()).collect::<Vec<_>>().join(",")
-}
+/// The platform's dial window (the campaign crate's reading of `zoneSecond` + weekday + half-hour fields).
+pub use campaign::DialWindow as Window;
 
 /// One SMS rule (`smsFuncFlag` item).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
