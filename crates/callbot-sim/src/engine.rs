@@ -223,7 +223,8 @@ pub(crate) struct Imported {
     pub task_id: String,
     pub total: usize,
     pub success: usize,
-    pub err_list: Vec<(String, String)>,
+    /// `(phone, orderID, errMsg)` of every item not imported (stopOrder: phone empty).
+    pub err_list: Vec<(String, String, String)>,
 }
 
 #[derive(Debug)]
@@ -346,10 +347,6 @@ impl Engine {
 
     pub fn set_speed(&mut self, speed: f64) {
         self.cfg.speed = speed;
-    }
-
-    pub fn order_list_limit(&self) -> usize {
-        self.cfg.order_list_limit
     }
 
     // ---------------------------------------------------------------- time
@@ -1071,7 +1068,7 @@ impl Engine {
                 error: problem.clone(),
             });
             if let Some(msg) = problem {
-                err_list.push((phone, msg));
+                err_list.push((phone, order_id, msg));
                 continue;
             }
             let text = |k: &str| {
@@ -1297,6 +1294,7 @@ impl Engine {
         for id in &ids {
             let Some(order) = self.orders.get_mut(*id).filter(|o| o.user_task_id == ut) else {
                 err_list.push((
+                    String::new(),
                     (*id).to_owned(),
                     format!("orderID {id:?} does not exist in this task"),
                 ));
@@ -1322,6 +1320,7 @@ impl Engine {
                 OrderState::Stopped | OrderState::Deleted => success += 1,
                 OrderState::Finished => {
                     err_list.push((
+                        String::new(),
                         (*id).to_owned(),
                         format!("orderID {id:?} is already finished"),
                     ));

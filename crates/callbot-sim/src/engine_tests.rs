@@ -294,13 +294,13 @@ fn duplicate_orders_go_to_err_list_and_the_rest_imports() {
     list.push(json!({"orderID": "bad-phone", "userPhone": "+86 138"}));
     let r = e.create_task(ACCT, "r1", &body, true).unwrap();
     assert_eq!((r.total, r.success, r.err_list.len()), (4, 2, 2));
-    assert!(r.err_list[0].1.contains("more than once"));
+    assert!(r.err_list[0].2.contains("more than once"));
     assert_eq!(r.err_list[0].0, "8613800000009");
     // Same orderID in the same task, and in another task.
     let add = json!({"productID": "callbot", "userTaskID": "t1", "callInfoList": {"orderCallbackUrl": "", "callCallbackUrl": "", "callList": [{"orderID": "t1-o1", "userPhone": "8613800000001"}, {"orderID": "new", "userPhone": "8613800000002"}]}});
     let r = e.add_batch_call(ACCT, "r2", &add).unwrap();
     assert_eq!((r.success, r.err_list.len()), (1, 1));
-    assert!(r.err_list[0].1.contains("already exists in this task"));
+    assert!(r.err_list[0].2.contains("already exists in this task"));
     let other = create_body(
         "t2",
         1,
@@ -309,7 +309,7 @@ fn duplicate_orders_go_to_err_list_and_the_rest_imports() {
         json!({"callInfoList": {"callList": [{"orderID": "new", "userPhone": "8613800000003"}]}}),
     );
     let r = e.create_task(ACCT, "r3", &other, true).unwrap();
-    assert!(r.err_list[0].1.contains("globally unique"));
+    assert!(r.err_list[0].2.contains("globally unique"));
     // Duplicate userTaskID is rejected whole, and its items are logged as rejected submissions.
     let err = e
         .create_task(ACCT, "r4", &create_body("t1", 1, 1, 1, json!({})), true)
