@@ -1,0 +1,390 @@
+//! Applying poll and callback facts, and reading calls back.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::types::Json;
+use store::{
+    CallFacts, FactSource, IntentFact, OrderFacts, SmsFact, StoreError, TranscriptLine,
+    may_replace_call_status, merge_order_facts, talk_secs,
+};
+
+use crate::util::{db_err, get};
+
+/// Applies facts in one transaction: calls (never regressing a final status), their children, then the orders'
+/// finished flag and last call status.
+#[tracing::instrument(skip_all, fields(orders = facts.len(), source = source.as_str()))]
+pub(crate) async fn apply_order_facts(
+    pool: &PgPool,
+    facts: &[OrderFacts],
+    source: FactSource,
+) -> Result<(), StoreError> {
+    let merged = merge_order_facts(facts);
+    if merged.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    let calls: Vec<&CallFacts> = merged.iter().flat_map(|o| o.calls.iter()).collect();
+    let mut call_ids: Vec<String> = calls.iter().map(|c| c.call_id.clone()).collect();
+    call_ids.sort();
+    let stored = lock_stored_calls(&mut tx, &call_ids).await?;
+    let accepted: Vec<&CallFacts> = calls
+        .into_iter()
+        .filter(|c| {
+            stored
+                .get(&c.call_id)
+                .is_none_or(|&s| may_replace_call_status(s, c.call_status))
+        })
+        .collect();
+    upsert_calls(&mut tx, &accepted, source).await?;
+    replace_intents(&mut tx, &accepted).await?;
+    replace_sms(&mut tx, &accepted).await?;
+    upsert_transcript(&mut tx, &accepted).await?;
+    let finished: Vec<String> = merged
+        .iter()
+        .filter(|o| o.finished)
+        .map(|o| o.order_id.clone())
+        .collect();
+    mark_finished(&mut tx, &finished).await?;
+    let order_ids: Vec<String> = merged.iter().map(|o| o.order_id.clone()).collect();
+    refresh_last_call_status(&mut tx, &order_ids).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(())
+}
+
+/// Reads and locks (in ID order, so concurrent writers cannot deadlock) the stored statuses of these calls.
+#[tracing::instrument(skip_all)]
+async fn lock_stored_calls(
+    conn: &mut PgConnection,
+    call_ids: &[String],
+) -> Result<HashMap<String, i64>, StoreError> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT call_id, call_status FROM calls WHERE call_id = ANY($1) ORDER BY call_id FOR UPDATE",
+    )
+    .bind(call_ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(rows.into_iter().collect())
+}
+
+#[tracing::instrument(skip_all, fields(calls = calls.len()))]
+async fn upsert_calls(
+    conn: &mut PgConnection,
+    calls: &[&CallFacts],
+    source: FactSource,
+) -> Result<(), StoreError> {
+    if calls.is_empty() {
+        return Ok(());
+    }
+    let s = |f: fn(&CallFacts) -> String| calls.iter().map(|c| f(c)).collect::<Vec<String>>();
+    let os = |f: fn(&CallFacts) -> Option<String>| {
+        calls.iter().map(|c| f(c)).collect::<Vec<Option<String>>>()
+    };
+    let ot =
+        |f: fn(&CallFacts) -> Option<DateTime<Utc>>| calls.iter().map(|c| f(c)).collect::<Vec<_>>();
+    let oi =
+        |f: fn(&CallFacts) -> Option<i64>| calls.iter().map(|c| f(c)).collect::<Vec<Option<i64>>>();
+    sqlx::query(
+        "INSERT INTO calls (call_id, order_id, call_status, started_at, answered_at, ended_at, duration_secs,
+                            talk_secs, audio_url, hangup_cause, term_sip_code, calling_number, agent, source)
+         SELECT u.call_id, u.order_id, u.call_status, u.started_at, u.answered_at, u.ended_at, u.duration_secs,
+                u.talk_secs, u.audio_url, u.hangup_cause, u.term_sip_code, u.calling_number, u.agent::jsonb, $14
+         FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::timestamptz[], $5::timestamptz[], $6::timestamptz[],
+                     $7::int8[], $8::int8[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
+              AS u(call_id, order_id, call_status, started_at, answered_at, ended_at, duration_secs, talk_secs,
+                   audio_url, hangup_cause, term_sip_code, calling_number, agent)
+         ON CONFLICT (call_id) DO UPDATE SET
+             order_id = excluded.order_id,
+             call_status = excluded.call_status,
+             started_at = COALESCE(excluded.started_at, calls.started_at),
+             answered_at = COALESCE(excluded.answered_at, calls.answered_at),
+             ended_at = COALESCE(excluded.ended_at, calls.ended_at),
+             duration_secs = COALESCE(excluded.duration_secs, calls.duration_secs),
+             talk_secs = COALESCE(excluded.talk_secs, calls.talk_secs),
+             audio_url = COALESCE(excluded.audio_url, calls.audio_url),
+             hangup_cause = COALESCE(excluded.hangup_cause, calls.hangup_cause),
+             term_sip_code = COALESCE(excluded.term_sip_code, calls.term_sip_code),
+             calling_number = COALESCE(excluded.calling_number, calls.calling_number),
+             agent = COALESCE(excluded.agent, calls.agent),
+             source = excluded.source
+         WHERE NOT (calls.call_status >= 6 AND excluded.call_status < 6)",
+    )
+    .bind(s(|c| c.call_id.clone()))
+    .bind(s(|c| c.order_id.clone()))
+    .bind(calls.iter().map(|c| c.call_status).collect::<Vec<i64>>())
+    .bind(ot(|c| c.started_at))
+    .bind(ot(|c| c.answered_at))
+    .bind(ot(|c| c.ended_at))
+    .bind(oi(|c| c.duration_secs))
+    .bind(oi(talk_secs))
+    .bind(os(|c| c.audio_url.clone()))
+    .bind(os(|c| c.hangup_cause.clone()))
+    .bind(os(|c| c.term_sip_code.clone()))
+    .bind(os(|c| c.calling_number.clone()))
+    .bind(os(|c| c.agent.as_ref().map(|a| a.to_string())))
+    .bind(source.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// A non-empty intent list replaces the stored one; an empty one leaves it.
+#[tracing::instrument(skip_all)]
+async fn replace_intents(conn: &mut PgConnection, calls: &[&CallFacts]) -> Result<(), StoreError> {
+    let with: Vec<&&CallFacts> = calls.iter().filter(|c| !c.intents.is_empty()).collect();
+    if with.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = with.iter().map(|c| c.call_id.as_str()).collect();
+    sqlx::query("DELETE FROM call_intents WHERE call_id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    let rows: Vec<(&str, i64, &IntentFact)> = with
+        .iter()
+        .flat_map(|c| {
+            c.intents
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (c.call_id.as_str(), i as i64, f))
+        })
+        .collect();
+    sqlx::query(
+        "INSERT INTO call_intents (call_id, position, intent_id, intent_tag, intent_name, intent_level)
+         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::int8[])",
+    )
+    .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2.intent_id.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2.intent_tag.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2.intent_name.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2.intent_level).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// A non-empty SMS list replaces the stored one; an empty one leaves it.
+#[tracing::instrument(skip_all)]
+async fn replace_sms(conn: &mut PgConnection, calls: &[&CallFacts]) -> Result<(), StoreError> {
+    let with: Vec<&&CallFacts> = calls.iter().filter(|c| !c.sms.is_empty()).collect();
+    if with.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = with.iter().map(|c| c.call_id.as_str()).collect();
+    sqlx::query("DELETE FROM call_sms WHERE call_id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    let rows: Vec<(&str, i64, &SmsFact)> = with
+        .iter()
+        .flat_map(|c| {
+            c.sms
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (c.call_id.as_str(), i as i64, f))
+        })
+        .collect();
+    sqlx::query(
+        "INSERT INTO call_sms (call_id, position, sys_message_id, sent_at, content, status)
+         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::timestamptz[], $5::text[], $6::int8[])",
+    )
+    .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2.sys_message_id.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2.sent_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2.content.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2.status).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Transcript lines are keyed by `(call_id, record_index)`: reported again, they update in place.
+#[tracing::instrument(skip_all)]
+async fn upsert_transcript(
+    conn: &mut PgConnection,
+    calls: &[&CallFacts],
+) -> Result<(), StoreError> {
+    // One row per key: a batch repeating an index keeps the last line (ON CONFLICT cannot touch a row twice).
+    let mut rows: Vec<(&str, &TranscriptLine)> = Vec::new();
+    let mut seen: HashMap<(&str, i64), usize> = HashMap::new();
+    for c in calls {
+        for l in &c.transcript {
+            match seen.get(&(c.call_id.as_str(), l.index)) {
+                Some(&i) => rows[i] = (c.call_id.as_str(), l),
+                None => {
+                    seen.insert((c.call_id.as_str(), l.index), rows.len());
+                    rows.push((c.call_id.as_str(), l));
+                }
+            }
+        }
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO call_transcript (call_id, record_index, role, kind, word, node_id, node_desc, at)
+         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::text[], $6::text[], $7::text[],
+                              $8::timestamptz[])
+         ON CONFLICT (call_id, record_index) DO UPDATE SET role = excluded.role, kind = excluded.kind,
+             word = excluded.word, node_id = excluded.node_id, node_desc = excluded.node_desc, at = excluded.at",
+    )
+    .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1.index).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1.role).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1.kind).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1.word.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1.node_id.as_deref()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1.node_desc.as_deref()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1.at).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(orders = order_ids.len()))]
+async fn mark_finished(conn: &mut PgConnection, order_ids: &[String]) -> Result<(), StoreError> {
+    if order_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("UPDATE orders SET finished = true WHERE order_id = ANY($1) AND NOT finished")
+        .bind(order_ids)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// Sets each order's `last_call_status` to the status of its latest call by start time.
+#[tracing::instrument(skip_all, fields(orders = order_ids.len()))]
+async fn refresh_last_call_status(
+    conn: &mut PgConnection,
+    order_ids: &[String],
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE orders o SET last_call_status = (
+             SELECT c.call_status FROM calls c WHERE c.order_id = o.order_id
+             ORDER BY c.started_at DESC NULLS LAST, c.call_id DESC LIMIT 1)
+         WHERE o.order_id = ANY($1)",
+    )
+    .bind(order_ids)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(order.id = %order_id))]
+pub(crate) async fn calls_of_order(
+    pool: &PgPool,
+    order_id: &str,
+) -> Result<Vec<CallFacts>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT call_id, order_id, call_status, started_at, answered_at, ended_at, duration_secs, audio_url,
+                hangup_cause, term_sip_code, calling_number, agent
+         FROM calls WHERE order_id = $1 ORDER BY started_at NULLS LAST, call_id",
+    )
+    .bind(order_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    let mut calls = rows
+        .iter()
+        .map(|r| {
+            Ok(CallFacts {
+                call_id: get(r, "call_id")?,
+                order_id: get(r, "order_id")?,
+                call_status: get(r, "call_status")?,
+                started_at: get(r, "started_at")?,
+                answered_at: get(r, "answered_at")?,
+                ended_at: get(r, "ended_at")?,
+                duration_secs: get(r, "duration_secs")?,
+                audio_url: get(r, "audio_url")?,
+                hangup_cause: get(r, "hangup_cause")?,
+                term_sip_code: get(r, "term_sip_code")?,
+                calling_number: get(r, "calling_number")?,
+                intents: Vec::new(),
+                sms: Vec::new(),
+                agent: get::<Option<Json<serde_json::Value>>>(r, "agent")?.map(|j| j.0),
+                transcript: Vec::new(),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let index: HashMap<String, usize> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.call_id.clone(), i))
+        .collect();
+
+    let rows = sqlx::query(
+        "SELECT i.call_id, i.intent_id, i.intent_tag, i.intent_name, i.intent_level
+         FROM call_intents i JOIN calls c ON c.call_id = i.call_id WHERE c.order_id = $1
+         ORDER BY i.call_id, i.position",
+    )
+    .bind(order_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    for r in &rows {
+        if let Some(&i) = index.get(&get::<String>(r, "call_id")?) {
+            calls[i].intents.push(IntentFact {
+                intent_id: get(r, "intent_id")?,
+                intent_tag: get(r, "intent_tag")?,
+                intent_name: get(r, "intent_name")?,
+                intent_level: get(r, "intent_level")?,
+            });
+        }
+    }
+
+    let rows = sqlx::query(
+        "SELECT s.call_id, s.sys_message_id, s.sent_at, s.content, s.status
+         FROM call_sms s JOIN calls c ON c.call_id = s.call_id WHERE c.order_id = $1 ORDER BY s.call_id, s.position",
+    )
+    .bind(order_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    for r in &rows {
+        if let Some(&i) = index.get(&get::<String>(r, "call_id")?) {
+            calls[i].sms.push(SmsFact {
+                sys_message_id: get(r, "sys_message_id")?,
+                sent_at: get(r, "sent_at")?,
+                content: get(r, "content")?,
+                status: get(r, "status")?,
+            });
+        }
+    }
+
+    let rows = sqlx::query(
+        "SELECT t.call_id, t.record_index, t.role, t.kind, t.word, t.node_id, t.node_desc, t.at
+         FROM call_transcript t JOIN calls c ON c.call_id = t.call_id WHERE c.order_id = $1
+         ORDER BY t.call_id, t.record_index",
+    )
+    .bind(order_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    for r in &rows {
+        if let Some(&i) = index.get(&get::<String>(r, "call_id")?) {
+            calls[i].transcript.push(TranscriptLine {
+                index: get(r, "record_index")?,
+                role: get(r, "role")?,
+                kind: get(r, "kind")?,
+                word: get(r, "word")?,
+                node_id: get(r, "node_id")?,
+                node_desc: get(r, "node_desc")?,
+                at: get(r, "at")?,
+            });
+        }
+    }
+    Ok(calls)
+}

@@ -1,0 +1,493 @@
+//! One function per query: campaigns, tasks, orders, ledger, leases.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgPool, PgRow};
+use sqlx::types::Json;
+use store::{
+    ActionRecord, CallbackRecord, CampaignRecord, NewOrder, OrderCounts, OrderRecord, StoreError,
+    TaskRecord, UploadState,
+};
+
+use crate::util::{db_err, get};
+
+#[tracing::instrument(skip_all)]
+pub(crate) async fn ping(pool: &PgPool) -> Result<(), StoreError> {
+    sqlx::query("SELECT 1")
+        .execute(pool)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(campaign.id = %c.id))]
+pub(crate) async fn upsert_campaign(pool: &PgPool, c: &CampaignRecord) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO campaigns (campaign_id, generation, source_file, content_hash, spec, state, last_error, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (campaign_id) DO UPDATE SET
+             generation = excluded.generation, source_file = excluded.source_file,
+             content_hash = excluded.content_hash, spec = excluded.spec, state = excluded.state,
+             last_error = excluded.last_error, updated_at = excluded.updated_at",
+    )
+    .bind(&c.id)
+    .bind(c.generation)
+    .bind(&c.source_file)
+    .bind(&c.content_hash)
+    .bind(c.spec.as_ref().map(Json))
+    .bind(&c.state)
+    .bind(&c.last_error)
+    .bind(c.updated_at)
+    .execute(pool)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all)]
+pub(crate) async fn campaigns(pool: &PgPool) -> Result<Vec<CampaignRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT campaign_id, generation, source_file, content_hash, spec, state, last_error, updated_at
+         FROM campaigns ORDER BY campaign_id",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter()
+        .map(|r| {
+            Ok(CampaignRecord {
+                id: get(r, "campaign_id")?,
+                generation: get(r, "generation")?,
+                source_file: get(r, "source_file")?,
+                content_hash: get(r, "content_hash")?,
+                spec: get::<Option<Json<serde_json::Value>>>(r, "spec")?.map(|j| j.0),
+                state: get(r, "state")?,
+                last_error: get(r, "last_error")?,
+                updated_at: get(r, "updated_at")?,
+            })
+        })
+        .collect()
+}
+
+#[tracing::instrument(skip_all, fields(task.user_id = %t.user_task_id))]
+pub(crate) async fn upsert_task(pool: &PgPool, t: &TaskRecord) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO tasks (user_task_id, campaign_id, generation, task_index, task_id, settings, settings_sent_at,
+                            platform_status, desired_status, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (user_task_id) DO UPDATE SET
+             campaign_id = excluded.campaign_id, generation = excluded.generation,
+             task_index = excluded.task_index, task_id = COALESCE(excluded.task_id, tasks.task_id),
+             settings = excluded.settings, settings_sent_at = excluded.settings_sent_at,
+             platform_status = excluded.platform_status, desired_status = excluded.desired_status,
+             updated_at = excluded.updated_at",
+    )
+    .bind(&t.user_task_id)
+    .bind(&t.campaign_id)
+    .bind(t.generation)
+    .bind(t.task_index)
+    .bind(&t.task_id)
+    .bind(t.settings.as_ref().map(Json))
+    .bind(t.settings_sent_at)
+    .bind(t.platform_status)
+    .bind(t.desired_status)
+    .bind(t.updated_at)
+    .execute(pool)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(campaign.id = %campaign_id))]
+pub(crate) async fn tasks(pool: &PgPool, campaign_id: &str) -> Result<Vec<TaskRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT user_task_id, campaign_id, generation, task_index, task_id, settings, settings_sent_at,
+                platform_status, desired_status, updated_at
+         FROM tasks WHERE campaign_id = $1 ORDER BY generation, task_index, user_task_id",
+    )
+    .bind(campaign_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter()
+        .map(|r| {
+            Ok(TaskRecord {
+                user_task_id: get(r, "user_task_id")?,
+                campaign_id: get(r, "campaign_id")?,
+                generation: get(r, "generation")?,
+                task_index: get(r, "task_index")?,
+                task_id: get(r, "task_id")?,
+                settings: get::<Option<Json<serde_json::Value>>>(r, "settings")?.map(|j| j.0),
+                settings_sent_at: get(r, "settings_sent_at")?,
+                platform_status: get(r, "platform_status")?,
+                desired_status: get(r, "desired_status")?,
+                updated_at: get(r, "updated_at")?,
+            })
+        })
+        .collect()
+}
+
+/// One statement for the whole batch: each column travels as one array.
+#[tracing::instrument(skip_all, fields(orders = orders.len()))]
+pub(crate) async fn insert_planned_orders(
+    pool: &PgPool,
+    orders: &[NewOrder],
+) -> Result<u64, StoreError> {
+    if orders.is_empty() {
+        return Ok(0);
+    }
+    let col = |f: fn(&NewOrder) -> String| orders.iter().map(f).collect::<Vec<String>>();
+    let opt =
+        |f: fn(&NewOrder) -> Option<String>| orders.iter().map(f).collect::<Vec<Option<String>>>();
+    let inserted = sqlx::query(
+        "INSERT INTO orders (order_id, campaign_id, user_task_id, phone, name, customer, other, variables, source_line)
+         SELECT u.order_id, u.campaign_id, u.user_task_id, u.phone, u.name, u.customer, u.other, u.variables::jsonb,
+                u.source_line
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                     $9::int8[])
+              WITH ORDINALITY AS u(order_id, campaign_id, user_task_id, phone, name, customer, other, variables,
+                                   source_line, n)
+         ORDER BY u.n
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(col(|o| o.order_id.clone()))
+    .bind(col(|o| o.campaign_id.clone()))
+    .bind(col(|o| o.user_task_id.clone()))
+    .bind(col(|o| o.phone.clone()))
+    .bind(opt(|o| o.name.clone()))
+    .bind(opt(|o| o.customer.clone()))
+    .bind(opt(|o| o.other.clone()))
+    .bind(col(|o| o.variables.to_string()))
+    .bind(orders.iter().map(|o| o.source_line).collect::<Vec<i64>>())
+    .execute(pool)
+    .await
+    .map_err(db_err)?
+    .rows_affected();
+    Ok(inserted)
+}
+
+const ORDER_COLUMNS: &str = "order_id, campaign_id, user_task_id, phone, name, customer, other, variables, \
+     source_line, upload_state, reject_reason, state_changed_at, finished, last_call_status, last_polled_at";
+
+fn order_from_row(r: &PgRow) -> Result<OrderRecord, StoreError> {
+    Ok(OrderRecord {
+        order_id: get(r, "order_id")?,
+        campaign_id: get(r, "campaign_id")?,
+        user_task_id: get(r, "user_task_id")?,
+        phone: get(r, "phone")?,
+        name: get(r, "name")?,
+        customer: get(r, "customer")?,
+        other: get(r, "other")?,
+        variables: get::<Json<serde_json::Value>>(r, "variables")?.0,
+        source_line: get(r, "source_line")?,
+        upload_state: get::<String>(r, "upload_state")?.parse()?,
+        reject_reason: get(r, "reject_reason")?,
+        state_changed_at: get(r, "state_changed_at")?,
+        finished: get(r, "finished")?,
+        last_call_status: get(r, "last_call_status")?,
+        last_polled_at: get(r, "last_polled_at")?,
+    })
+}
+
+#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id, state = %state))]
+pub(crate) async fn orders_in_state(
+    pool: &PgPool,
+    user_task_id: &str,
+    state: UploadState,
+    limit: u32,
+) -> Result<Vec<OrderRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE user_task_id = $1 AND upload_state = $2
+         ORDER BY source_line, order_id LIMIT $3"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(user_task_id)
+        .bind(state.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)?;
+    rows.iter().map(order_from_row).collect()
+}
+
+#[tracing::instrument(skip_all, fields(order.id = %order_id))]
+pub(crate) async fn order(
+    pool: &PgPool,
+    order_id: &str,
+) -> Result<Option<OrderRecord>, StoreError> {
+    let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(order_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err)?;
+    row.as_ref().map(order_from_row).transpose()
+}
+
+#[tracing::instrument(skip_all, fields(orders = order_ids.len(), state = %state))]
+pub(crate) async fn set_upload_state(
+    pool: &PgPool,
+    order_ids: &[String],
+    state: UploadState,
+    at: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    if order_ids.is_empty() {
+        return Ok(0);
+    }
+    let from: Vec<&str> = state.predecessors().iter().map(|s| s.as_str()).collect();
+    let moved = sqlx::query(
+        "UPDATE orders SET upload_state = $1, state_changed_at = $2
+         WHERE order_id = ANY($3) AND upload_state = ANY($4)",
+    )
+    .bind(state.as_str())
+    .bind(at)
+    .bind(order_ids)
+    .bind(&from)
+    .execute(pool)
+    .await
+    .map_err(db_err)?
+    .rows_affected();
+    Ok(moved)
+}
+
+#[tracing::instrument(skip_all, fields(orders = rejected.len()))]
+pub(crate) async fn reject_orders(
+    pool: &PgPool,
+    rejected: &[(String, String)],
+    at: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    if rejected.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<&str> = rejected.iter().map(|(id, _)| id.as_str()).collect();
+    let reasons: Vec<&str> = rejected.iter().map(|(_, r)| r.as_str()).collect();
+    let moved = sqlx::query(
+        "UPDATE orders o SET upload_state = 'rejected', reject_reason = u.reason, state_changed_at = $3
+         FROM UNNEST($1::text[], $2::text[]) AS u(order_id, reason)
+         WHERE o.order_id = u.order_id AND o.upload_state IN ('planned', 'sending')",
+    )
+    .bind(&ids)
+    .bind(&reasons)
+    .bind(at)
+    .execute(pool)
+    .await
+    .map_err(db_err)?
+    .rows_affected();
+    Ok(moved)
+}
+
+#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
+pub(crate) async fn orders_to_poll(
+    pool: &PgPool,
+    user_task_id: &str,
+    limit: u32,
+) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT order_id FROM orders
+         WHERE user_task_id = $1 AND upload_state = 'sent' AND NOT finished
+         ORDER BY last_polled_at NULLS FIRST, order_id
+         LIMIT $2",
+    )
+    .bind(user_task_id)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+#[tracing::instrument(skip_all, fields(orders = order_ids.len()))]
+pub(crate) async fn mark_polled(
+    pool: &PgPool,
+    order_ids: &[String],
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if order_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("UPDATE orders SET last_polled_at = $1 WHERE order_id = ANY($2)")
+        .bind(at)
+        .bind(order_ids)
+        .execute(pool)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(campaign.id = %campaign_id))]
+pub(crate) async fn order_counts(
+    pool: &PgPool,
+    campaign_id: &str,
+) -> Result<OrderCounts, StoreError> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS total,
+                COUNT(*) FILTER (WHERE upload_state = 'planned') AS planned,
+                COUNT(*) FILTER (WHERE upload_state = 'sending') AS sending,
+                COUNT(*) FILTER (WHERE upload_state = 'sent') AS sent,
+                COUNT(*) FILTER (WHERE upload_state = 'rejected') AS rejected,
+                COUNT(*) FILTER (WHERE EXISTS (SELECT 1 FROM calls c WHERE c.order_id = o.order_id)) AS dialled,
+                COUNT(*) FILTER (WHERE EXISTS (SELECT 1 FROM calls c
+                                               WHERE c.order_id = o.order_id AND c.call_status = 6)) AS answered,
+                COUNT(*) FILTER (WHERE finished) AS finished
+         FROM orders o WHERE campaign_id = $1",
+    )
+    .bind(campaign_id)
+    .fetch_one(pool)
+    .await
+    .map_err(db_err)?;
+    let n = |c: &str| get::<i64>(&row, c).map(|v| u64::try_from(v).unwrap_or(0));
+    Ok(OrderCounts {
+        total: n("total")?,
+        planned: n("planned")?,
+        sending: n("sending")?,
+        sent: n("sent")?,
+        rejected: n("rejected")?,
+        dialled: n("dialled")?,
+        answered: n("answered")?,
+        finished: n("finished")?,
+    })
+}
+
+#[tracing::instrument(skip_all, fields(endpoint = %a.endpoint))]
+pub(crate) async fn record_action(pool: &PgPool, a: &ActionRecord) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO api_actions (at, endpoint, request_id, response_id, ret_code, message, http_status, duration_ms,
+                                  outcome, campaign_id, user_task_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(a.at)
+    .bind(&a.endpoint)
+    .bind(&a.request_id)
+    .bind(&a.response_id)
+    .bind(a.ret_code)
+    .bind(&a.message)
+    .bind(a.http_status)
+    .bind(a.duration_ms)
+    .bind(&a.outcome)
+    .bind(&a.campaign_id)
+    .bind(&a.user_task_id)
+    .execute(pool)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all)]
+pub(crate) async fn recent_actions(
+    pool: &PgPool,
+    limit: u32,
+) -> Result<Vec<ActionRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT at, endpoint, request_id, response_id, ret_code, message, http_status, duration_ms, outcome,
+                campaign_id, user_task_id
+         FROM api_actions ORDER BY action_id DESC LIMIT $1",
+    )
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter()
+        .map(|r| {
+            Ok(ActionRecord {
+                endpoint: get(r, "endpoint")?,
+                request_id: get(r, "request_id")?,
+                response_id: get(r, "response_id")?,
+                ret_code: get(r, "ret_code")?,
+                message: get(r, "message")?,
+                http_status: get(r, "http_status")?,
+                duration_ms: get(r, "duration_ms")?,
+                at: get(r, "at")?,
+                outcome: get(r, "outcome")?,
+                campaign_id: get(r, "campaign_id")?,
+                user_task_id: get(r, "user_task_id")?,
+            })
+        })
+        .collect()
+}
+
+#[tracing::instrument(skip_all, fields(kind = %c.kind))]
+pub(crate) async fn record_callback(pool: &PgPool, c: &CallbackRecord) -> Result<i64, StoreError> {
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO callbacks (received_at, kind, request_id, verified, body) VALUES ($1, $2, $3, $4, $5)
+         RETURNING callback_id",
+    )
+    .bind(c.received_at)
+    .bind(&c.kind)
+    .bind(&c.request_id)
+    .bind(c.verified)
+    .bind(&c.body)
+    .fetch_one(pool)
+    .await
+    .map_err(db_err)?;
+    Ok(id)
+}
+
+#[tracing::instrument(skip_all)]
+pub(crate) async fn recent_callbacks(
+    pool: &PgPool,
+    limit: u32,
+) -> Result<Vec<CallbackRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT received_at, kind, request_id, verified, body FROM callbacks ORDER BY callback_id DESC LIMIT $1",
+    )
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter()
+        .map(|r| {
+            Ok(CallbackRecord {
+                kind: get(r, "kind")?,
+                body: get(r, "body")?,
+                verified: get(r, "verified")?,
+                received_at: get(r, "received_at")?,
+                request_id: get(r, "request_id")?,
+            })
+        })
+        .collect()
+}
+
+#[tracing::instrument(skip_all, fields(campaign.id = %campaign_id, owner = %owner))]
+pub(crate) async fn try_acquire_lease(
+    pool: &PgPool,
+    campaign_id: &str,
+    owner: &str,
+    now: DateTime<Utc>,
+    ttl: Duration,
+) -> Result<bool, StoreError> {
+    let ttl = chrono::Duration::from_std(ttl)
+        .map_err(|e| StoreError::Invalid(format!("lease ttl: {e}")))?;
+    let expires = now
+        .checked_add_signed(ttl)
+        .ok_or_else(|| StoreError::Invalid("lease ttl too long".into()))?;
+    let changed = sqlx::query(
+        "INSERT INTO leases (campaign_id, owner, expires_at) VALUES ($1, $2, $3)
+         ON CONFLICT (campaign_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+         WHERE leases.owner = excluded.owner OR leases.expires_at <= $4",
+    )
+    .bind(campaign_id)
+    .bind(owner)
+    .bind(expires)
+    .bind(now)
+    .execute(pool)
+    .await
+    .map_err(db_err)?
+    .rows_affected();
+    Ok(changed == 1)
+}
+
+#[tracing::instrument(skip_all, fields(campaign.id = %campaign_id, owner = %owner))]
+pub(crate) async fn release_lease(
+    pool: &PgPool,
+    campaign_id: &str,
+    owner: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM leases WHERE campaign_id = $1 AND owner = $2")
+        .bind(campaign_id)
+        .bind(owner)
+        .execute(pool)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
