@@ -156,6 +156,23 @@ pub trait ApiRequest: Serialize {
     const ENDPOINT: Endpoint;
     /// What comes back.
     type Response: DeserializeOwned + Envelope + std::fmt::Debug;
+    /// The response field holding the result code (`retCode`; ping's envelope calls it `code`).
+    const RESULT_FIELD: &'static str = "retCode";
+
+    /// Checks the documented rules a request can break before it is sent; `Err` says what is wrong.
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+fn check_product_id(product_id: &str) -> Result<(), String> {
+    if product_id == PRODUCT_ID {
+        Ok(())
+    } else {
+        Err(format!(
+            "productID is {product_id:?}; it must be {PRODUCT_ID:?}"
+        ))
+    }
 }
 
 macro_rules! envelope {
@@ -173,6 +190,9 @@ macro_rules! request {
         impl ApiRequest for $req {
             const ENDPOINT: Endpoint = Endpoint::$ep;
             type Response = $resp;
+            fn check(&self) -> Result<(), String> {
+                check_product_id(&self.product_id)
+            }
         }
     )+};
 }
@@ -973,10 +993,29 @@ request! {
     AddBatchCallRequest => AddBatchCallResponse, AddBatchCall;
     UpdateTaskRequest => UpdateTaskResponse, UpdateTask;
     MgrTaskStatusRequest => MgrTaskStatusResponse, MgrTaskStatus;
-    ListOrderDetailRequest => ListOrderDetailResponse, ListOrderDetail;
     StopOrderRequest => StopOrderResponse, StopOrder;
     ListTaskRequest => ListTaskResponse, ListTask;
-    PingRequest => PingResponse, Ping;
+}
+
+impl ApiRequest for ListOrderDetailRequest {
+    const ENDPOINT: Endpoint = Endpoint::ListOrderDetail;
+    type Response = ListOrderDetailResponse;
+    fn check(&self) -> Result<(), String> {
+        check_product_id(&self.product_id)?;
+        if self.order_list.len() > LIST_ORDER_DETAIL_MAX {
+            return Err(format!(
+                "orderList has {} order IDs; the platform allows at most {LIST_ORDER_DETAIL_MAX} per request",
+                self.order_list.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ApiRequest for PingRequest {
+    const ENDPOINT: Endpoint = Endpoint::Ping;
+    type Response = PingResponse;
+    const RESULT_FIELD: &'static str = "code";
 }
 
 // ---------------------------------------------------------------------------------------------------------------
