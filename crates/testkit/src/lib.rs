@@ -45,6 +45,29 @@ impl Drop for TestDatabase {
     }
 }
 
+/// A SQLite database file in its own temporary directory (removed on drop).
+#[derive(Debug)]
+pub struct TestSqlite {
+    /// `sqlite://` URL of the (not yet created) database file.
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+/// A fresh SQLite database URL in a new temporary directory.
+///
+/// # Panics
+/// When no temporary directory can be created.
+pub fn sqlite_database() -> TestSqlite {
+    let dir = tempfile::Builder::new()
+        .prefix("campaignd-sqlite-")
+        .tempdir()
+        .expect("create a temporary directory");
+    TestSqlite {
+        url: sqlite_url(dir.path()),
+        _dir: dir,
+    }
+}
+
 /// URL of a SQLite database file inside `dir` (created on open).
 pub fn sqlite_url(dir: &Path) -> String {
     format!("sqlite://{}", dir.join("campaignd.db").display())
