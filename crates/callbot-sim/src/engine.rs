@@ -1567,7 +1567,7 @@ impl Engine {
                 request_id: o.request_id.clone(),
             })
             .collect();
-        v.sort_by(|a, b| a.submitted_at.cmp(&b.submitted_at));
+        v.sort_by_key(|a| a.submitted_at);
         v
     }
 
