@@ -1,15 +1,24 @@
 #![doc = include_str!("../README.md")]
 
+mod contacts;
+mod daemon;
+mod desired;
 mod facts;
 mod hub;
+mod ledger;
 mod metrics;
 mod plan;
+mod requests;
+mod scan;
 mod settings;
 mod webhook;
 
+pub use daemon::{CampaignOutcome, Daemon, DaemonConfig, Outcome, user_task_id};
+pub use desired::{desired, fit, local_label, target_at, task_settings};
 pub use hub::Hub;
 pub use metrics::Metrics;
 pub use plan::{Action, Desired, Observed, Orders, Plan, Target, TaskState, Why, decide};
+pub use scan::{FileScan, campaign_files, scan_dir};
 pub use settings::{
     ManualCallSetting, SmsSetting, TaskSettings, Window, equivalent_in_stretch,
     equivalent_over_gap, next_open,

@@ -1,0 +1,108 @@
+//! Streaming a campaign's CSV into planned orders.
+
+use std::time::SystemTime;
+
+use campaign::CampaignSpec;
+use shim::ContactReader;
+use store::NewOrder;
+
+/// What identifies a version of the contacts: CSV size and mtime, and the campaign file's hash (variables may
+/// change how rows read).
+pub type CsvStamp = (u64, Option<SystemTime>, String);
+
+pub fn csv_stamp(spec: &CampaignSpec) -> CsvStamp {
+    let meta = std::fs::metadata(&spec.contacts.file).ok();
+    (
+        meta.as_ref().map_or(0, |m| m.len()),
+        meta.and_then(|m| m.modified().ok()),
+        spec.content_hash.clone(),
+    )
+}
+
+/// Counts of the rows read.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub valid: u64,
+    pub issues: u64,
+}
+
+/// A streaming reader of planned orders.
+#[derive(Debug)]
+pub struct Reader {
+    inner: ContactReader,
+    campaign_id: String,
+    generation: u32,
+    user_task_id: String,
+}
+
+/// Opens the campaign's CSV.
+pub fn read(spec: &CampaignSpec, user_task_id: &str) -> Result<Reader, String> {
+    let inner = ContactReader::open(&spec.contacts)
+        .map_err(|e| format!("cannot read contacts {}: {e}", spec.contacts.file.display()))?;
+    Ok(Reader {
+        inner,
+        campaign_id: spec.id.clone(),
+        generation: spec.generation,
+        user_task_id: user_task_id.to_owned(),
+    })
+}
+
+impl Reader {
+    /// The next valid contact as a planned order; rows with issues are counted and skipped.
+    pub fn next_order(&mut self, stats: &mut Stats) -> Option<NewOrder> {
+        loop {
+            match self.inner.next()? {
+                Ok(c) => {
+                    stats.valid += 1;
+                    let variables: serde_json::Map<String, serde_json::Value> = c
+                        .variables
+                        .into_iter()
+                        .map(|(k, v)| (k, serde_json::Value::String(v)))
+                        .collect();
+                    return Some(NewOrder {
+                        order_id: campaign::order_id(&self.campaign_id, self.generation, &c.phone),
+                        campaign_id: self.campaign_id.clone(),
+                        user_task_id: self.user_task_id.clone(),
+                        phone: c.phone,
+                        name: opt(c.name),
+                        customer: opt(c.customer),
+                        other: opt(c.other),
+                        variables: serde_json::Value::Object(variables),
+                        source_line: i64::try_from(c.line).unwrap_or(i64::MAX),
+                    });
+                }
+                Err(_) => stats.issues += 1,
+            }
+        }
+    }
+}
+
+fn opt(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+// TEMPORARY until campaign::ContactReader lands.
+mod shim {
+    #[derive(Debug)]
+    pub struct ContactReader;
+    #[derive(Debug)]
+    pub struct Contact {
+        pub line: u64,
+        pub phone: String,
+        pub name: String,
+        pub customer: String,
+        pub other: String,
+        pub variables: Vec<(String, String)>,
+    }
+    impl ContactReader {
+        pub fn open(_: &campaign::ContactsSpec) -> Result<ContactReader, String> {
+            Err("not yet".into())
+        }
+    }
+    impl Iterator for ContactReader {
+        type Item = Result<Contact, String>;
+        fn next(&mut self) -> Option<Self::Item> {
+            None
+        }
+    }
+}

@@ -1,0 +1,1226 @@
+//! The executor: observe → decide → act, per campaign, isolated from each other.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use callbot_api::wire::{
+    self, DelCall, ListOrderDetailRequest, ListTaskRequest, MgrTaskStatusRequest, QueryConditions,
+    TaskOperate,
+};
+use callbot_api::{ApiError, Client};
+use campaign::CampaignSpec;
+use chrono::{DateTime, Duration, Utc};
+use clock::SharedClock;
+use serde::{Deserialize, Serialize};
+use store::{CampaignRecord, FactSource, OrderRecord, Store, StoreError, TaskRecord, UploadState};
+use tokio_util::sync::CancellationToken;
+
+use crate::desired::{desired, fit, local_label};
+use crate::hub::Hub;
+use crate::ledger::Ledger;
+use crate::plan::{Action, Observed, Orders, Plan, TaskState, Why, decide};
+use crate::requests::{CallbackUrls, call_info_list, func_flag, product_id, task_create_setting};
+use crate::scan::{FileScan, scan_dir};
+use crate::settings::TaskSettings;
+
+/// At most this many decide→act rounds per campaign per reconcile.
+const MAX_ROUNDS: usize = 8;
+/// listOrderDetail carries at most 500 order IDs (vendor limit).
+const POLL_CHUNK: u32 = wire::LIST_ORDER_DETAIL_MAX as u32;
+/// At most this many poll chunks per poll action.
+const MAX_POLL_CHUNKS: usize = 20;
+/// Orders written to the store per bulk insert while streaming a CSV.
+const PLAN_CHUNK: usize = 2_000;
+
+/// The daemon's own settings (the binary maps its config onto these).
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Where the campaign files are.
+    pub campaigns_dir: PathBuf,
+    /// How long updateTask takes to apply (vendor: ~5 min).
+    pub apply_delay: Duration,
+    /// How often unfinished orders are polled.
+    pub poll_interval: Duration,
+    /// The URL the platform calls back (`<public_url>/callbacks/...`); `None`: polling only.
+    pub public_url: Option<String>,
+    /// This replica's name in the store's leases.
+    pub owner: String,
+    /// Lease lifetime; renewed at every reconcile.
+    pub lease_ttl: std::time::Duration,
+    /// How long an order (or a creation) must have been in doubt before the platform is asked about it; covers a
+    /// request still being processed after the client gave up on it.
+    pub resolve_grace: Duration,
+    /// Periodic rescan / reconcile interval at most (the loop also wakes on file changes and callbacks).
+    pub max_sleep: std::time::Duration,
+}
+
+impl DaemonConfig {
+    /// Defaults for everything but the directory.
+    pub fn new(campaigns_dir: impl Into<PathBuf>) -> DaemonConfig {
+        DaemonConfig {
+            campaigns_dir: campaigns_dir.into(),
+            apply_delay: Duration::minutes(5),
+            poll_interval: Duration::seconds(30),
+            public_url: None,
+            owner: format!("campaignd-{}", std::process::id()),
+            lease_ttl: std::time::Duration::from_secs(120),
+            resolve_grace: Duration::seconds(0),
+            max_sleep: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the daemon knows about one campaign between reconciles.
+#[derive(Debug)]
+struct Campaign {
+    /// The last good version of the file.
+    spec: CampaignSpec,
+    file_present: bool,
+    /// Why the current version of the file is not in use (the last good one runs).
+    file_error: Option<String>,
+    /// (size, mtime, spec hash) of the CSV when it was last planned into the store.
+    csv_planned: Option<(u64, Option<std::time::SystemTime>, String)>,
+    valid_contacts: u64,
+    contact_issues: u64,
+    last_poll_at: Option<DateTime<Utc>>,
+    final_poll_done: bool,
+}
+
+/// The outcome of one reconcile of one campaign.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CampaignOutcome {
+    pub id: String,
+    /// The last decision taken (after the actions ran, what remains to be done).
+    pub plan: Plan,
+    /// The reason in words.
+    pub why: String,
+    /// Actions executed, in order.
+    pub done: Vec<String>,
+    /// The error that stopped this campaign's reconcile, if any.
+    pub error: Option<String>,
+    /// A bad campaign file (its last good version keeps running).
+    pub file_error: Option<String>,
+    pub task: TaskState,
+    pub user_task_id: String,
+    pub orders: Orders,
+    /// Another replica owns the campaign.
+    pub not_owner: bool,
+}
+
+/// The outcome of one reconcile.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Outcome {
+    pub campaigns: Vec<CampaignOutcome>,
+    /// Files that failed and belong to no campaign known so far.
+    pub file_errors: Vec<(PathBuf, String)>,
+    pub next_wake: Option<DateTime<Utc>>,
+}
+
+impl Outcome {
+    pub fn campaign(&self, id: &str) -> Option<&CampaignOutcome> {
+        self.campaigns.iter().find(|c| c.id == id)
+    }
+}
+
+/// The settings last sent, as kept in the task record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SentSettings {
+    settings: TaskSettings,
+    /// `create` (in effect at once) or `update` (in effect after the apply delay).
+    via: String,
+}
+
+/// The reconciler. `run` is the loop; `reconcile_once` is the step tests drive.
+#[derive(Debug)]
+pub struct Daemon {
+    store: Arc<dyn Store>,
+    client: Client,
+    clock: SharedClock,
+    hub: Arc<Hub>,
+    ledger: Arc<Ledger>,
+    config: DaemonConfig,
+    urls: CallbackUrls,
+    campaigns: BTreeMap<String, Campaign>,
+    /// File path → error text already counted (so a bad file is counted once per version).
+    counted_file_errors: HashMap<PathBuf, String>,
+    loaded_from_store: bool,
+}
+
+type StepResult<T> = Result<T, StepError>;
+
+/// Why a campaign's reconcile stopped early. Never stops other campaigns.
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Daemon {
+    /// Builds the daemon. The client gets an observer that writes every attempt to the store's ledger.
+    pub fn new(
+        store: Arc<dyn Store>,
+        client: Client,
+        clock: SharedClock,
+        hub: Arc<Hub>,
+        config: DaemonConfig,
+    ) -> Daemon {
+        let ledger = Ledger::new(hub.metrics.clone());
+        let client = client.with_observer(ledger.clone());
+        let urls = CallbackUrls::from_public_url(config.public_url.as_deref());
+        Daemon {
+            store,
+            client,
+            clock,
+            hub,
+            ledger,
+            config,
+            urls,
+            campaigns: BTreeMap::new(),
+            counted_file_errors: HashMap::new(),
+            loaded_from_store: false,
+        }
+    }
+
+    /// The loop: reconcile, then sleep until the earliest of the next wake, a file change or callback, the periodic
+    /// rescan, or shutdown. A reconcile that has started is finished before shutdown returns (each step is short
+    /// and leaves nothing half-written: the outbox makes every send resumable).
+    pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let mut due: Option<DateTime<Utc>> = None;
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let now = self.clock.now();
+            if let Some(due) = due {
+                self.hub
+                    .metrics
+                    .reconcile_lag((now - due).num_milliseconds() as f64 / 1000.0);
+            }
+            let outcome = self.reconcile_once(now).await;
+            self.hub.set_ready(true);
+            let now = self.clock.now();
+            let sleep = outcome
+                .next_wake
+                .map(|at| (at - now).to_std().unwrap_or_default())
+                .unwrap_or(self.config.max_sleep)
+                .min(self.config.max_sleep);
+            due = Some(now + Duration::from_std(sleep).unwrap_or_default());
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.hub.woken() => { due = None; }
+                () = tokio::time::sleep(sleep) => {}
+            }
+        }
+        let _ = self.ledger.flush(self.store.as_ref()).await;
+        for id in self.campaigns.keys() {
+            let _ = self.store.release_lease(id, &self.config.owner).await;
+        }
+        tracing::info!("reconciler stopped");
+        Ok(())
+    }
+
+    /// One reconcile of every campaign at `now`: rescan the files, then per campaign observe, decide and act.
+    pub async fn reconcile_once(&mut self, now: DateTime<Utc>) -> Outcome {
+        let mut outcome = Outcome::default();
+        if !self.loaded_from_store {
+            match self.load_from_store().await {
+                Ok(()) => self.loaded_from_store = true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the campaigns kept in the store; retrying later")
+                }
+            }
+        }
+        self.apply_scan(scan_dir(&self.config.campaigns_dir), &mut outcome);
+
+        let ids: Vec<String> = self.campaigns.keys().cloned().collect();
+        for id in ids {
+            let result = self.reconcile_campaign(&id, now).await;
+            match result {
+                Ok(c) => outcome.campaigns.push(c),
+                Err(e) => {
+                    self.hub.metrics.reconcile_error(&id);
+                    tracing::warn!(campaign.id = %id, error = %e, "reconcile failed");
+                    outcome
+                        .campaigns
+                        .push(self.error_outcome(&id, e.to_string()));
+                }
+            }
+        }
+        if let Err(e) = self.ledger.flush(self.store.as_ref()).await {
+            tracing::warn!(error = %e, pending = self.ledger.pending(), "cannot write the action ledger yet");
+        }
+        self.publish_metrics(&outcome);
+        outcome.next_wake = outcome
+            .campaigns
+            .iter()
+            .filter_map(|c| c.plan.next_wake)
+            .min();
+        outcome
+    }
+
+    fn error_outcome(&self, id: &str, error: String) -> CampaignOutcome {
+        let c = &self.campaigns[id];
+        CampaignOutcome {
+            id: id.to_owned(),
+            plan: Plan {
+                actions: vec![],
+                next_wake: None,
+                why: Why::CheckingInDoubt,
+            },
+            why: format!("error: {error}"),
+            done: vec![],
+            error: Some(error),
+            file_error: c.file_error.clone(),
+            task: TaskState::NotCreated,
+            user_task_id: user_task_id(&c.spec),
+            orders: Orders::default(),
+            not_owner: false,
+        }
+    }
+
+    fn publish_metrics(&self, outcome: &Outcome) {
+        let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
+        for c in &outcome.campaigns {
+            let state = campaign_state(c);
+            *by_state.entry(state.to_owned()).or_default() += 1;
+            self.hub.metrics.orders(&c.id, "planned", c.orders.planned);
+            self.hub.metrics.orders(&c.id, "sending", c.orders.sending);
+            self.hub.metrics.orders(&c.id, "sent", c.orders.sent);
+            self.hub
+                .metrics
+                .orders(&c.id, "rejected", c.orders.rejected);
+            self.hub
+                .metrics
+                .orders(&c.id, "unfinished", c.orders.unfinished);
+        }
+        self.hub.metrics.campaigns(&by_state);
+    }
+
+    async fn load_from_store(&mut self) -> Result<(), StoreError> {
+        for rec in self.store.campaigns().await? {
+            let Some(value) = rec.spec else { continue };
+            let spec: CampaignSpec = match serde_json::from_value(value) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(campaign.id = %rec.id, error = %e, "cannot read the stored spec; ignoring it");
+                    continue;
+                }
+            };
+            if rec.state == "removed" || rec.state == "done" {
+                // Finished with; a file with this id would start it again.
+                continue;
+            }
+            self.campaigns
+                .entry(rec.id.clone())
+                .or_insert_with(|| Campaign::new(spec, false));
+        }
+        Ok(())
+    }
+
+    /// Merges a directory scan: new and changed files replace the spec, bad files keep the last good one, removed
+    /// files are marked (the next decision completes their task).
+    fn apply_scan(&mut self, scan: FileScan, outcome: &mut Outcome) {
+        if let Some(e) = &scan.dir_error {
+            // The directory itself is unreadable: change nothing (a missing mount must not complete campaigns).
+            tracing::warn!(dir = %self.config.campaigns_dir.display(), error = %e, "cannot read the campaigns directory");
+            return;
+        }
+        let mut seen_ids: HashSet<String> = HashSet::new();
+        let mut by_source: HashMap<PathBuf, String> = self
+            .campaigns
+            .iter()
+            .map(|(id, c)| (c.spec.source.clone(), id.clone()))
+            .collect();
+        for (path, result) in scan.files {
+            match result {
+                Ok(spec) => {
+                    self.counted_file_errors.remove(&path);
+                    let id = spec.id.clone();
+                    if !seen_ids.insert(id.clone()) {
+                        let msg = format!(
+                            "campaign id `{id}` is already used by another file in {}; rename one of them",
+                            self.config.campaigns_dir.display()
+                        );
+                        self.file_error(&path, &msg, outcome);
+                        continue;
+                    }
+                    match self.campaigns.get_mut(&id) {
+                        Some(c) => {
+                            if c.spec.content_hash != spec.content_hash {
+                                tracing::info!(campaign.id = %id, file = %path.display(), "campaign file changed");
+                            }
+                            c.spec = spec;
+                            c.file_present = true;
+                            c.file_error = None;
+                        }
+                        None => {
+                            tracing::info!(campaign.id = %id, file = %path.display(), "campaign file loaded");
+                            self.campaigns.insert(id.clone(), Campaign::new(spec, true));
+                        }
+                    }
+                    by_source.insert(path, id);
+                }
+                Err(msg) => {
+                    // Keep the last good version of whatever campaign this file was.
+                    if let Some(id) = by_source.get(&path).cloned()
+                        && let Some(c) = self.campaigns.get_mut(&id)
+                    {
+                        seen_ids.insert(id.clone());
+                        c.file_present = true;
+                        c.file_error = Some(msg.clone());
+                    }
+                    self.file_error(&path, &msg, outcome);
+                }
+            }
+        }
+        for (id, c) in self.campaigns.iter_mut() {
+            if !seen_ids.contains(id) && c.file_present {
+                tracing::info!(campaign.id = %id, "campaign file removed: its task will be completed");
+                c.file_present = false;
+            }
+        }
+    }
+
+    fn file_error(&mut self, path: &Path, msg: &str, outcome: &mut Outcome) {
+        if self.counted_file_errors.get(path).map(String::as_str) != Some(msg) {
+            self.hub.metrics.file_error();
+            tracing::warn!(file = %path.display(), error = %msg, "campaign file rejected; its last good version (if any) keeps running");
+            self.counted_file_errors
+                .insert(path.to_owned(), msg.to_owned());
+        }
+        outcome.file_errors.push((path.to_owned(), msg.to_owned()));
+    }
+
+    async fn reconcile_campaign(
+        &mut self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> StepResult<CampaignOutcome> {
+        let ut = user_task_id(&self.campaigns[id].spec);
+        if !self
+            .store
+            .try_acquire_lease(id, &self.config.owner, now, self.config.lease_ttl)
+            .await?
+        {
+            let c = &self.campaigns[id];
+            return Ok(CampaignOutcome {
+                id: id.to_owned(),
+                plan: Plan {
+                    actions: vec![],
+                    next_wake: None,
+                    why: Why::CheckingInDoubt,
+                },
+                why: "owned by another replica".into(),
+                done: vec![],
+                error: None,
+                file_error: c.file_error.clone(),
+                task: TaskState::NotCreated,
+                user_task_id: ut,
+                orders: Orders::default(),
+                not_owner: true,
+            });
+        }
+
+        if let Some(status) = self.hub.take_task_status(&ut) {
+            self.set_status(&ut, id, status, now).await?;
+        }
+        self.plan_contacts(id, now).await?;
+
+        let mut done = Vec::new();
+        let mut error = None;
+        let mut last_actions: Option<Vec<Action>> = None;
+        let mut extra_wake: Option<DateTime<Utc>> = None;
+        let (mut plan, mut obs) = self.decide_now(id, now).await?;
+        for _ in 0..MAX_ROUNDS {
+            if plan.actions.is_empty() || last_actions.as_ref() == Some(&plan.actions) {
+                break;
+            }
+            last_actions = Some(plan.actions.clone());
+            let mut stop = false;
+            for action in plan.actions.clone() {
+                match self.execute(id, &ut, &action, now).await {
+                    Ok(ActResult::Done) => done.push(action.name().to_owned()),
+                    Ok(ActResult::WaitUntil(at)) => {
+                        extra_wake = Some(extra_wake.map_or(at, |w| w.min(at)));
+                        stop = true;
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(campaign.id = %id, action = action.name(), error = %e, "action failed");
+                        self.hub.metrics.reconcile_error(id);
+                        error = Some(format!("{}: {e}", action.name()));
+                        stop = true;
+                        break;
+                    }
+                }
+            }
+            (plan, obs) = self.decide_now(id, now).await?;
+            if stop {
+                break;
+            }
+        }
+        if let Some(at) = extra_wake {
+            plan.next_wake = Some(plan.next_wake.map_or(at, |w| w.min(at)));
+        }
+        if error.is_some() {
+            // Try again soon, not at the next calendar event.
+            let retry = now + Duration::seconds(15);
+            plan.next_wake = Some(plan.next_wake.map_or(retry, |w| w.min(retry)));
+        }
+
+        let c = &self.campaigns[id];
+        let schedule = c.spec.schedule.clone();
+        let why = plan.why.describe(&|at| local_label(&schedule, at));
+        let state = if !c.file_present {
+            "removed"
+        } else if obs.task.is_terminal() {
+            "done"
+        } else if c.file_error.is_some() {
+            "invalid"
+        } else {
+            "active"
+        };
+        let record = CampaignRecord {
+            id: id.to_owned(),
+            generation: i64::from(c.spec.generation),
+            source_file: c.spec.source.display().to_string(),
+            content_hash: c.spec.content_hash.clone(),
+            spec: serde_json::to_value(&c.spec).ok(),
+            state: state.to_owned(),
+            last_error: c.file_error.clone().or_else(|| error.clone()),
+            updated_at: now,
+        };
+        if let Err(e) = self.store.upsert_campaign(&record).await {
+            tracing::warn!(campaign.id = %id, error = %e, "cannot record the campaign's state");
+        }
+        if !done.is_empty() {
+            tracing::info!(campaign.id = %id, task.user_id = %ut, actions = ?done, why = %why, "reconciled");
+        }
+        Ok(CampaignOutcome {
+            id: id.to_owned(),
+            plan,
+            why,
+            done,
+            error,
+            file_error: c.file_error.clone(),
+            task: obs.task,
+            user_task_id: ut,
+            orders: obs.orders,
+            not_owner: false,
+        })
+    }
+
+    /// Streams the campaign's CSV into the store as planned orders, when the CSV (or the file) changed since the
+    /// last time. Idempotent: order IDs are deterministic and inserts skip IDs already present, so rows uploaded
+    /// before are never planned (or sent) again, and rows appended later are picked up.
+    async fn plan_contacts(&mut self, id: &str, now: DateTime<Utc>) -> StepResult<()> {
+        let c = &self.campaigns[id];
+        if !c.file_present {
+            return Ok(());
+        }
+        if c.spec.schedule.end_utc().is_some_and(|end| now >= end) {
+            return Ok(());
+        }
+        let stamp = crate::contacts::csv_stamp(&c.spec);
+        if c.csv_planned.as_ref() == Some(&stamp) {
+            return Ok(());
+        }
+        let spec = c.spec.clone();
+        let ut = user_task_id(&spec);
+        let mut inserted = 0u64;
+        let mut stats = crate::contacts::Stats::default();
+        let mut chunk = Vec::with_capacity(PLAN_CHUNK);
+        let mut reader = crate::contacts::read(&spec, &ut).map_err(StepError::Other)?;
+        loop {
+            let next = reader.next_order(&mut stats);
+            let end = next.is_none();
+            if let Some(order) = next {
+                chunk.push(order);
+            }
+            if chunk.len() >= PLAN_CHUNK || (end && !chunk.is_empty()) {
+                inserted += self.store.insert_planned_orders(&chunk).await?;
+                chunk.clear();
+            }
+            if end {
+                break;
+            }
+        }
+        if inserted > 0 {
+            tracing::info!(campaign.id = %id, orders.new = inserted, contacts.valid = stats.valid, contacts.issues = stats.issues, "planned contacts");
+        }
+        let c = self.campaigns.get_mut(id).expect("campaign exists");
+        c.csv_planned = Some(stamp);
+        c.valid_contacts = stats.valid;
+        c.contact_issues = stats.issues;
+        Ok(())
+    }
+
+    async fn decide_now(&self, id: &str, now: DateTime<Utc>) -> StepResult<(Plan, Observed)> {
+        let c = &self.campaigns[id];
+        let ut = user_task_id(&c.spec);
+        let counts = self.store.order_counts(id).await?;
+        let has_contacts = c.valid_contacts > 0 || counts.total > 0;
+        let d = desired(
+            &c.spec,
+            now,
+            c.file_present,
+            has_contacts,
+            self.config.apply_delay,
+        );
+        let task = self.task_record(id, &ut).await?;
+        let (state, sent, sent_at) = task_view(task.as_ref());
+        let (matches, safe) = fit(
+            &c.spec.schedule,
+            d.target.as_ref(),
+            sent.as_ref().map(|s| &s.settings),
+            now,
+        );
+        let effective_at = match (&sent, sent_at) {
+            (Some(s), Some(at)) if s.via == "update" => Some(at + self.config.apply_delay),
+            (Some(_), Some(at)) => Some(at),
+            _ => None,
+        };
+        let unfinished = counts.sent.saturating_sub(counts.finished);
+        let next_poll_at = if state.is_terminal() && c.final_poll_done {
+            None
+        } else {
+            Some(
+                c.last_poll_at
+                    .map_or(now, |at| at + self.config.poll_interval),
+            )
+        };
+        let obs = Observed {
+            task: state,
+            sent_matches_target: matches,
+            sent_safe_now: safe,
+            settings_effective_at: effective_at,
+            orders: Orders {
+                planned: counts.planned,
+                sending: counts.sending,
+                sent: counts.sent,
+                rejected: counts.rejected,
+                unfinished,
+            },
+            next_poll_at: if matches!(state, TaskState::NotCreated | TaskState::CreateInDoubt) {
+                None
+            } else {
+                next_poll_at
+            },
+        };
+        Ok((decide(&d, &obs), obs))
+    }
+
+    async fn task_record(&self, id: &str, ut: &str) -> Result<Option<TaskRecord>, StoreError> {
+        Ok(self
+            .store
+            .tasks(id)
+            .await?
+            .into_iter()
+            .find(|t| t.user_task_id == ut))
+    }
+
+    async fn execute(
+        &mut self,
+        id: &str,
+        ut: &str,
+        action: &Action,
+        now: DateTime<Utc>,
+    ) -> StepResult<ActResult> {
+        match action {
+            Action::ResolveSending => self.resolve(id, ut, now).await,
+            Action::CreateTask { settings } => self
+                .create(id, ut, settings, now)
+                .await
+                .map(|()| ActResult::Done),
+            Action::UploadBatches => self.upload(id, ut, now).await.map(|()| ActResult::Done),
+            Action::Pause => self
+                .operate(id, ut, TaskOperate::Pause, None, now)
+                .await
+                .map(|()| ActResult::Done),
+            Action::Start => self
+                .operate(id, ut, TaskOperate::Start, None, now)
+                .await
+                .map(|()| ActResult::Done),
+            Action::Complete { delete_undialled } => {
+                let del = if *delete_undialled {
+                    DelCall::DeleteUndialed
+                } else {
+                    DelCall::Keep
+                };
+                self.operate(id, ut, TaskOperate::Complete, Some(del), now)
+                    .await
+                    .map(|()| ActResult::Done)
+            }
+            Action::UpdateSettings { settings } => self
+                .update(id, ut, settings, now)
+                .await
+                .map(|()| ActResult::Done),
+            Action::Poll => self.poll(id, ut, now).await.map(|()| ActResult::Done),
+        }
+    }
+
+    fn spec(&self, id: &str) -> &CampaignSpec {
+        &self.campaigns[id].spec
+    }
+
+    async fn write_task(
+        &self,
+        id: &str,
+        ut: &str,
+        f: impl FnOnce(&mut TaskRecord),
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let spec = self.spec(id);
+        let mut rec = self
+            .task_record(id, ut)
+            .await?
+            .unwrap_or_else(|| TaskRecord {
+                user_task_id: ut.to_owned(),
+                campaign_id: id.to_owned(),
+                generation: i64::from(spec.generation),
+                task_index: 0,
+                task_id: None,
+                settings: None,
+                settings_sent_at: None,
+                platform_status: None,
+                desired_status: None,
+                updated_at: now,
+            });
+        f(&mut rec);
+        rec.updated_at = now;
+        self.store.upsert_task(&rec).await
+    }
+
+    async fn set_status(
+        &self,
+        ut: &str,
+        id: &str,
+        status: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write_task(id, ut, |t| t.platform_status = Some(status), now)
+            .await
+    }
+
+    /// createAndCall with the first batch. The task record (with the settings) and the batch's `sending` marks are
+    /// written BEFORE the request leaves, so a crash at any point leaves something the next run resolves.
+    async fn create(
+        &mut self,
+        id: &str,
+        ut: &str,
+        settings: &TaskSettings,
+        now: DateTime<Utc>,
+    ) -> StepResult<()> {
+        let spec = self.spec(id).clone();
+        let batch = self
+            .store
+            .orders_in_state(ut, UploadState::Planned, spec.contacts.batch_size.max(1))
+            .await?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let sent = SentSettings {
+            settings: settings.clone(),
+            via: "create".into(),
+        };
+        let sent_json = serde_json::to_value(&sent).map_err(|e| StepError::Other(e.to_string()))?;
+        // In doubt from here on: settings recorded, no platform status yet.
+        self.write_task(
+            id,
+            ut,
+            |t| {
+                t.settings = Some(sent_json.clone());
+                t.settings_sent_at = Some(now);
+                t.platform_status = None;
+                t.task_id = None;
+                t.desired_status = Some(1);
+            },
+            now,
+        )
+        .await?;
+        let ids: Vec<String> = batch.iter().map(|o| o.order_id.clone()).collect();
+        self.store
+            .set_upload_state(&ids, UploadState::Sending, now)
+            .await?;
+
+        let req = wire::CreateAndCallRequest {
+            product_id: product_id(),
+            user_task_id: ut.to_owned(),
+            scene_id: spec.scene_id.clone(),
+            task_create_setting: task_create_setting(settings, &self.urls),
+            func_flag: func_flag(settings),
+            call_info_list: call_info_list(&batch, &self.urls),
+        };
+        match self.client.create_and_call(&req).await {
+            Ok(resp) => {
+                let task_id = (!resp.task_id.is_empty()).then(|| resp.task_id.clone());
+                self.write_task(
+                    id,
+                    ut,
+                    |t| {
+                        t.platform_status = Some(1);
+                        t.task_id = task_id;
+                    },
+                    now,
+                )
+                .await?;
+                self.settle_batch(&batch, &resp.err_list, now).await?;
+                tracing::info!(campaign.id = %id, task.user_id = %ut, orders = batch.len(), rejected = resp.err_list.len(), "task created with the first batch");
+                Ok(())
+            }
+            Err(ApiError::Rejected { code, message, .. })
+                if code == wire::ret_code::BAD_VALUE
+                    && message.to_ascii_lowercase().contains("usertaskid") =>
+            {
+                // The task exists already: an earlier create did apply. Leave it in doubt; the resolve asks.
+                Err(StepError::Other(format!(
+                    "the platform already has task {ut}: {message}; resolving"
+                )))
+            }
+            Err(e @ ApiError::Rejected { .. }) | Err(e @ ApiError::Invalid { .. }) => {
+                // Certainly not applied: back to planned, no task.
+                self.store
+                    .set_upload_state(&ids, UploadState::Planned, now)
+                    .await?;
+                self.write_task(
+                    id,
+                    ut,
+                    |t| {
+                        t.settings = None;
+                        t.settings_sent_at = None;
+                        t.platform_status = None;
+                        t.desired_status = None;
+                    },
+                    now,
+                )
+                .await?;
+                Err(e.into())
+            }
+            // Ambiguous, or Retryable after the client's retries: may or may not exist. Resolve, never resend blind.
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Marks a batch's outcome: refused numbers (errList, by phone or orderID) rejected, the rest sent.
+    async fn settle_batch(
+        &self,
+        batch: &[OrderRecord],
+        errs: &[wire::ErrItem],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let by_phone: HashMap<&str, &str> = batch
+            .iter()
+            .map(|o| (o.phone.as_str(), o.order_id.as_str()))
+            .collect();
+        let in_batch: HashSet<&str> = batch.iter().map(|o| o.order_id.as_str()).collect();
+        let mut rejected: Vec<(String, String)> = Vec::new();
+        for e in errs {
+            let oid = e
+                .order_id
+                .as_deref()
+                .filter(|o| in_batch.contains(o))
+                .or_else(|| e.phone.as_deref().and_then(|p| by_phone.get(p).copied()));
+            if let Some(oid) = oid {
+                rejected.push((oid.to_owned(), e.err_msg.clone()));
+            }
+        }
+        let rejected_ids: HashSet<&str> = rejected.iter().map(|(o, _)| o.as_str()).collect();
+        let sent: Vec<String> = batch
+            .iter()
+            .map(|o| o.order_id.clone())
+            .filter(|o| !rejected_ids.contains(o.as_str()))
+            .collect();
+        if !rejected.is_empty() {
+            self.store.reject_orders(&rejected, now).await?;
+        }
+        if !sent.is_empty() {
+            self.store
+                .set_upload_state(&sent, UploadState::Sent, now)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// addBatchCall for every planned order, one batch at a time, write-before-send.
+    async fn upload(&mut self, id: &str, ut: &str, now: DateTime<Utc>) -> StepResult<()> {
+        let batch_size = self.spec(id).contacts.batch_size.max(1);
+        loop {
+            let batch = self
+                .store
+                .orders_in_state(ut, UploadState::Planned, batch_size)
+                .await?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let ids: Vec<String> = batch.iter().map(|o| o.order_id.clone()).collect();
+            self.store
+                .set_upload_state(&ids, UploadState::Sending, now)
+                .await?;
+            let req = wire::AddBatchCallRequest {
+                product_id: product_id(),
+                user_task_id: ut.to_owned(),
+                call_info_list: call_info_list(&batch, &self.urls),
+            };
+            match self.client.add_batch_call(&req).await {
+                Ok(resp) => {
+                    self.settle_batch(&batch, &resp.err_list, now).await?;
+                    tracing::info!(campaign.id = %id, task.user_id = %ut, orders = batch.len(), rejected = resp.err_list.len(), "uploaded a batch");
+                }
+                Err(e @ ApiError::Rejected { .. }) | Err(e @ ApiError::Invalid { .. }) => {
+                    self.store
+                        .set_upload_state(&ids, UploadState::Planned, now)
+                        .await?;
+                    self.refresh_status(id, ut, now).await;
+                    return Err(e.into());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Resolves everything in doubt by asking the platform: a creation (listTask), then orders left `sending`
+    /// (listOrderDetail): found → sent, not found → planned. Nothing is resent before this.
+    async fn resolve(&mut self, id: &str, ut: &str, now: DateTime<Utc>) -> StepResult<ActResult> {
+        let grace = self.config.resolve_grace;
+        let task = self.task_record(id, ut).await?;
+        let (state, _, _) = task_view(task.as_ref());
+        if state == TaskState::CreateInDoubt {
+            let since = task.as_ref().map_or(now, |t| t.updated_at);
+            if now < since + grace {
+                return Ok(ActResult::WaitUntil(since + grace));
+            }
+            let req = ListTaskRequest {
+                product_id: product_id(),
+                page: 1,
+                size: 10,
+                query_conditions: QueryConditions {
+                    user_task_id: Some(vec![ut.to_owned()]),
+                    ..Default::default()
+                },
+            };
+            let resp = self.client.list_task(&req).await?;
+            match resp.task_data.iter().find(|t| t.user_task_id == ut) {
+                Some(found) => {
+                    let status = found.task_status.map_or(1, |s| s.code());
+                    let task_id = (!found.task_id.is_empty()).then(|| found.task_id.clone());
+                    self.write_task(
+                        id,
+                        ut,
+                        |t| {
+                            t.platform_status = Some(status);
+                            t.task_id = task_id;
+                        },
+                        now,
+                    )
+                    .await?;
+                    tracing::info!(campaign.id = %id, task.user_id = %ut, "resolved: the task was created");
+                }
+                None => {
+                    self.write_task(
+                        id,
+                        ut,
+                        |t| {
+                            t.settings = None;
+                            t.settings_sent_at = None;
+                            t.platform_status = None;
+                            t.desired_status = None;
+                        },
+                        now,
+                    )
+                    .await?;
+                    // Nothing of it reached the platform: every order in doubt goes back to planned.
+                    loop {
+                        let stuck = self
+                            .store
+                            .orders_in_state(ut, UploadState::Sending, POLL_CHUNK)
+                            .await?;
+                        if stuck.is_empty() {
+                            break;
+                        }
+                        let ids: Vec<String> = stuck.into_iter().map(|o| o.order_id).collect();
+                        self.store
+                            .set_upload_state(&ids, UploadState::Planned, now)
+                            .await?;
+                    }
+                    tracing::info!(campaign.id = %id, task.user_id = %ut, "resolved: the task was not created; will create again");
+                    return Ok(ActResult::Done);
+                }
+            }
+        }
+        let mut offset_seen: HashSet<String> = HashSet::new();
+        loop {
+            let stuck = self
+                .store
+                .orders_in_state(ut, UploadState::Sending, POLL_CHUNK)
+                .await?;
+            let stuck: Vec<OrderRecord> = stuck
+                .into_iter()
+                .filter(|o| !offset_seen.contains(&o.order_id))
+                .collect();
+            if stuck.is_empty() {
+                return Ok(ActResult::Done);
+            }
+            if let Some(young) = stuck
+                .iter()
+                .filter_map(|o| o.state_changed_at)
+                .filter(|at| now < *at + grace)
+                .min()
+            {
+                return Ok(ActResult::WaitUntil(young + grace));
+            }
+            let ids: Vec<String> = stuck.iter().map(|o| o.order_id.clone()).collect();
+            let resp = self
+                .client
+                .list_order_detail(&ListOrderDetailRequest::new(ut, ids.clone()))
+                .await?;
+            let found: HashSet<&str> = resp
+                .order_detail_list
+                .iter()
+                .map(|d| d.order_id.as_str())
+                .collect();
+            let (yes, no): (Vec<String>, Vec<String>) = ids
+                .iter()
+                .cloned()
+                .partition(|o| found.contains(o.as_str()));
+            if !yes.is_empty() {
+                self.store
+                    .set_upload_state(&yes, UploadState::Sent, now)
+                    .await?;
+                let facts: Vec<_> = resp
+                    .order_detail_list
+                    .iter()
+                    .map(|d| crate::facts::from_order_detail(d, ut))
+                    .collect();
+                self.store
+                    .apply_order_facts(&facts, FactSource::Poll)
+                    .await?;
+            }
+            if !no.is_empty() {
+                self.store
+                    .set_upload_state(&no, UploadState::Planned, now)
+                    .await?;
+            }
+            tracing::info!(campaign.id = %id, task.user_id = %ut, found = yes.len(), not_found = no.len(), "resolved orders in doubt");
+            offset_seen.extend(ids);
+        }
+    }
+
+    /// mgrTaskStatus. The store records the resulting status; a refusal refreshes the status from the platform.
+    async fn operate(
+        &mut self,
+        id: &str,
+        ut: &str,
+        op: TaskOperate,
+        del: Option<DelCall>,
+        now: DateTime<Utc>,
+    ) -> StepResult<()> {
+        let mut req = MgrTaskStatusRequest::new(ut, op);
+        req.del_call = del;
+        let expected = match op {
+            TaskOperate::Start => 2,
+            TaskOperate::Pause => 5,
+            _ => 3,
+        };
+        match self.client.mgr_task_status(&req).await {
+            Ok(resp) => {
+                let status = resp.task_status.map_or(expected, |s| s.code());
+                self.write_task(id, ut, |t| t.platform_status = Some(status), now)
+                    .await?;
+                tracing::info!(campaign.id = %id, task.user_id = %ut, operate = ?op, task.status = status, "task status changed");
+                Ok(())
+            }
+            Err(e) => {
+                // Whatever happened, ask the platform where the task stands before deciding again.
+                self.refresh_status(id, ut, now).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// updateTask. An unclear outcome forgets the settings (so they are sent again, never assumed).
+    async fn update(
+        &mut self,
+        id: &str,
+        ut: &str,
+        settings: &TaskSettings,
+        now: DateTime<Utc>,
+    ) -> StepResult<()> {
+        let spec = self.spec(id).clone();
+        let req = wire::UpdateTaskRequest {
+            product_id: product_id(),
+            user_task_id: ut.to_owned(),
+            scene_id: spec.scene_id.clone(),
+            task_create_setting: task_create_setting(settings, &self.urls),
+            func_flag: func_flag(settings),
+        };
+        match self.client.update_task(&req).await {
+            Ok(_) => {
+                let sent = SentSettings {
+                    settings: settings.clone(),
+                    via: "update".into(),
+                };
+                let json =
+                    serde_json::to_value(&sent).map_err(|e| StepError::Other(e.to_string()))?;
+                self.write_task(
+                    id,
+                    ut,
+                    |t| {
+                        t.settings = Some(json);
+                        t.settings_sent_at = Some(now);
+                    },
+                    now,
+                )
+                .await?;
+                tracing::info!(campaign.id = %id, task.user_id = %ut, zone_second = settings.window.zone_second, week_days = %settings.window.dial_at_week_day(), "settings sent");
+                Ok(())
+            }
+            Err(e) => {
+                if e.is_ambiguous() {
+                    // Unknown which settings the platform has now: remember none, so they are sent again.
+                    self.write_task(id, ut, |t| t.settings = Some(serde_json::Value::Null), now)
+                        .await?;
+                }
+                self.refresh_status(id, ut, now).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Best effort: learn the task's status from listTask (after a refusal or an unclear toggle).
+    async fn refresh_status(&self, id: &str, ut: &str, now: DateTime<Utc>) {
+        let req = ListTaskRequest {
+            product_id: product_id(),
+            page: 1,
+            size: 10,
+            query_conditions: QueryConditions {
+                user_task_id: Some(vec![ut.to_owned()]),
+                ..Default::default()
+            },
+        };
+        match self.client.list_task(&req).await {
+            Ok(resp) => {
+                if let Some(status) = resp
+                    .task_data
+                    .iter()
+                    .find(|t| t.user_task_id == ut)
+                    .and_then(|t| t.task_status)
+                {
+                    let _ = self.set_status(ut, id, status.code(), now).await;
+                }
+            }
+            Err(e) => {
+                tracing::debug!(campaign.id = %id, error = %e, "cannot refresh the task status")
+            }
+        }
+    }
+
+    /// listOrderDetail for unfinished sent orders, oldest-checked first, in chunks of at most 500.
+    async fn poll(&mut self, id: &str, ut: &str, now: DateTime<Utc>) -> StepResult<()> {
+        let mut polled: HashSet<String> = HashSet::new();
+        for _ in 0..MAX_POLL_CHUNKS {
+            let ids = self.store.orders_to_poll(ut, POLL_CHUNK).await?;
+            let ids: Vec<String> = ids.into_iter().filter(|o| !polled.contains(o)).collect();
+            if ids.is_empty() {
+                break;
+            }
+            let resp = self
+                .client
+                .list_order_detail(&ListOrderDetailRequest::new(ut, ids.clone()))
+                .await?;
+            let facts: Vec<_> = resp
+                .order_detail_list
+                .iter()
+                .map(|d| crate::facts::from_order_detail(d, ut))
+                .collect();
+            let gaps = facts.iter().filter(|f| f.finished).count() as u64;
+            self.store
+                .apply_order_facts(&facts, FactSource::Poll)
+                .await?;
+            self.store.mark_polled(&ids, now).await?;
+            self.hub.metrics.callback_gaps(gaps);
+            let full = ids.len() as u32 == POLL_CHUNK;
+            polled.extend(ids);
+            if !full {
+                break;
+            }
+        }
+        let terminal = {
+            let task = self.task_record(id, ut).await?;
+            task_view(task.as_ref()).0.is_terminal()
+        };
+        let c = self.campaigns.get_mut(id).expect("campaign exists");
+        c.last_poll_at = Some(now);
+        if terminal {
+            c.final_poll_done = true;
+        }
+        Ok(())
+    }
+}
+
+enum ActResult {
+    Done,
+    /// Nothing to do before this instant (an order or creation in doubt is too young to ask about).
+    WaitUntil(DateTime<Utc>),
+}
+
+impl Campaign {
+    fn new(spec: CampaignSpec, file_present: bool) -> Campaign {
+        Campaign {
+            spec,
+            file_present,
+            file_error: None,
+            csv_planned: None,
+            valid_contacts: 0,
+            contact_issues: 0,
+            last_poll_at: None,
+            final_poll_done: false,
+        }
+    }
+}
+
+/// The campaign's task for its generation (one task per generation).
+pub fn user_task_id(spec: &CampaignSpec) -> String {
+    campaign::user_task_id(&spec.id, spec.generation, 0)
+}
+
+/// Reads the task record: its state, the settings last sent, and when they were sent.
+pub(crate) fn task_view(
+    t: Option<&TaskRecord>,
+) -> (TaskState, Option<SentSettings>, Option<DateTime<Utc>>) {
+    let Some(t) = t else {
+        return (TaskState::NotCreated, None, None);
+    };
+    let sent: Option<SentSettings> = t
+        .settings
+        .clone()
+        .and_then(|v| serde_json::from_value(v).ok());
+    let state = match (t.platform_status, &t.settings) {
+        (Some(code), _) => TaskState::from_platform(code),
+        // Settings recorded (the create was about to be sent) but no status: the create is in doubt.
+        (None, Some(v)) if !v.is_null() => TaskState::CreateInDoubt,
+        (None, _) => TaskState::NotCreated,
+    };
+    (state, sent, t.settings_sent_at)
+}
+
+/// A one-word state for metrics.
+fn campaign_state(c: &CampaignOutcome) -> &'static str {
+    if c.not_owner {
+        "other_replica"
+    } else if c.error.is_some() {
+        "error"
+    } else if c.task.is_terminal() {
+        "done"
+    } else if c.plan.why.is_dialling() {
+        "dialling"
+    } else if matches!(c.plan.why, Why::PausedInFile) {
+        "paused"
+    } else {
+        "waiting"
+    }
+}
