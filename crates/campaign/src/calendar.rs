@@ -514,7 +514,7 @@ pub fn stretch_at(schedule: &Schedule, now: DateTime<Utc>) -> Option<Stretch> {
     // Nothing open in this stretch: only worth returning if a later one opens.
     let mut next = first.until;
     for _ in 0..10_000 {
-        let Some(at) = next else { return None };
+        let at = next?;
         if schedule.end_utc().is_some_and(|e| at >= e) {
             return None;
         }

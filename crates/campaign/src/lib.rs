@@ -3,6 +3,8 @@
 mod calendar;
 mod diagnostics;
 mod ids;
+mod parse;
+mod spec;
 
 pub use calendar::{
     DialWindow, HourRange, Location, Schedule, Stretch, WindowRule, Zone, format_offset,
@@ -10,3 +12,12 @@ pub use calendar::{
 };
 pub use diagnostics::{Diagnostic, Diagnostics, Severity};
 pub use ids::{ID_NAMESPACE, order_id, user_task_id};
+pub use parse::{
+    MAX_BATCH_SIZE, load_campaign, load_campaign_with_warnings, parse_campaign, validate_set,
+    warnings_at,
+};
+pub use spec::{CampaignSpec, ContactsSpec, Dispatch, Features, ManualCall, SmsRule};
+
+/// Re-exported so that callers name the same time types without their own dependency.
+pub use chrono;
+pub use chrono_tz;

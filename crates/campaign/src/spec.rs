@@ -1,0 +1,127 @@
+//! The parsed, validated campaign file.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::{Location, Schedule};
+
+/// A campaign file after parsing and validation. Serializable so the store can keep the last good version as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampaignSpec {
+    /// Campaign id: the `id` key, or the file stem.
+    pub id: String,
+    /// `sceneID` of the dialogue template.
+    pub scene_id: String,
+    /// `taskName`; defaults to the id.
+    pub task_name: String,
+    /// `strategyName`; empty means the platform default.
+    pub strategy: String,
+    /// `maxCall`: concurrent calls, at least 1.
+    pub robots: u32,
+    /// `maxRingTime`, seconds.
+    pub max_ring_seconds: u32,
+    /// `routeID`; empty means the platform default.
+    pub route_id: String,
+    /// `true` holds the campaign paused.
+    pub paused: bool,
+    /// Bumped to run the same campaign again for the same contacts; part of every derived ID.
+    pub generation: u32,
+    /// When dialling is allowed.
+    pub schedule: Schedule,
+    /// `funcFlag`.
+    pub features: Features,
+    /// `smsFuncFlag`; non-empty sets `smsEnable`.
+    pub sms: Vec<SmsRule>,
+    /// `manualCallSetting` (AICC templates only).
+    pub manual_call: Option<ManualCall>,
+    /// The contact list.
+    pub contacts: ContactsSpec,
+    /// `[lifecycle] delete_undialled_on_remove`: removing the file deletes undialled orders only when this is true.
+    pub delete_undialled_on_remove: bool,
+    /// The campaign file this came from.
+    pub source: PathBuf,
+    /// SHA-256 (lower-case hex) of the file's bytes.
+    pub content_hash: String,
+    /// Where the id was written (line 1, column 1 when it comes from the file name).
+    #[serde(default)]
+    pub id_at: Location,
+}
+
+/// `funcFlag` switches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Features {
+    /// `taskKeep`: the task does not end by itself when it runs out of orders.
+    pub task_keep: bool,
+    /// `roundRedial`: unanswered calls are redialled once within a round.
+    pub round_redial: bool,
+    /// `wholeTTS`: required by the platform when the template has variables.
+    pub whole_tts: bool,
+    /// `phoneEncrypt`: numbers are shown encrypted in the vendor console.
+    pub phone_encrypt: bool,
+}
+
+/// One `[[sms]]` rule (`smsFuncFlag` entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmsRule {
+    /// `smsID`: the SMS template.
+    pub sms_id: String,
+    /// `intentID`: intents that trigger the SMS.
+    pub intent_ids: Vec<String>,
+    /// `intentName`: the same, by name.
+    pub intent_names: Vec<String>,
+}
+
+/// `[manual_call]` (`manualCallSetting`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManualCall {
+    /// `agentGroup`.
+    pub agent_group: String,
+    /// `dispatchType`.
+    pub dispatch: Dispatch,
+    /// `ratioCallRate` (ratio) or `predictCallRate` (predictive); 0 for none.
+    pub rate: f64,
+}
+
+/// How calls are handed to human agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dispatch {
+    /// `dispatchType = 0`.
+    None,
+    /// `dispatchType = 1`, with `ratioCallRate`.
+    Ratio,
+    /// `dispatchType = 3` ("pre-test dialing 2.0"), with `predictCallRate`.
+    Predictive,
+}
+
+impl Dispatch {
+    /// The platform's `dispatchType` value.
+    pub fn dispatch_type(self) -> i32 {
+        match self {
+            Dispatch::None => 0,
+            Dispatch::Ratio => 1,
+            Dispatch::Predictive => 3,
+        }
+    }
+}
+
+/// `[contacts]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactsSpec {
+    /// The CSV file, resolved relative to the campaign file.
+    pub file: PathBuf,
+    /// ISO 3166 region (e.g. `US`) for numbers written without a country code; `None` requires `+` numbers.
+    pub default_country: Option<String>,
+    /// Template variables, in declared order: each is a CSV column and every row must fill it.
+    pub variables: Vec<String>,
+    /// Numbers per `createAndCall` / `addBatchCall` request, 1..=1000.
+    pub batch_size: u32,
+}
+
+impl CampaignSpec {
+    /// Whether `smsEnable` is set.
+    pub fn sms_enabled(&self) -> bool {
+        !self.sms.is_empty()
+    }
+}
