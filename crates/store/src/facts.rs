@@ -139,7 +139,7 @@ pub fn talk_secs(call: &CallFacts) -> Option<i64> {
 
 /// Whether `incoming` may replace `stored` for the same call: never a final status by an in-flight one.
 pub fn may_replace_call_status(stored_status: i64, incoming_status: i64) -> bool {
-    !(is_final_call_status(stored_status) && !is_final_call_status(incoming_status))
+    !is_final_call_status(stored_status) || is_final_call_status(incoming_status)
 }
 
 /// Folds a batch of facts into one entry per order and one per call, applying the store's rules within the batch
