@@ -11,6 +11,7 @@ mod plan;
 mod requests;
 mod scan;
 mod settings;
+mod watcher;
 mod webhook;
 
 pub use daemon::{CampaignOutcome, Daemon, DaemonConfig, Outcome, user_task_id};
@@ -23,4 +24,5 @@ pub use settings::{
     ManualCallSetting, SmsSetting, TaskSettings, Window, equivalent_in_stretch,
     equivalent_over_gap, next_open,
 };
+pub use watcher::Watcher;
 pub use webhook::Webhook;

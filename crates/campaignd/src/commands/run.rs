@@ -1,11 +1,197 @@
-//! `campaignd run`.
+//! `campaignd run`: the daemon. Settings → store → client → reconciler + webhook listener + file watcher, until
+//! SIGTERM/SIGINT; then in-flight work is finished or abandoned cleanly within 10 s.
 
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use callbot_api::{Client, ClientConfig};
+use clock::SystemClock;
+use daemon::{Daemon, DaemonConfig, Hub, Metrics, Watcher, Webhook};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Settings;
+
+/// How long shutdown may take before in-flight work is abandoned.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Arguments of `campaignd run`.
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {}
+pub struct RunArgs {
+    /// This replica's name in the store's campaign leases (several replicas may share one PostgreSQL).
+    /// Defaults to the host name and process ID.
+    #[arg(long, env = "CAMPAIGND_REPLICA")]
+    pub replica: Option<String>,
+}
 
-pub async fn run(_args: RunArgs, _shutdown: CancellationToken) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("`campaignd run` is not built yet")
+pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<ExitCode> {
+    let settings = Settings::from_cli()?;
+    let (uuid, secret) = settings.require_platform()?;
+    let store = connect_store(&settings.store.url).await?;
+    let clock = SystemClock::shared();
+
+    let p = &settings.platform;
+    let mut cc = ClientConfig::new(
+        p.base_url.as_str().trim_end_matches('/'),
+        uuid,
+        secret.clone(),
+    );
+    cc.algorithm = p.algorithm;
+    cc.requests_per_second = p.requests_per_second;
+    cc.request_timeout = p.request_timeout;
+    cc.verify_responses = p.verify_responses;
+    let client = Client::new(cc, clock.clone()).context("cannot build the platform client")?;
+
+    let listener = TcpListener::bind(settings.webhook.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} ([webhook] listen)",
+                settings.webhook.listen
+            )
+        })?;
+    let bound = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
+    if settings.webhook.public_url.is_none() {
+        tracing::warn!(
+            "[webhook] public_url is not set: the platform will not call back; polling alone keeps results up to date"
+        );
+    }
+
+    let replica = args.replica.unwrap_or_else(|| {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "campaignd".into());
+        format!("{host}-{}", std::process::id())
+    });
+    let mut dc = DaemonConfig::new(&settings.campaigns.dir);
+    dc.apply_delay = campaign::chrono::Duration::from_std(settings.reconcile.apply_delay)
+        .context("apply_delay too large")?;
+    dc.poll_interval = campaign::chrono::Duration::from_std(settings.reconcile.poll_interval)
+        .context("poll_interval too large")?;
+    dc.public_url = settings
+        .webhook
+        .public_url
+        .as_ref()
+        .map(|u| u.as_str().to_owned());
+    dc.owner = replica.clone();
+    // A request the client gave up on may still be processed by the platform: wait this long before asking.
+    dc.resolve_grace = campaign::chrono::Duration::from_std(p.request_timeout * 2)
+        .unwrap_or(campaign::chrono::Duration::seconds(60));
+    dc.max_sleep = settings.campaigns.rescan_interval;
+
+    let hub = Arc::new(Hub::new(Metrics::new()));
+    let daemon = Daemon::new(store.clone(), client, clock.clone(), hub.clone(), dc);
+    let webhook = Webhook::new(store.clone(), secret.clone(), clock.clone(), hub.clone());
+    let watcher = Watcher::new(
+        &settings.campaigns.dir,
+        hub.clone(),
+        settings.campaigns.rescan_interval,
+    );
+
+    tracing::info!(
+        listen = %bound,
+        campaigns.dir = %settings.campaigns.dir.display(),
+        store = %redact(&settings.store.url),
+        replica = %replica,
+        "campaignd running"
+    );
+    serve(daemon, webhook, watcher, listener, shutdown).await
+}
+
+/// Runs the three components until `shutdown`, then waits for them at most [`SHUTDOWN_DEADLINE`].
+pub async fn serve(
+    daemon: Daemon,
+    webhook: Webhook,
+    watcher: Watcher,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ExitCode> {
+    let tracker = TaskTracker::new();
+    let inner = shutdown.child_token();
+    let failed = CancellationToken::new();
+    {
+        let (token, failed) = (inner.clone(), failed.clone());
+        tracker.spawn(async move {
+            if let Err(e) = daemon.run(token).await {
+                tracing::error!(error = format!("{e:#}"), "the reconciler stopped");
+                failed.cancel();
+            }
+        });
+    }
+    {
+        let (token, failed) = (inner.clone(), failed.clone());
+        tracker.spawn(async move {
+            if let Err(e) = webhook.run(listener, token).await {
+                tracing::error!(error = %e, "the webhook listener stopped");
+                failed.cancel();
+            }
+        });
+    }
+    {
+        let token = inner.clone();
+        tracker.spawn(async move {
+            if let Err(e) = watcher.run(token).await {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "the file watcher stopped; rescans continue"
+                );
+            }
+        });
+    }
+    tracker.close();
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = failed.cancelled() => {}
+    }
+    inner.cancel();
+    match tokio::time::timeout(SHUTDOWN_DEADLINE, tracker.wait()).await {
+        Ok(()) => tracing::info!("stopped cleanly"),
+        Err(_) => tracing::warn!(
+            deadline_secs = SHUTDOWN_DEADLINE.as_secs(),
+            "in-flight work abandoned at the shutdown deadline"
+        ),
+    }
+    Ok(if failed.is_cancelled() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The store URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Opens the store named by `url` (backend chosen by scheme).
+// TODO(lead): replace with `crate::open_store::open_store` once the store work lands it.
+pub(crate) async fn connect_store(url: &str) -> anyhow::Result<Arc<dyn store::Store>> {
+    let store: Arc<dyn store::Store> = if url.starts_with("sqlite:") {
+        Arc::new(
+            store_sqlite::SqliteStore::open(url)
+                .await
+                .with_context(|| format!("cannot open the store {}", redact(url)))?,
+        )
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Arc::new(
+            store_postgres::PgStore::connect(url)
+                .await
+                .with_context(|| format!("cannot open the store {}", redact(url)))?,
+        )
+    } else {
+        anyhow::bail!(
+            "[store] url {} is not supported: use sqlite://PATH or postgres://user@host/db",
+            redact(url)
+        );
+    };
+    Ok(store)
 }
