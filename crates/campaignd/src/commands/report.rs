@@ -1,11 +1,353 @@
-//! `campaignd report`.
+//! `campaignd report`: prints the store's report views (per campaign and UTC day of the call start).
 
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use campaign::chrono::NaiveDate;
+use store::{Report, ReportFilter};
 use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
 
 /// Arguments of `campaignd report`.
 #[derive(Debug, clap::Args)]
-pub struct ReportArgs {}
+pub struct ReportArgs {
+    /// Only this campaign (its ID).
+    pub campaign: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Which view to print.
+    #[arg(long, value_enum, default_value_t = View::All)]
+    pub view: View,
+    /// Only days on or after this UTC date (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub since: Option<NaiveDate>,
+    /// Store URL; defaults to `[store] url` from the configuration (sqlite://campaignd.db).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+}
 
-pub async fn run(_args: ReportArgs, _shutdown: CancellationToken) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("`campaignd report` is not built yet")
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum View {
+    /// All three views.
+    All,
+    /// `report_campaign_daily`: orders, calls, rates, talk time, SMS.
+    Daily,
+    /// `report_call_status`: calls by callStatus.
+    CallStatus,
+    /// `report_intents`: calls by intent.
+    Intents,
+}
+
+fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|e| format!("expected a date like 2026-03-02: {e}"))
+}
+
+pub async fn run(args: ReportArgs, _shutdown: CancellationToken) -> anyhow::Result<ExitCode> {
+    let url = match args.store {
+        Some(url) => url,
+        None => Settings::from_cli()?.store.url,
+    };
+    let store = crate::open_store::open_store(&url).await?;
+    let filter = ReportFilter {
+        campaign: args.campaign,
+        since: args.since,
+    };
+    let report = store
+        .report(&filter)
+        .await
+        .context("cannot read the report views")?;
+    print!("{}", render(&report, args.format, args.view)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One rendered view: a title, column names and rows of cells.
+struct Table {
+    title: &'static str,
+    columns: &'static [&'static str],
+    rows: Vec<Vec<String>>,
+}
+
+fn rate(r: Option<f64>) -> String {
+    r.map(|r| format!("{:.1}%", r * 100.0)).unwrap_or_default()
+}
+
+fn secs(s: Option<f64>) -> String {
+    s.map(|s| format!("{s:.1}")).unwrap_or_default()
+}
+
+fn tables(report: &Report, view: View, raw: bool) -> Vec<Table> {
+    let rate = |r: Option<f64>| {
+        if raw {
+            r.map(|r| r.to_string()).unwrap_or_default()
+        } else {
+            rate(r)
+        }
+    };
+    let secs = |s: Option<f64>| {
+        if raw {
+            s.map(|s| s.to_string()).unwrap_or_default()
+        } else {
+            secs(s)
+        }
+    };
+    let mut out = Vec::new();
+    if matches!(view, View::All | View::Daily) {
+        out.push(Table {
+            title: "report_campaign_daily",
+            columns: &[
+                "campaign_id",
+                "day",
+                "orders_total",
+                "orders_dialled",
+                "orders_answered",
+                "orders_finished",
+                "calls",
+                "calls_answered",
+                "answer_rate",
+                "finish_rate",
+                "avg_talk_secs",
+                "p90_talk_secs",
+                "sms_sent",
+            ],
+            rows: report
+                .daily
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.campaign_id.clone(),
+                        r.day.to_string(),
+                        r.orders_total.to_string(),
+                        r.orders_dialled.to_string(),
+                        r.orders_answered.to_string(),
+                        r.orders_finished.to_string(),
+                        r.calls.to_string(),
+                        r.calls_answered.to_string(),
+                        rate(r.answer_rate),
+                        rate(r.finish_rate),
+                        secs(r.avg_talk_secs),
+                        r.p90_talk_secs.map(|v| v.to_string()).unwrap_or_default(),
+                        r.sms_sent.to_string(),
+                    ]
+                })
+                .collect(),
+        });
+    }
+    if matches!(view, View::All | View::CallStatus) {
+        out.push(Table {
+            title: "report_call_status",
+            columns: &["campaign_id", "day", "call_status", "status_name", "calls"],
+            rows: report
+                .call_status
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.campaign_id.clone(),
+                        r.day.to_string(),
+                        r.call_status.to_string(),
+                        r.status_name.clone(),
+                        r.calls.to_string(),
+                    ]
+                })
+                .collect(),
+        });
+    }
+    if matches!(view, View::All | View::Intents) {
+        out.push(Table {
+            title: "report_intents",
+            columns: &["campaign_id", "day", "intent", "calls"],
+            rows: report
+                .intents
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.campaign_id.clone(),
+                        r.day.to_string(),
+                        r.intent.clone(),
+                        r.calls.to_string(),
+                    ]
+                })
+                .collect(),
+        });
+    }
+    out
+}
+
+fn render(report: &Report, format: Format, view: View) -> anyhow::Result<String> {
+    let mut out = String::new();
+    match format {
+        Format::Json => {
+            let value = match view {
+                View::All => serde_json::to_value(report)?,
+                View::Daily => serde_json::to_value(&report.daily)?,
+                View::CallStatus => serde_json::to_value(&report.call_status)?,
+                View::Intents => serde_json::to_value(&report.intents)?,
+            };
+            out = serde_json::to_string_pretty(&value)?;
+            out.push('\n');
+        }
+        Format::Csv => {
+            // One CSV block per view; with several views, blocks are separated by a blank line.
+            for (i, t) in tables(report, view, true).iter().enumerate() {
+                if i > 0 {
+                    out.push('\n');
+                }
+                out.push_str(&csv_line(t.columns.iter().copied()));
+                for row in &t.rows {
+                    out.push_str(&csv_line(row.iter().map(String::as_str)));
+                }
+            }
+        }
+        Format::Table => {
+            for (i, t) in tables(report, view, false).iter().enumerate() {
+                if i > 0 {
+                    out.push('\n');
+                }
+                let _ = writeln!(out, "{}", t.title);
+                if t.rows.is_empty() {
+                    out.push_str("  (no calls yet)\n");
+                    continue;
+                }
+                let widths: Vec<usize> = (0..t.columns.len())
+                    .map(|c| {
+                        t.rows
+                            .iter()
+                            .map(|r| r[c].chars().count())
+                            .chain([t.columns[c].len()])
+                            .max()
+                            .unwrap_or(0)
+                    })
+                    .collect();
+                let line = |cells: Vec<&str>| {
+                    let mut l = String::new();
+                    for (c, cell) in cells.iter().enumerate() {
+                        let pad = widths[c] - cell.chars().count();
+                        // Text left, numbers right.
+                        if c < 2 || t.columns[c] == "status_name" || t.columns[c] == "intent" {
+                            let _ = write!(l, "{cell}{}  ", " ".repeat(pad));
+                        } else {
+                            let _ = write!(l, "{}{cell}  ", " ".repeat(pad));
+                        }
+                    }
+                    l.trim_end().to_owned() + "\n"
+                };
+                out.push_str(&line(t.columns.to_vec()));
+                for row in &t.rows {
+                    out.push_str(&line(row.iter().map(String::as_str).collect()));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn csv_line<'a>(cells: impl Iterator<Item = &'a str>) -> String {
+    let quoted: Vec<String> = cells
+        .map(|c| {
+            if c.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", c.replace('"', "\"\""))
+            } else {
+                c.to_owned()
+            }
+        })
+        .collect();
+    quoted.join(",") + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use store::{CallStatusRow, DailyRow, IntentRow};
+
+    use super::*;
+
+    fn sample() -> Report {
+        let day = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+        Report {
+            daily: vec![DailyRow {
+                campaign_id: "spring, north".into(),
+                day,
+                orders_total: 5,
+                orders_dialled: 4,
+                orders_answered: 3,
+                orders_finished: 2,
+                calls: 4,
+                calls_answered: 3,
+                answer_rate: Some(0.75),
+                finish_rate: Some(0.4),
+                avg_talk_secs: Some(30.0),
+                p90_talk_secs: Some(50),
+                sms_sent: 1,
+            }],
+            call_status: vec![CallStatusRow {
+                campaign_id: "spring, north".into(),
+                day,
+                call_status: 10,
+                status_name: "busy".into(),
+                calls: 1,
+            }],
+            intents: vec![IntentRow {
+                campaign_id: "spring, north".into(),
+                day,
+                intent: "interested".into(),
+                calls: 2,
+            }],
+        }
+    }
+
+    #[test]
+    fn table_shows_rates_as_percentages_under_view_titles() {
+        let out = render(&sample(), Format::Table, View::All).unwrap();
+        assert!(out.starts_with("report_campaign_daily\n"), "{out}");
+        assert!(
+            out.contains("75.0%") && out.contains("40.0%") && out.contains("30.0"),
+            "{out}"
+        );
+        assert!(
+            out.contains("report_call_status") && out.contains("busy"),
+            "{out}"
+        );
+        assert!(
+            out.contains("report_intents") && out.contains("interested"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn csv_quotes_cells_and_keeps_raw_fractions() {
+        let out = render(&sample(), Format::Csv, View::Daily).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0].split(',').count(), 13);
+        assert_eq!(
+            lines[1],
+            "\"spring, north\",2026-03-02,5,4,3,2,4,3,0.75,0.4,30,50,1"
+        );
+        assert_eq!(lines.len(), 2);
+    }
+
+    #[test]
+    fn json_of_one_view_is_an_array_of_rows() {
+        let out = render(&sample(), Format::Json, View::Intents).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v[0]["intent"], "interested");
+        assert_eq!(v[0]["day"], "2026-03-02");
+    }
+
+    #[test]
+    fn rejects_a_bad_since_date_with_an_example() {
+        assert!(parse_date("2026-13-01").unwrap_err().contains("2026-03-02"));
+        assert_eq!(
+            parse_date("2026-03-02").unwrap(),
+            NaiveDate::from_ymd_opt(2026, 3, 2).unwrap()
+        );
+    }
 }
