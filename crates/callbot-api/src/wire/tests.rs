@@ -332,3 +332,61 @@ fn endpoints_have_v3_paths_and_names() {
     assert!(!ret_code::is_retryable(ret_code::BAD_SIGN));
     assert!(!ret_code::is_retryable(ret_code::OK));
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn call_item() -> impl Strategy<Value = CallItem> {
+        (
+            "[a-zA-Z0-9-]{1,36}",
+            "[0-9]{8,15}",
+            "\\PC{0,20}",
+            "\\PC{0,10}",
+            proptest::collection::vec(("\\PC{0,8}", "\\PC{0,8}"), 0..3),
+        )
+            .prop_map(
+                |(order_id, user_phone, other, user_name, params)| CallItem {
+                    order_id,
+                    user_phone,
+                    other,
+                    user_name: user_name.clone(),
+                    customer_name: user_name,
+                    params: params
+                        .into_iter()
+                        .map(|(name, value)| Param { name, value })
+                        .collect(),
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn add_batch_call_round_trips(
+            items in proptest::collection::vec(call_item(), 0..5), task in "\\PC{1,20}", url in "\\PC{0,30}",
+        ) {
+            let req = AddBatchCallRequest {
+                product_id: PRODUCT_ID.into(),
+                user_task_id: task,
+                call_info_list: CallInfoList {
+                    order_callback_url: url.clone(),
+                    call_callback_url: url,
+                    call_list: items,
+                },
+            };
+            let bytes = serde_json::to_vec(&req).unwrap();
+            let back: AddBatchCallRequest = serde_json::from_slice(&bytes).unwrap();
+            prop_assert_eq!(back, req);
+        }
+
+        #[test]
+        fn enums_round_trip_any_code(code in any::<i64>()) {
+            let s = CallStatus::from_code(code);
+            prop_assert_eq!(s.code(), code);
+            let back: CallStatus = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+            prop_assert_eq!(back, s);
+            let from_string: TaskStatus = serde_json::from_str(&format!("\"{code}\"")).unwrap();
+            prop_assert_eq!(from_string.code(), code);
+        }
+    }
+}
