@@ -2,8 +2,7 @@
 
 use std::time::SystemTime;
 
-use campaign::CampaignSpec;
-use shim::ContactReader;
+use campaign::{CampaignSpec, ContactReader};
 use store::NewOrder;
 
 /// What identifies a version of the contacts: CSV size and mtime, and the campaign file's hash (variables may
@@ -31,18 +30,16 @@ pub struct Stats {
 pub struct Reader {
     inner: ContactReader,
     campaign_id: String,
-    generation: u32,
     user_task_id: String,
 }
 
 /// Opens the campaign's CSV.
 pub fn read(spec: &CampaignSpec, user_task_id: &str) -> Result<Reader, String> {
-    let inner = ContactReader::open(&spec.contacts)
+    let inner = ContactReader::open(spec)
         .map_err(|e| format!("cannot read contacts {}: {e}", spec.contacts.file.display()))?;
     Ok(Reader {
         inner,
         campaign_id: spec.id.clone(),
-        generation: spec.generation,
         user_task_id: user_task_id.to_owned(),
     })
 }
@@ -60,7 +57,7 @@ impl Reader {
                         .map(|(k, v)| (k, serde_json::Value::String(v)))
                         .collect();
                     return Some(NewOrder {
-                        order_id: campaign::order_id(&self.campaign_id, self.generation, &c.phone),
+                        order_id: c.order_id,
                         campaign_id: self.campaign_id.clone(),
                         user_task_id: self.user_task_id.clone(),
                         phone: c.phone,
@@ -79,30 +76,4 @@ impl Reader {
 
 fn opt(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
-}
-
-// TEMPORARY until campaign::ContactReader lands.
-mod shim {
-    #[derive(Debug)]
-    pub struct ContactReader;
-    #[derive(Debug)]
-    pub struct Contact {
-        pub line: u64,
-        pub phone: String,
-        pub name: String,
-        pub customer: String,
-        pub other: String,
-        pub variables: Vec<(String, String)>,
-    }
-    impl ContactReader {
-        pub fn open(_: &campaign::ContactsSpec) -> Result<ContactReader, String> {
-            Err("not yet".into())
-        }
-    }
-    impl Iterator for ContactReader {
-        type Item = Result<Contact, String>;
-        fn next(&mut self) -> Option<Self::Item> {
-            None
-        }
-    }
 }

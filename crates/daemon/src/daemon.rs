@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use store::{CampaignRecord, FactSource, OrderRecord, Store, StoreError, TaskRecord, UploadState};
 use tokio_util::sync::CancellationToken;
 
-use crate::desired::{desired, fit, local_label};
+use crate::desired::local_label;
 use crate::hub::Hub;
 use crate::ledger::Ledger;
 use crate::plan::{Action, Observed, Orders, Plan, TaskState, Why, decide};
@@ -126,9 +126,9 @@ impl Outcome {
 /// The settings last sent, as kept in the task record.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct SentSettings {
-    settings: TaskSettings,
+    pub(crate) settings: TaskSettings,
     /// `create` (in effect at once) or `update` (in effect after the apply delay).
-    via: String,
+    pub(crate) via: String,
 }
 
 /// The reconciler. `run` is the loop; `reconcile_once` is the step tests drive.
@@ -562,57 +562,28 @@ impl Daemon {
 
     async fn decide_now(&self, id: &str, now: DateTime<Utc>) -> StepResult<(Plan, Observed)> {
         let c = &self.campaigns[id];
-        let ut = user_task_id(&c.spec);
-        let counts = self.store.order_counts(id).await?;
-        let has_contacts = c.valid_contacts > 0 || counts.total > 0;
-        let d = desired(
+        let terminal_polled = c.final_poll_done;
+        let next_poll_at = Some(
+            c.last_poll_at
+                .map_or(now, |at| at + self.config.poll_interval),
+        );
+        let snap = crate::observe::snapshot(
+            self.store.as_ref(),
             &c.spec,
-            now,
             c.file_present,
-            has_contacts,
-            self.config.apply_delay,
-        );
-        let task = self.task_record(id, &ut).await?;
-        let (state, sent, sent_at) = task_view(task.as_ref());
-        let (matches, safe) = fit(
-            &c.spec.schedule,
-            d.target.as_ref(),
-            sent.as_ref().map(|s| &s.settings),
+            c.valid_contacts,
             now,
-        );
-        let effective_at = match (&sent, sent_at) {
-            (Some(s), Some(at)) if s.via == "update" => Some(at + self.config.apply_delay),
-            (Some(_), Some(at)) => Some(at),
-            _ => None,
-        };
-        let unfinished = counts.sent.saturating_sub(counts.finished);
-        let next_poll_at = if state.is_terminal() && c.final_poll_done {
-            None
-        } else {
-            Some(
-                c.last_poll_at
-                    .map_or(now, |at| at + self.config.poll_interval),
-            )
-        };
-        let obs = Observed {
-            task: state,
-            sent_matches_target: matches,
-            sent_safe_now: safe,
-            settings_effective_at: effective_at,
-            orders: Orders {
-                planned: counts.planned,
-                sending: counts.sending,
-                sent: counts.sent,
-                rejected: counts.rejected,
-                unfinished,
-            },
-            next_poll_at: if matches!(state, TaskState::NotCreated | TaskState::CreateInDoubt) {
-                None
-            } else {
-                next_poll_at
-            },
-        };
-        Ok((decide(&d, &obs), obs))
+            self.config.apply_delay,
+            next_poll_at,
+        )
+        .await?;
+        let (mut plan, mut observed) = (snap.plan, snap.observed);
+        if observed.task.is_terminal() && terminal_polled {
+            // One last poll after completion; then the task's unfinished orders are left alone.
+            observed.next_poll_at = None;
+            plan = decide(&snap.desired, &observed);
+        }
+        Ok((plan, observed))
     }
 
     async fn task_record(&self, id: &str, ut: &str) -> Result<Option<TaskRecord>, StoreError> {

@@ -7,6 +7,7 @@ mod facts;
 mod hub;
 mod ledger;
 mod metrics;
+mod observe;
 mod plan;
 mod requests;
 mod scan;
@@ -18,6 +19,7 @@ pub use daemon::{CampaignOutcome, Daemon, DaemonConfig, Outcome, user_task_id};
 pub use desired::{desired, fit, local_label, target_at, task_settings};
 pub use hub::Hub;
 pub use metrics::Metrics;
+pub use observe::{Snapshot, observed_at, snapshot};
 pub use plan::{Action, Desired, Observed, Orders, Plan, Target, TaskState, Why, decide};
 pub use scan::{FileScan, campaign_files, scan_dir};
 pub use settings::{
