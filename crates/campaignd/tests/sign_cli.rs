@@ -20,7 +20,12 @@ fn run_sign(args: &[&str], env_secret: Option<&str>, stdin: &[u8]) -> Output {
 }
 
 fn stdout(o: &Output) -> String {
-    assert!(o.status.success(), "exit {:?}, stderr: {}", o.status, String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "exit {:?}, stderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8(o.stdout.clone()).unwrap()
 }
 
@@ -44,10 +49,20 @@ fn prints_sha256_sign_of_chinese_body() {
         None,
         body.as_bytes(),
     );
-    assert_eq!(stdout(&out), "2526B9DDDA5F5C53232C671ABA9F9F7C85C13D398F999426EAB6FBAA6AD8F7E3\n");
+    assert_eq!(
+        stdout(&out),
+        "2526B9DDDA5F5C53232C671ABA9F9F7C85C13D398F999426EAB6FBAA6AD8F7E3\n"
+    );
 }
 
-const NEWLINE_ARGS: [&str; 6] = ["--uuid", "u2", "--request-id", "r2", "--create-ts", "1732190402"];
+const NEWLINE_ARGS: [&str; 6] = [
+    "--uuid",
+    "u2",
+    "--request-id",
+    "r2",
+    "--create-ts",
+    "1732190402",
+];
 
 #[test]
 fn keeps_trailing_newline_unless_trim_is_given() {
@@ -72,7 +87,10 @@ fn reads_secret_from_file_and_masks_it_in_verbose_output() {
     std::fs::remove_file(&path).unwrap();
     assert_eq!(stdout(&out), "7096CA5526F772CAE0CCB85D553B823C\n");
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("***&body={\"data\":\"ping\"}\n&createTs=1732190402&requestID=r2&uuid=u2"), "{err}");
+    assert!(
+        err.contains("***&body={\"data\":\"ping\"}\n&createTs=1732190402&requestID=r2&uuid=u2"),
+        "{err}"
+    );
     assert!(!err.contains("abc&body"), "{err}");
 }
 

@@ -13,7 +13,8 @@ use callbot_api::sign::{self, Algorithm, SecretKey};
 /// most editors add) IS part of the body unless `--trim` is given. Prints the uppercase hex sign on stdout.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Example:\n  printf '%s' '{\"data\":\"hi\"}' | campaignd sign --uuid U --secret-key-file key.txt \\\n      --request-id R --create-ts 1732190400 --algorithm sha256"
+    after_help = "The body is read from standard input and signed byte for byte: a trailing newline (which `echo` adds) \
+                  is part of the body unless --trim is given. The sign is printed on stdout.\n\nExample:\n  printf '%s' '{\"data\":\"hi\"}' | campaignd sign --uuid U --secret-key-file key.txt \\\n      --request-id R --create-ts 1732190400 --algorithm sha256"
 )]
 pub struct SignArgs {
     /// Account uuid (the `uuid` header).
@@ -73,9 +74,17 @@ pub fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
             body.pop();
         }
     }
-    let signature = sign::sign(&secret, &body, &args.create_ts, &args.request_id, &args.uuid, args.algorithm);
+    let signature = sign::sign(
+        &secret,
+        &body,
+        &args.create_ts,
+        &args.request_id,
+        &args.uuid,
+        args.algorithm,
+    );
     if args.verbose {
-        let plaintext = sign::plaintext_masked(&body, &args.create_ts, &args.request_id, &args.uuid);
+        let plaintext =
+            sign::plaintext_masked(&body, &args.create_ts, &args.request_id, &args.uuid);
         eprintln!("algorithm: {}", args.algorithm.as_header());
         eprintln!("body bytes: {}", body.len());
         eprintln!("plaintext: {plaintext}");
