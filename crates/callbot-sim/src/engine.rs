@@ -430,10 +430,9 @@ impl Engine {
         {
             return;
         }
-        let all_done = task
-            .orders
-            .iter()
-            .all(|id| self.orders.get(id).is_none_or(Order::finish));
+        // Every order is Waiting (and then in `waiting`), InCall (counted in `active_calls`) or finished.
+        let all_done = task.waiting.is_empty();
+
         if all_done {
             self.set_status(
                 ut,
