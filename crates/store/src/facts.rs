@@ -310,3 +310,86 @@ mod tests {
         assert!(is_final_call_status(6) && !is_final_call_status(5));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn arb_report() -> impl Strategy<Value = (usize, usize, i64, bool, Option<i64>)> {
+        // (order, call, status, finished, duration)
+        (
+            0..3usize,
+            0..4usize,
+            1..26i64,
+            any::<bool>(),
+            proptest::option::of(0..600i64),
+        )
+    }
+
+    fn build(reports: &[(usize, usize, i64, bool, Option<i64>)]) -> Vec<OrderFacts> {
+        reports
+            .iter()
+            .map(|&(o, c, status, finished, duration)| OrderFacts {
+                order_id: format!("o{o}"),
+                user_task_id: "t".into(),
+                finished,
+                calls: vec![CallFacts {
+                    call_id: format!("o{o}-c{c}"),
+                    order_id: format!("o{o}"),
+                    call_status: status,
+                    started_at: None,
+                    answered_at: None,
+                    ended_at: None,
+                    duration_secs: duration,
+                    audio_url: None,
+                    hangup_cause: None,
+                    term_sip_code: None,
+                    calling_number: None,
+                    intents: vec![],
+                    sms: vec![],
+                    agent: None,
+                    transcript: vec![],
+                }],
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn merged_batches_keep_the_store_rules(reports in proptest::collection::vec(arb_report(), 0..40)) {
+            let merged = merge_order_facts(&build(&reports));
+            // One entry per order and per call.
+            let mut orders: Vec<&str> = merged.iter().map(|o| o.order_id.as_str()).collect();
+            orders.sort_unstable();
+            orders.dedup();
+            prop_assert_eq!(orders.len(), merged.len());
+            for order in &merged {
+                // finished is the OR of every report of the order.
+                let any_finished = reports.iter().any(|r| format!("o{}", r.0) == order.order_id && r.3);
+                prop_assert_eq!(order.finished, any_finished);
+                for call in &order.calls {
+                    let seen: Vec<&(usize, usize, i64, bool, Option<i64>)> =
+                        reports.iter().filter(|r| format!("o{}-c{}", r.0, r.1) == call.call_id).collect();
+                    // A call reported final at least once ends final.
+                    if seen.iter().any(|r| is_final_call_status(r.2)) {
+                        prop_assert!(is_final_call_status(call.call_status));
+                    }
+                    // A duration reported with a final status is never lost (a stale in-flight report is ignored
+                    // whole, so what it alone carried may be).
+                    if seen.iter().any(|r| r.4.is_some() && is_final_call_status(r.2)) {
+                        prop_assert!(call.duration_secs.is_some());
+                    }
+                    prop_assert!(seen.iter().any(|r| r.2 == call.call_status));
+                }
+            }
+        }
+
+        #[test]
+        fn a_final_status_is_never_replaced_by_an_in_flight_one(stored in 1..30i64, incoming in 1..30i64) {
+            let allowed = may_replace_call_status(stored, incoming);
+            prop_assert_eq!(allowed, !(stored >= 6 && incoming < 6));
+        }
+    }
+}
