@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod calendar;
+mod contacts;
 mod diagnostics;
 mod ids;
 mod parse;
@@ -9,6 +10,10 @@ mod spec;
 pub use calendar::{
     DialWindow, HourRange, Location, Schedule, Stretch, WindowRule, Zone, format_offset,
     stretch_at, stretches,
+};
+pub use contacts::{
+    Contact, ContactIssue, ContactIssueKind, ContactReader, ContactSummary, ContactsError,
+    normalize_phone,
 };
 pub use diagnostics::{Diagnostic, Diagnostics, Severity};
 pub use ids::{ID_NAMESPACE, order_id, user_task_id};

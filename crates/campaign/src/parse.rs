@@ -791,12 +791,7 @@ fn check_csv_header(
     file_span: Range<usize>,
     variables: &[(String, Range<usize>)],
 ) {
-    let headers = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_path(csv_path)
-        .and_then(|mut r| r.headers().cloned());
-    let headers = match headers {
+    let headers = match crate::contacts::read_header(csv_path) {
         Ok(h) => h,
         Err(e) => {
             cx.error(
@@ -808,10 +803,7 @@ fn check_csv_header(
             return;
         }
     };
-    let columns: Vec<&str> = headers
-        .iter()
-        .map(|h| h.trim().trim_start_matches('\u{feff}'))
-        .collect();
+    let columns: Vec<&str> = headers.iter().map(String::as_str).collect();
     if !columns.contains(&"phone") {
         cx.error(
             "contacts-header",
