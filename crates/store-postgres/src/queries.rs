@@ -128,7 +128,10 @@ pub(crate) async fn tasks(pool: &PgPool, campaign_id: &str) -> Result<Vec<TaskRe
         .collect()
 }
 
-/// One statement for the whole batch: each column travels as one array.
+/// Rows per `UNNEST` statement when planning orders (all chunks in one transaction).
+const ORDERS_PER_STATEMENT: usize = 10_000;
+
+/// One statement per 10,000 orders, each column travelling as one array, all in one transaction.
 #[tracing::instrument(skip_all, fields(orders = orders.len()))]
 pub(crate) async fn insert_planned_orders(
     pool: &PgPool,
@@ -137,6 +140,19 @@ pub(crate) async fn insert_planned_orders(
     if orders.is_empty() {
         return Ok(0);
     }
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    let mut inserted = 0;
+    for chunk in orders.chunks(ORDERS_PER_STATEMENT) {
+        inserted += insert_planned_chunk(&mut tx, chunk).await?;
+    }
+    tx.commit().await.map_err(db_err)?;
+    Ok(inserted)
+}
+
+async fn insert_planned_chunk(
+    conn: &mut sqlx::PgConnection,
+    orders: &[NewOrder],
+) -> Result<u64, StoreError> {
     let col = |f: fn(&NewOrder) -> String| orders.iter().map(f).collect::<Vec<String>>();
     let opt =
         |f: fn(&NewOrder) -> Option<String>| orders.iter().map(f).collect::<Vec<Option<String>>>();
@@ -160,7 +176,7 @@ pub(crate) async fn insert_planned_orders(
     .bind(opt(|o| o.other.clone()))
     .bind(col(|o| o.variables.to_string()))
     .bind(orders.iter().map(|o| o.source_line).collect::<Vec<i64>>())
-    .execute(pool)
+    .execute(&mut *conn)
     .await
     .map_err(db_err)?
     .rows_affected();
