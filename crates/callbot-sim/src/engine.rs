@@ -1603,6 +1603,17 @@ fn paging(f: &Fields<'_>) -> Result<(usize, usize), Reject> {
     ))
 }
 
+fn trim_keys(v: Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k.trim().to_owned(), v))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// Top-level keys of `update` replace those of `base`.
 fn merge(base: &Value, update: Option<Value>) -> Value {
     let mut out = base.clone();
@@ -1617,6 +1628,8 @@ fn merge(base: &Value, update: Option<Value>) -> Value {
 /// Reads the settings the simulator acts on. The window, maxCall and startupType are required: the simulator never
 /// guesses a calendar.
 fn parse_settings(tcs: Value, ff: Value) -> Result<TaskSettings, Reject> {
+    // The createTask page's example spells one key `"dialAtUpHour "`: accept keys with stray blanks.
+    let tcs = trim_keys(tcs);
     let s = Fields::named(&tcs, "taskCreateSetting")?;
     let req_i64 = |n: &str| s.i64(n);
     let req_str = |n: &str| s.str(n);

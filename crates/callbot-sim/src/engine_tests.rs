@@ -480,3 +480,25 @@ fn advancing_in_many_small_steps_equals_one_jump() {
         many.len()
     );
 }
+
+#[test]
+fn create_task_without_orders_accepts_the_documented_stray_blank_in_a_key() {
+    let mut e = engine();
+    let mut body = create_body("t1", 1, 1, 0, json!({"taskCallbackUrl": "http://cb/top"}));
+    body.as_object_mut().unwrap().remove("callInfoList");
+    let tcs = body["taskCreateSetting"].as_object_mut().unwrap();
+    let up = tcs.remove("dialAtUpHour").unwrap();
+    tcs.insert("dialAtUpHour ".into(), up);
+    tcs.remove("taskCallbackUrl");
+    let r = e.create_task(ACCT, "r1", &body, false).unwrap();
+    assert_eq!(r.total, 0);
+    let t = &e.tasks()[0];
+    assert_eq!(
+        t.settings[0].settings.task_callback_url.as_deref(),
+        Some("http://cb/top")
+    );
+    assert_eq!(
+        t.settings[0].settings.dial_at_up_hour.split(',').count(),
+        24
+    );
+}
