@@ -1,0 +1,250 @@
+//! Shared harness for the daemon's end-to-end tests: the real simulator over a socket, a real store (SQLite or
+//! PostgreSQL), the real webhook listener, and the daemon driven step by step on a manual clock shared with the
+//! simulator. No sleeps: time moves only when the test moves it.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use callbot_api::sign::SecretKey;
+use callbot_api::{Client, ClientConfig, RetryPolicy};
+use callbot_sim::{Account, FaultConfig, SimConfig, SimHandle, Simulator};
+use chrono::{DateTime, Duration, Utc};
+use clock::ManualClock;
+use daemon::{Daemon, DaemonConfig, Hub, Metrics, Outcome, Webhook};
+use store::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub const UUID: &str = "acct-e2e";
+pub const SECRET: &str = "e2e-secret-key";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Area codes used for fictional US numbers (555-0100 to 555-0199 is reserved for fiction in every area code).
+const AREAS: [u32; 14] = [201, 202, 203, 205, 206, 207, 208, 209, 210, 212, 213, 214, 215, 216];
+
+/// A fictional phone number for contact `i` (up to 1400 distinct ones).
+pub fn phone(i: usize) -> String {
+    format!("+1 {} 555 01{:02}", AREAS[i / 100], i % 100)
+}
+
+/// A contacts CSV with `n` fictional contacts.
+pub fn contacts_csv(n: usize) -> String {
+    let mut s = String::from("phone,name,customer,other,amount\n");
+    for i in 0..n {
+        s.push_str(&format!("{},Person {i},C{i},row-{i},{}.00\n", phone(i), 10 + i));
+    }
+    s
+}
+
+pub struct Env {
+    pub clock: ManualClock,
+    pub sim: SimHandle,
+    pub sim_url: String,
+    pub store: Arc<dyn Store>,
+    pub store_url: String,
+    pub daemon: Daemon,
+    pub hub: Arc<Hub>,
+    pub dir: tempfile::TempDir,
+    pub webhook_url: String,
+    pub shutdown: CancellationToken,
+    pub config: DaemonConfig,
+    _pg: Option<testkit::TestDatabase>,
+}
+
+pub struct Options {
+    pub faults: FaultConfig,
+    pub talk_secs: (u64, u64),
+    pub poll_interval: Duration,
+    pub client_retries: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            faults: FaultConfig::default(),
+            talk_secs: (20, 120),
+            poll_interval: Duration::minutes(20),
+            client_retries: 3,
+        }
+    }
+}
+
+impl Env {
+    pub async fn new(backend: Backend, start: DateTime<Utc>, files: &[(&str, String)], opts: Options) -> Env {
+        callbot_api::ensure_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content).unwrap();
+        }
+        let clock = ManualClock::new(start);
+        let shutdown = CancellationToken::new();
+
+        let mut cfg = SimConfig::new(vec![Account::new(UUID, SECRET)]);
+        cfg.faults = opts.faults;
+        cfg.seed = 11;
+        cfg.outcomes.talk_secs = opts.talk_secs;
+        let sim = Simulator::with_manual_clock(cfg, clock.clone());
+        let handle = sim.handle();
+        let sim_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sim_url = format!("http://{}", sim_listener.local_addr().unwrap());
+        tokio::spawn(sim.run(sim_listener, shutdown.clone()));
+
+        let (store, store_url, pg) = open_store(backend, dir.path()).await;
+
+        let hub = Arc::new(Hub::new(Metrics::new()));
+        let wl = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let webhook_url = format!("http://{}", wl.local_addr().unwrap());
+        let webhook = Webhook::new(store.clone(), SecretKey::new(SECRET.into()), clock.shared(), hub.clone());
+        tokio::spawn(webhook.run(wl, shutdown.clone()));
+
+        let mut config = DaemonConfig::new(dir.path());
+        config.public_url = Some(webhook_url.clone());
+        config.poll_interval = opts.poll_interval;
+        config.owner = "e2e".into();
+        let client = client(&sim_url, &clock, opts.client_retries);
+        let daemon = Daemon::new(store.clone(), client, clock.shared(), hub.clone(), config.clone());
+        Env {
+            clock,
+            sim: handle,
+            sim_url,
+            store,
+            store_url,
+            daemon,
+            hub,
+            dir,
+            webhook_url,
+            shutdown,
+            config,
+            _pg: pg,
+        }
+    }
+
+    /// A new daemon on the same store, directory and simulator: what a restart looks like.
+    pub fn restart(&mut self) {
+        let client = client(&self.sim_url, &self.clock, 3);
+        self.hub = Arc::new(Hub::new(Metrics::new()));
+        self.daemon =
+            Daemon::new(self.store.clone(), client, self.clock.shared(), self.hub.clone(), self.config.clone());
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        use clock::Clock;
+        self.clock.now()
+    }
+
+    /// One step at the clock's current instant: the simulator catches up, the daemon reconciles, callbacks land.
+    pub async fn step(&mut self) -> Outcome {
+        let now = self.now();
+        self.sim.advance_to(now);
+        let out = self.daemon.reconcile_once(now).await;
+        self.sim.flush_callbacks().await;
+        out
+    }
+
+    /// Steps from now until `until`, jumping to each wake-up the daemon asks for (at most `max_step` apart).
+    pub async fn run_until(&mut self, until: DateTime<Utc>, max_step: Duration) -> Vec<Outcome> {
+        let mut outs = Vec::new();
+        loop {
+            let out = self.step().await;
+            let now = self.now();
+            let next = out.next_wake.unwrap_or(now + max_step).min(now + max_step).max(now + Duration::seconds(1));
+            outs.push(out);
+            if now >= until {
+                break;
+            }
+            self.clock.set(next.min(until));
+        }
+        outs
+    }
+
+    pub fn write(&self, name: &str, content: &str) {
+        std::fs::write(self.dir.path().join(name), content).unwrap();
+    }
+
+    pub fn remove(&self, name: &str) {
+        std::fs::remove_file(self.dir.path().join(name)).unwrap();
+    }
+
+    pub fn spec(&self, name: &str) -> campaign::CampaignSpec {
+        campaign::load_campaign(&self.dir.path().join(name)).unwrap()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub fn client(sim_url: &str, clock: &ManualClock, retries: u32) -> Client {
+    let mut cc = ClientConfig::new(sim_url, UUID, SecretKey::new(SECRET.into()));
+    cc.requests_per_second = 0;
+    cc.request_timeout = std::time::Duration::from_millis(1500);
+    cc.retry = RetryPolicy {
+        max_attempts: retries.max(1),
+        base_delay: std::time::Duration::from_millis(5),
+        max_delay: std::time::Duration::from_millis(20),
+    };
+    Client::new(cc, clock.shared()).unwrap()
+}
+
+async fn open_store(backend: Backend, dir: &Path) -> (Arc<dyn Store>, String, Option<testkit::TestDatabase>) {
+    match backend {
+        Backend::Sqlite => {
+            let url = testkit::sqlite_url(dir);
+            let s = store_sqlite::SqliteStore::open(&url).await.unwrap();
+            (Arc::new(s), url, None)
+        }
+        Backend::Postgres => {
+            let db = testkit::postgres_database().await;
+            let url = db.url.clone();
+            let s = store_postgres::PgStore::connect(&url).await.unwrap();
+            (Arc::new(s), url, Some(db))
+        }
+    }
+}
+
+/// Checks the two harms on the simulator's logs: no call outside its campaign's calendar, and no order ID or
+/// phone accepted twice as a new order. Returns the number of accepted submissions per campaign task.
+pub fn assert_no_harm(sim: &SimHandle, specs: &[campaign::CampaignSpec]) -> HashMap<String, usize> {
+    let by_task: HashMap<String, &campaign::CampaignSpec> =
+        specs.iter().map(|s| (daemon::user_task_id(s), s)).collect();
+    for call in sim.call_log() {
+        let spec = by_task.get(&call.user_task_id).expect("every call belongs to a campaign's task");
+        assert!(
+            spec.schedule.allows(call.start_utc),
+            "call {} of {} at {} (local {}) is outside the campaign's calendar",
+            call.call_id,
+            spec.id,
+            call.start_utc,
+            spec.schedule.zone.local(call.start_utc)
+        );
+        assert!(call.concurrent_at_start <= spec.robots, "more concurrent calls than robots: {call:?}");
+    }
+    let mut ids: BTreeMap<String, usize> = BTreeMap::new();
+    let mut phones: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let mut per_task: HashMap<String, usize> = HashMap::new();
+    for s in sim.submissions().into_iter().filter(|s| s.accepted) {
+        *ids.entry(s.order_id.clone()).or_default() += 1;
+        *phones.entry((s.user_task_id.clone(), s.phone.clone())).or_default() += 1;
+        *per_task.entry(s.user_task_id.clone()).or_default() += 1;
+    }
+    let dup_ids: Vec<_> = ids.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dup_ids.is_empty(), "order IDs accepted twice: {dup_ids:?}");
+    let dup_phones: Vec<_> = phones.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dup_phones.is_empty(), "phones accepted twice in one task: {dup_phones:?}");
+    per_task
+}
+
+/// The task's status at `at`, from the simulator's status history.
+pub fn status_at(task: &callbot_sim::TaskView, at: DateTime<Utc>) -> Option<i64> {
+    task.status_history.iter().filter(|c| c.at <= at).last().map(|c| c.to)
+}
