@@ -76,11 +76,14 @@ pub enum ContactIssueKind {
 
 impl fmt::Display for ContactIssue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: ", self.line)?;
-        match &self.kind {
-            ContactIssueKind::InvalidPhone { raw, reason } => {
-                write!(f, "invalid phone `{raw}`: {reason}")
-            }
+        write!(f, "line {}: {}", self.line, self.kind)
+    }
+}
+
+impl fmt::Display for ContactIssueKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContactIssueKind::InvalidPhone { raw, reason } => write!(f, "invalid phone `{raw}`: {reason}"),
             ContactIssueKind::Duplicate { phone, first_line } => {
                 write!(f, "duplicate of line {first_line} (+{phone})")
             }
