@@ -496,6 +496,45 @@ async fn facts_within_one_batch_converge(db: Db) {
     assert!(store.order(id).await.unwrap().unwrap().finished);
 }
 
+async fn concurrent_callbacks_and_polls_converge(db: Db) {
+    let store = db.open().await;
+    let orders: Vec<NewOrder> = (0..20).map(|n| new_order("race", "t1", n)).collect();
+    store.insert_planned_orders(&orders).await.unwrap();
+    // Callbacks and stale polls for the same calls, written at the same time from several tasks.
+    let mut writers = Vec::new();
+    for round in 0..4 {
+        for o in &orders {
+            let (callback, poll) = convergence_facts(&o.order_id);
+            let (batch, source) = if round % 2 == 0 {
+                (callback, FactSource::Callback)
+            } else {
+                (poll, FactSource::Poll)
+            };
+            let store = store.clone();
+            writers.push(tokio::spawn(async move {
+                store.apply_order_facts(&batch, source).await
+            }));
+        }
+    }
+    for w in writers {
+        w.await.unwrap().unwrap();
+    }
+    for o in &orders {
+        let calls = store.calls_of_order(&o.order_id).await.unwrap();
+        assert_eq!(
+            calls.iter().map(|c| c.call_status).collect::<Vec<_>>(),
+            vec![10, 6],
+            "{}",
+            o.order_id
+        );
+        assert_eq!(calls[1].transcript.len(), 3);
+        assert_eq!(calls[1].intents.len(), 1);
+        let order = store.order(&o.order_id).await.unwrap().unwrap();
+        assert!(order.finished);
+        assert_eq!(order.last_call_status, Some(6));
+    }
+}
+
 async fn ledger_keeps_every_action_and_callback(db: Db) {
     let store = db.open().await;
     let ok = ActionRecord {
@@ -853,7 +892,7 @@ macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
             $(
-                #[tokio::test]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     super::$case(super::Db::Sqlite(testkit::sqlite_database())).await;
                 }
@@ -861,7 +900,7 @@ macro_rules! conformance {
         }
         mod postgres {
             $(
-                #[tokio::test]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     super::$case(super::Db::Postgres(testkit::postgres_database().await)).await;
                 }
@@ -878,6 +917,7 @@ conformance!(
     polls_oldest_checked_first,
     callback_and_poll_converge_in_either_order,
     facts_within_one_batch_converge,
+    concurrent_callbacks_and_polls_converge,
     ledger_keeps_every_action_and_callback,
     leases_refuse_a_second_owner_until_expiry,
     report_figures_match_a_known_data_set,

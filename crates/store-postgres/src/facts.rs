@@ -1,13 +1,13 @@
 //! Applying poll and callback facts, and reading calls back.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::types::Json;
 use store::{
     CallFacts, FactSource, IntentFact, OrderFacts, SmsFact, StoreError, TranscriptLine,
-    may_replace_call_status, merge_order_facts, talk_secs,
+    merge_order_facts, talk_secs,
 };
 
 use crate::util::{db_err, get};
@@ -25,19 +25,16 @@ pub(crate) async fn apply_order_facts(
         return Ok(());
     }
     let mut tx = pool.begin().await.map_err(db_err)?;
-    let calls: Vec<&CallFacts> = merged.iter().flat_map(|o| o.calls.iter()).collect();
-    let mut call_ids: Vec<String> = calls.iter().map(|c| c.call_id.clone()).collect();
-    call_ids.sort();
-    let stored = lock_stored_calls(&mut tx, &call_ids).await?;
+    let mut calls: Vec<&CallFacts> = merged.iter().flat_map(|o| o.calls.iter()).collect();
+    // Row locks taken in ID order, so concurrent writers of overlapping calls cannot deadlock.
+    calls.sort_by(|a, b| a.call_id.cmp(&b.call_id));
+    // Only the calls the upsert actually wrote (not refused by the final-status rule, judged under the row lock)
+    // get their children written.
+    let written = upsert_calls(&mut tx, &calls, source).await?;
     let accepted: Vec<&CallFacts> = calls
         .into_iter()
-        .filter(|c| {
-            stored
-                .get(&c.call_id)
-                .is_none_or(|&s| may_replace_call_status(s, c.call_status))
-        })
+        .filter(|c| written.contains(&c.call_id))
         .collect();
-    upsert_calls(&mut tx, &accepted, source).await?;
     replace_intents(&mut tx, &accepted).await?;
     replace_sms(&mut tx, &accepted).await?;
     upsert_transcript(&mut tx, &accepted).await?;
@@ -53,30 +50,14 @@ pub(crate) async fn apply_order_facts(
     Ok(())
 }
 
-/// Reads and locks (in ID order, so concurrent writers cannot deadlock) the stored statuses of these calls.
-#[tracing::instrument(skip_all)]
-async fn lock_stored_calls(
-    conn: &mut PgConnection,
-    call_ids: &[String],
-) -> Result<HashMap<String, i64>, StoreError> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT call_id, call_status FROM calls WHERE call_id = ANY($1) ORDER BY call_id FOR UPDATE",
-    )
-    .bind(call_ids)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_err)?;
-    Ok(rows.into_iter().collect())
-}
-
 #[tracing::instrument(skip_all, fields(calls = calls.len()))]
 async fn upsert_calls(
     conn: &mut PgConnection,
     calls: &[&CallFacts],
     source: FactSource,
-) -> Result<(), StoreError> {
+) -> Result<HashSet<String>, StoreError> {
     if calls.is_empty() {
-        return Ok(());
+        return Ok(HashSet::new());
     }
     let s = |f: fn(&CallFacts) -> String| calls.iter().map(|c| f(c)).collect::<Vec<String>>();
     let os = |f: fn(&CallFacts) -> Option<String>| {
@@ -86,7 +67,7 @@ async fn upsert_calls(
         |f: fn(&CallFacts) -> Option<DateTime<Utc>>| calls.iter().map(|c| f(c)).collect::<Vec<_>>();
     let oi =
         |f: fn(&CallFacts) -> Option<i64>| calls.iter().map(|c| f(c)).collect::<Vec<Option<i64>>>();
-    sqlx::query(
+    let rows = sqlx::query(
         "INSERT INTO calls (call_id, order_id, call_status, started_at, answered_at, ended_at, duration_secs,
                             talk_secs, audio_url, hangup_cause, term_sip_code, calling_number, agent, source)
          SELECT u.call_id, u.order_id, u.call_status, u.started_at, u.answered_at, u.ended_at, u.duration_secs,
@@ -109,7 +90,8 @@ async fn upsert_calls(
              calling_number = COALESCE(excluded.calling_number, calls.calling_number),
              agent = COALESCE(excluded.agent, calls.agent),
              source = excluded.source
-         WHERE NOT (calls.call_status >= 6 AND excluded.call_status < 6)",
+         WHERE NOT (calls.call_status >= 6 AND excluded.call_status < 6)
+         RETURNING call_id",
     )
     .bind(s(|c| c.call_id.clone()))
     .bind(s(|c| c.order_id.clone()))
@@ -125,10 +107,10 @@ async fn upsert_calls(
     .bind(os(|c| c.calling_number.clone()))
     .bind(os(|c| c.agent.as_ref().map(|a| a.to_string())))
     .bind(source.as_str())
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await
     .map_err(db_err)?;
-    Ok(())
+    rows.iter().map(|r| get::<String>(r, "call_id")).collect()
 }
 
 /// A non-empty intent list replaces the stored one; an empty one leaves it.
