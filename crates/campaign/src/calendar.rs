@@ -424,6 +424,12 @@ fn compile(schedule: &Schedule, from: DateTime<Utc>) -> Stretch {
     let mut first_open = None;
     let mut last_close = None;
     let mut until = hard_end;
+    // The open run being walked: where it began, and the state just before it, so that a stretch that would end
+    // in the middle of an open run can end where that run began instead (the daemon then pauses and updates in
+    // closed time and no dialling is cut short).
+    let mut in_run = false;
+    let mut run_start = from;
+    let mut before_run = (req_days, req_slots, first_open, last_close);
 
     let mut day = from_day;
     'walk: while day < forever_from {
@@ -438,25 +444,40 @@ fn compile(schedule: &Schedule, from: DateTime<Utc>) -> Stretch {
                 break 'walk;
             }
             let open_from = slot_start.max(from);
-            if mask & (1 << s) != 0 {
+            let open = mask & (1 << s) != 0;
+            if open && !in_run {
+                in_run = true;
+                run_start = open_from;
+                before_run = (req_days, req_slots, first_open, last_close);
+            }
+            let conflict = if open {
                 let days = req_days | (1 << w);
                 let slots = req_slots | (1 << s);
                 let conflict = (1..=7u8)
                     .any(|d| days & (1 << d) != 0 && forbidden[usize::from(d)] & slots != 0);
-                if conflict {
-                    until = Some(open_from);
-                    break 'walk;
+                if !conflict {
+                    req_days = days;
+                    req_slots = slots;
+                    first_open.get_or_insert(open_from);
+                    last_close = Some(slot_start + Duration::minutes(30));
                 }
-                req_days = days;
-                req_slots = slots;
-                first_open.get_or_insert(open_from);
-                last_close = Some(slot_start + Duration::minutes(30));
+                conflict
             } else {
-                if req_days & (1 << w) != 0 && req_slots & (1 << s) != 0 {
-                    until = Some(open_from);
-                    break 'walk;
-                }
+                let conflict = req_days & (1 << w) != 0 && req_slots & (1 << s) != 0;
                 forbidden[usize::from(w)] |= 1 << s;
+                conflict
+            };
+            if conflict {
+                if in_run && run_start > from && run_start < open_from {
+                    until = Some(run_start);
+                    (req_days, req_slots, first_open, last_close) = before_run;
+                } else {
+                    until = Some(open_from);
+                }
+                break 'walk;
+            }
+            if !open {
+                in_run = false;
             }
         }
         match day.succ_opt() {
@@ -667,9 +688,11 @@ mod tests {
         let all = stretches(&s, utc("2026-11-23T00:00:00Z"), 3);
         assert_eq!(all[0].settings.dial_at_week_day(), "1,2,3,4,5");
         assert_eq!(all[0].until, Some(utc("2026-11-28T10:00:00Z")));
-        assert_eq!(all[1].settings.dial_at_week_day(), "1,6");
-        // Saturday 10-14 and Monday 09:00-14:00 agree until Monday 14:00.
-        assert_eq!(all[1].until, Some(utc("2026-11-30T14:00:00Z")));
+        // Saturday 10-14 and Monday 09:00-14:00 would agree until Monday 14:00, but the stretch ends where that
+        // open run begins, so the daemon switches settings in closed time.
+        assert_eq!(all[1].until, Some(utc("2026-11-30T09:00:00Z")));
+        assert_eq!(all[1].settings.dial_at_week_day(), "6");
+        assert_eq!(all[1].last_close, Some(utc("2026-11-28T14:00:00Z")));
         assert_eq!(all[2].settings.dial_at_week_day(), "1,2,3,4,5");
     }
 
@@ -687,10 +710,17 @@ mod tests {
         assert!(s.allows(utc("2026-11-28T01:59:00Z"))); // Saturday 01:59 from Friday's window
         assert!(!s.allows(utc("2026-11-28T02:00:00Z")));
         assert!(!s.allows(utc("2026-11-27T01:00:00Z"))); // Friday 01:00: Thursday has no window
-        let st = stretch_at(&s, utc("2026-11-23T00:00:00Z")).unwrap();
-        // Friday 22:00-24:00 and Saturday 00:00-02:00 can't be one setting with Friday 00:00-02:00 closed.
-        assert_eq!(st.first_open, Some(utc("2026-11-27T22:00:00Z")));
-        assert_eq!(st.until, Some(utc("2026-11-28T00:00:00Z")));
+        let all = stretches(&s, utc("2026-11-23T00:00:00Z"), 2);
+        // Friday 22:00-24:00 and Saturday 00:00-02:00 can't share settings with Friday 00:00-02:00 closed, so the
+        // first stretch is all closed time and ends when Friday's window opens.
+        assert_eq!(all[0].first_open, None);
+        assert!(all[0].settings.is_closed());
+        assert_eq!(all[0].until, Some(utc("2026-11-27T22:00:00Z")));
+        assert_eq!(all[1].first_open, Some(utc("2026-11-27T22:00:00Z")));
+        assert_eq!(all[1].last_close, Some(utc("2026-11-28T02:00:00Z")));
+        assert_eq!(all[1].settings.dial_at_week_day(), "5,6");
+        // Saturday 22:00 is closed but the settings would allow it.
+        assert_eq!(all[1].until, Some(utc("2026-11-28T22:00:00Z")));
     }
 
     #[test]

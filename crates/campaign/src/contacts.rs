@@ -83,7 +83,9 @@ impl fmt::Display for ContactIssue {
 impl fmt::Display for ContactIssueKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ContactIssueKind::InvalidPhone { raw, reason } => write!(f, "invalid phone `{raw}`: {reason}"),
+            ContactIssueKind::InvalidPhone { raw, reason } => {
+                write!(f, "invalid phone `{raw}`: {reason}")
+            }
             ContactIssueKind::Duplicate { phone, first_line } => {
                 write!(f, "duplicate of line {first_line} (+{phone})")
             }

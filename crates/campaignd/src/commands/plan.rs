@@ -43,9 +43,15 @@ struct Action {
 
 fn local(zone: Zone, at: DateTime<Utc>) -> String {
     match zone {
-        Zone::Iana(tz) => at.with_timezone(&tz).format("%Y-%m-%d %H:%M %:z").to_string(),
+        Zone::Iana(tz) => at
+            .with_timezone(&tz)
+            .format("%Y-%m-%d %H:%M %:z")
+            .to_string(),
         Zone::Fixed(secs) => match campaign::chrono::FixedOffset::east_opt(secs) {
-            Some(off) => off.from_utc_datetime(&at.naive_utc()).format("%Y-%m-%d %H:%M %:z").to_string(),
+            Some(off) => off
+                .from_utc_datetime(&at.naive_utc())
+                .format("%Y-%m-%d %H:%M %:z")
+                .to_string(),
             None => at.to_rfc3339(),
         },
     }
@@ -56,7 +62,12 @@ fn rfc(at: DateTime<Utc>) -> String {
 }
 
 /// The daemon's actions for these stretches, in time order.
-fn actions(spec: &CampaignSpec, stretches: &[Stretch], valid: Option<u64>, now: DateTime<Utc>) -> Vec<Action> {
+fn actions(
+    spec: &CampaignSpec,
+    stretches: &[Stretch],
+    valid: Option<u64>,
+    now: DateTime<Utc>,
+) -> Vec<Action> {
     let mut out = Vec::new();
     if spec.paused {
         out.push(Action {
@@ -71,40 +82,48 @@ fn actions(spec: &CampaignSpec, stretches: &[Stretch], valid: Option<u64>, now: 
         let batches = n.div_ceil(u64::from(spec.contacts.batch_size.max(1)));
         format!("{n} contacts in {batches} batch(es)")
     });
+    let mut created = false;
     for (i, s) in stretches.iter().enumerate() {
-        if i == 0 {
+        // A stretch without dialling is not programmed: the task just stays paused through it.
+        let Some(open) = s.first_open else { continue };
+        if !created {
+            created = true;
             out.push(Action {
                 at: now.min(s.from),
                 action: "create",
                 detail: format!(
-                    "create task {} (not started) with stretch 1 settings; upload {contacts}",
-                    campaign::user_task_id(&spec.id, spec.generation, 0)
+                    "create task {} (not started) with stretch {} settings; upload {contacts}",
+                    campaign::user_task_id(&spec.id, spec.generation, 0),
+                    i + 1
                 ),
             });
-        } else {
-            // Pause right after the previous stretch's last open minute if that leaves the lead time, else
-            // `lead` before the new settings are needed.
-            let prev = &stretches[i - 1];
-            let quiet_from = prev.last_close.unwrap_or(prev.from);
-            out.push(Action {
-                at: (s.from - lead).min(quiet_from).max(prev.from),
-                action: "pause_and_update",
-                detail: format!(
-                    "pause, then updateTask to stretch {} settings (zoneSecond {}, days {}) at least {} min before they are needed",
-                    i + 1,
-                    s.settings.zone_second,
-                    s.settings.dial_at_week_day(),
-                    SETTINGS_LEAD_SECONDS / 60
-                ),
-            });
-        }
-        if let Some(open) = s.first_open {
             out.push(Action {
                 at: open,
-                action: if i == 0 { "start" } else { "resume" },
-                detail: format!("{} the task: stretch {} opens", if i == 0 { "start" } else { "resume" }, i + 1),
+                action: "start",
+                detail: format!("start the task: stretch {} opens", i + 1),
             });
+            continue;
         }
+        // Pause right after the previous stretch's last open minute if that leaves the lead time, else `lead`
+        // before the new settings are needed.
+        let prev = &stretches[i - 1];
+        let quiet_from = prev.last_close.unwrap_or(prev.from);
+        out.push(Action {
+            at: (s.from - lead).min(quiet_from).max(prev.from),
+            action: "pause_and_update",
+            detail: format!(
+                "pause, then updateTask to stretch {} settings (zoneSecond {}, days {}) at least {} min before they are needed",
+                i + 1,
+                s.settings.zone_second,
+                s.settings.dial_at_week_day(),
+                SETTINGS_LEAD_SECONDS / 60
+            ),
+        });
+        out.push(Action {
+            at: open,
+            action: "resume",
+            detail: format!("resume the task: stretch {} opens", i + 1),
+        });
     }
     if let Some(end) = spec.schedule.end_utc() {
         out.push(Action {
@@ -120,7 +139,9 @@ fn actions(spec: &CampaignSpec, stretches: &[Stretch], valid: Option<u64>, now: 
 pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let now = match &args.now {
         Some(s) => DateTime::parse_from_rfc3339(s)
-            .with_context(|| format!("--now `{s}` is not an RFC 3339 instant such as 2026-11-23T08:00:00Z"))?
+            .with_context(|| {
+                format!("--now `{s}` is not an RFC 3339 instant such as 2026-11-23T08:00:00Z")
+            })?
             .with_timezone(&Utc),
         None => clock::SystemClock.now(),
     };
@@ -155,7 +176,11 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             "  task      {task_id} (generation {}), zone {zone}, robots {}{}",
             spec.generation,
             spec.robots,
-            if spec.paused { ", PAUSED in the file" } else { "" }
+            if spec.paused {
+                ", PAUSED in the file"
+            } else {
+                ""
+            }
         );
         match &valid {
             Some(s) => {
@@ -170,7 +195,11 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
                 );
             }
             None => {
-                let _ = writeln!(human, "  contacts  not readable: {}", contacts_json["error"]);
+                let _ = writeln!(
+                    human,
+                    "  contacts  not readable: {}",
+                    contacts_json["error"]
+                );
             }
         }
         if list.is_empty() {
@@ -181,7 +210,12 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             let until = s.until.map_or("forever".to_string(), rfc);
             let until_local = s.until.map_or("forever".to_string(), |u| local(zone, u));
             let _ = writeln!(human, "  stretch {}  {} .. {}", i + 1, rfc(s.from), until);
-            let _ = writeln!(human, "            local {} .. {}", local(zone, s.from), until_local);
+            let _ = writeln!(
+                human,
+                "            local {} .. {}",
+                local(zone, s.from),
+                until_local
+            );
             let _ = writeln!(
                 human,
                 "            zoneSecond={} dialAtWeekDay={} dialAtUpHour={} dialAtDownHour={}",
@@ -192,7 +226,12 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             );
             match s.first_open {
                 Some(o) => {
-                    let _ = writeln!(human, "            first open {} ({})", rfc(o), local(zone, o));
+                    let _ = writeln!(
+                        human,
+                        "            first open {} ({})",
+                        rfc(o),
+                        local(zone, o)
+                    );
                 }
                 None => {
                     let _ = writeln!(human, "            no dialling in this stretch");
@@ -215,7 +254,14 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         }
         let _ = writeln!(human, "  actions");
         for a in &acts {
-            let _ = writeln!(human, "    {}  ({})  {}: {}", rfc(a.at), local(zone, a.at), a.action, a.detail);
+            let _ = writeln!(
+                human,
+                "    {}  ({})  {}: {}",
+                rfc(a.at),
+                local(zone, a.at),
+                a.action,
+                a.detail
+            );
         }
         human.push('\n');
         docs.push(json!({
@@ -241,10 +287,15 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             if !loaded.diagnostics.is_empty() {
                 print!("{}", loaded.diagnostics.render_human(&loaded.sources));
             }
-            println!("plan at {} (offline: nothing is sent to the platform)\n", rfc(now));
+            println!(
+                "plan at {} (offline: nothing is sent to the platform)\n",
+                rfc(now)
+            );
             print!("{human}");
             if errors > 0 {
-                println!("{errors} error(s): the files above are left out of the plan; fix them and run again");
+                println!(
+                    "{errors} error(s): the files above are left out of the plan; fix them and run again"
+                );
             }
         }
         OutputFormat::Json => {
@@ -254,8 +305,15 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
                 "campaigns": docs,
                 "diagnostics": serde_json::to_value(&loaded.diagnostics.0).unwrap_or_default(),
             });
-            println!("{}", serde_json::to_string_pretty(&doc).context("cannot encode the JSON output")?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&doc).context("cannot encode the JSON output")?
+            );
         }
     }
-    Ok(if errors == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use campaign::{CampaignSpec, ContactIssue, ContactIssueKind, ContactReader, Diagnostic, Diagnostics};
+use campaign::{
+    CampaignSpec, ContactIssue, ContactIssueKind, ContactReader, Diagnostic, Diagnostics,
+};
 use clock::Clock as _;
 use serde_json::json;
 
@@ -37,11 +39,17 @@ pub struct ValidateArgs {
 
 /// Every `*.toml` file directly in `dir`, sorted.
 pub(crate) fn campaign_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot list the campaigns directory {} (set --campaigns-dir)", dir.display()))?;
+    let entries = std::fs::read_dir(dir).with_context(|| {
+        format!(
+            "cannot list the campaigns directory {} (set --campaigns-dir)",
+            dir.display()
+        )
+    })?;
     let mut files = Vec::new();
     for entry in entries {
-        let path = entry.with_context(|| format!("cannot list {}", dir.display()))?.path();
+        let path = entry
+            .with_context(|| format!("cannot list {}", dir.display()))?
+            .path();
         if path.extension().is_some_and(|e| e == "toml") && path.is_file() {
             files.push(path);
         }
@@ -58,7 +66,10 @@ pub(crate) struct Loaded {
     pub sources: BTreeMap<PathBuf, String>,
 }
 
-pub(crate) fn load_all(files: &[PathBuf], now: campaign::chrono::DateTime<campaign::chrono::Utc>) -> Loaded {
+pub(crate) fn load_all(
+    files: &[PathBuf],
+    now: campaign::chrono::DateTime<campaign::chrono::Utc>,
+) -> Loaded {
     let mut specs = Vec::new();
     let mut diagnostics = Diagnostics::default();
     let mut sources = BTreeMap::new();
@@ -76,7 +87,11 @@ pub(crate) fn load_all(files: &[PathBuf], now: campaign::chrono::DateTime<campai
         }
     }
     diagnostics.extend(campaign::validate_set(&specs));
-    Loaded { specs, diagnostics, sources }
+    Loaded {
+        specs,
+        diagnostics,
+        sources,
+    }
 }
 
 /// What reading a campaign's contacts found.
@@ -108,7 +123,11 @@ fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
 }
 
 pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
-    let files = if args.files.is_empty() { campaign_files(&args.campaigns_dir)? } else { args.files.clone() };
+    let files = if args.files.is_empty() {
+        campaign_files(&args.campaigns_dir)?
+    } else {
+        args.files.clone()
+    };
     let now = clock::SystemClock.now();
     let loaded = load_all(&files, now);
 
@@ -169,7 +188,11 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             println!(
                 "{} file(s) checked: {errors} error(s), {warnings} warning(s){}",
                 files.len(),
-                if errors == 0 { "" } else { "; fix the errors above, then run `campaignd validate` again" }
+                if errors == 0 {
+                    ""
+                } else {
+                    "; fix the errors above, then run `campaignd validate` again"
+                }
             );
         }
         OutputFormat::Json => {
@@ -182,8 +205,15 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                 "diagnostics": loaded.diagnostics.0.iter().map(diagnostic_json).collect::<Vec<_>>(),
                 "campaigns": campaigns,
             });
-            println!("{}", serde_json::to_string_pretty(&doc).context("cannot encode the JSON output")?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&doc).context("cannot encode the JSON output")?
+            );
         }
     }
-    Ok(if errors == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
