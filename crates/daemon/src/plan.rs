@@ -766,8 +766,8 @@ mod tests {
             d.paused = paused;
             d.file_present = present;
             if ended { d.end = Some(now); }
-            if !dialling_left {
-                if let Some(target) = d.target.as_mut() { target.last_close = Some(now); }
+            if !dialling_left && let Some(target) = d.target.as_mut() {
+                target.last_close = Some(now);
             }
             let o = Observed {
                 task: state,
