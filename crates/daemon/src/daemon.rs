@@ -498,7 +498,7 @@ impl Daemon {
         if let Err(e) = self.store.upsert_campaign(&record).await {
             tracing::warn!(campaign.id = %id, error = %e, "cannot record the campaign's state");
         }
-        if !done.is_empty() {
+        if done.iter().any(|a| a != "poll") {
             tracing::info!(campaign.id = %id, task.user_id = %ut, actions = ?done, why = %why, "reconciled");
         }
         Ok(CampaignOutcome {
