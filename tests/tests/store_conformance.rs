@@ -779,6 +779,34 @@ async fn report_figures_match_a_known_data_set(db: Db) {
         ]
     );
 
+    let totals: Vec<&str> = report
+        .totals
+        .iter()
+        .map(|t| t.campaign_id.as_str())
+        .collect();
+    assert_eq!(totals, vec!["alpha", "beta", "gamma"]);
+    let tot = &report.totals[0];
+    // alpha over both days: 6 started calls (the unstarted one left out), 4 answered (10, 20, 30, 50 s).
+    assert_eq!(
+        (
+            tot.orders_total,
+            tot.orders_dialled,
+            tot.orders_answered,
+            tot.orders_finished,
+            tot.calls,
+            tot.calls_answered
+        ),
+        (5, 5, 4, 4, 6, 4)
+    );
+    assert_eq!(tot.answer_rate, Some(4.0 / 6.0));
+    assert_eq!(tot.finish_rate, Some(0.8));
+    assert_eq!(tot.avg_talk_secs, Some(27.5));
+    assert_eq!(tot.p90_talk_secs, Some(50));
+    assert_eq!(tot.sms_sent, 2);
+    assert_eq!(tot.first_call_at, Some(utc(2026, 3, 2, 9, 0, 0)));
+    assert_eq!(tot.last_call_at, Some(utc(2026, 3, 3, 10, 0, 0)));
+    assert_eq!(report.totals[2].p90_talk_secs, Some(9));
+
     let a1 = &report.daily[0];
     assert_eq!(
         (
@@ -873,6 +901,11 @@ async fn report_figures_match_a_known_data_set(db: Db) {
         .await
         .unwrap();
     assert_eq!(filtered.daily, vec![a2.clone()]);
+    assert_eq!(
+        filtered.totals,
+        vec![report.totals[0].clone()],
+        "totals cover all days"
+    );
     assert_eq!(filtered.call_status.len(), 2);
     assert_eq!(filtered.intents.len(), 1);
     assert!(

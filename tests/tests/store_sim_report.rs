@@ -319,6 +319,19 @@ async fn report_shows_what_the_simulator_reported(store: Arc<dyn Store>) {
     );
     assert_eq!(row.sms_sent, sms);
 
+    assert_eq!(report.totals.len(), 1);
+    let tot = &report.totals[0];
+    assert_eq!(
+        (
+            tot.orders_total,
+            tot.calls,
+            tot.calls_answered,
+            tot.orders_finished
+        ),
+        (6, 6, 4, finished)
+    );
+    assert_eq!(tot.p90_talk_secs, Some(p90));
+
     let status: BTreeMap<i64, i64> = report
         .call_status
         .iter()

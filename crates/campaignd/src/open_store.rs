@@ -97,8 +97,7 @@ mod tests {
     async fn rejects_an_unknown_scheme_naming_the_url_without_its_password() {
         let err = open_store("mysql://app:s3cret@db/x")
             .await
-            .err()
-            .expect("must fail");
+            .expect_err("must fail");
         let msg = format!("{err:#}");
         assert!(msg.contains("mysql://app:***@db/x"), "{msg}");
         assert!(!msg.contains("s3cret"), "{msg}");

@@ -1,13 +1,14 @@
 //! Reading the report views.
 
 use sqlx::sqlite::SqlitePool;
-use store::{CallStatusRow, DailyRow, IntentRow, Report, ReportFilter, StoreError};
+use store::{CallStatusRow, DailyRow, IntentRow, Report, ReportFilter, StoreError, TotalsRow};
 
-use crate::util::{db_err, get, parse_day};
+use crate::util::{db_err, get, get_opt_ts, parse_day};
 
 #[tracing::instrument(skip_all)]
 pub(crate) async fn report(pool: &SqlitePool, filter: &ReportFilter) -> Result<Report, StoreError> {
     Ok(Report {
+        totals: totals(pool, filter).await?,
         daily: daily(pool, filter).await?,
         call_status: call_status(pool, filter).await?,
         intents: intents(pool, filter).await?,
@@ -16,6 +17,42 @@ pub(crate) async fn report(pool: &SqlitePool, filter: &ReportFilter) -> Result<R
 
 fn since(filter: &ReportFilter) -> Option<String> {
     filter.since.map(|d| d.format("%Y-%m-%d").to_string())
+}
+
+#[tracing::instrument(skip_all)]
+async fn totals(pool: &SqlitePool, filter: &ReportFilter) -> Result<Vec<TotalsRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT campaign_id, orders_total, orders_dialled, orders_answered, orders_finished, calls, calls_answered,
+                answer_rate, finish_rate, avg_talk_secs, p90_talk_secs, sms_sent, first_call_at, last_call_at
+         FROM report_campaign_totals
+         WHERE (? IS NULL OR campaign_id = ?)
+         ORDER BY campaign_id",
+    )
+    .bind(&filter.campaign)
+    .bind(&filter.campaign)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter()
+        .map(|r| {
+            Ok(TotalsRow {
+                campaign_id: get(r, "campaign_id")?,
+                orders_total: get(r, "orders_total")?,
+                orders_dialled: get(r, "orders_dialled")?,
+                orders_answered: get(r, "orders_answered")?,
+                orders_finished: get(r, "orders_finished")?,
+                calls: get(r, "calls")?,
+                calls_answered: get(r, "calls_answered")?,
+                answer_rate: get(r, "answer_rate")?,
+                finish_rate: get(r, "finish_rate")?,
+                avg_talk_secs: get(r, "avg_talk_secs")?,
+                p90_talk_secs: get(r, "p90_talk_secs")?,
+                sms_sent: get(r, "sms_sent")?,
+                first_call_at: get_opt_ts(r, "first_call_at")?,
+                last_call_at: get_opt_ts(r, "last_call_at")?,
+            })
+        })
+        .collect()
 }
 
 #[tracing::instrument(skip_all)]

@@ -15,5 +15,5 @@ pub use records::{
     ActionRecord, CallbackRecord, CampaignRecord, NewOrder, OrderCounts, OrderRecord, TaskRecord,
     UploadState,
 };
-pub use report::{CallStatusRow, DailyRow, IntentRow, Report, ReportFilter};
+pub use report::{CallStatusRow, DailyRow, IntentRow, Report, ReportFilter, TotalsRow};
 pub use store::Store;

@@ -2,7 +2,7 @@
 //!
 //! The day of every row is the UTC date of the call's start. Calls without a start time are not in the reports.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Which rows a report covers.
@@ -15,11 +15,33 @@ pub struct ReportFilter {
 }
 
 /// All the report views, filtered, ordered by campaign, day, then the row's own key.
+/// `since` does not apply to `totals` (they cover all days).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    pub totals: Vec<TotalsRow>,
     pub daily: Vec<DailyRow>,
     pub call_status: Vec<CallStatusRow>,
     pub intents: Vec<IntentRow>,
+}
+
+/// A row of `report_campaign_totals`: one campaign over all days (same definitions as [`DailyRow`], except that
+/// `orders_finished` counts every finished order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TotalsRow {
+    pub campaign_id: String,
+    pub orders_total: i64,
+    pub orders_dialled: i64,
+    pub orders_answered: i64,
+    pub orders_finished: i64,
+    pub calls: i64,
+    pub calls_answered: i64,
+    pub answer_rate: Option<f64>,
+    pub finish_rate: Option<f64>,
+    pub avg_talk_secs: Option<f64>,
+    pub p90_talk_secs: Option<i64>,
+    pub sms_sent: i64,
+    pub first_call_at: Option<DateTime<Utc>>,
+    pub last_call_at: Option<DateTime<Utc>>,
 }
 
 /// A row of `report_campaign_daily`.

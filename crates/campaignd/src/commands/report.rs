@@ -38,8 +38,10 @@ pub enum Format {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum View {
-    /// All three views.
+    /// All the views.
     All,
+    /// `report_campaign_totals`: per campaign over all days (`--since` does not apply).
+    Totals,
     /// `report_campaign_daily`: orders, calls, rates, talk time, SMS.
     Daily,
     /// `report_call_status`: calls by callStatus.
@@ -102,6 +104,49 @@ fn tables(report: &Report, view: View, raw: bool) -> Vec<Table> {
         }
     };
     let mut out = Vec::new();
+    if matches!(view, View::All | View::Totals) {
+        out.push(Table {
+            title: "report_campaign_totals",
+            columns: &[
+                "campaign_id",
+                "orders_total",
+                "orders_dialled",
+                "orders_answered",
+                "orders_finished",
+                "calls",
+                "calls_answered",
+                "answer_rate",
+                "finish_rate",
+                "avg_talk_secs",
+                "p90_talk_secs",
+                "sms_sent",
+                "first_call_at",
+                "last_call_at",
+            ],
+            rows: report
+                .totals
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.campaign_id.clone(),
+                        r.orders_total.to_string(),
+                        r.orders_dialled.to_string(),
+                        r.orders_answered.to_string(),
+                        r.orders_finished.to_string(),
+                        r.calls.to_string(),
+                        r.calls_answered.to_string(),
+                        rate(r.answer_rate),
+                        rate(r.finish_rate),
+                        secs(r.avg_talk_secs),
+                        r.p90_talk_secs.map(|v| v.to_string()).unwrap_or_default(),
+                        r.sms_sent.to_string(),
+                        r.first_call_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                        r.last_call_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                    ]
+                })
+                .collect(),
+        });
+    }
     if matches!(view, View::All | View::Daily) {
         out.push(Table {
             title: "report_campaign_daily",
@@ -189,6 +234,7 @@ fn render(report: &Report, format: Format, view: View) -> anyhow::Result<String>
         Format::Json => {
             let value = match view {
                 View::All => serde_json::to_value(report)?,
+                View::Totals => serde_json::to_value(&report.totals)?,
                 View::Daily => serde_json::to_value(&report.daily)?,
                 View::CallStatus => serde_json::to_value(&report.call_status)?,
                 View::Intents => serde_json::to_value(&report.intents)?,
@@ -215,7 +261,7 @@ fn render(report: &Report, format: Format, view: View) -> anyhow::Result<String>
                 }
                 let _ = writeln!(out, "{}", t.title);
                 if t.rows.is_empty() {
-                    out.push_str("  (no calls yet)\n");
+                    out.push_str("  (no rows yet)\n");
                     continue;
                 }
                 let widths: Vec<usize> = (0..t.columns.len())
@@ -233,7 +279,10 @@ fn render(report: &Report, format: Format, view: View) -> anyhow::Result<String>
                     for (c, cell) in cells.iter().enumerate() {
                         let pad = widths[c] - cell.chars().count();
                         // Text left, numbers right.
-                        if c < 2 || t.columns[c] == "status_name" || t.columns[c] == "intent" {
+                        if matches!(
+                            t.columns[c],
+                            "campaign_id" | "day" | "status_name" | "intent"
+                        ) {
                             let _ = write!(l, "{cell}{}  ", " ".repeat(pad));
                         } else {
                             let _ = write!(l, "{}{cell}  ", " ".repeat(pad));
@@ -273,6 +322,7 @@ mod tests {
     fn sample() -> Report {
         let day = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
         Report {
+            totals: vec![],
             daily: vec![DailyRow {
                 campaign_id: "spring, north".into(),
                 day,
@@ -307,7 +357,10 @@ mod tests {
     #[test]
     fn table_shows_rates_as_percentages_under_view_titles() {
         let out = render(&sample(), Format::Table, View::All).unwrap();
-        assert!(out.starts_with("report_campaign_daily\n"), "{out}");
+        assert!(
+            out.starts_with("report_campaign_totals\n  (no rows yet)\n\nreport_campaign_daily\n"),
+            "{out}"
+        );
         assert!(
             out.contains("75.0%") && out.contains("40.0%") && out.contains("30.0"),
             "{out}"
