@@ -432,7 +432,12 @@ fn compile(schedule: &Schedule, from: DateTime<Utc>) -> Stretch {
     let mut before_run = (req_days, req_slots, first_open, last_close);
 
     let mut day = from_day;
-    'walk: while day < forever_from {
+    let mut stable = false;
+    'walk: loop {
+        if day >= forever_from {
+            stable = true;
+            break;
+        }
         let mask = schedule.day_mask(day);
         let w = iso_weekday(day);
         let start_slot = if day == from_day { first_slot } else { 0 };
@@ -486,6 +491,13 @@ fn compile(schedule: &Schedule, from: DateTime<Utc>) -> Stretch {
         }
     }
 
+    if stable && let Some(end) = until {
+        // The walk proved the weekly pattern and stopped early: find the last open slot before the end.
+        if let Some(close) = last_open_before(schedule, offset_d, from, end) {
+            last_close = Some(close);
+        }
+    }
+
     let (up_hours, down_hours) = split_slots(req_slots);
     let settings = DialWindow {
         zone_second: offset,
@@ -504,6 +516,36 @@ fn compile(schedule: &Schedule, from: DateTime<Utc>) -> Stretch {
         first_open,
         last_close,
     }
+}
+
+/// The end of the last open slot in `[from, end)`, looking back at most 8 days (local days in the fixed offset).
+fn last_open_before(
+    schedule: &Schedule,
+    offset_d: Duration,
+    from: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let end_local = end.naive_utc() + offset_d;
+    let mut day = end_local.date();
+    for _ in 0..9 {
+        let mask = schedule.day_mask(day);
+        for s in (0..SLOTS).rev() {
+            let slot_start = (day.and_time(NaiveTime::MIN) + Duration::minutes(i64::from(s) * 30)
+                - offset_d)
+                .and_utc();
+            if slot_start >= end {
+                continue;
+            }
+            if slot_start + Duration::minutes(30) <= from {
+                return None;
+            }
+            if mask & (1 << s) != 0 {
+                return Some((slot_start + Duration::minutes(30)).min(end));
+            }
+        }
+        day = day.pred_opt()?;
+    }
+    None
 }
 
 /// Splits 48 half-hour slots into up hours (even slots) and down hours (odd slots).
@@ -660,6 +702,8 @@ mod tests {
         assert_eq!(st.settings.zone_second, -5 * 3600);
         // 2027-03-14 02:00 EST = 07:00 UTC.
         assert_eq!(st.until, Some(utc("2027-03-14T07:00:00Z")));
+        // Friday 2027-03-12 17:00 EST.
+        assert_eq!(st.last_close, Some(utc("2027-03-12T22:00:00Z")));
         let next = stretches(&s, utc("2026-11-21T19:30:00Z"), 2);
         assert_eq!(next[1].settings.zone_second, -4 * 3600);
         assert_eq!(next[1].from, utc("2027-03-14T07:00:00Z"));
@@ -854,8 +898,12 @@ mod tests {
             prop_assert!(st.until.is_none_or(|u| u > st.from), "empty stretch {st:?}");
             let mut m = st.from;
             let mut seen_open = false;
+            let mut last_open = None;
             while m < stop {
                 let want = schedule.allows(m);
+                if want {
+                    last_open = Some(m + Duration::minutes(1));
+                }
                 prop_assert_eq!(st.settings.allows(m), want, "minute {} in {:?}", m, st);
                 if want && !seen_open {
                     prop_assert_eq!(st.first_open, Some(m));
@@ -863,8 +911,27 @@ mod tests {
                 }
                 m += Duration::minutes(1);
             }
-            if !seen_open && st.until.is_some_and(|u| u <= cap) {
-                prop_assert_eq!(st.first_open, None);
+            if let Some(u) = st.until.filter(|u| *u > cap) {
+                // A long stretch: also check its last 8 days, which hold its last open minute.
+                let mut m = (u - Duration::days(8)).max(cap);
+                let mut tail_open = None;
+                while m < u {
+                    let want = schedule.allows(m);
+                    prop_assert_eq!(st.settings.allows(m), want, "tail minute {} in {:?}", m, st);
+                    if want {
+                        tail_open = Some(m + Duration::minutes(1));
+                    }
+                    m += Duration::minutes(1);
+                }
+                if tail_open.is_some() {
+                    prop_assert_eq!(st.last_close, tail_open, "last close of {:?}", st);
+                }
+            }
+            if st.until.is_some_and(|u| u <= cap) {
+                prop_assert_eq!(st.last_close, last_open, "last close of {:?}", st);
+                if !seen_open {
+                    prop_assert_eq!(st.first_open, None);
+                }
             }
             Ok(())
         }

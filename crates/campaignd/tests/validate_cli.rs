@@ -1,0 +1,316 @@
+//! `campaignd validate` run as a real process, as a user would, on files written to a temporary directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const GOOD: &str = r#"scene_id = "SC-1"
+robots = 2
+
+[schedule]
+timezone = "Europe/London"
+windows = [{ days = "mon-fri", hours = ["09:00-17:00"] }]
+
+[contacts]
+file = "people.csv"
+default_country = "GB"
+variables = ["amount"]
+"#;
+
+const CSV: &str = "phone,name,amount\n020 7946 0001,Ann,10\n020 7946 0002,Bob,20\n";
+
+fn validate(dir: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_campaignd"))
+        .arg("validate")
+        .arg("--campaigns-dir")
+        .arg(dir)
+        .args(extra)
+        .env_remove("CAMPAIGND_CAMPAIGNS__DIR")
+        .output()
+        .expect("campaignd runs")
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+#[test]
+fn the_example_campaigns_pass() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../campaigns");
+    let out = validate(&examples, &[]);
+    let stdout = text(&out);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("file(s) checked: 0 error(s)"), "{stdout}");
+    assert!(
+        stdout
+            .contains("demo: 200 contacts valid, 0 invalid, 0 duplicate; 4 batch(es) of up to 50"),
+        "{stdout}"
+    );
+    // The deliberate bad rows of the US example are reported with their lines.
+    assert!(
+        stdout.contains("spring-renewals.csv:122: duplicate of line 2 (+12015550100)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("spring-renewals.csv:123: invalid phone `555-12`"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_good_file_exits_zero_and_counts_contacts() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "good.toml", GOOD);
+    write(dir.path(), "people.csv", CSV);
+    let out = validate(dir.path(), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("good: 2 contacts valid, 0 invalid, 0 duplicate; 1 batch(es) of up to 500")
+    );
+}
+
+#[test]
+fn an_error_is_rendered_like_a_compiler_diagnostic_and_exits_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "bad.toml",
+        &GOOD.replace("robots = 2", "robot = 2"),
+    );
+    write(dir.path(), "people.csv", CSV);
+    let out = validate(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out);
+    assert!(
+        stdout.contains("error[unknown-key]: unknown key `robot` in the campaign file"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("--> {}:2:1", file.display())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 | robot = 2\n  | ^\n"), "{stdout}");
+    assert!(
+        stdout.contains("= help: did you mean `robots`?"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 error(s), 0 warning(s)"), "{stdout}");
+}
+
+#[test]
+fn every_rejected_case_names_its_place_and_fix() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "\"09:00-17:00\"",
+            "\"09:10-17:00\"",
+            "window `09:10-17:00` is not aligned to half hours",
+        ),
+        (
+            "\"09:00-17:00\"",
+            "\"09:00-09:00\"",
+            "window `09:00-09:00` is empty",
+        ),
+        (
+            "\"09:00-17:00\"]",
+            "\"09:00-17:00\", \"16:00-18:00\"]",
+            "window `16:00-18:00` overlaps `09:00-17:00`",
+        ),
+        (
+            "mon-fri",
+            "mon-fro",
+            "`fro` is not a day of the week (mon..sun)",
+        ),
+        (
+            "Europe/London",
+            "Europe/Londn",
+            "unknown time zone `Europe/Londn`",
+        ),
+        (
+            "timezone = \"Europe/London\"",
+            "timezone = \"UTC\"\nutc_offset = \"+01:00\"",
+            "has both `timezone` and `utc_offset`",
+        ),
+        (
+            "timezone = \"Europe/London\"\n",
+            "",
+            "[schedule] has no time zone",
+        ),
+        (
+            "timezone = \"Europe/London\"",
+            "timezone = \"Europe/London\"\nstart = 2027-01-10T00:00:00\nend = 2027-01-01T00:00:00",
+            "the end 2027-01-01T00:00 is not after the start 2027-01-10T00:00",
+        ),
+        (
+            "variables = [\"amount\"]",
+            "variables = [\"amount\"]\nbatch_size = 0",
+            "`batch_size` is 0, but it must be 1 to 1000",
+        ),
+        (
+            "variables = [\"amount\"]",
+            "variables = [\"amount\"]\nbatch_size = 1001",
+            "`batch_size` is 1001, but it must be 1 to 1000",
+        ),
+        (
+            "robots = 2",
+            "robots = 0",
+            "`robots` is 0, but it must be at least 1",
+        ),
+        (
+            "robots = 2",
+            "robots = \"2\"",
+            "`robots` must be an integer, found string",
+        ),
+        (
+            "variables = [\"amount\"]",
+            "variables = [\"amount\", \"due\"]",
+            "variable `due` is not a column of people.csv",
+        ),
+    ];
+    for (from, to, message) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let body = GOOD.replace(from, to);
+        assert_ne!(body, GOOD, "case {message} did not change the file");
+        let file = write(dir.path(), "c.toml", &body);
+        write(dir.path(), "people.csv", CSV);
+        let out = validate(dir.path(), &[]);
+        let stdout = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{message}: {stdout}");
+        assert!(
+            stdout.contains(message),
+            "expected `{message}` in:\n{stdout}"
+        );
+        let located = format!("--> {}:", file.display());
+        assert!(
+            stdout.contains(&located),
+            "no file:line:col for `{message}`:\n{stdout}"
+        );
+        assert!(
+            stdout.contains("= help: "),
+            "no help for `{message}`:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn the_same_campaign_id_in_two_files_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.toml", &format!("id = \"same\"\n{GOOD}"));
+    write(dir.path(), "b.toml", &format!("id = \"same\"\n{GOOD}"));
+    write(dir.path(), "people.csv", CSV);
+    let out = validate(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out);
+    assert!(
+        stdout.contains("error[duplicate-id]: campaign id `same` is also used by"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("b.toml:1:6"), "{stdout}");
+}
+
+#[test]
+fn warnings_do_not_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = GOOD
+        .replace(
+            "timezone = \"Europe/London\"",
+            "timezone = \"Europe/London\"\nstart = 2027-03-01T00:00:00\nend = 2027-04-30",
+        )
+        .replace("mon-fri", "sun")
+        .replace("09:00-17:00", "00:00-03:00");
+    write(dir.path(), "dst.toml", &body);
+    write(dir.path(), "people.csv", CSV);
+    let out = validate(dir.path(), &[]);
+    let stdout = text(&out);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("warning[dst]: on 2027-03-28 the clocks go forward: 01:00-02:00 does not exist; the window 00:00-03:00 is one hour shorter that day"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn contact_issues_are_listed_with_lines_and_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "c.toml", GOOD);
+    let mut csv = String::from("phone,name,amount\n020 7946 0001,Ann,10\n");
+    for i in 0..25 {
+        csv.push_str(&format!("nope{i},X,1\n"));
+    }
+    csv.push_str("020 7946 0001,Ann twice,10\n020 7946 0003,No amount,\n");
+    write(dir.path(), "people.csv", &csv);
+    let out = validate(dir.path(), &["--max-contact-issues", "3"]);
+    let stdout = text(&out);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("c: 1 contacts valid, 26 invalid, 1 duplicate"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("people.csv:3: invalid phone `nope0`"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("… and 24 more contact issue(s)"),
+        "{stdout}"
+    );
+
+    let out = validate(dir.path(), &["--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let issues = doc["campaigns"][0]["contacts"]["issues"]
+        .as_array()
+        .unwrap();
+    assert_eq!(issues.len(), 20);
+    assert_eq!(doc["campaigns"][0]["contacts"]["more_issues"], 7);
+    assert_eq!(issues[0]["line"], 3);
+    assert_eq!(issues[0]["kind"], "invalid_phone");
+}
+
+#[test]
+fn json_output_carries_the_same_diagnostics() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "c.toml",
+        &GOOD.replace("09:00-17:00", "09:00-17:15"),
+    );
+    write(dir.path(), "people.csv", CSV);
+    let out = validate(dir.path(), &["--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["ok"], false);
+    let d = &doc["diagnostics"][0];
+    assert_eq!(d["severity"], "error");
+    assert_eq!(d["code"], "not-half-hour");
+    assert_eq!(d["line"], 6);
+    assert_eq!(d["column"], 41);
+    assert!(
+        d["help"].as_str().unwrap().contains("\"09:00-17:00\""),
+        "{d}"
+    );
+}
+
+#[test]
+fn explicit_files_are_checked_instead_of_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(dir.path(), "good.toml", GOOD);
+    write(dir.path(), "bad.toml", "this is not toml");
+    write(dir.path(), "people.csv", CSV);
+    let out = Command::new(env!("CARGO_BIN_EXE_campaignd"))
+        .arg("validate")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("1 file(s) checked"));
+}
