@@ -97,8 +97,14 @@ both_backends!(
 );
 
 async fn uploads_in_batches_toggles_at_the_right_instants_and_completes(backend: Backend) {
-    let files = [("dst.toml", calendar_campaign(40, 1)), ("dst.csv", contacts_csv(150))];
-    let opts = Options { talk_secs: (900, 1500), ..Options::default() };
+    let files = [
+        ("dst.toml", calendar_campaign(40, 1)),
+        ("dst.csv", contacts_csv(150)),
+    ];
+    let opts = Options {
+        talk_secs: (900, 1500),
+        ..Options::default()
+    };
     let mut env = Env::new(backend, utc(2026, 10, 28, 12, 0), &files, opts).await;
     let spec = env.spec("dst.toml");
     let ut = daemon::user_task_id(&spec);
@@ -108,8 +114,14 @@ async fn uploads_in_batches_toggles_at_the_right_instants_and_completes(backend:
     let out = env.step().await;
     let c = out.campaign(&spec.id).expect("campaign reconciled");
     assert_eq!(c.error, None);
-    assert!(matches!(c.task, TaskState::Pending | TaskState::Running), "{c:?}");
-    assert_eq!(c.why, "outside the window until Thu 2026-10-29 09:00 America/New_York");
+    assert!(
+        matches!(c.task, TaskState::Pending | TaskState::Running),
+        "{c:?}"
+    );
+    assert_eq!(
+        c.why,
+        "outside the window until Thu 2026-10-29 09:00 America/New_York"
+    );
     assert_eq!(c.orders.sent, 150);
     let subs = env.sim.submissions();
     let mut by_request: Vec<(String, &'static str, usize)> = Vec::new();
@@ -122,11 +134,17 @@ async fn uploads_in_batches_toggles_at_the_right_instants_and_completes(backend:
     let shape: Vec<(&str, usize)> = by_request.iter().map(|(_, e, n)| (*e, *n)).collect();
     assert_eq!(
         shape,
-        vec![("createAndCall", 40), ("addBatchCall", 40), ("addBatchCall", 40), ("addBatchCall", 30)],
+        vec![
+            ("createAndCall", 40),
+            ("addBatchCall", 40),
+            ("addBatchCall", 40),
+            ("addBatchCall", 30)
+        ],
         "uploaded in batches of the file's batch_size"
     );
 
-    env.run_until(utc(2026, 11, 5, 6, 0), Duration::minutes(30)).await;
+    env.run_until(utc(2026, 11, 5, 6, 0), Duration::minutes(30))
+        .await;
 
     assert_no_harm(&env.sim, std::slice::from_ref(&spec));
     let task = env.sim.task(&ut).expect("task on the platform");
@@ -136,46 +154,86 @@ async fn uploads_in_batches_toggles_at_the_right_instants_and_completes(backend:
     // Every updateTask arrived while the task was paused or not started.
     for v in task.settings.iter().skip(1) {
         let st = status_at(&task, v.requested_at);
-        assert!(matches!(st, Some(1 | 5)), "updateTask v{} at {} while status {st:?}", v.version, v.requested_at);
+        assert!(
+            matches!(st, Some(1 | 5)),
+            "updateTask v{} at {} while status {st:?}",
+            v.version,
+            v.requested_at
+        );
     }
-    assert!(task.settings.len() >= 3, "settings changed for Saturday and for the DST change: {:?}", task.settings.len());
+    assert!(
+        task.settings.len() >= 3,
+        "settings changed for Saturday and for the DST change: {:?}",
+        task.settings.len()
+    );
     // Friday 17:00 EDT (21:00Z): the weekday stretch has no dialling left and Saturday needs other hours: pause.
     assert!(
-        task.status_history.iter().any(|c| c.to == 5 && c.at == utc(2026, 10, 30, 21, 0)),
+        task.status_history
+            .iter()
+            .any(|c| c.to == 5 && c.at == utc(2026, 10, 30, 21, 0)),
         "paused exactly at Friday's close: {:#?}",
         task.status_history
     );
     // After the DST change the offset is -5 h.
-    assert!(task.settings.iter().any(|v| v.settings.zone_second == -5 * 3600));
-    assert!(task.settings.iter().any(|v| v.settings.zone_second == -4 * 3600));
+    assert!(
+        task.settings
+            .iter()
+            .any(|v| v.settings.zone_second == -5 * 3600)
+    );
+    assert!(
+        task.settings
+            .iter()
+            .any(|v| v.settings.zone_second == -4 * 3600)
+    );
     // Monday's calls follow EST, and nobody is called on the holiday.
     let calls = env.sim.call_log();
     assert!(
-        calls.iter().any(|c| c.start_utc >= utc(2026, 11, 2, 14, 0) && c.start_utc < utc(2026, 11, 2, 17, 0)),
+        calls.iter().any(
+            |c| c.start_utc >= utc(2026, 11, 2, 14, 0) && c.start_utc < utc(2026, 11, 2, 17, 0)
+        ),
         "calls on Monday 09:00-12:00 EST"
     );
-    assert!(calls.iter().all(|c| spec.schedule.zone.local(c.start_utc).date()
-        != chrono::NaiveDate::from_ymd_opt(2026, 11, 3).unwrap()));
+    assert!(
+        calls
+            .iter()
+            .all(|c| spec.schedule.zone.local(c.start_utc).date()
+                != chrono::NaiveDate::from_ymd_opt(2026, 11, 3).unwrap())
+    );
     // Completed at the end.
     assert_eq!(task.status, 3);
     let completed = task.status_history.iter().find(|c| c.to == 3).unwrap();
     // The last window closes at 17:00 EST; nothing can be dialled before `end` (18:00), so the calendar is over.
-    assert_eq!(completed.at, utc(2026, 11, 4, 22, 0), "completed when no dialling time is left");
+    assert_eq!(
+        completed.at,
+        utc(2026, 11, 4, 22, 0),
+        "completed when no dialling time is left"
+    );
 }
 
 async fn resolves_ambiguous_uploads_without_duplicates(backend: Backend) {
-    let files = [("a.toml", always_open("A", "a.csv", 10, 2)), ("a.csv", contacts_csv(45))];
+    let files = [
+        ("a.toml", always_open("A", "a.csv", 10, 2)),
+        ("a.csv", contacts_csv(45)),
+    ];
     let mut env = Env::new(backend, utc(2026, 11, 2, 10, 0), &files, Options::default()).await;
     let spec = env.spec("a.toml");
     // The create applies but its answer is lost; then an addBatchCall is dropped without applying.
-    env.sim.push_fault(ForcedFault { kind: FaultKind::DropAfterRead, endpoint: Some("createAndCall".into()), applied: true });
+    env.sim.push_fault(ForcedFault {
+        kind: FaultKind::DropAfterRead,
+        endpoint: Some("createAndCall".into()),
+        applied: true,
+    });
     let out = env.step().await;
     let c = out.campaign(&spec.id).unwrap();
     assert!(c.error.is_some(), "the ambiguous create is reported: {c:?}");
     assert_eq!(c.task, TaskState::CreateInDoubt);
     assert_eq!(c.orders.sending, 10);
 
-    env.sim.push_fault(ForcedFault { kind: FaultKind::DropAfterRead, endpoint: Some("addBatchCall".into()), applied: false });
+    env.sim.push_fault(ForcedFault {
+        kind: FaultKind::DropAfterRead,
+        endpoint: Some("addBatchCall".into()),
+        applied: false,
+    });
     env.clock.advance(Duration::seconds(20));
     let out = env.step().await;
     let c = out.campaign(&spec.id).unwrap();
@@ -183,9 +241,14 @@ async fn resolves_ambiguous_uploads_without_duplicates(backend: Backend) {
     assert_ne!(c.task, TaskState::CreateInDoubt);
     env.clock.advance(Duration::seconds(20));
     env.step().await;
-    env.run_until(env.now() + Duration::hours(6), Duration::minutes(20)).await;
+    env.run_until(env.now() + Duration::hours(6), Duration::minutes(20))
+        .await;
     let accepted = assert_no_harm(&env.sim, std::slice::from_ref(&spec));
-    assert_eq!(accepted.get(&daemon::user_task_id(&spec)), Some(&45), "every contact uploaded exactly once");
+    assert_eq!(
+        accepted.get(&daemon::user_task_id(&spec)),
+        Some(&45),
+        "every contact uploaded exactly once"
+    );
     let counts = env.store.order_counts(&spec.id).await.unwrap();
     assert_eq!((counts.sent, counts.sending, counts.planned), (45, 0, 0));
     // The resends of the dropped batch and the lost create never produced a second accepted submission.
@@ -193,7 +256,10 @@ async fn resolves_ambiguous_uploads_without_duplicates(backend: Backend) {
 }
 
 async fn restart_with_orders_left_sending_resolves_before_resending(backend: Backend) {
-    let files = [("r.toml", always_open("R", "r.csv", 5, 1)), ("r.csv", contacts_csv(20))];
+    let files = [
+        ("r.toml", always_open("R", "r.csv", 5, 1)),
+        ("r.csv", contacts_csv(20)),
+    ];
     let mut env = Env::new(backend, utc(2026, 11, 2, 10, 0), &files, Options::default()).await;
     let spec = env.spec("r.toml");
     let ut = daemon::user_task_id(&spec);
@@ -210,21 +276,42 @@ async fn restart_with_orders_left_sending_resolves_before_resending(backend: Bac
     });
     env.clock.advance(Duration::minutes(1));
     env.step().await;
-    let stuck = env.store.orders_in_state(&ut, UploadState::Sending, 100).await.unwrap();
-    assert_eq!(stuck.len(), 5, "the batch whose answer was lost stays in doubt");
-    assert_eq!(env.store.order_counts(&spec.id).await.unwrap().planned, 5, "nothing more is sent while in doubt");
+    let stuck = env
+        .store
+        .orders_in_state(&ut, UploadState::Sending, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        stuck.len(),
+        5,
+        "the batch whose answer was lost stays in doubt"
+    );
+    assert_eq!(
+        env.store.order_counts(&spec.id).await.unwrap().planned,
+        5,
+        "nothing more is sent while in doubt"
+    );
 
     // Crash and restart (a new daemon on the same store); the platform is reachable again.
     env.sim.set_faults(FaultConfig::default());
     env.restart();
     env.clock.advance(Duration::minutes(1));
     env.step().await;
-    assert!(env.store.orders_in_state(&ut, UploadState::Sending, 100).await.unwrap().is_empty());
+    assert!(
+        env.store
+            .orders_in_state(&ut, UploadState::Sending, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(env.store.order_counts(&spec.id).await.unwrap().sent, 30);
 
     // One more row; this time the request is dropped before it is applied, then the daemon restarts.
     let mut csv = contacts_csv(30);
-    csv.push_str(&format!("{},Late,C950,row-950,5.00\n", daemon_support::phone(950)));
+    csv.push_str(&format!(
+        "{},Late,C950,row-950,5.00\n",
+        daemon_support::phone(950)
+    ));
     env.write("r.csv", &csv);
     env.sim.set_faults(FaultConfig {
         rate: 1.0,
@@ -234,14 +321,31 @@ async fn restart_with_orders_left_sending_resolves_before_resending(backend: Bac
     });
     env.clock.advance(Duration::minutes(1));
     env.step().await;
-    assert_eq!(env.store.orders_in_state(&ut, UploadState::Sending, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        env.store
+            .orders_in_state(&ut, UploadState::Sending, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     env.sim.set_faults(FaultConfig::default());
     env.restart();
     env.clock.advance(Duration::minutes(1));
     env.step().await;
-    assert!(env.store.orders_in_state(&ut, UploadState::Sending, 10).await.unwrap().is_empty());
+    assert!(
+        env.store
+            .orders_in_state(&ut, UploadState::Sending, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let accepted = assert_no_harm(&env.sim, std::slice::from_ref(&spec));
-    assert_eq!(accepted.get(&ut), Some(&31), "no contact lost, none uploaded twice");
+    assert_eq!(
+        accepted.get(&ut),
+        Some(&31),
+        "no contact lost, none uploaded twice"
+    );
 }
 
 async fn finishes_correctly_with_a_fifth_of_requests_faulted(backend: Backend) {
@@ -257,33 +361,65 @@ async fn finishes_correctly_with_a_fifth_of_requests_faulted(backend: Backend) {
         seed: 5,
         ..FaultConfig::default()
     };
-    let opts = Options { faults, poll_interval: Duration::minutes(5), ..Options::default() };
+    let opts = Options {
+        faults,
+        poll_interval: Duration::minutes(5),
+        ..Options::default()
+    };
     let mut env = Env::new(backend, utc(2026, 11, 2, 10, 0), &files, opts).await;
     let spec = env.spec("f.toml");
     let ut = daemon::user_task_id(&spec);
-    env.run_until(utc(2026, 11, 2, 16, 0), Duration::minutes(5)).await;
+    env.run_until(utc(2026, 11, 2, 16, 0), Duration::minutes(5))
+        .await;
     // Remove the file: the task completes.
     env.remove("f.toml");
-    env.run_until(utc(2026, 11, 2, 17, 0), Duration::minutes(5)).await;
+    env.run_until(utc(2026, 11, 2, 17, 0), Duration::minutes(5))
+        .await;
     let accepted = assert_no_harm(&env.sim, std::slice::from_ref(&spec));
-    assert_eq!(accepted.get(&ut), Some(&60), "every contact uploaded exactly once despite faults");
+    assert_eq!(
+        accepted.get(&ut),
+        Some(&60),
+        "every contact uploaded exactly once despite faults"
+    );
     assert!(!env.sim.faults().is_empty(), "faults were injected");
     let counts = env.store.order_counts(&spec.id).await.unwrap();
     assert_eq!((counts.sent, counts.sending, counts.planned), (60, 0, 0));
-    assert_eq!(counts.finished, 60, "every order's outcome reached the store");
+    assert_eq!(
+        counts.finished, 60,
+        "every order's outcome reached the store"
+    );
     assert_eq!(env.sim.task(&ut).unwrap().status, 3);
 }
 
 async fn verifies_and_merges_callbacks_and_refuses_forged_ones(backend: Backend) {
-    let files = [("cb.toml", always_open("CB", "cb.csv", 10, 2)), ("cb.csv", contacts_csv(6))];
-    let opts = Options { poll_interval: Duration::days(30), ..Options::default() };
+    let files = [
+        ("cb.toml", always_open("CB", "cb.csv", 10, 2)),
+        ("cb.csv", contacts_csv(6)),
+    ];
+    let opts = Options {
+        poll_interval: Duration::days(30),
+        ..Options::default()
+    };
     let mut env = Env::new(backend, utc(2026, 11, 2, 10, 0), &files, opts).await;
     let spec = env.spec("cb.toml");
-    let outs = env.run_until(utc(2026, 11, 2, 12, 0), Duration::minutes(10)).await;
+    let outs = env
+        .run_until(utc(2026, 11, 2, 12, 0), Duration::minutes(10))
+        .await;
     if std::env::var("E2E_DEBUG").is_ok() {
-        for o in &outs { eprintln!("{:?}", o.campaigns.iter().map(|c| (&c.why, &c.done, &c.error, c.task, c.orders)).collect::<Vec<_>>()); }
+        for o in &outs {
+            eprintln!(
+                "{:?}",
+                o.campaigns
+                    .iter()
+                    .map(|c| (&c.why, &c.done, &c.error, c.task, c.orders))
+                    .collect::<Vec<_>>()
+            );
+        }
         eprintln!("calls {:?}", env.sim.call_log().len());
-        eprintln!("callbacks {:#?}", env.sim.callbacks().iter().take(3).collect::<Vec<_>>());
+        eprintln!(
+            "callbacks {:#?}",
+            env.sim.callbacks().iter().take(3).collect::<Vec<_>>()
+        );
     }
     // Polling was never due again after the first poll: the outcomes came by callback.
     let counts = env.store.order_counts(&spec.id).await.unwrap();
@@ -296,28 +432,65 @@ async fn verifies_and_merges_callbacks_and_refuses_forged_ones(backend: Backend)
     // A forged callback (wrong secret) and an unsigned one: 401, nothing stored.
     let body = br#"{"callbackType":"2","orderID":"x","userTaskID":"y","finish":true}"#;
     let now = env.now().timestamp().to_string();
-    let forged = SignedHeaders::signed(&SecretKey::new("wrong".into()), body, now, "req-1", daemon_support::UUID, callbot_api::Algorithm::Md5);
+    let forged = SignedHeaders::signed(
+        &SecretKey::new("wrong".into()),
+        body,
+        now,
+        "req-1",
+        daemon_support::UUID,
+        callbot_api::Algorithm::Md5,
+    );
     let mut headers = reqwest::header::HeaderMap::new();
     forged.write_to(&mut headers);
     let http = reqwest::Client::new();
     let url = format!("{}/callbacks/order", env.webhook_url);
-    let r = http.post(&url).headers(headers).body(body.to_vec()).send().await.unwrap();
+    let r = http
+        .post(&url)
+        .headers(headers)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     let r = http.post(&url).body(body.to_vec()).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
-    assert_eq!(env.store.recent_callbacks(1000).await.unwrap().len(), n_before);
-    assert_eq!(env.hub.metrics.counter("campaignd_callbacks_total", &[("outcome", "unauthorized")]), 2.0);
+    assert_eq!(
+        env.store.recent_callbacks(1000).await.unwrap().len(),
+        n_before
+    );
+    assert_eq!(
+        env.hub
+            .metrics
+            .counter("campaignd_callbacks_total", &[("outcome", "unauthorized")]),
+        2.0
+    );
 
     // A correctly signed one is answered the vendor's way.
-    let good = SignedHeaders::signed(&SecretKey::new(daemon_support::SECRET.into()), body, env.now().timestamp().to_string(), "req-2", daemon_support::UUID, callbot_api::Algorithm::Md5);
+    let good = SignedHeaders::signed(
+        &SecretKey::new(daemon_support::SECRET.into()),
+        body,
+        env.now().timestamp().to_string(),
+        "req-2",
+        daemon_support::UUID,
+        callbot_api::Algorithm::Md5,
+    );
     let mut headers = reqwest::header::HeaderMap::new();
     good.write_to(&mut headers);
-    let r = http.post(&url).headers(headers).body(body.to_vec()).send().await.unwrap();
+    let r = http
+        .post(&url)
+        .headers(headers)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let ack: serde_json::Value = r.json().await.unwrap();
     assert_eq!(ack["retCode"], 0);
     assert!(ack["responseID"].as_str().is_some_and(|s| !s.is_empty()));
-    assert_eq!(env.store.recent_callbacks(1000).await.unwrap().len(), n_before + 1);
+    assert_eq!(
+        env.store.recent_callbacks(1000).await.unwrap().len(),
+        n_before + 1
+    );
 }
 
 async fn isolates_a_bad_file_and_keeps_its_last_good_version(backend: Backend) {
@@ -332,36 +505,68 @@ async fn isolates_a_bad_file_and_keeps_its_last_good_version(backend: Backend) {
     let out = env.step().await;
     assert_eq!(out.campaign("other").unwrap().task, TaskState::Running);
     // Break one file: unknown key.
-    env.write("other.toml", &format!("{}\nbogus_key = 1\n", always_open("O", "o.csv", 10, 1)));
+    env.write(
+        "other.toml",
+        &format!("{}\nbogus_key = 1\n", always_open("O", "o.csv", 10, 1)),
+    );
     env.clock.advance(Duration::minutes(1));
     let out = env.step().await;
-    let bad = out.campaign("other").expect("the last good version is still reconciled");
-    assert!(bad.file_error.as_deref().is_some_and(|e| e.contains("bogus_key")), "{bad:?}");
-    assert_eq!(bad.task, TaskState::Running, "the last good version keeps running");
+    let bad = out
+        .campaign("other")
+        .expect("the last good version is still reconciled");
+    assert!(
+        bad.file_error
+            .as_deref()
+            .is_some_and(|e| e.contains("bogus_key")),
+        "{bad:?}"
+    );
+    assert_eq!(
+        bad.task,
+        TaskState::Running,
+        "the last good version keeps running"
+    );
     let good = out.campaign("good").unwrap();
     assert_eq!(good.file_error, None);
     assert_eq!(good.error, None);
-    assert_eq!(env.hub.metrics.counter("campaignd_file_errors_total", &[]), 1.0);
+    assert_eq!(
+        env.hub.metrics.counter("campaignd_file_errors_total", &[]),
+        1.0
+    );
     // A brand-new bad file is reported and affects nobody.
     env.write("broken.toml", "scene_id = 3\n");
     env.clock.advance(Duration::minutes(1));
     let out = env.step().await;
-    assert!(out.file_errors.iter().any(|(p, _)| p.ends_with("broken.toml")));
+    assert!(
+        out.file_errors
+            .iter()
+            .any(|(p, _)| p.ends_with("broken.toml"))
+    );
     assert_eq!(out.campaign("good").unwrap().error, None);
     let recs = env.store.campaigns().await.unwrap();
     let rec = recs.iter().find(|r| r.id == "other").unwrap();
     assert_eq!(rec.state, "invalid");
-    assert!(rec.last_error.as_deref().is_some_and(|e| e.contains("bogus_key")));
+    assert!(
+        rec.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("bogus_key"))
+    );
     assert_no_harm(&env.sim, &[other, env.spec("good.toml")]);
 }
 
 async fn removing_a_file_completes_its_task(backend: Backend) {
-    let files = [("gone.toml", always_open("X", "x.csv", 10, 1)), ("x.csv", contacts_csv(30))];
-    let opts = Options { talk_secs: (600, 900), ..Options::default() };
+    let files = [
+        ("gone.toml", always_open("X", "x.csv", 10, 1)),
+        ("x.csv", contacts_csv(30)),
+    ];
+    let opts = Options {
+        talk_secs: (600, 900),
+        ..Options::default()
+    };
     let mut env = Env::new(backend, utc(2026, 11, 2, 10, 0), &files, opts).await;
     let spec = env.spec("gone.toml");
     let ut = daemon::user_task_id(&spec);
-    env.run_until(utc(2026, 11, 2, 11, 0), Duration::minutes(10)).await;
+    env.run_until(utc(2026, 11, 2, 11, 0), Duration::minutes(10))
+        .await;
     env.remove("gone.toml");
     env.clock.advance(Duration::minutes(1));
     let out = env.step().await;
@@ -370,7 +575,14 @@ async fn removing_a_file_completes_its_task(backend: Backend) {
     let task = env.sim.task(&ut).unwrap();
     assert_eq!(task.status, 3);
     // Undialled orders were kept (delCall 0): the platform still lists every order.
-    assert_eq!(env.sim.orders().iter().filter(|o| o.user_task_id == ut).count(), 30);
+    assert_eq!(
+        env.sim
+            .orders()
+            .iter()
+            .filter(|o| o.user_task_id == ut)
+            .count(),
+        30
+    );
     // And a new daemon (restart) does not resurrect it.
     env.restart();
     env.clock.advance(Duration::minutes(1));
@@ -379,17 +591,33 @@ async fn removing_a_file_completes_its_task(backend: Backend) {
 }
 
 async fn polls_only_unfinished_orders_in_chunks_of_at_most_500(backend: Backend) {
-    let files = [("p.toml", always_open("P", "p.csv", 1000, 2)), ("p.csv", contacts_csv(1200))];
-    let opts = Options { poll_interval: Duration::minutes(10), ..Options::default() };
+    let files = [
+        ("p.toml", always_open("P", "p.csv", 1000, 2)),
+        ("p.csv", contacts_csv(1200)),
+    ];
+    let opts = Options {
+        poll_interval: Duration::minutes(10),
+        ..Options::default()
+    };
     let mut env = Env::new(backend, utc(2026, 11, 2, 10, 0), &files, opts).await;
     let spec = env.spec("p.toml");
     env.step().await;
     env.clock.advance(Duration::minutes(15));
     env.step().await;
     let actions = env.store.recent_actions(10_000).await.unwrap();
-    let polls: Vec<_> = actions.iter().filter(|a| a.endpoint == "listOrderDetail").collect();
-    assert!(polls.len() >= 3, "1200 unfinished orders need at least 3 requests: {}", polls.len());
-    assert!(polls.iter().all(|a| a.outcome == "ok"), "the client never sent more than 500 IDs");
+    let polls: Vec<_> = actions
+        .iter()
+        .filter(|a| a.endpoint == "listOrderDetail")
+        .collect();
+    assert!(
+        polls.len() >= 3,
+        "1200 unfinished orders need at least 3 requests: {}",
+        polls.len()
+    );
+    assert!(
+        polls.iter().all(|a| a.outcome == "ok"),
+        "the client never sent more than 500 IDs"
+    );
     let counts = env.store.order_counts(&spec.id).await.unwrap();
     assert_eq!(counts.sent, 1200);
 }

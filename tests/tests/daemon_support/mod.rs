@@ -28,7 +28,9 @@ pub enum Backend {
 }
 
 /// Area codes used for fictional US numbers (555-0100 to 555-0199 is reserved for fiction in every area code).
-const AREAS: [u32; 14] = [201, 202, 203, 205, 206, 207, 208, 209, 210, 212, 213, 214, 215, 216];
+const AREAS: [u32; 14] = [
+    201, 202, 203, 205, 206, 207, 208, 209, 210, 212, 213, 214, 215, 216,
+];
 
 /// A fictional phone number for contact `i` (up to 1400 distinct ones).
 pub fn phone(i: usize) -> String {
@@ -39,7 +41,11 @@ pub fn phone(i: usize) -> String {
 pub fn contacts_csv(n: usize) -> String {
     let mut s = String::from("phone,name,customer,other,amount\n");
     for i in 0..n {
-        s.push_str(&format!("{},Person {i},C{i},row-{i},{}.00\n", phone(i), 10 + i));
+        s.push_str(&format!(
+            "{},Person {i},C{i},row-{i},{}.00\n",
+            phone(i),
+            10 + i
+        ));
     }
     s
 }
@@ -78,7 +84,12 @@ impl Default for Options {
 }
 
 impl Env {
-    pub async fn new(backend: Backend, start: DateTime<Utc>, files: &[(&str, String)], opts: Options) -> Env {
+    pub async fn new(
+        backend: Backend,
+        start: DateTime<Utc>,
+        files: &[(&str, String)],
+        opts: Options,
+    ) -> Env {
         callbot_api::ensure_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         for (name, content) in files {
@@ -102,7 +113,12 @@ impl Env {
         let hub = Arc::new(Hub::new(Metrics::new()));
         let wl = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let webhook_url = format!("http://{}", wl.local_addr().unwrap());
-        let webhook = Webhook::new(store.clone(), SecretKey::new(SECRET.into()), clock.shared(), hub.clone());
+        let webhook = Webhook::new(
+            store.clone(),
+            SecretKey::new(SECRET.into()),
+            clock.shared(),
+            hub.clone(),
+        );
         tokio::spawn(webhook.run(wl, shutdown.clone()));
 
         let mut config = DaemonConfig::new(dir.path());
@@ -110,7 +126,13 @@ impl Env {
         config.poll_interval = opts.poll_interval;
         config.owner = "e2e".into();
         let client = client(&sim_url, &clock, opts.client_retries);
-        let daemon = Daemon::new(store.clone(), client, clock.shared(), hub.clone(), config.clone());
+        let daemon = Daemon::new(
+            store.clone(),
+            client,
+            clock.shared(),
+            hub.clone(),
+            config.clone(),
+        );
         Env {
             clock,
             sim: handle,
@@ -131,8 +153,13 @@ impl Env {
     pub fn restart(&mut self) {
         let client = client(&self.sim_url, &self.clock, 3);
         self.hub = Arc::new(Hub::new(Metrics::new()));
-        self.daemon =
-            Daemon::new(self.store.clone(), client, self.clock.shared(), self.hub.clone(), self.config.clone());
+        self.daemon = Daemon::new(
+            self.store.clone(),
+            client,
+            self.clock.shared(),
+            self.hub.clone(),
+            self.config.clone(),
+        );
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -155,7 +182,11 @@ impl Env {
         loop {
             let out = self.step().await;
             let now = self.now();
-            let next = out.next_wake.unwrap_or(now + max_step).min(now + max_step).max(now + Duration::seconds(1));
+            let next = out
+                .next_wake
+                .unwrap_or(now + max_step)
+                .min(now + max_step)
+                .max(now + Duration::seconds(1));
             outs.push(out);
             if now >= until {
                 break;
@@ -196,7 +227,10 @@ pub fn client(sim_url: &str, clock: &ManualClock, retries: u32) -> Client {
     Client::new(cc, clock.shared()).unwrap()
 }
 
-async fn open_store(backend: Backend, dir: &Path) -> (Arc<dyn Store>, String, Option<testkit::TestDatabase>) {
+async fn open_store(
+    backend: Backend,
+    dir: &Path,
+) -> (Arc<dyn Store>, String, Option<testkit::TestDatabase>) {
     match backend {
         Backend::Sqlite => {
             let url = testkit::sqlite_url(dir);
@@ -218,7 +252,9 @@ pub fn assert_no_harm(sim: &SimHandle, specs: &[campaign::CampaignSpec]) -> Hash
     let by_task: HashMap<String, &campaign::CampaignSpec> =
         specs.iter().map(|s| (daemon::user_task_id(s), s)).collect();
     for call in sim.call_log() {
-        let spec = by_task.get(&call.user_task_id).expect("every call belongs to a campaign's task");
+        let spec = by_task
+            .get(&call.user_task_id)
+            .expect("every call belongs to a campaign's task");
         assert!(
             spec.schedule.allows(call.start_utc),
             "call {} of {} at {} (local {}) is outside the campaign's calendar",
@@ -227,24 +263,36 @@ pub fn assert_no_harm(sim: &SimHandle, specs: &[campaign::CampaignSpec]) -> Hash
             call.start_utc,
             spec.schedule.zone.local(call.start_utc)
         );
-        assert!(call.concurrent_at_start <= spec.robots, "more concurrent calls than robots: {call:?}");
+        assert!(
+            call.concurrent_at_start <= spec.robots,
+            "more concurrent calls than robots: {call:?}"
+        );
     }
     let mut ids: BTreeMap<String, usize> = BTreeMap::new();
     let mut phones: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut per_task: HashMap<String, usize> = HashMap::new();
     for s in sim.submissions().into_iter().filter(|s| s.accepted) {
         *ids.entry(s.order_id.clone()).or_default() += 1;
-        *phones.entry((s.user_task_id.clone(), s.phone.clone())).or_default() += 1;
+        *phones
+            .entry((s.user_task_id.clone(), s.phone.clone()))
+            .or_default() += 1;
         *per_task.entry(s.user_task_id.clone()).or_default() += 1;
     }
     let dup_ids: Vec<_> = ids.iter().filter(|(_, n)| **n > 1).collect();
     assert!(dup_ids.is_empty(), "order IDs accepted twice: {dup_ids:?}");
     let dup_phones: Vec<_> = phones.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(dup_phones.is_empty(), "phones accepted twice in one task: {dup_phones:?}");
+    assert!(
+        dup_phones.is_empty(),
+        "phones accepted twice in one task: {dup_phones:?}"
+    );
     per_task
 }
 
 /// The task's status at `at`, from the simulator's status history.
 pub fn status_at(task: &callbot_sim::TaskView, at: DateTime<Utc>) -> Option<i64> {
-    task.status_history.iter().filter(|c| c.at <= at).last().map(|c| c.to)
+    task.status_history
+        .iter()
+        .filter(|c| c.at <= at)
+        .last()
+        .map(|c| c.to)
 }

@@ -22,7 +22,7 @@ pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// This replica's name in the store's campaign leases (several replicas may share one PostgreSQL).
-    /// Defaults to the host name and process ID.
+    /// Defaults to the host name (stable across restarts, so a restart resumes at once).
     #[arg(long, env = "CAMPAIGND_REPLICA")]
     pub replica: Option<String>,
 }
@@ -62,9 +62,18 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<E
         );
     }
 
+    // Stable across restarts on the same host, so a restarted daemon takes its campaigns back at once instead of
+    // waiting for its own leases to expire.
     let replica = args.replica.unwrap_or_else(|| {
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "campaignd".into());
-        format!("{host}-{}", std::process::id())
+        std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| {
+                std::fs::read_to_string("/etc/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_owned())
+            })
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "campaignd".into())
     });
     let mut dc = DaemonConfig::new(&settings.campaigns.dir);
     dc.apply_delay = campaign::chrono::Duration::from_std(settings.reconcile.apply_delay)

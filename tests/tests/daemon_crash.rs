@@ -1,0 +1,268 @@
+//! Crash safety of the real binary: `campaignd run` is killed with SIGKILL at many points during upload and
+//! toggling, restarted each time, and finally stopped with SIGTERM. The simulator's logs then show no order ID or
+//! phone accepted twice, no contact lost, no call outside the calendar, and the task in the right state.
+//!
+//! The simulator runs in real time here (the binary reads the system clock), with calls accelerated.
+
+mod daemon_support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use callbot_sim::{Account, DropApplies, FaultConfig, FaultKind, SimConfig, SimHandle, Simulator};
+use daemon_support::{Backend, SECRET, UUID, assert_no_harm, contacts_csv};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+const CONTACTS: usize = 240;
+
+fn campaign_file(paused: bool) -> String {
+    format!(
+        r#"
+scene_id = "SC-CRASH"
+robots = 4
+paused = {paused}
+
+[schedule]
+timezone = "UTC"
+windows = [{{ days = "mon-sun", hours = ["00:00-24:00"] }}]
+
+[contacts]
+file = "crash.csv"
+variables = ["amount"]
+batch_size = 10
+"#
+    )
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
+
+/// The `campaignd` binary of this workspace, built on demand (the e2e package cannot depend on a binary).
+fn campaignd_bin() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "--quiet", "-p", "campaignd", "--bin", "campaignd"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "cargo build -p campaignd failed");
+            // target/<profile>/deps/<this test> -> target/<profile>/campaignd
+            let exe = std::env::current_exe().unwrap();
+            let bin = exe
+                .parent()
+                .and_then(Path::parent)
+                .unwrap()
+                .join("campaignd");
+            assert!(bin.exists(), "no campaignd binary at {}", bin.display());
+            bin
+        })
+        .clone()
+}
+
+fn spawn(dir: &Path, sim_url: &str, store_url: &str) -> Child {
+    Command::new(campaignd_bin())
+        .arg("run")
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CAMPAIGND_PLATFORM__BASE_URL", sim_url)
+        .env("CAMPAIGND_PLATFORM__UUID", UUID)
+        .env("CAMPAIGND_PLATFORM__SECRET_KEY", SECRET)
+        .env("CAMPAIGND_PLATFORM__REQUESTS_PER_SECOND", "10")
+        .env("CAMPAIGND_PLATFORM__REQUEST_TIMEOUT", "1s")
+        .env("CAMPAIGND_STORE__URL", store_url)
+        .env("CAMPAIGND_CAMPAIGNS__DIR", dir.join("campaigns"))
+        .env("CAMPAIGND_CAMPAIGNS__RESCAN_INTERVAL", "1s")
+        .env("CAMPAIGND_WEBHOOK__LISTEN", "127.0.0.1:0")
+        .env("CAMPAIGND_RECONCILE__POLL_INTERVAL", "1s")
+        .env("CAMPAIGND_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the campaignd binary starts")
+}
+
+/// Waits (bounded) for a condition on the simulator's state; the daemon is another process, so there is no step
+/// to drive: this is the only place the test waits on real time.
+async fn wait_for(sim: &SimHandle, what: &str, limit: Duration, cond: impl Fn(&SimHandle) -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond(sim) {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn killed_at_many_points_loses_and_duplicates_nothing(backend: Backend) {
+    callbot_api::ensure_crypto_provider();
+    let shutdown = CancellationToken::new();
+    let mut cfg = SimConfig::new(vec![Account::new(UUID, SECRET)]);
+    cfg.speed = 600.0;
+    cfg.tick = Some(Duration::from_millis(50));
+    cfg.seed = 3;
+    // Some answers are lost after the request was applied: the daemon must resolve, not resend.
+    cfg.faults = FaultConfig {
+        rate: 0.1,
+        kinds: vec![FaultKind::DropAfterRead, FaultKind::RetCode7],
+        drop_applies: DropApplies::Coin,
+        seed: 9,
+        ..FaultConfig::default()
+    };
+    let sim = Simulator::new(cfg, clock::SystemClock::shared());
+    let handle = sim.handle();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(sim.run(listener, shutdown.clone()));
+
+    let work = tempfile::tempdir().unwrap();
+    let campaigns = work.path().join("campaigns");
+    std::fs::create_dir_all(&campaigns).unwrap();
+    std::fs::write(campaigns.join("crash.toml"), campaign_file(false)).unwrap();
+    std::fs::write(campaigns.join("crash.csv"), contacts_csv(CONTACTS)).unwrap();
+    let spec = campaign::load_campaign(&campaigns.join("crash.toml")).unwrap();
+    let ut = daemon::user_task_id(&spec);
+
+    let _pg;
+    let store_url = match backend {
+        Backend::Sqlite => testkit::sqlite_url(work.path()),
+        Backend::Postgres => {
+            let db = testkit::postgres_database().await;
+            let url = db.url.clone();
+            _pg = db;
+            url
+        }
+    };
+
+    let mut rng = Rng(42);
+    let accepted_now = |sim: &SimHandle| {
+        sim.submissions()
+            .iter()
+            .filter(|s| s.accepted && s.user_task_id == ut)
+            .count()
+    };
+    let mut killed_mid_upload = 0;
+    for round in 0..14 {
+        // Toggle `paused` in the file now and then, so kills also land around pause/start.
+        if round % 4 == 2 {
+            std::fs::write(campaigns.join("crash.toml"), campaign_file(true)).unwrap();
+        } else if round % 4 == 3 {
+            std::fs::write(campaigns.join("crash.toml"), campaign_file(false)).unwrap();
+        }
+        let mut child = spawn(work.path(), &sim_url, &store_url);
+        tokio::time::sleep(Duration::from_millis(150 + rng.next(700))).await;
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let n = accepted_now(&handle);
+        if n > 0 && n < CONTACTS {
+            killed_mid_upload += 1;
+        }
+    }
+    assert!(
+        killed_mid_upload >= 2,
+        "the kills should interrupt the upload several times: {killed_mid_upload}"
+    );
+
+    // Final run: unpaused, no more faults; it must finish the job, then stop cleanly on SIGTERM.
+    std::fs::write(campaigns.join("crash.toml"), campaign_file(false)).unwrap();
+    handle.set_faults(FaultConfig::default());
+    let mut child = spawn(work.path(), &sim_url, &store_url);
+    let accepted_all = |sim: &SimHandle| {
+        sim.submissions()
+            .iter()
+            .filter(|s| s.accepted && s.user_task_id == ut)
+            .count()
+            >= CONTACTS
+    };
+    wait_for(
+        &handle,
+        "every contact accepted by the platform",
+        Duration::from_secs(60),
+        accepted_all,
+    )
+    .await;
+    let all_finished = |sim: &SimHandle| {
+        let orders: Vec<_> = sim
+            .orders()
+            .into_iter()
+            .filter(|o| o.user_task_id == ut)
+            .collect();
+        orders.len() == CONTACTS && orders.iter().all(|o| o.finish)
+    };
+    wait_for(
+        &handle,
+        "every order finished",
+        Duration::from_secs(60),
+        all_finished,
+    )
+    .await;
+
+    // Graceful shutdown: SIGTERM, exit 0 within the 10 s deadline.
+    let pid = child.id().to_string();
+    let t0 = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "campaignd exits 0 on SIGTERM: {status:?}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        t0.elapsed()
+    );
+
+    let accepted = assert_no_harm(&handle, std::slice::from_ref(&spec));
+    assert_eq!(
+        accepted.get(&ut),
+        Some(&CONTACTS),
+        "no contact lost, none accepted twice"
+    );
+    let task = handle.task(&ut).expect("the task exists");
+    assert!(
+        matches!(task.status, 2 | 5),
+        "the task is live (running or paused): {}",
+        task.status
+    );
+    assert_eq!(handle.tasks().len(), 1, "one task, never created twice");
+
+    // The store agrees: nothing left in doubt or unsent.
+    let store: std::sync::Arc<dyn store::Store> = match backend {
+        Backend::Sqlite => {
+            std::sync::Arc::new(store_sqlite::SqliteStore::open(&store_url).await.unwrap())
+        }
+        Backend::Postgres => {
+            std::sync::Arc::new(store_postgres::PgStore::connect(&store_url).await.unwrap())
+        }
+    };
+    let counts = store.order_counts(&spec.id).await.unwrap();
+    assert_eq!(
+        (counts.planned, counts.sending, counts.sent),
+        (0, 0, CONTACTS as u64)
+    );
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_killed_at_many_points_loses_and_duplicates_nothing() {
+    killed_at_many_points_loses_and_duplicates_nothing(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_killed_at_many_points_loses_and_duplicates_nothing() {
+    killed_at_many_points_loses_and_duplicates_nothing(Backend::Postgres).await;
+}
