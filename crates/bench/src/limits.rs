@@ -1,0 +1,167 @@
+//! limit-insert: what the machine allows for the upload's store work, measured outside the store crate. N order rows
+//! of the same shape go into the real, migrated `orders` table (same indexes and constraints) with the database's
+//! fastest bulk path: SQLite, multi-row INSERTs in ONE transaction; PostgreSQL, one `COPY ... FROM STDIN`. Then the
+//! two upload-state changes the uploader makes per row (planned → sending → sent) as bulk UPDATEs by key, 1000 keys
+//! per statement, all in one transaction.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use anyhow::Context;
+use clock::{Clock as _, SystemClock};
+use sqlx::{Connection, QueryBuilder};
+use store::CampaignRecord;
+
+use crate::env::{self, StoreKind};
+use crate::report::{Figures, short};
+
+const ID: &str = "bench-limit";
+const TASK: &str = "bench-limit-task";
+
+pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
+    let env = env::open_store(kind).await?;
+    let now = SystemClock.now();
+    env.store
+        .upsert_campaign(&CampaignRecord {
+            id: ID.into(),
+            generation: 1,
+            source_file: format!("{ID}.toml"),
+            content_hash: "bench".into(),
+            spec: None,
+            state: "active".into(),
+            last_error: None,
+            updated_at: now,
+        })
+        .await?;
+    let ids: Vec<String> = (0..n)
+        .map(|i| campaign::order_id(ID, 1, &env::normalized_phone(i)))
+        .collect();
+    let at = now.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let (insert_secs, update_secs) = match kind {
+        StoreKind::Sqlite => sqlite(&env.url, &ids, &at).await?,
+        StoreKind::Postgres => postgres(&env.url, &ids).await?,
+    };
+    let mut f = Figures::new("limit-insert", kind.as_str(), n);
+    let insert_rate = n as f64 / insert_secs;
+    let update_rate = 2.0 * n as f64 / update_secs;
+    let upload_rate = n as f64 / (insert_secs + update_secs);
+    f.put("insert_secs", insert_secs)
+        .put("insert_rows_per_s", insert_rate)
+        .put("update_secs", update_secs)
+        .put("update_rows_per_s", update_rate)
+        .put("upload_store_work_per_s", upload_rate);
+    f.line = format!(
+        "limit-insert [{}] {n} order rows: raw bulk insert {} rows/s, bulk state updates {} rows/s; insert + two \
+         updates per row: {} contacts/s",
+        kind.as_str(),
+        short(insert_rate),
+        short(update_rate),
+        short(upload_rate)
+    );
+    Ok(f)
+}
+
+fn variables() -> &'static str {
+    r#"{"amount":"10.00"}"#
+}
+
+async fn sqlite(url: &str, ids: &[String], at: &str) -> anyhow::Result<(f64, f64)> {
+    let mut conn = sqlx::SqliteConnection::connect(url)
+        .await
+        .context("connecting")?;
+    sqlx::raw_sql("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL")
+        .execute(&mut conn)
+        .await?;
+    let t = Instant::now();
+    let mut tx = conn.begin().await?;
+    for (c, chunk) in ids.chunks(3000).enumerate() {
+        let mut qb = QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO orders (order_id, campaign_id, user_task_id, phone, name, customer, other, variables, \
+             source_line, upload_state) ",
+        );
+        qb.push_values(chunk.iter().enumerate(), |mut b, (j, id)| {
+            let i = (c * 3000 + j) as u64;
+            b.push_bind(id.clone())
+                .push_bind(ID)
+                .push_bind(TASK)
+                .push_bind(env::normalized_phone(i))
+                .push_bind(format!("Contact {i}"))
+                .push_bind(format!("C{i}"))
+                .push_bind(format!("ref-{i}"))
+                .push_bind(variables())
+                .push_bind(i as i64 + 2)
+                .push_bind("planned");
+        });
+        qb.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    let insert_secs = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let mut tx = conn.begin().await?;
+    for state in ["sending", "sent"] {
+        for chunk in ids.chunks(1000) {
+            let mut qb = QueryBuilder::<sqlx::Sqlite>::new("UPDATE orders SET upload_state = ");
+            qb.push_bind(state)
+                .push(", state_changed_at = ")
+                .push_bind(at)
+                .push(" WHERE order_id IN (");
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_bind(id.clone());
+            }
+            qb.push(")");
+            qb.build().execute(&mut *tx).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok((insert_secs, t.elapsed().as_secs_f64()))
+}
+
+async fn postgres(url: &str, ids: &[String]) -> anyhow::Result<(f64, f64)> {
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .context("connecting")?;
+    let t = Instant::now();
+    let mut copy = conn
+        .copy_in_raw(
+            "COPY orders (order_id, campaign_id, user_task_id, phone, name, customer, other, variables, \
+             source_line, upload_state) FROM STDIN",
+        )
+        .await?;
+    let mut buf = String::with_capacity(1 << 20);
+    for (i, id) in ids.iter().enumerate() {
+        let _ = writeln!(
+            buf,
+            "{id}\t{ID}\t{TASK}\t{}\tContact {i}\tC{i}\tref-{i}\t{}\t{}\tplanned",
+            env::normalized_phone(i as u64),
+            variables(),
+            i + 2
+        );
+        if buf.len() > (1 << 20) - 512 {
+            copy.send(std::mem::take(&mut buf).into_bytes()).await?;
+            buf.reserve(1 << 20);
+        }
+    }
+    if !buf.is_empty() {
+        copy.send(buf.into_bytes()).await?;
+    }
+    copy.finish().await?;
+    let insert_secs = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let mut tx = conn.begin().await?;
+    for state in ["sending", "sent"] {
+        for chunk in ids.chunks(1000) {
+            sqlx::query(
+                "UPDATE orders SET upload_state = $1, state_changed_at = now() WHERE order_id = ANY($2::text[])",
+            )
+            .bind(state)
+            .bind(chunk)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok((insert_secs, t.elapsed().as_secs_f64()))
+}

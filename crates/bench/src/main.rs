@@ -1,0 +1,239 @@
+#![doc = include_str!("../README.md")]
+//!
+//! ## Module layout
+//! - `procfs`: peak RSS and CPU time from `/proc`.
+//! - `report`: one run's figures; min/median/max over runs.
+//! - `simproc`: the simulator child process (`serve-sim`).
+//! - `env`: stores, clients, generated campaign files and contact lists.
+//! - one module per scenario: `upload`, `reconcile`, `callbacks`, `campaigns`, `idle`, `limits`.
+
+mod callbacks;
+mod campaigns;
+mod env;
+mod idle;
+mod limits;
+mod procfs;
+mod reconcile;
+mod report;
+mod simproc;
+mod upload;
+
+use std::io::{BufRead, BufReader};
+use std::process::{ExitCode, Stdio};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde_json::{Map, Value};
+
+use crate::env::StoreKind;
+use crate::report::Figures;
+
+/// campaignd benchmarks: each scenario prints one JSON line and one readable line per run.
+#[derive(Debug, Parser)]
+#[command(name = "bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// A CSV of N contacts (default 1,000,000) until every contact is acknowledged and recorded.
+    Upload(Args),
+    /// N unfinished orders (default 1,000,000) polled via listOrderDetail into the store.
+    Reconcile(Args),
+    /// Signed callbacks over HTTP to the webhook at a fixed rate (--rate) and at saturation; N per phase (default 50,000).
+    Callbacks(Args),
+    /// N campaign files (default 10,000) loaded, validated and planned; then one changed and the change seen.
+    Campaigns(Args),
+    /// RSS and CPU of the running daemon holding N campaigns (default 100) between actions, over --secs.
+    Idle(Args),
+    /// Machine limit: N order rows (default 1,000,000) written with a raw multi-row INSERT (SQLite) or COPY
+    /// (PostgreSQL), then updated by key in bulk, outside the store crate.
+    LimitInsert(Args),
+    /// Every scenario at a tiny size on both stores, in seconds (for CI).
+    Smoke,
+    /// The simulator in its own process (used by the scenarios).
+    #[command(hide = true)]
+    ServeSim(simproc::ServeArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct Args {
+    /// Scale of the scenario (contacts, orders, callbacks, campaign files); each scenario has its own default.
+    #[arg(long)]
+    size: Option<u64>,
+    /// Store backend.
+    #[arg(long, value_enum, default_value = "sqlite")]
+    store: StoreKind,
+    /// Runs, each in a fresh process; with more than one, min/median/max are printed after them.
+    #[arg(long, default_value_t = 1)]
+    runs: u32,
+    /// callbacks: offered rate of the fixed-rate phase, callbacks per second.
+    #[arg(long, default_value_t = 5000)]
+    rate: u64,
+    /// callbacks: concurrent senders of the saturation phase.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// idle: seconds measured once the daemon has done its work.
+    #[arg(long, default_value_t = 60)]
+    secs: u64,
+    /// Do the work in this process (set on the child processes).
+    #[arg(long, hide = true)]
+    single: bool,
+}
+
+/// The scenarios, with their names and default sizes.
+#[derive(Debug, Clone, Copy)]
+enum Scenario {
+    Upload,
+    Reconcile,
+    Callbacks,
+    Campaigns,
+    Idle,
+    LimitInsert,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Upload => "upload",
+            Scenario::Reconcile => "reconcile",
+            Scenario::Callbacks => "callbacks",
+            Scenario::Campaigns => "campaigns",
+            Scenario::Idle => "idle",
+            Scenario::LimitInsert => "limit-insert",
+        }
+    }
+
+    fn default_size(self) -> u64 {
+        match self {
+            Scenario::Upload | Scenario::Reconcile | Scenario::LimitInsert => 1_000_000,
+            Scenario::Callbacks => 50_000,
+            Scenario::Campaigns => 10_000,
+            Scenario::Idle => 100,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    callbot_api::ensure_crypto_provider();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Upload(a) => scenario(Scenario::Upload, a),
+        Command::Reconcile(a) => scenario(Scenario::Reconcile, a),
+        Command::Callbacks(a) => scenario(Scenario::Callbacks, a),
+        Command::Campaigns(a) => scenario(Scenario::Campaigns, a),
+        Command::Idle(a) => scenario(Scenario::Idle, a),
+        Command::LimitInsert(a) => scenario(Scenario::LimitInsert, a),
+        Command::Smoke => smoke(),
+        Command::ServeSim(a) => runtime().and_then(|rt| rt.block_on(simproc::serve(a))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("building the tokio runtime")
+}
+
+fn scenario(s: Scenario, args: Args) -> anyhow::Result<()> {
+    if args.single {
+        let figures = runtime()?.block_on(run_one(s, &args))?;
+        println!("{}", figures.json_line());
+        println!("{}", figures.line);
+        return Ok(());
+    }
+    let runs = orchestrate(s, &args)?;
+    if runs.len() > 1 {
+        let (json, line) = report::summarize(&runs);
+        println!("{json}");
+        println!("{line}");
+    }
+    Ok(())
+}
+
+async fn run_one(s: Scenario, args: &Args) -> anyhow::Result<Figures> {
+    let size = args.size.unwrap_or(s.default_size()).max(1);
+    match s {
+        Scenario::Upload => upload::run(size, args.store).await,
+        Scenario::Reconcile => reconcile::run(size, args.store).await,
+        Scenario::Callbacks => callbacks::run(size, args.store, args.rate, args.concurrency).await,
+        Scenario::Campaigns => campaigns::run(size, args.store).await,
+        Scenario::Idle => idle::run(size, args.store, args.secs).await,
+        Scenario::LimitInsert => limits::run(size, args.store).await,
+    }
+}
+
+/// Runs the scenario `args.runs` times, each in a fresh child process (so `VmHWM` is the run's own), passing its
+/// output through; returns each run's JSON figures.
+fn orchestrate(s: Scenario, args: &Args) -> anyhow::Result<Vec<Map<String, Value>>> {
+    let exe = std::env::current_exe().context("locating the bench binary")?;
+    let size = args.size.unwrap_or(s.default_size());
+    let mut out = Vec::new();
+    for run in 1..=args.runs.max(1) {
+        let mut child = std::process::Command::new(&exe)
+            .arg(s.name())
+            .args(["--size", &size.to_string()])
+            .args(["--store", args.store.as_str()])
+            .args(["--rate", &args.rate.to_string()])
+            .args(["--concurrency", &args.concurrency.to_string()])
+            .args(["--secs", &args.secs.to_string()])
+            .arg("--single")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting a run")?;
+        let stdout = child.stdout.take().context("run stdout")?;
+        for line in BufReader::new(stdout).lines() {
+            let line = line.context("reading a run's output")?;
+            println!("{line}");
+            if line.starts_with('{')
+                && let Ok(Value::Object(m)) = serde_json::from_str(&line)
+            {
+                out.push(m);
+            }
+        }
+        let status = child.wait().context("waiting for a run")?;
+        if !status.success() {
+            bail!("{} run {run} of {} failed ({status})", s.name(), args.runs);
+        }
+    }
+    Ok(out)
+}
+
+/// Every scenario at a tiny size on both stores: keeps the harness from rotting. Fails if any run fails.
+fn smoke() -> anyhow::Result<()> {
+    let tiny = |size: u64, store: StoreKind| Args {
+        size: Some(size),
+        store,
+        runs: 1,
+        rate: 2000,
+        concurrency: 16,
+        secs: 1,
+        single: false,
+    };
+    for store in [StoreKind::Sqlite, StoreKind::Postgres] {
+        orchestrate(Scenario::Upload, &tiny(2000, store))?;
+        orchestrate(Scenario::Reconcile, &tiny(2000, store))?;
+        orchestrate(Scenario::Callbacks, &tiny(1000, store))?;
+        orchestrate(Scenario::Campaigns, &tiny(50, store))?;
+        orchestrate(Scenario::Idle, &tiny(3, store))?;
+        orchestrate(Scenario::LimitInsert, &tiny(2000, store))?;
+    }
+    Ok(())
+}

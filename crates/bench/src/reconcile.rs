@@ -1,0 +1,156 @@
+//! reconcile: N unfinished orders whose calls have all finished in the simulator, polled via listOrderDetail by the
+//! daemon's own poller (a fresh reconciler, as after a restart) until every call detail is in the store.
+//!
+//! Set-up (not timed): the daemon uploads and starts the campaign; the simulator dials every order (each call lasts
+//! one simulated millisecond); the set-up reconciler polls only once, at the start.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use callbot_api::wire::ListOrderDetailRequest;
+use clock::SystemClock;
+
+use crate::env::{self, StoreKind};
+use crate::report::{Figures, short};
+use crate::simproc::SimProcess;
+
+const ID: &str = "bench-reconcile";
+
+pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
+    let dir = tempfile::tempdir().context("creating the campaigns directory")?;
+    env::write_csv(&dir.path().join("contacts.csv"), 0, n)?;
+    let file = dir.path().join(format!("{ID}.toml"));
+    std::fs::write(&file, env::campaign_toml("contacts.csv", false, 10_000))?;
+    let spec = campaign::load_campaign(&file).map_err(|d| anyhow::anyhow!("{d:?}"))?;
+    let ut = daemon::user_task_id(&spec);
+
+    let sim = SimProcess::start().await?;
+    let env = env::open_store(kind).await?;
+    let clock = SystemClock::shared();
+
+    // Set-up: upload and start.
+    let setup_t0 = Instant::now();
+    {
+        let client = env::client(&sim.base_url, clock.clone())?;
+        let (mut setup, _) = env::daemon(
+            env.store.clone(),
+            client,
+            clock.clone(),
+            dir.path(),
+            chrono::Duration::days(1),
+        );
+        for attempt in 0.. {
+            let outcome = setup.reconcile_once(clock.now()).await;
+            let counts = env.store.order_counts(ID).await?;
+            let running = outcome
+                .campaign(ID)
+                .is_some_and(|c| c.task == daemon::TaskState::Running);
+            if running && counts.planned == 0 && counts.sending == 0 {
+                break;
+            }
+            if attempt > 10_000 {
+                bail!("set-up: the campaign did not start: {outcome:?}");
+            }
+        }
+    }
+    // Wait until the simulator has finished the last orders (it dials them in upload order).
+    let client = env::client(&sim.base_url, clock.clone())?;
+    let last: Vec<String> = (n.saturating_sub(500)..n)
+        .map(|i| campaign::order_id(&spec.id, spec.generation, &env::normalized_phone(i)))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        let resp = client
+            .list_order_detail(&ListOrderDetailRequest::new(&ut, last.clone()))
+            .await
+            .context("asking the simulator whether the calls are over")?;
+        let done = resp
+            .order_detail_list
+            .iter()
+            .filter(|d| d.finish == Some(true))
+            .count();
+        if done == last.len() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the simulator finished only {done} of the last {} orders",
+                last.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let setup_secs = setup_t0.elapsed().as_secs_f64();
+    let before = env.store.order_counts(ID).await?;
+
+    // Measured: a fresh reconciler polls everything unfinished, 500 orders per request.
+    let (mut daemon, hub) = env::daemon(
+        env.store.clone(),
+        client,
+        clock.clone(),
+        dir.path(),
+        chrono::Duration::zero(),
+    );
+    let cpu0 = crate::procfs::cpu_secs(None);
+    let t0 = Instant::now();
+    let mut reconciles = 0u32;
+    let mut last_finished = before.finished;
+    let mut stalled = 0;
+    let counts = loop {
+        let outcome = daemon.reconcile_once(clock.now()).await;
+        reconciles += 1;
+        let counts = env.store.order_counts(ID).await?;
+        if counts.finished >= counts.sent {
+            break counts;
+        }
+        if counts.finished == last_finished {
+            stalled += 1;
+            if stalled >= 5 {
+                bail!(
+                    "polling makes no progress at {} of {} finished: {:?}",
+                    counts.finished,
+                    counts.sent,
+                    outcome.campaign(ID).map(|c| (&c.why, &c.error))
+                );
+            }
+        } else {
+            stalled = 0;
+        }
+        last_finished = counts.finished;
+    };
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = crate::procfs::cpu_secs(None) - cpu0;
+    let polled = counts.finished - before.finished;
+    let requests = env::metric_sum(&hub, "campaignd_api_requests_total", "");
+    let poll_requests = env::metric_sum(&hub, "campaignd_api_requests_total", "listOrderDetail");
+    let api_secs = env::metric_sum(&hub, "campaignd_api_request_duration_seconds_sum", "");
+    let peak = crate::procfs::peak_rss_mb(None);
+    let sim_peak = sim.peak_rss_mb();
+    sim.stop().await;
+
+    let rate = polled as f64 / secs;
+    let mut f = Figures::new("reconcile", kind.as_str(), n);
+    f.put("secs", secs)
+        .put("orders_per_s", rate)
+        .put("orders_polled", polled)
+        .put("finished_before", before.finished)
+        .put("requests", requests)
+        .put("poll_requests", poll_requests)
+        .put("api_secs", api_secs)
+        .put("reconciles", reconciles)
+        .put("peak_rss_mb", peak)
+        .put("cpu_secs", cpu)
+        .put("setup_secs", setup_secs)
+        .put("sim_peak_rss_mb", sim_peak);
+    f.line = format!(
+        "reconcile [{}] {polled} orders polled to their final state in {} s: {} orders/s, {requests} requests \
+         ({poll_requests} listOrderDetail, {} s waiting on the platform), peak RSS {} MB (simulator {} MB)",
+        kind.as_str(),
+        short(secs),
+        short(rate),
+        short(api_secs),
+        short(peak),
+        short(sim_peak)
+    );
+    Ok(f)
+}

@@ -1,0 +1,95 @@
+//! upload: a CSV of N contacts, from file until every contact is acknowledged by the simulator and recorded in the
+//! store, through the daemon's own reconcile (plan the CSV into the store, createAndCall, addBatchCall batches).
+
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clock::SystemClock;
+
+use crate::env::{self, StoreKind};
+use crate::report::{Figures, short};
+use crate::simproc::SimProcess;
+
+const ID: &str = "bench-upload";
+
+pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
+    let dir = tempfile::tempdir().context("creating the campaigns directory")?;
+    env::write_csv(&dir.path().join("contacts.csv"), 0, n)?;
+    // Paused: the task is created and filled but never started, so the simulator dials nothing meanwhile.
+    std::fs::write(
+        dir.path().join(format!("{ID}.toml")),
+        env::campaign_toml("contacts.csv", true, 20),
+    )?;
+    let sim = SimProcess::start().await?;
+    let env = env::open_store(kind).await?;
+    let clock = SystemClock::shared();
+    let client = env::client(&sim.base_url, clock.clone())?;
+    let (mut daemon, hub) = env::daemon(
+        env.store.clone(),
+        client,
+        clock.clone(),
+        dir.path(),
+        chrono::Duration::days(1),
+    );
+
+    let cpu0 = crate::procfs::cpu_secs(None);
+    let t0 = Instant::now();
+    let mut reconciles = 0u32;
+    let counts = loop {
+        let outcome = daemon.reconcile_once(clock.now()).await;
+        reconciles += 1;
+        if let Some((path, e)) = outcome.file_errors.first() {
+            bail!("{}: {e}", path.display());
+        }
+        let counts = env.store.order_counts(ID).await?;
+        if counts.planned == 0 && counts.sending == 0 && counts.sent + counts.rejected >= n {
+            break counts;
+        }
+        if let Some(e) = outcome.campaign(ID).and_then(|c| c.error.clone())
+            && reconciles >= 3
+        {
+            bail!("the upload keeps failing: {e}");
+        }
+        if reconciles > 10_000 {
+            bail!("no end after {reconciles} reconciles: {counts:?}");
+        }
+    };
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = crate::procfs::cpu_secs(None) - cpu0;
+    let peak = crate::procfs::peak_rss_mb(None);
+    let api_secs = env::metric_sum(&hub, "campaignd_api_request_duration_seconds_sum", "");
+    let requests = env::metric_sum(&hub, "campaignd_api_requests_total", "");
+    let batches = env::metric_sum(&hub, "campaignd_api_requests_total", "addBatchCall")
+        + env::metric_sum(&hub, "campaignd_api_requests_total", "createAndCall");
+    let sim_peak = sim.peak_rss_mb();
+    let sim_cpu = sim.cpu_secs();
+    sim.stop().await;
+
+    let rate = n as f64 / secs;
+    let mut f = Figures::new("upload", kind.as_str(), n);
+    f.put("secs", secs)
+        .put("contacts_per_s", rate)
+        .put("peak_rss_mb", peak)
+        .put("sent", counts.sent)
+        .put("rejected", counts.rejected)
+        .put("requests", requests)
+        .put("upload_requests", batches)
+        .put("api_secs", api_secs)
+        .put("reconciles", reconciles)
+        .put("cpu_secs", cpu)
+        .put("sim_cpu_secs", sim_cpu)
+        .put("sim_peak_rss_mb", sim_peak);
+    f.line = format!(
+        "upload [{}] {n} contacts in {} s: {} contacts/s, peak RSS {} MB (daemon side; simulator {} MB), {} requests \
+         ({} s waiting on the platform), {} rejected",
+        kind.as_str(),
+        short(secs),
+        short(rate),
+        short(peak),
+        short(sim_peak),
+        requests,
+        short(api_secs),
+        counts.rejected
+    );
+    Ok(f)
+}
