@@ -548,20 +548,18 @@ fn parse_inner(
     if let (Some(c), false) = (&contacts, features.whole_tts)
         && !c.variables.is_empty()
     {
-        {
-            let span = get(root, "features")
-                .and_then(|v| match v.get_ref() {
-                    DeValue::Table(t) => get(t, "whole_tts").map(|w| w.span()),
-                    _ => None,
-                })
-                .unwrap_or(0..0);
-            cx.error(
-                "whole-tts",
-                span,
-                "`whole_tts = false` but the template has variables; the platform requires wholeTTS with variables",
-                "set `whole_tts = true` (or leave it out: it defaults to true)",
-            );
-        }
+        let span = get(root, "features")
+            .and_then(|v| match v.get_ref() {
+                DeValue::Table(t) => get(t, "whole_tts").map(|w| w.span()),
+                _ => None,
+            })
+            .unwrap_or(0..0);
+        cx.error(
+            "whole-tts",
+            span,
+            "`whole_tts = false` but the template has variables; the platform requires wholeTTS with variables",
+            "set `whole_tts = true` (or leave it out: it defaults to true)",
+        );
     }
 
     let mut errors: Vec<Diagnostic> = cx.diags.iter().filter(|d| d.is_error()).cloned().collect();
@@ -954,44 +952,40 @@ fn parse_schedule(
     if let (Some(s), Some(e), Some(ev)) = (start, end, get(t, "end"))
         && e <= s
     {
-        {
-            cx.error(
-                "end-before-start",
-                ev.span(),
-                format!(
-                    "the end {} is not after the start {}",
-                    e.format("%Y-%m-%dT%H:%M"),
-                    s.format("%Y-%m-%dT%H:%M")
-                ),
-                "move `end` after `start` (or swap them)",
-            );
-        }
+        cx.error(
+            "end-before-start",
+            ev.span(),
+            format!(
+                "the end {} is not after the start {}",
+                e.format("%Y-%m-%dT%H:%M"),
+                s.format("%Y-%m-%dT%H:%M")
+            ),
+            "move `end` after `start` (or swap them)",
+        );
     }
     let mut holidays = BTreeSet::new();
     if let Some(v) = get(t, "holidays")
         && let Some(items) = cx.array(v, "holidays", "[2026-11-26]")
     {
-        {
-            for item in items {
-                match item.get_ref() {
-                    DeValue::Datetime(dt) if dt.time.is_none() && dt.offset.is_none() => {
-                        if let Some(d) = dt.date.and_then(|d| {
-                            NaiveDate::from_ymd_opt(
-                                i32::from(d.year),
-                                u32::from(d.month),
-                                u32::from(d.day),
-                            )
-                        }) {
-                            holidays.insert(d);
-                        }
+        for item in items {
+            match item.get_ref() {
+                DeValue::Datetime(dt) if dt.time.is_none() && dt.offset.is_none() => {
+                    if let Some(d) = dt.date.and_then(|d| {
+                        NaiveDate::from_ymd_opt(
+                            i32::from(d.year),
+                            u32::from(d.month),
+                            u32::from(d.day),
+                        )
+                    }) {
+                        holidays.insert(d);
                     }
-                    _ => cx.wrong_type(
-                        item,
-                        "holidays",
-                        "an array of local dates (no quotes)",
-                        "[2026-11-26]",
-                    ),
                 }
+                _ => cx.wrong_type(
+                    item,
+                    "holidays",
+                    "an array of local dates (no quotes)",
+                    "[2026-11-26]",
+                ),
             }
         }
     }
