@@ -13,7 +13,7 @@ CREATE TABLE campaigns (
     updated_at   timestamptz NOT NULL
 );
 COMMENT ON TABLE campaigns IS 'One row per campaign file, as the daemon last loaded it.';
-COMMENT ON COLUMN campaigns.generation IS 'Bumped each time the file''s content changes.';
+COMMENT ON COLUMN campaigns.generation IS 'The file''s generation: bumped by the user to run the same campaign again for the same contacts.';
 COMMENT ON COLUMN campaigns.source_file IS 'Path of the campaign file.';
 COMMENT ON COLUMN campaigns.content_hash IS 'Hash of the file''s content.';
 COMMENT ON COLUMN campaigns.spec IS 'The last spec that parsed and validated.';
@@ -57,12 +57,12 @@ CREATE TABLE orders (
     finished         boolean NOT NULL DEFAULT false,
     last_call_status bigint,
     last_polled_at   timestamptz,
-    UNIQUE (campaign_id, phone)
+    UNIQUE (user_task_id, phone)
 );
 CREATE INDEX orders_by_task_state ON orders (user_task_id, upload_state, source_line);
 CREATE INDEX orders_to_poll ON orders (user_task_id, last_polled_at NULLS FIRST, order_id)
     WHERE upload_state = 'sent' AND NOT finished;
-COMMENT ON TABLE orders IS 'One row per order: one phone number of one campaign. A phone is planned at most once per campaign.';
+COMMENT ON TABLE orders IS 'One row per order: one phone number of one campaign. A phone is planned at most once per task, and so per campaign generation.';
 COMMENT ON COLUMN orders.order_id IS 'Our globally unique orderID.';
 COMMENT ON COLUMN orders.phone IS 'Country code and national number, digits only.';
 COMMENT ON COLUMN orders.other IS 'Passthrough sent to the platform as `other`.';

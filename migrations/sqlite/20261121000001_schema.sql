@@ -7,7 +7,7 @@
 -- One row per campaign file, as the daemon last loaded it.
 CREATE TABLE campaigns (
     campaign_id  TEXT PRIMARY KEY,
-    generation   INTEGER NOT NULL,          -- bumped each time the file's content changes
+    generation   INTEGER NOT NULL,          -- the file's `generation`: bumped to run the same contacts again
     source_file  TEXT NOT NULL,             -- path of the campaign file
     content_hash TEXT NOT NULL,             -- hash of the file's content
     spec         TEXT,                      -- last spec that validated (JSON)
@@ -49,7 +49,7 @@ CREATE TABLE orders (
     finished         INTEGER NOT NULL DEFAULT 0 CHECK (finished IN (0, 1)), -- never goes back to 0
     last_call_status INTEGER,               -- callStatus of the latest call by start time
     last_polled_at   TEXT,
-    UNIQUE (campaign_id, phone)             -- a phone is planned at most once per campaign
+    UNIQUE (user_task_id, phone)            -- a phone is planned at most once per task (task = campaign + generation)
 );
 CREATE INDEX orders_by_task_state ON orders (user_task_id, upload_state, source_line);
 CREATE INDEX orders_to_poll ON orders (user_task_id, last_polled_at, order_id)

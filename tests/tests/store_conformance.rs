@@ -192,11 +192,16 @@ async fn bulk_planned_insert_is_idempotent(db: Db) {
         "a second insert adds nothing"
     );
 
-    // Same phone under a new order ID in the same campaign: skipped (never dial a contact twice).
+    // Same phone under a new order ID in the same task: skipped (never dial a contact twice).
     let mut again = new_order("bulk", "t1", 7);
     again.order_id = "bulk-other-id".into();
     assert_eq!(store.insert_planned_orders(&[again]).await.unwrap(), 0);
     assert!(store.order("bulk-other-id").await.unwrap().is_none());
+    // The same phone in the campaign's next generation (a new task) is a new order: the user asked for a re-run.
+    let mut rerun = new_order("bulk", "t2", 7);
+    rerun.order_id = "bulk-gen2-o7".into();
+    assert_eq!(store.insert_planned_orders(&[rerun]).await.unwrap(), 1);
+    assert!(store.order("bulk-gen2-o7").await.unwrap().is_some());
     // The same phone in another campaign is another order.
     assert_eq!(
         store
@@ -209,7 +214,7 @@ async fn bulk_planned_insert_is_idempotent(db: Db) {
     let counts = store.order_counts("bulk").await.unwrap();
     assert_eq!(
         (counts.total, counts.planned, counts.sent),
-        (20_000, 20_000, 0)
+        (20_001, 20_001, 0)
     );
 
     let first = store

@@ -29,7 +29,7 @@ pub trait Store: Send + Sync + Debug {
 
     // ---- orders
 
-    /// Plans orders in bulk, skipping any whose `order_id` is stored or whose `(campaign_id, phone)` is already
+    /// Plans orders in bulk, skipping any whose `order_id` is stored or whose `(user_task_id, phone)` is already
     /// planned. Returns how many were newly inserted.
     async fn insert_planned_orders(&self, orders: &[NewOrder]) -> Result<u64, StoreError>;
     /// Up to `limit` orders of the task in `state`, by source line.
