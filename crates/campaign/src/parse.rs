@@ -1772,4 +1772,58 @@ batch_size = 500
             w[1].message
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn aligned_hour_ranges_round_trip(from in 0u16..48, len in 1u16..48) {
+                let (a, b) = (from * 30, (from * 30 + len * 30) % DAY_MINUTES);
+                let b_text = if b == 0 && a + len * 30 == DAY_MINUTES { "24:00".to_string() } else { hhmm(b) };
+                let text = format!("{}-{}", hhmm(a), b_text);
+                let r = parse_hours(&text).unwrap();
+                prop_assert_eq!(r.from, a);
+                prop_assert_eq!(r.to, a + len * 30);
+                let shown = r.to_string();
+                prop_assert_eq!(parse_hours(&shown).unwrap(), r);
+            }
+
+            #[test]
+            fn unaligned_hours_are_always_rejected(h in 0u16..24, m in 0u16..60, len in 1u16..600) {
+                prop_assume!(m % 30 != 0);
+                let text = format!("{}-{}", hhmm(h * 60 + m), hhmm((h * 60 + m + len) % DAY_MINUTES));
+                let rejected = matches!(parse_hours(&text), Err(HoursError::NotAligned { .. }));
+                prop_assert!(rejected, "{} accepted", text);
+            }
+
+            #[test]
+            fn day_lists_parse_to_their_set(days in prop::collection::btree_set(1u8..=7, 1..=7)) {
+                let text = days.iter().map(|d| DAY_NAMES[usize::from(*d - 1)]).collect::<Vec<_>>().join(",");
+                prop_assert_eq!(parse_days(&text).unwrap(), days);
+            }
+
+            #[test]
+            fn arbitrary_text_never_panics_and_errors_have_places(text in "\\PC{0,200}") {
+                if let Err(d) = parse(&text) {
+                    prop_assert!(!d.0.is_empty());
+                    for e in &d.0 {
+                        prop_assert!(e.line >= 1 && e.column >= 1, "{:?}", e);
+                        prop_assert!(!e.help.is_empty());
+                    }
+                }
+            }
+
+            #[test]
+            fn edits_of_a_good_file_never_panic(pos in 0usize..300, junk in "[a-z_=\\[\\]\"0-9:, -]{0,12}") {
+                let mut text = BASE.to_string();
+                let at = (0..=pos.min(text.len())).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+                text.insert_str(at, &junk);
+                if let Err(d) = parse(&text) {
+                    prop_assert!(d.0.iter().all(|e| e.line >= 1 && !e.message.is_empty()));
+                }
+            }
+        }
+    }
 }
