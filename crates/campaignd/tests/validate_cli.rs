@@ -276,6 +276,27 @@ fn contact_issues_are_listed_with_lines_and_capped() {
 }
 
 #[test]
+fn strict_contacts_fails_on_rows_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "c.toml", GOOD);
+    write(dir.path(), "people.csv", &format!("{CSV}12345,Bad,1\n"));
+    assert!(validate(dir.path(), &[]).status.success());
+    let out = validate(dir.path(), &["--strict-contacts"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("--strict-contacts: 1 contact row(s) left out"),
+        "{}",
+        text(&out)
+    );
+    write(dir.path(), "people.csv", CSV);
+    assert!(
+        validate(dir.path(), &["--strict-contacts"])
+            .status
+            .success()
+    );
+}
+
+#[test]
 fn json_output_carries_the_same_diagnostics() {
     let dir = tempfile::tempdir().unwrap();
     write(

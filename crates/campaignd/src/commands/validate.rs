@@ -35,6 +35,10 @@ pub struct ValidateArgs {
     /// How many contact issues to list per campaign.
     #[arg(long, default_value_t = 20)]
     pub max_contact_issues: usize,
+    /// Also fail (exit status 1) when a contact row is left out: a bad phone, a duplicate, an empty variable.
+    /// Without it such rows are reported, left out, and do not fail.
+    #[arg(long)]
+    pub strict_contacts: bool,
 }
 
 /// Every `*.toml` file directly in `dir`, sorted.
@@ -133,10 +137,12 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
 
     let mut campaigns = Vec::new();
     let mut human = String::new();
+    let mut contact_failures = 0u64;
     for spec in &loaded.specs {
         let csv = spec.contacts.file.display().to_string();
         match read_contacts(spec, args.max_contact_issues) {
             ContactsOutcome::Read(s) => {
+                contact_failures += s.invalid + s.duplicate;
                 let listed = s.issues.len() as u64;
                 let more = (s.invalid + s.duplicate).saturating_sub(listed);
                 human.push_str(&format!(
@@ -169,6 +175,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                 }));
             }
             ContactsOutcome::Failed(e) => {
+                contact_failures += 1;
                 human.push_str(&format!("{}: contacts not read: {e}\n", spec.id));
                 campaigns.push(json!({
                     "id": spec.id,
@@ -181,6 +188,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
 
     let errors = loaded.diagnostics.error_count();
     let warnings = loaded.diagnostics.warning_count();
+    let failed = errors > 0 || (args.strict_contacts && contact_failures > 0);
     match args.format {
         OutputFormat::Human => {
             print!("{}", loaded.diagnostics.render_human(&loaded.sources));
@@ -198,7 +206,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::Json => {
             let doc = json!({
                 "version": 1,
-                "ok": errors == 0,
+                "ok": !failed,
                 "files": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
                 "errors": errors,
                 "warnings": warnings,
@@ -211,9 +219,14 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    Ok(if errors == 0 {
-        ExitCode::SUCCESS
-    } else {
+    if failed && errors == 0 && args.format == OutputFormat::Human {
+        println!(
+            "--strict-contacts: {contact_failures} contact row(s) left out; fix the CSV rows listed above"
+        );
+    }
+    Ok(if failed {
         ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     })
 }
