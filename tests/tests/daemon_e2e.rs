@@ -94,6 +94,9 @@ both_backends!(
     isolates_a_bad_file_and_keeps_its_last_good_version,
     removing_a_file_completes_its_task,
     polls_only_unfinished_orders_in_chunks_of_at_most_500,
+    changed_settings_are_sent_while_paused_and_applied_before_resuming,
+    paused_in_the_file_pauses_and_unpausing_resumes,
+    a_new_generation_completes_the_old_task_first,
 );
 
 async fn uploads_in_batches_toggles_at_the_right_instants_and_completes(backend: Backend) {
@@ -620,6 +623,174 @@ async fn polls_only_unfinished_orders_in_chunks_of_at_most_500(backend: Backend)
     );
     let counts = env.store.order_counts(&spec.id).await.unwrap();
     assert_eq!(counts.sent, 1200);
+}
+
+async fn changed_settings_are_sent_while_paused_and_applied_before_resuming(backend: Backend) {
+    let files = [
+        ("s.toml", always_open("S", "s.csv", 50, 2)),
+        ("s.csv", contacts_csv(60)),
+    ];
+    let opts = Options {
+        talk_secs: (600, 900),
+        ..Options::default()
+    };
+    let mut env = Env::new(backend, utc(2026, 11, 2, 10, 0), &files, opts).await;
+    let spec = env.spec("s.toml");
+    let ut = daemon::user_task_id(&spec);
+    env.step().await;
+    assert_eq!(env.sim.task(&ut).unwrap().status, 2);
+
+    // More robots: pause, updateTask, wait for the vendor's delay, start again.
+    env.write("s.toml", &always_open("S", "s.csv", 50, 4));
+    env.clock.advance(Duration::minutes(1));
+    let changed_at = env.now();
+    let out = env.step().await;
+    let c = out.campaign("s").unwrap();
+    assert_eq!(
+        c.done,
+        vec!["pause".to_string(), "update-settings".to_string()],
+        "{c:?}"
+    );
+    assert!(
+        c.why.starts_with("waiting for updateTask to apply"),
+        "{}",
+        c.why
+    );
+    assert_eq!(c.plan.next_wake, Some(changed_at + Duration::minutes(5)));
+    env.clock.advance(Duration::minutes(4));
+    let out = env.step().await;
+    assert_eq!(
+        out.campaign("s").unwrap().task,
+        TaskState::Paused,
+        "not before the settings apply"
+    );
+    env.clock.set(changed_at + Duration::minutes(5));
+    let out = env.step().await;
+    assert!(
+        out.campaign("s")
+            .unwrap()
+            .done
+            .contains(&"start".to_string())
+    );
+    let task = env.sim.task(&ut).unwrap();
+    let v2 = &task.settings[1];
+    assert_eq!(v2.settings.max_call, 4);
+    assert_eq!(
+        status_at(&task, v2.requested_at),
+        Some(5),
+        "updateTask while paused"
+    );
+    let restarted = task
+        .status_history
+        .iter()
+        .rev()
+        .find(|h| h.to == 2)
+        .unwrap();
+    assert!(
+        restarted.at >= v2.effective_at,
+        "started only once the new settings were in effect"
+    );
+    env.run_until(env.now() + Duration::hours(3), Duration::minutes(10))
+        .await;
+    let new = spec_with(&env, "s.toml");
+    assert_no_harm(&env.sim, &[new]);
+    assert!(
+        env.sim
+            .call_log()
+            .iter()
+            .filter(|c| c.start_utc > v2.effective_at)
+            .all(|c| c.max_call == 4)
+    );
+}
+
+fn spec_with(env: &Env, name: &str) -> campaign::CampaignSpec {
+    env.spec(name)
+}
+
+async fn paused_in_the_file_pauses_and_unpausing_resumes(backend: Backend) {
+    let files = [
+        ("h.toml", always_open("H", "h.csv", 50, 1)),
+        ("h.csv", contacts_csv(40)),
+    ];
+    let opts = Options {
+        talk_secs: (600, 900),
+        ..Options::default()
+    };
+    let mut env = Env::new(backend, utc(2026, 11, 2, 10, 0), &files, opts).await;
+    let ut = daemon::user_task_id(&env.spec("h.toml"));
+    env.run_until(utc(2026, 11, 2, 10, 30), Duration::minutes(10))
+        .await;
+    env.write(
+        "h.toml",
+        &always_open("H", "h.csv", 50, 1).replace("robots = 1", "robots = 1\npaused = true"),
+    );
+    env.clock.advance(Duration::minutes(1));
+    let paused_at = env.now();
+    let out = env.step().await;
+    let c = out.campaign("h").unwrap();
+    assert_eq!(c.why, "paused in the file (paused = true)");
+    assert_eq!(c.task, TaskState::Paused);
+    env.run_until(utc(2026, 11, 2, 14, 0), Duration::minutes(30))
+        .await;
+    // A call in progress at the pause may finish; none starts while paused.
+    assert!(env.sim.call_log().iter().all(|c| c.start_utc <= paused_at));
+    env.write("h.toml", &always_open("H", "h.csv", 50, 1));
+    env.clock.advance(Duration::minutes(1));
+    let out = env.step().await;
+    assert_eq!(out.campaign("h").unwrap().task, TaskState::Running);
+    assert_eq!(env.sim.task(&ut).unwrap().status, 2);
+}
+
+async fn a_new_generation_completes_the_old_task_first(backend: Backend) {
+    let files = [
+        ("g.toml", always_open("GEN", "g.csv", 50, 1)),
+        ("g.csv", contacts_csv(30)),
+    ];
+    let opts = Options {
+        talk_secs: (600, 900),
+        ..Options::default()
+    };
+    let mut env = Env::new(backend, utc(2026, 11, 2, 10, 0), &files, opts).await;
+    let old = daemon::user_task_id(&env.spec("g.toml"));
+    env.run_until(utc(2026, 11, 2, 10, 30), Duration::minutes(10))
+        .await;
+    env.write(
+        "g.toml",
+        &format!("generation = 2\n{}", always_open("GEN", "g.csv", 50, 1)),
+    );
+    env.clock.advance(Duration::minutes(1));
+    let bumped_at = env.now();
+    let out = env.step().await;
+    let c = out.campaign("g").unwrap();
+    assert_eq!(c.error, None, "{c:?}");
+    let new_spec = env.spec("g.toml");
+    let new = daemon::user_task_id(&new_spec);
+    assert_ne!(old, new);
+    assert_eq!(
+        env.sim.task(&old).unwrap().status,
+        3,
+        "the old generation's task is completed"
+    );
+    assert_eq!(env.sim.task(&new).unwrap().status, 2);
+    env.run_until(utc(2026, 11, 2, 12, 0), Duration::minutes(10))
+        .await;
+    assert!(
+        env.sim
+            .call_log()
+            .iter()
+            .filter(|c| c.user_task_id == old)
+            .all(|c| c.start_utc <= bumped_at)
+    );
+    let accepted = env
+        .sim
+        .submissions()
+        .iter()
+        .filter(|s| s.accepted && s.user_task_id == new)
+        .count();
+    assert_eq!(
+        accepted, 30,
+        "the new generation calls every contact again, once"
+    );
 }
 
 #[test]

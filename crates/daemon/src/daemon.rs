@@ -239,7 +239,10 @@ impl Daemon {
 
         let ids: Vec<String> = self.campaigns.keys().cloned().collect();
         for id in ids {
-            let result = self.reconcile_campaign(&id, now).await;
+            let ut = user_task_id(&self.campaigns[&id].spec);
+            let result = crate::ledger::CONTEXT
+                .scope((id.clone(), ut), self.reconcile_campaign(&id, now))
+                .await;
             match result {
                 Ok(c) => outcome.campaigns.push(c),
                 Err(e) => {
@@ -429,6 +432,7 @@ impl Daemon {
         if let Some(status) = self.hub.take_task_status(&ut) {
             self.set_status(&ut, id, status, now).await?;
         }
+        self.retire_old_generations(id, &ut, now).await?;
         self.plan_contacts(id, now).await?;
 
         let mut done = Vec::new();
@@ -513,6 +517,38 @@ impl Daemon {
             orders: obs.orders,
             not_owner: false,
         })
+    }
+
+    /// Completes the live tasks of earlier generations (delCall 0: their data is kept). A bumped generation runs
+    /// the campaign again for the same contacts; the old task must not keep dialling them at the same time.
+    async fn retire_old_generations(
+        &mut self,
+        id: &str,
+        ut: &str,
+        now: DateTime<Utc>,
+    ) -> StepResult<()> {
+        if !self.campaigns[id].file_present {
+            return Ok(());
+        }
+        let old: Vec<TaskRecord> = self
+            .store
+            .tasks(id)
+            .await?
+            .into_iter()
+            .filter(|t| t.user_task_id != ut && task_view(Some(t)).0.is_live())
+            .collect();
+        for t in old {
+            tracing::info!(campaign.id = %id, task.user_id = %t.user_task_id, generation = t.generation, "completing the task of an earlier generation");
+            self.operate(
+                id,
+                &t.user_task_id,
+                TaskOperate::Complete,
+                Some(DelCall::Keep),
+                now,
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Streams the campaign's CSV into the store as planned orders, when the CSV (or the file) changed since the

@@ -14,6 +14,11 @@ use crate::metrics::Metrics;
 
 const MAX_BUFFERED: usize = 50_000;
 
+tokio::task_local! {
+    /// The campaign and task being reconciled, so ledger rows name them (the client knows nothing of campaigns).
+    pub static CONTEXT: (String, String);
+}
+
 #[derive(Debug)]
 pub struct Ledger {
     buffer: Mutex<VecDeque<store::ActionRecord>>,
@@ -67,8 +72,8 @@ impl ActionObserver for Ledger {
             duration_ms: i64::try_from(a.duration_ms).unwrap_or(i64::MAX),
             at: a.at,
             outcome: a.outcome.as_str().to_owned(),
-            campaign_id: None,
-            user_task_id: None,
+            campaign_id: CONTEXT.try_with(|(c, _)| c.clone()).ok(),
+            user_task_id: CONTEXT.try_with(|(_, t)| t.clone()).ok(),
         };
         let mut buf = self.lock();
         if buf.len() >= MAX_BUFFERED {
