@@ -292,7 +292,6 @@ pub fn assert_no_harm(sim: &SimHandle, specs: &[campaign::CampaignSpec]) -> Hash
 pub fn status_at(task: &callbot_sim::TaskView, at: DateTime<Utc>) -> Option<i64> {
     task.status_history
         .iter()
-        .filter(|c| c.at <= at)
-        .last()
+        .rfind(|c| c.at <= at)
         .map(|c| c.to)
 }

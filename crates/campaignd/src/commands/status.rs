@@ -122,10 +122,10 @@ pub async fn run(args: StatusArgs, _shutdown: CancellationToken) -> anyhow::Resu
         entries.push((spec, present, broken, rec.last_error.clone()));
     }
     entries.retain(|(s, ..)| args.campaign.as_ref().is_none_or(|c| *c == s.id));
-    if entries.is_empty() {
-        if let Some(c) = &args.campaign {
-            anyhow::bail!("no campaign `{c}` in {} or in the store", dir.display());
-        }
+    if entries.is_empty()
+        && let Some(c) = &args.campaign
+    {
+        anyhow::bail!("no campaign `{c}` in {} or in the store", dir.display());
     }
 
     let mut out = Vec::new();
@@ -283,10 +283,10 @@ fn print_human(c: &CampaignStatus) {
             e.trim_end().replace('\n', "\n            ")
         );
     }
-    if let Some(e) = &c.last_error {
-        if c.file_error.as_deref() != Some(e.as_str()) {
-            println!("  error:    {e}");
-        }
+    if let Some(e) = &c.last_error
+        && c.file_error.as_deref() != Some(e.as_str())
+    {
+        println!("  error:    {e}");
     }
     println!();
 }
