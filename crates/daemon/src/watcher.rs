@@ -116,3 +116,75 @@ impl Watcher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn woken_within(hub: &Hub, secs: u64) -> bool {
+        tokio::time::timeout(Duration::from_secs(secs), hub.woken())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn wakes_once_a_new_file_has_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = Arc::new(Hub::default());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(
+            Watcher::new(dir.path(), hub.clone(), Duration::from_secs(3600)).run(shutdown.clone()),
+        );
+        // Let the watcher register before the change (a wake-up is never lost once it is there).
+        tokio::task::yield_now().await;
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                std::fs::write(dir.path().join("a.toml"), "scene_id = \"x\"\n").unwrap();
+                if woken_within(&hub, 2).await {
+                    break;
+                }
+            }
+        })
+        .await
+        .expect("the watcher wakes the reconciler after a change");
+        shutdown.cancel();
+        task.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_configmap_style_symlink_swap_is_noticed_by_the_rescan() {
+        // Kubernetes mounts a ConfigMap as `..data -> ..2026_v1/` and `a.toml -> ..data/a.toml`; an update writes a
+        // new versioned directory and swaps `..data` atomically.
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("..v1")).unwrap();
+        std::fs::write(d.join("..v1/a.toml"), "v = 1\n").unwrap();
+        std::os::unix::fs::symlink("..v1", d.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/a.toml", d.join("a.toml")).unwrap();
+
+        let hub = Arc::new(Hub::default());
+        let shutdown = CancellationToken::new();
+        // Notifications may not cover the swap; a short rescan interval must.
+        let task = tokio::spawn(
+            Watcher::new(d, hub.clone(), Duration::from_millis(200)).run(shutdown.clone()),
+        );
+        tokio::task::yield_now().await;
+
+        std::fs::create_dir(d.join("..v2")).unwrap();
+        std::fs::write(d.join("..v2/a.toml"), "v = 22\n").unwrap();
+        std::os::unix::fs::symlink("..v2", d.join("..data_tmp")).unwrap();
+        std::fs::rename(d.join("..data_tmp"), d.join("..data")).unwrap();
+        assert!(woken_within(&hub, 5).await, "the swap wakes the reconciler");
+        assert_eq!(
+            std::fs::read_to_string(d.join("a.toml")).unwrap(),
+            "v = 22\n"
+        );
+        assert_eq!(
+            crate::scan::campaign_files(d).unwrap(),
+            vec![d.join("a.toml")],
+            "hidden entries are skipped"
+        );
+        shutdown.cancel();
+        task.await.unwrap().unwrap();
+    }
+}
