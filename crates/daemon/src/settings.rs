@@ -108,7 +108,11 @@ fn equivalent_minutes(
     true
 }
 
-/// The first instant in `[from, from + horizon)` (minute steps) at which `campaign` allows dialling.
+/// The first instant in `[from, from + horizon)` (to the minute) at which `campaign` allows dialling.
+///
+/// Samples every quarter hour (UTC), then refines to the minute: campaign windows are half-hour aligned in local
+/// time and every zone offset is a multiple of 15 minutes, so an opening is never skipped (only an interval cut to
+/// under 15 minutes by `start`/`end` could be; this is for reporting, never for safety).
 pub fn next_open(
     campaign: &dyn Fn(DateTime<Utc>) -> bool,
     from: DateTime<Utc>,
@@ -117,17 +121,28 @@ pub fn next_open(
     if campaign(from) {
         return Some(from);
     }
-    let mut at = from
+    let minute = from
         .with_second(0)
         .and_then(|t| t.with_nanosecond(0))
-        .unwrap_or(from)
-        + Duration::minutes(1);
+        .unwrap_or(from);
     let end = from + horizon;
+    // The first quarter hour after `from`.
+    let mut at = minute + Duration::minutes(15 - i64::from(minute.minute() % 15));
+    let mut previous = minute;
     while at < end {
         if campaign(at) {
+            // Refine: the first allowed minute in (previous, at].
+            let mut m = previous + Duration::minutes(1);
+            while m < at {
+                if m > from && campaign(m) {
+                    return Some(m);
+                }
+                m += Duration::minutes(1);
+            }
             return Some(at);
         }
-        at += Duration::minutes(1);
+        previous = at;
+        at += Duration::minutes(15);
     }
     None
 }
@@ -214,5 +229,35 @@ mod tests {
         assert!(base.same_apart_from_window(&other));
         other.max_call = 4;
         assert!(!base.same_apart_from_window(&other));
+    }
+}
+
+#[cfg(test)]
+mod next_open_props {
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The quarter-hour sampling finds the same first opening as a minute-by-minute scan.
+        #[test]
+        fn matches_a_minute_scan(open_min in 0i64..3000, len in 15i64..400, from_min in 0i64..2800) {
+            let base = Utc.with_ymd_and_hms(2026, 11, 2, 0, 0, 0).unwrap();
+            // Openings on quarter hours (as real calendars have), arbitrary lengths of at least 15 minutes.
+            let open_at = base + Duration::minutes(open_min / 15 * 15);
+            let close_at = open_at + Duration::minutes(len);
+            let campaign = move |t: DateTime<Utc>| t >= open_at && t < close_at;
+            let from = base + Duration::minutes(from_min);
+            let slow = {
+                let mut t = from;
+                let mut found = None;
+                while t < from + Duration::days(3) {
+                    if campaign(t) { found = Some(t); break; }
+                    t += Duration::minutes(1);
+                }
+                found
+            };
+            prop_assert_eq!(next_open(&campaign, from, Duration::days(3)), slow);
+        }
     }
 }
