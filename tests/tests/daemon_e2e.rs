@@ -97,6 +97,7 @@ both_backends!(
     changed_settings_are_sent_while_paused_and_applied_before_resuming,
     paused_in_the_file_pauses_and_unpausing_resumes,
     a_new_generation_completes_the_old_task_first,
+    two_replicas_share_a_store_and_one_owns_each_campaign,
 );
 
 async fn uploads_in_batches_toggles_at_the_right_instants_and_completes(backend: Backend) {
@@ -791,6 +792,40 @@ async fn a_new_generation_completes_the_old_task_first(backend: Backend) {
         accepted, 30,
         "the new generation calls every contact again, once"
     );
+}
+
+async fn two_replicas_share_a_store_and_one_owns_each_campaign(backend: Backend) {
+    let files = [
+        ("l.toml", always_open("L", "l.csv", 10, 1)),
+        ("l.csv", contacts_csv(25)),
+    ];
+    let mut env = Env::new(backend, utc(2026, 11, 2, 10, 0), &files, Options::default()).await;
+    let spec = env.spec("l.toml");
+    let mut config = env.config.clone();
+    config.owner = "replica-b".into();
+    let hub_b = std::sync::Arc::new(daemon::Hub::new(daemon::Metrics::new()));
+    let mut b = daemon::Daemon::new(
+        env.store.clone(),
+        daemon_support::client(&env.sim_url, &env.clock, 3),
+        env.clock.shared(),
+        hub_b,
+        config,
+    );
+    let out_a = env.step().await;
+    let out_b = b.reconcile_once(env.now()).await;
+    assert!(!out_a.campaign("l").unwrap().not_owner);
+    let cb = out_b.campaign("l").unwrap();
+    assert!(cb.not_owner, "{cb:?}");
+    assert_eq!(cb.why, "owned by another replica");
+    // The owner stops (its lease lapses): the other replica takes over and does not redo anything.
+    env.clock.advance(Duration::minutes(5));
+    let out_b = b.reconcile_once(env.now()).await;
+    let cb = out_b.campaign("l").unwrap();
+    assert!(!cb.not_owner);
+    assert_eq!(cb.error, None);
+    let accepted = assert_no_harm(&env.sim, &[spec]);
+    assert_eq!(accepted.values().sum::<usize>(), 25);
+    assert_eq!(env.sim.tasks().len(), 1);
 }
 
 #[test]
