@@ -47,33 +47,8 @@ impl Rng {
     }
 }
 
-/// The `campaignd` binary of this workspace, built on demand (the e2e package cannot depend on a binary).
-fn campaignd_bin() -> std::path::PathBuf {
-    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "--quiet", "-p", "campaignd", "--bin", "campaignd"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "cargo build -p campaignd failed");
-            // target/<profile>/deps/<this test> -> target/<profile>/campaignd
-            let exe = std::env::current_exe().unwrap();
-            let bin = exe
-                .parent()
-                .and_then(Path::parent)
-                .unwrap()
-                .join("campaignd");
-            assert!(bin.exists(), "no campaignd binary at {}", bin.display());
-            bin
-        })
-        .clone()
-}
-
 fn spawn(dir: &Path, sim_url: &str, store_url: &str) -> Child {
-    Command::new(campaignd_bin())
+    Command::new(daemon_support::campaignd_bin())
         .arg("run")
         .current_dir(dir)
         .env_clear()

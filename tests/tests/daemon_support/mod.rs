@@ -295,3 +295,28 @@ pub fn status_at(task: &callbot_sim::TaskView, at: DateTime<Utc>) -> Option<i64>
         .rfind(|c| c.at <= at)
         .map(|c| c.to)
 }
+
+/// The `campaignd` binary of this workspace, built on demand (the e2e package cannot depend on a binary).
+pub fn campaignd_bin() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .args(["build", "--quiet", "-p", "campaignd", "--bin", "campaignd"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "cargo build -p campaignd failed");
+            // target/<profile>/deps/<this test> -> target/<profile>/campaignd
+            let exe = std::env::current_exe().unwrap();
+            let bin = exe
+                .parent()
+                .and_then(std::path::Path::parent)
+                .unwrap()
+                .join("campaignd");
+            assert!(bin.exists(), "no campaignd binary at {}", bin.display());
+            bin
+        })
+        .clone()
+}
