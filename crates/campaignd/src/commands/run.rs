@@ -30,7 +30,7 @@ pub struct RunArgs {
 pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<ExitCode> {
     let settings = Settings::from_cli()?;
     let (uuid, secret) = settings.require_platform()?;
-    let store = connect_store(&settings.store.url).await?;
+    let store = crate::open_store::open_store(&settings.store.url).await?;
     let clock = SystemClock::shared();
 
     let p = &settings.platform;
@@ -179,28 +179,4 @@ fn redact(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
-}
-
-/// Opens the store named by `url` (backend chosen by scheme).
-// TODO(lead): replace with `crate::open_store::open_store` once the store work lands it.
-pub(crate) async fn connect_store(url: &str) -> anyhow::Result<Arc<dyn store::Store>> {
-    let store: Arc<dyn store::Store> = if url.starts_with("sqlite:") {
-        Arc::new(
-            store_sqlite::SqliteStore::open(url)
-                .await
-                .with_context(|| format!("cannot open the store {}", redact(url)))?,
-        )
-    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Arc::new(
-            store_postgres::PgStore::connect(url)
-                .await
-                .with_context(|| format!("cannot open the store {}", redact(url)))?,
-        )
-    } else {
-        anyhow::bail!(
-            "[store] url {} is not supported: use sqlite://PATH or postgres://user@host/db",
-            redact(url)
-        );
-    };
-    Ok(store)
 }

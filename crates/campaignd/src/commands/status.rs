@@ -81,7 +81,7 @@ pub async fn run(args: StatusArgs, _shutdown: CancellationToken) -> anyhow::Resu
             .with_timezone(&Utc),
         None => clock::SystemClock.now(),
     };
-    let store = super::run::connect_store(&url).await?;
+    let store = crate::open_store::open_store(&url).await?;
 
     // The files as they are now, then the last good specs the daemon kept for files that are gone or broken.
     let scan = daemon::scan_dir(&dir);
