@@ -98,6 +98,7 @@ both_backends!(
     paused_in_the_file_pauses_and_unpausing_resumes,
     a_new_generation_completes_the_old_task_first,
     two_replicas_share_a_store_and_one_owns_each_campaign,
+    a_missing_csv_never_keeps_the_calendar_from_being_enforced,
 );
 
 async fn uploads_in_batches_toggles_at_the_right_instants_and_completes(backend: Backend) {
@@ -826,6 +827,43 @@ async fn two_replicas_share_a_store_and_one_owns_each_campaign(backend: Backend)
     let accepted = assert_no_harm(&env.sim, &[spec]);
     assert_eq!(accepted.values().sum::<usize>(), 25);
     assert_eq!(env.sim.tasks().len(), 1);
+}
+
+async fn a_missing_csv_never_keeps_the_calendar_from_being_enforced(backend: Backend) {
+    let toml = always_open("M", "m.csv", 10, 1).replace(
+        "timezone = \"UTC\"",
+        "timezone = \"UTC\"\nend = 2026-11-02T12:00:00",
+    );
+    let files = [("m.toml", toml), ("m.csv", contacts_csv(20))];
+    let opts = Options {
+        talk_secs: (600, 900),
+        ..Options::default()
+    };
+    let mut env = Env::new(backend, utc(2026, 11, 2, 10, 0), &files, opts).await;
+    let ut = daemon::user_task_id(&env.spec("m.toml"));
+    env.step().await;
+    assert_eq!(env.sim.task(&ut).unwrap().status, 2);
+    env.remove("m.csv");
+    env.clock.advance(Duration::minutes(30));
+    let out = env.step().await;
+    let c = out.campaign("m").unwrap();
+    assert!(
+        c.file_error.is_some(),
+        "the file no longer validates without its CSV: {c:?}"
+    );
+    assert_eq!(
+        c.task,
+        TaskState::Running,
+        "the last good version keeps running"
+    );
+    env.clock.set(utc(2026, 11, 2, 12, 0));
+    let out = env.step().await;
+    assert_eq!(out.campaign("m").unwrap().task, TaskState::Completed);
+    assert_eq!(
+        env.sim.task(&ut).unwrap().status,
+        3,
+        "completed at end despite the missing CSV"
+    );
 }
 
 #[test]

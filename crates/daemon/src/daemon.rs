@@ -433,10 +433,21 @@ impl Daemon {
             self.set_status(&ut, id, status, now).await?;
         }
         self.retire_old_generations(id, &ut, now).await?;
-        self.plan_contacts(id, now).await?;
+        // A contacts problem (unreadable CSV) must never keep the calendar from being enforced: report it and go on
+        // deciding with the orders already planned. A store outage stops the campaign's step (nothing can be
+        // recorded), as it would at any other point.
+        let mut error = None;
+        match self.plan_contacts(id, now).await {
+            Ok(()) => {}
+            Err(StepError::Store(e)) => return Err(StepError::Store(e)),
+            Err(e) => {
+                tracing::warn!(campaign.id = %id, error = %e, "cannot read the contacts; the campaign goes on with the orders already planned");
+                self.hub.metrics.reconcile_error(id);
+                error = Some(format!("contacts: {e}"));
+            }
+        }
 
         let mut done = Vec::new();
-        let mut error = None;
         let mut last_actions: Option<Vec<Action>> = None;
         let mut extra_wake: Option<DateTime<Utc>> = None;
         let (mut plan, mut obs) = self.decide_now(id, now).await?;
