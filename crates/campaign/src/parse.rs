@@ -1449,6 +1449,43 @@ batch_size = 500
     }
 
     #[test]
+    fn windows_may_be_written_as_an_array_of_tables() {
+        let text = r#"scene_id = "S"
+[schedule]
+utc_offset = "+05:45"
+
+[[schedule.windows]]
+days = "sat-sun"
+hours = ["22:00-02:00"]
+
+[[schedule.windows]]
+days = "fri-mon"
+hours = ["10:00-11:00"]
+colour = "red"
+
+[contacts]
+file = "c.csv"
+"#;
+        let errs = errors(text);
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert_eq!(errs[0].message, "unknown key `colour` in a window");
+        assert_eq!(errs[0].line, 12);
+        let (spec, _) = parse(&text.replace("colour = \"red\"\n", "")).unwrap();
+        assert_eq!(spec.schedule.zone, Zone::Fixed(20700));
+        assert_eq!(
+            spec.schedule.windows[0].hours[0],
+            HourRange {
+                from: 1320,
+                to: 1560
+            }
+        );
+        assert_eq!(
+            spec.schedule.windows[1].days,
+            [5, 6, 7, 1].into_iter().collect()
+        );
+    }
+
+    #[test]
     fn rejects_unknown_key_with_a_suggestion_and_its_position() {
         let d = only_error(&BASE.replace("robots = 20", "robot = 20"), "unknown-key");
         assert_eq!(d.message, "unknown key `robot` in the campaign file");
