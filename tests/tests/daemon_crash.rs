@@ -1,5 +1,5 @@
 //! Crash safety of the real binary: `campaignd run` is killed with SIGKILL at many points during upload and
-//! toggling, restarted each time, and finally stopped with SIGTERM. The simulator's logs then show no order ID or
+//! toggling (and stopped with SIGTERM at a few), restarted each time, and finally stopped with SIGTERM. The simulator's logs then show no order ID or
 //! phone accepted twice, no contact lost, no call outside the calendar, and the task in the right state.
 //!
 //! The simulator runs in real time here (the binary reads the system clock), with calls accelerated.
@@ -137,8 +137,28 @@ async fn killed_at_many_points_loses_and_duplicates_nothing(backend: Backend) {
         }
         let mut child = spawn(work.path(), &sim_url, &store_url);
         tokio::time::sleep(Duration::from_millis(150 + rng.next(700))).await;
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        if round % 5 == 4 {
+            // Now and then a graceful stop in the middle of the work: exit 0 within the 10 s deadline.
+            let t0 = Instant::now();
+            let pid = child.id().to_string();
+            assert!(
+                Command::new("kill")
+                    .args(["-TERM", &pid])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+            let status = child.wait().unwrap();
+            assert!(status.success(), "SIGTERM mid-work exits 0: {status:?}");
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "graceful stop took {:?}",
+                t0.elapsed()
+            );
+        } else {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+        }
         let n = accepted_now(&handle);
         if n > 0 && n < CONTACTS {
             killed_mid_upload += 1;

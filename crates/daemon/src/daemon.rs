@@ -145,6 +145,8 @@ pub struct Daemon {
     /// File path → error text already counted (so a bad file is counted once per version).
     counted_file_errors: HashMap<PathBuf, String>,
     loaded_from_store: bool,
+    /// Cancelled at shutdown: long loops (uploads, polls, campaigns) stop between two requests.
+    stop: CancellationToken,
 }
 
 type StepResult<T> = Result<T, StepError>;
@@ -183,6 +185,7 @@ impl Daemon {
             campaigns: BTreeMap::new(),
             counted_file_errors: HashMap::new(),
             loaded_from_store: false,
+            stop: CancellationToken::new(),
         }
     }
 
@@ -190,6 +193,7 @@ impl Daemon {
     /// rescan, or shutdown. A reconcile that has started is finished before shutdown returns (each step is short
     /// and leaves nothing half-written: the outbox makes every send resumable).
     pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.stop = shutdown.clone();
         let mut due: Option<DateTime<Utc>> = None;
         loop {
             if shutdown.is_cancelled() {
@@ -239,6 +243,9 @@ impl Daemon {
 
         let ids: Vec<String> = self.campaigns.keys().cloned().collect();
         for id in ids {
+            if self.stop.is_cancelled() {
+                break;
+            }
             let ut = user_task_id(&self.campaigns[&id].spec);
             let result = crate::ledger::CONTEXT
                 .scope((id.clone(), ut), self.reconcile_campaign(&id, now))
@@ -868,6 +875,9 @@ impl Daemon {
     async fn upload(&mut self, id: &str, ut: &str, now: DateTime<Utc>) -> StepResult<()> {
         let batch_size = self.spec(id).contacts.batch_size.max(1);
         loop {
+            if self.stop.is_cancelled() {
+                return Ok(());
+            }
             let batch = self
                 .store
                 .orders_in_state(ut, UploadState::Planned, batch_size)
@@ -1141,6 +1151,9 @@ impl Daemon {
     async fn poll(&mut self, id: &str, ut: &str, now: DateTime<Utc>) -> StepResult<()> {
         let mut polled: HashSet<String> = HashSet::new();
         for _ in 0..MAX_POLL_CHUNKS {
+            if self.stop.is_cancelled() {
+                break;
+            }
             let ids = self.store.orders_to_poll(ut, POLL_CHUNK).await?;
             let ids: Vec<String> = ids.into_iter().filter(|o| !polled.contains(o)).collect();
             if ids.is_empty() {
