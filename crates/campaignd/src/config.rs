@@ -151,25 +151,37 @@ impl Settings {
         let allowed_extra = [("platform", "secret_key")];
 
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read the configuration file {}", path.display())
+            })?;
             let layer: Table = text.parse().map_err(|e: toml::de::Error| {
                 anyhow!("{}: {}", path.display(), e.to_string().trim_end())
             })?;
-            merge(&mut table, layer, &allowed_extra, &format!("{}", path.display()))?;
+            merge(
+                &mut table,
+                layer,
+                &allowed_extra,
+                &format!("{}", path.display()),
+            )?;
         }
 
         let mut env_layer = Table::new();
         for (name, value) in env {
-            let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
-            let Some((section, key)) = rest.split_once("__") else { continue };
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let Some((section, key)) = rest.split_once("__") else {
+                continue;
+            };
             let section = section.to_ascii_lowercase();
             let key = key.to_ascii_lowercase();
+            let default = table.get(&section).and_then(|t| t.get(&key));
+            let value = env_value(&value, default);
             let section_table = env_layer
                 .entry(section)
                 .or_insert_with(|| Value::Table(Table::new()));
             if let Value::Table(t) = section_table {
-                t.insert(key, env_value(&value));
+                t.insert(key, value);
             }
         }
         merge(&mut table, env_layer, &allowed_extra, "the environment")?;
@@ -189,16 +201,18 @@ impl Settings {
                 p.algorithm
             )
         })?;
-        let secret_key = match (p.secret_key.filter(|s| !s.is_empty()), p.secret_key_file.as_str()) {
+        let secret_key = match (
+            p.secret_key.filter(|s| !s.is_empty()),
+            p.secret_key_file.as_str(),
+        ) {
             (Some(_), f) if !f.is_empty() => {
                 bail!("[platform] set either secret_key or secret_key_file, not both")
             }
             (Some(key), _) => Some(SecretKey::new(key)),
             (None, "") => None,
             (None, file) => {
-                let text = std::fs::read_to_string(file).with_context(|| {
-                    format!("[platform] secret_key_file: cannot read {file}")
-                })?;
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("[platform] secret_key_file: cannot read {file}"))?;
                 let key = text.trim();
                 if key.is_empty() {
                     bail!("[platform] secret_key_file: {file} is empty");
@@ -235,7 +249,10 @@ impl Settings {
             store: StoreSettings { url: raw.store.url },
             campaigns: CampaignsSettings {
                 dir: PathBuf::from(raw.campaigns.dir),
-                rescan_interval: duration("[campaigns] rescan_interval", &raw.campaigns.rescan_interval)?,
+                rescan_interval: duration(
+                    "[campaigns] rescan_interval",
+                    &raw.campaigns.rescan_interval,
+                )?,
             },
             webhook: WebhookSettings { listen, public_url },
             reconcile: ReconcileSettings {
@@ -294,13 +311,18 @@ fn merge(
     Ok(())
 }
 
-/// An environment value is read as a TOML value when it is one (`20`, `true`), else as a string.
-fn env_value(raw: &str) -> Value {
-    let parsed: Result<Table, _> = format!("v = {raw}").parse();
-    match parsed.ok().and_then(|mut t| t.remove("v")) {
-        Some(v @ (Value::Integer(_) | Value::Boolean(_) | Value::Float(_))) => v,
-        _ => Value::String(raw.to_string()),
+/// An environment value takes the type of the key's default: a string key keeps the text as it is (so
+/// `CAMPAIGND_WEBHOOK__LISTEN=8080` stays a string and gets a clear address error), other keys read it as a TOML value
+/// (`20`, `true`), falling back to the text so the type error names the key.
+fn env_value(raw: &str, default: Option<&Value>) -> Value {
+    if matches!(default, None | Some(Value::String(_))) {
+        return Value::String(raw.to_string());
     }
+    let parsed: Result<Table, _> = format!("v = {raw}").parse();
+    parsed
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| Value::String(raw.to_string()))
 }
 
 /// Parses `500ms`, `30s`, `5m`, `2h`.
@@ -310,9 +332,9 @@ pub fn duration(what: &str, text: &str) -> anyhow::Result<Duration> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| anyhow!("{what} = {text:?} is not a duration like \"30s\", \"5m\" or \"500ms\""))?;
+    let n: u64 = digits.parse().map_err(|_| {
+        anyhow!("{what} = {text:?} is not a duration like \"30s\", \"5m\" or \"500ms\"")
+    })?;
     let d = match unit {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
@@ -369,7 +391,10 @@ mod tests {
         assert_eq!(s.store.url, "postgres://db/x");
         let (_, secret) = s.require_platform().unwrap();
         assert_eq!(secret.expose(), "s3cret");
-        assert!(!format!("{s:?}").contains("s3cret"), "the secret leaked into Debug");
+        assert!(
+            !format!("{s:?}").contains("s3cret"),
+            "the secret leaked into Debug"
+        );
     }
 
     #[test]
@@ -378,14 +403,22 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("unknown key `uuuid` in [platform]"), "{msg}");
         let err = Settings::load(None, env(&[("CAMPAIGND_PLATFROM__UUID", "x")])).unwrap_err();
-        assert!(err.to_string().contains("unknown section [platfrom]"), "{err}");
+        assert!(
+            err.to_string().contains("unknown section [platfrom]"),
+            "{err}"
+        );
     }
 
     #[test]
     fn bad_values_stop_loading_with_the_key_named() {
-        let err = Settings::load(None, env(&[("CAMPAIGND_RECONCILE__POLL_INTERVAL", "soon")])).unwrap_err();
-        assert!(err.to_string().contains("[reconcile] poll_interval"), "{err}");
-        let err = Settings::load(None, env(&[("CAMPAIGND_PLATFORM__ALGORITHM", "sha1")])).unwrap_err();
+        let err = Settings::load(None, env(&[("CAMPAIGND_RECONCILE__POLL_INTERVAL", "soon")]))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("[reconcile] poll_interval"),
+            "{err}"
+        );
+        let err =
+            Settings::load(None, env(&[("CAMPAIGND_PLATFORM__ALGORITHM", "sha1")])).unwrap_err();
         assert!(err.to_string().contains("md5"), "{err}");
         let err = Settings::load(None, env(&[("CAMPAIGND_WEBHOOK__LISTEN", "8080")])).unwrap_err();
         assert!(err.to_string().contains("[webhook] listen"), "{err}");
@@ -398,7 +431,10 @@ mod tests {
         std::fs::write(&path, "abc123\n").unwrap();
         let s = Settings::load(
             None,
-            env(&[("CAMPAIGND_PLATFORM__SECRET_KEY_FILE", path.to_str().unwrap())]),
+            env(&[(
+                "CAMPAIGND_PLATFORM__SECRET_KEY_FILE",
+                path.to_str().unwrap(),
+            )]),
         )
         .unwrap();
         assert_eq!(s.platform.secret_key.unwrap().expose(), "abc123");
