@@ -140,3 +140,84 @@ pub fn local_label(schedule: &Schedule, at: DateTime<Utc>) -> String {
     };
     format!("{} {zone}", local.format("%a %Y-%m-%d %H:%M"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    fn spec(zone: &str) -> CampaignSpec {
+        let text = format!(
+            r#"
+scene_id = "SC"
+robots = 2
+[schedule]
+timezone = "{zone}"
+start = 2026-03-02T00:00:00
+end = 2027-02-01T00:00:00
+holidays = [2026-03-10, 2026-11-26, 2026-12-25]
+windows = [
+  {{ days = "mon-fri", hours = ["09:00-12:00", "13:30-17:00"] }},
+  {{ days = "sat", hours = ["10:00-14:00"] }},
+  {{ days = "sun", hours = ["22:00-02:00"] }},
+]
+[contacts]
+file = "x.csv"
+variables = []
+batch_size = 10
+"#
+        );
+        campaign::parse_campaign(std::path::Path::new("/tmp/x.toml"), &text)
+            .expect("valid spec")
+            .0
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(60))]
+        /// Whatever the daemon would send for the target stretch, `fit` only calls it safe when the platform,
+        /// left alone with it, allows exactly what the campaign allows from now to the stretch's end
+        /// (checked minute by minute against `Schedule::allows` over the next two days).
+        #[test]
+        fn safe_settings_never_allow_what_the_campaign_forbids(
+            minutes in 0i64..(330 * 24 * 60),
+            zone in prop_oneof![Just("America/New_York"), Just("Europe/London"), Just("Asia/Kathmandu"), Just("UTC")],
+            stale in any::<bool>(),
+        ) {
+            let spec = spec(zone);
+            let now = Utc.with_ymd_and_hms(2026, 2, 25, 0, 0, 0).unwrap() + Duration::minutes(minutes);
+            let Some(target) = target_at(&spec, now) else { return Ok(()) };
+            // Either the target's own settings, or the ones of the stretch before (as if not updated yet).
+            let sent = if stale {
+                match target_at(&spec, now - Duration::days(3)) { Some(t) => t.settings, None => return Ok(()) }
+            } else {
+                target.settings.clone()
+            };
+            let (matches, safe) = fit(&spec.schedule, Some(&target), Some(&sent), now);
+            if !stale {
+                prop_assert!(matches, "the target's own settings match it");
+                if target.from <= now {
+                    prop_assert!(safe, "inside its stretch, the target's own settings are safe");
+                }
+            }
+            if safe {
+                let end = target.until.map_or(now + Duration::days(2), |u| u.min(now + Duration::days(2)));
+                let mut at = now;
+                while at < end {
+                    prop_assert_eq!(sent.window.allows(at), spec.schedule.allows(at), "at {}", at);
+                    at += Duration::minutes(1);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn local_label_names_the_zone() {
+        let s = spec("America/New_York");
+        let at = Utc.with_ymd_and_hms(2026, 11, 23, 14, 0, 0).unwrap();
+        assert_eq!(
+            local_label(&s.schedule, at),
+            "Mon 2026-11-23 09:00 America/New_York"
+        );
+    }
+}
