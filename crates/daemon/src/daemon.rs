@@ -798,17 +798,14 @@ impl Daemon {
                 tracing::info!(campaign.id = %id, task.user_id = %ut, orders = batch.len(), rejected = resp.err_list.len(), "task created with the first batch");
                 Ok(())
             }
-            Err(ApiError::Rejected { code, message, .. })
-                if code == wire::ret_code::BAD_VALUE
-                    && message.to_ascii_lowercase().contains("usertaskid") =>
-            {
-                // The task exists already: an earlier create did apply. Leave it in doubt; the resolve asks.
-                Err(StepError::Other(format!(
-                    "the platform already has task {ut}: {message}; resolving"
-                )))
+            Err(e @ ApiError::Rejected { .. }) => {
+                // Refused: most likely not applied, but a refusal of a duplicate userTaskID means an earlier create
+                // did apply, and vendors word that differently. Leave it in doubt: the resolve asks listTask and
+                // either records the task or puts the batch back to planned.
+                Err(e.into())
             }
-            Err(e @ ApiError::Rejected { .. }) | Err(e @ ApiError::Invalid { .. }) => {
-                // Certainly not applied: back to planned, no task.
+            Err(e @ ApiError::Invalid { .. }) => {
+                // Not sent: back to planned, no task.
                 self.store
                     .set_upload_state(&ids, UploadState::Planned, now)
                     .await?;
