@@ -30,6 +30,8 @@ const MAX_ROUNDS: usize = 8;
 const POLL_CHUNK: u32 = wire::LIST_ORDER_DETAIL_MAX as u32;
 /// At most this many poll chunks per poll action.
 const MAX_POLL_CHUNKS: usize = 20;
+/// After a wake-up, wait this long before reconciling, so a burst of wake-ups makes one reconcile.
+const MIN_RECONCILE_GAP: std::time::Duration = std::time::Duration::from_millis(200);
 /// Orders written to the store per bulk insert while streaming a CSV.
 const PLAN_CHUNK: usize = 2_000;
 
@@ -216,7 +218,14 @@ impl Daemon {
             due = Some(now + Duration::from_std(sleep).unwrap_or_default());
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                () = self.hub.woken() => { due = None; }
+                () = self.hub.woken() => {
+                    due = None;
+                    // Coalesce bursts of wake-ups (a directory being written, many callbacks).
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(MIN_RECONCILE_GAP) => {}
+                    }
+                }
                 () = tokio::time::sleep(sleep) => {}
             }
         }

@@ -177,7 +177,10 @@ async fn callback(
     }
     metrics.callback(kind, "ok");
     tracing::debug!(callback.kind = kind, task.user_id = %cb.user_task_id(), "callback applied");
-    w.hub.wake();
+    if matches!(cb, Callback::Task(_)) {
+        // A task's status changed on the platform: worth a look now. Order and call facts are already stored.
+        w.hub.wake();
+    }
     (StatusCode::OK, ack(0, "ok")).into_response()
 }
 
