@@ -54,6 +54,8 @@ struct CampaignStatus {
     task_id: Option<String>,
     task_state: TaskState,
     orders: store::OrderCounts,
+    /// Tasks of earlier generations: (userTaskID, generation, platform status).
+    other_tasks: Vec<(String, i64, Option<i64>)>,
     next_actions_now: Vec<String>,
     next_at: Option<DateTime<Utc>>,
     next_at_local: Option<String>,
@@ -232,6 +234,7 @@ fn describe(
         task_id: snap.task.as_ref().and_then(|t| t.task_id.clone()),
         task_state: snap.observed.task,
         orders: snap.counts,
+        other_tasks: Vec::new(),
         next_actions_now: now_actions,
         next_at,
         next_at_local: next_at.map(label),
@@ -257,6 +260,10 @@ fn print_human(c: &CampaignStatus) {
         None => format!("{}: {}", c.user_task_id, c.task_state.as_str()),
     };
     println!("  task:     {task}");
+    for (ut, generation, status) in &c.other_tasks {
+        let state = status.map_or("not created", |s| TaskState::from_platform(s).as_str());
+        println!("            {ut} (generation {generation}): {state}");
+    }
     let o = &c.orders;
     println!(
         "  progress: {} contacts: {} uploaded, {} waiting, {} in doubt, {} rejected; {} dialled, {} answered, {} finished",
