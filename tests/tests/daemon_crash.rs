@@ -47,7 +47,34 @@ impl Rng {
     }
 }
 
-fn spawn(dir: &Path, sim_url: &str, store_url: &str) -> Child {
+/// A free loopback port (bound and released), so the test can reach the daemon's `/readyz`.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits (bounded) until the daemon answers `/readyz`: it has started, installed its signal handlers and reconciled.
+async fn wait_ready(port: u16) {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            && r.status().is_success()
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "campaignd never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn spawn(dir: &Path, sim_url: &str, store_url: &str, port: u16) -> Child {
     Command::new(daemon_support::campaignd_bin())
         .arg("run")
         .current_dir(dir)
@@ -61,7 +88,7 @@ fn spawn(dir: &Path, sim_url: &str, store_url: &str) -> Child {
         .env("CAMPAIGND_STORE__URL", store_url)
         .env("CAMPAIGND_CAMPAIGNS__DIR", dir.join("campaigns"))
         .env("CAMPAIGND_CAMPAIGNS__RESCAN_INTERVAL", "1s")
-        .env("CAMPAIGND_WEBHOOK__LISTEN", "127.0.0.1:0")
+        .env("CAMPAIGND_WEBHOOK__LISTEN", format!("127.0.0.1:{port}"))
         .env("CAMPAIGND_RECONCILE__POLL_INTERVAL", "1s")
         .env("CAMPAIGND_LOG", "warn")
         .stdout(Stdio::null())
@@ -135,8 +162,22 @@ async fn killed_at_many_points_loses_and_duplicates_nothing(backend: Backend) {
         } else if round % 4 == 3 {
             std::fs::write(campaigns.join("crash.toml"), campaign_file(false)).unwrap();
         }
-        let mut child = spawn(work.path(), &sim_url, &store_url);
-        tokio::time::sleep(Duration::from_millis(150 + rng.next(700))).await;
+        let before = accepted_now(&handle);
+        let port = free_port();
+        let mut child = spawn(work.path(), &sim_url, &store_url, port);
+        if round % 5 == 4 {
+            wait_ready(port).await;
+        }
+        if before < CONTACTS {
+            // Kill at a random point once this run is uploading (independent of how fast the machine starts it).
+            wait_for(&handle, "upload progress", Duration::from_secs(30), |sim| {
+                accepted_now(sim) > before
+            })
+            .await;
+            tokio::time::sleep(Duration::from_millis(rng.next(300))).await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(200 + rng.next(600))).await;
+        }
         if round % 5 == 4 {
             // Now and then a graceful stop in the middle of the work: exit 0 within the 10 s deadline.
             let t0 = Instant::now();
@@ -172,7 +213,9 @@ async fn killed_at_many_points_loses_and_duplicates_nothing(backend: Backend) {
     // Final run: unpaused, no more faults; it must finish the job, then stop cleanly on SIGTERM.
     std::fs::write(campaigns.join("crash.toml"), campaign_file(false)).unwrap();
     handle.set_faults(FaultConfig::default());
-    let mut child = spawn(work.path(), &sim_url, &store_url);
+    let port = free_port();
+    let mut child = spawn(work.path(), &sim_url, &store_url, port);
+    wait_ready(port).await;
     let accepted_all = |sim: &SimHandle| {
         sim.submissions()
             .iter()
