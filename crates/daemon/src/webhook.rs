@@ -14,7 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use callbot_api::sign::{self, DEFAULT_MAX_SKEW_SECS, SecretKey, SignedHeaders};
+use callbot_api::sign::{self, Algorithm, DEFAULT_MAX_SKEW_SECS, SecretKey, SignedHeaders};
 use callbot_api::wire::{Callback, CallbackAck, TaskStatus};
 use clock::SharedClock;
 use store::{CallbackRecord, FactSource, Store, StoreError};
@@ -30,6 +30,9 @@ pub struct Webhook {
     secret: SecretKey,
     clock: SharedClock,
     hub: Arc<Hub>,
+    /// The account's signature algorithm. The vendor's callback pages list no `algorithm` header, so a callback
+    /// without one is checked with this (MD5 unless configured otherwise), never with a guess.
+    algorithm: Algorithm,
 }
 
 impl Webhook {
@@ -44,7 +47,14 @@ impl Webhook {
             secret,
             clock,
             hub,
+            algorithm: Algorithm::default(),
         }
+    }
+
+    /// Checks callbacks that carry no `algorithm` header with `algorithm` (the account's console setting).
+    pub fn with_algorithm(mut self, algorithm: Algorithm) -> Webhook {
+        self.algorithm = algorithm;
+        self
     }
 
     /// The routes, for embedding or testing.
@@ -111,7 +121,8 @@ async fn callback(
         _ => "unknown",
     };
     let now = w.clock.now();
-    let verified = SignedHeaders::from_header_map(&headers).and_then(|h| {
+    let verified = SignedHeaders::from_header_map(&headers).and_then(|mut h| {
+        h.algorithm.get_or_insert(w.algorithm);
         sign::verify(&w.secret, &body, &h, now.timestamp(), DEFAULT_MAX_SKEW_SECS).map(|()| h)
     });
     let signed = match verified {

@@ -93,7 +93,8 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<E
 
     let hub = Arc::new(Hub::new(Metrics::new()));
     let daemon = Daemon::new(store.clone(), client, clock.clone(), hub.clone(), dc);
-    let webhook = Webhook::new(store.clone(), secret.clone(), clock.clone(), hub.clone());
+    let webhook = Webhook::new(store.clone(), secret.clone(), clock.clone(), hub.clone())
+        .with_algorithm(p.algorithm);
     let watcher = Watcher::new(
         &settings.campaigns.dir,
         hub.clone(),
