@@ -29,6 +29,8 @@ use crate::simproc::{SECRET, UUID};
 
 const ID: &str = "bench-callbacks";
 const TASK: &str = "bench-callbacks-task";
+/// Requests in flight at most in the fixed-rate phase.
+const MAX_IN_FLIGHT: usize = 256;
 
 pub async fn run(
     n: u64,
@@ -98,6 +100,7 @@ pub async fn run(
     }
 
     let mut f = Figures::new("callbacks", kind.as_str(), n);
+    f.put("durability", env.durability.clone());
     f.put("offered_per_s", rate)
         .put("fixed_achieved_per_s", fixed.per_s)
         .put("fixed_p50_ms", fixed.p50_ms)
@@ -294,14 +297,21 @@ async fn fixed_rate(
     reqs: Vec<(HeaderMap, Vec<u8>)>,
     rate: u64,
 ) -> Phase {
+    // At most this many requests (and so connections) in flight; a request due while all are busy waits for one,
+    // and its wait counts in its latency.
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let start = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     for (i, (headers, body)) in reqs.into_iter().enumerate() {
         let due = start + Duration::from_secs_f64(i as f64 / rate.max(1) as f64);
         tokio::time::sleep_until(due).await;
         let (http, url) = (http.clone(), url.to_owned());
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
         set.spawn(async move {
             let ok = send(&http, &url, headers, body).await;
+            drop(slot);
             (due.elapsed(), ok)
         });
     }

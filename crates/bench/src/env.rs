@@ -34,6 +34,8 @@ impl StoreKind {
 pub struct StoreEnv {
     pub store: Arc<dyn Store>,
     pub url: String,
+    /// How commits reach the disk: SQLite `wal/normal`; PostgreSQL `fsync/synchronous_commit`.
+    pub durability: String,
     _sqlite_dir: Option<tempfile::TempDir>,
     _pg: Option<testkit::TestDatabase>,
 }
@@ -54,23 +56,42 @@ pub async fn open_store(kind: StoreKind) -> anyhow::Result<StoreEnv> {
             Ok(StoreEnv {
                 store: Arc::new(store),
                 url,
+                durability: "wal/normal".into(),
                 _sqlite_dir: Some(dir),
                 _pg: None,
             })
         }
         StoreKind::Postgres => {
             let db = testkit::postgres_database().await;
+            let durable = durability(&db.url).await?;
             let store = store_postgres::PgStore::connect(&db.url)
                 .await
                 .context("connecting to the PostgreSQL database")?;
             Ok(StoreEnv {
                 store: Arc::new(store),
                 url: db.url.clone(),
+                durability: durable,
                 _sqlite_dir: None,
                 _pg: Some(db),
             })
         }
     }
+}
+
+/// Whether the PostgreSQL server flushes commits: `fsync` and `synchronous_commit`, e.g. `"on/on"`. testkit's
+/// throwaway cluster runs with both off (fast tests); the figures in BENCHMARKS.md come from a server with both on,
+/// given by `TEST_DATABASE_URL`.
+async fn durability(url: &str) -> anyhow::Result<String> {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .context("connecting to PostgreSQL")?;
+    let (fsync, sync): (String, String) =
+        sqlx::query_as("SELECT current_setting('fsync'), current_setting('synchronous_commit')")
+            .fetch_one(&mut conn)
+            .await
+            .context("reading the durability settings")?;
+    Ok(format!("{fsync}/{sync}"))
 }
 
 /// The phone number of contact `i`: a Chinese mobile number, valid and distinct for i < 10^8.
@@ -165,7 +186,8 @@ pub fn metric_sum(hub: &Hub, name: &str, label_filter: &str) -> f64 {
         .filter(|l| !l.starts_with('#'))
         .filter(|l| l.split(['{', ' ']).next() == Some(name) && l.contains(label_filter))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+        .sum::<f64>()
+        + 0.0
 }
 
 #[cfg(test)]

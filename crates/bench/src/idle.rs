@@ -100,6 +100,7 @@ pub async fn run(n: u64, kind: StoreKind, secs: u64) -> anyhow::Result<Figures> 
 
     let cpu_percent = cpu / elapsed * 100.0;
     let mut f = Figures::new("idle", kind.as_str(), n);
+    f.put("durability", env.durability.clone());
     f.put("rss_mb", rss_end)
         .put("rss_max_mb", rss_max)
         .put("cpu_percent", cpu_percent)

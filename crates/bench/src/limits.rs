@@ -42,6 +42,7 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
         StoreKind::Postgres => postgres(&env.url, &ids).await?,
     };
     let mut f = Figures::new("limit-insert", kind.as_str(), n);
+    f.put("durability", env.durability.clone());
     let insert_rate = n as f64 / insert_secs;
     let update_rate = 2.0 * n as f64 / update_secs;
     let upload_rate = n as f64 / (insert_secs + update_secs);
@@ -72,6 +73,16 @@ async fn sqlite(url: &str, ids: &[String], at: &str) -> anyhow::Result<(f64, f64
     sqlx::raw_sql("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL")
         .execute(&mut conn)
         .await?;
+    // BENCH_SQLITE_CACHE_MB: the page cache of this connection (SQLite's default is 2 MB), to show what it costs.
+    if let Some(mb) = std::env::var("BENCH_SQLITE_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+    {
+        let pragma = format!("PRAGMA cache_size = -{}", mb * 1024);
+        sqlx::raw_sql(sqlx::AssertSqlSafe(pragma))
+            .execute(&mut conn)
+            .await?;
+    }
     let t = Instant::now();
     let mut tx = conn.begin().await?;
     for (c, chunk) in ids.chunks(3000).enumerate() {

@@ -119,8 +119,16 @@ impl Scenario {
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+    // BENCH_SPANS=1 logs every closed span with its busy/idle time (with RUST_LOG selecting the spans): a cheap
+    // profile of where the wall-clock time goes, e.g. per store query.
+    let spans = if std::env::var_os("BENCH_SPANS").is_some() {
+        tracing_subscriber::fmt::format::FmtSpan::CLOSE
+    } else {
+        tracing_subscriber::fmt::format::FmtSpan::NONE
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_span_events(spans)
         .with_writer(std::io::stderr)
         .init();
     callbot_api::ensure_crypto_provider();

@@ -20,7 +20,8 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
     let dir = tempfile::tempdir().context("creating the campaigns directory")?;
     env::write_csv(&dir.path().join("contacts.csv"), 0, n)?;
     let file = dir.path().join(format!("{ID}.toml"));
-    std::fs::write(&file, env::campaign_toml("contacts.csv", false, 10_000))?;
+    // Uploaded while paused (the set-up reconciler's one poll then finds nothing finished), then started.
+    std::fs::write(&file, env::campaign_toml("contacts.csv", true, 10_000))?;
     let spec = campaign::load_campaign(&file).map_err(|d| anyhow::anyhow!("{d:?}"))?;
     let ut = daemon::user_task_id(&spec);
 
@@ -39,6 +40,7 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
             dir.path(),
             chrono::Duration::days(1),
         );
+        let mut started = false;
         for attempt in 0.. {
             let outcome = setup.reconcile_once(clock.now()).await;
             let counts = env.store.order_counts(ID).await?;
@@ -47,6 +49,10 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
                 .is_some_and(|c| c.task == daemon::TaskState::Running);
             if running && counts.planned == 0 && counts.sending == 0 {
                 break;
+            }
+            if !started && counts.planned == 0 && counts.sending == 0 && counts.sent > 0 {
+                std::fs::write(&file, env::campaign_toml("contacts.csv", false, 10_000))?;
+                started = true;
             }
             if attempt > 10_000 {
                 bail!("set-up: the campaign did not start: {outcome:?}");
@@ -130,6 +136,7 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
 
     let rate = polled as f64 / secs;
     let mut f = Figures::new("reconcile", kind.as_str(), n);
+    f.put("durability", env.durability.clone());
     f.put("secs", secs)
         .put("orders_per_s", rate)
         .put("orders_polled", polled)

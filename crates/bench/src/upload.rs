@@ -67,6 +67,7 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
 
     let rate = n as f64 / secs;
     let mut f = Figures::new("upload", kind.as_str(), n);
+    f.put("durability", env.durability.clone());
     f.put("secs", secs)
         .put("contacts_per_s", rate)
         .put("peak_rss_mb", peak)
