@@ -148,6 +148,28 @@ async fn uploads_in_batches_toggles_at_the_right_instants_and_completes(backend:
         "uploaded in batches of the file's batch_size"
     );
 
+    let metrics = env.hub.metrics.render();
+    assert!(
+        metrics
+            .contains("campaignd_api_requests_total{endpoint=\"addBatchCall\",outcome=\"ok\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("campaignd_orders{campaign=\"dst\",state=\"sent\"} 150"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("campaignd_campaigns{state=\"waiting\"} 1"),
+        "{metrics}"
+    );
+    let ledger = env.store.recent_actions(100).await.unwrap();
+    assert!(
+        ledger.iter().any(|a| a.endpoint == "createAndCall"
+            && a.campaign_id.as_deref() == Some("dst")
+            && a.response_id.is_some()),
+        "every platform action is in the ledger with its IDs: {ledger:?}"
+    );
+
     env.run_until(utc(2026, 11, 5, 6, 0), Duration::minutes(30))
         .await;
 

@@ -205,6 +205,7 @@ pub enum Why {
         at: Option<DateTime<Utc>>,
     },
     PlatformEnded,
+    CompletedOnPlatform,
     NoContacts,
     CheckingInDoubt,
     PausedInFile,
@@ -242,6 +243,9 @@ impl Why {
             Why::Ended { at: Some(at) } => format!("the campaign ended at {}", local(*at)),
             Why::Ended { at: None } => "no dialling time is left in the calendar".into(),
             Why::PlatformEnded => "the platform ended the task (taskStatus 4)".into(),
+            Why::CompletedOnPlatform => {
+                "the task was completed outside campaignd; bump `generation` in the file to run it again".into()
+            }
             Why::NoContacts => "no contacts: the CSV has no valid row".into(),
             Why::CheckingInDoubt => {
                 "checking with the platform what an interrupted upload did, before sending anything again".into()
@@ -331,7 +335,7 @@ pub fn decide(d: &Desired, o: &Observed) -> Plan {
     }
     if o.task == TaskState::Completed {
         // Someone completed it by hand; a completed task refuses everything. Report it, touch nothing.
-        return finish(actions, wakes, now, Why::Ended { at: None });
+        return finish(actions, wakes, now, Why::CompletedOnPlatform);
     }
 
     let Some(target) = d.target.as_ref() else {
