@@ -99,6 +99,7 @@ both_backends!(
     a_new_generation_completes_the_old_task_first,
     two_replicas_share_a_store_and_one_owns_each_campaign,
     a_missing_csv_never_keeps_the_calendar_from_being_enforced,
+    a_pause_never_waits_for_orders_in_doubt,
 );
 
 async fn uploads_in_batches_toggles_at_the_right_instants_and_completes(backend: Backend) {
@@ -886,6 +887,60 @@ async fn a_missing_csv_never_keeps_the_calendar_from_being_enforced(backend: Bac
         3,
         "completed at end despite the missing CSV"
     );
+}
+
+async fn a_pause_never_waits_for_orders_in_doubt(backend: Backend) {
+    let files = [
+        ("d.toml", always_open("D", "d.csv", 10, 1)),
+        ("d.csv", contacts_csv(10)),
+    ];
+    let mut env = Env::new(backend, utc(2026, 11, 2, 10, 0), &files, Options::default()).await;
+    let ut = daemon::user_task_id(&env.spec("d.toml"));
+    env.config.resolve_grace = Duration::minutes(10);
+    env.restart();
+    env.step().await;
+    assert_eq!(env.sim.task(&ut).unwrap().status, 2);
+    // New rows whose upload is left in doubt (dropped, not applied).
+    env.write("d.csv", &contacts_csv(15));
+    env.sim.push_fault(ForcedFault {
+        kind: FaultKind::DropAfterRead,
+        endpoint: Some("addBatchCall".into()),
+        applied: false,
+    });
+    env.clock.advance(Duration::minutes(1));
+    env.step().await;
+    assert_eq!(
+        env.store
+            .orders_in_state(&ut, UploadState::Sending, 100)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+    // Paused in the file while the doubt is still too young to ask about: the pause goes out at once.
+    env.write(
+        "d.toml",
+        &always_open("D", "d.csv", 10, 1).replace("robots = 1", "robots = 1\npaused = true"),
+    );
+    env.clock.advance(Duration::minutes(1));
+    let out = env.step().await;
+    let c = out.campaign("d").unwrap();
+    assert!(c.done.contains(&"pause".to_string()), "{c:?}");
+    assert_eq!(env.sim.task(&ut).unwrap().status, 5);
+    assert_eq!(
+        c.orders.sending, 5,
+        "still in doubt until the grace has passed"
+    );
+    // After the grace the doubt is resolved (not found: planned again) and uploaded exactly once.
+    env.clock.advance(Duration::minutes(10));
+    env.step().await;
+    let accepted = env
+        .sim
+        .submissions()
+        .iter()
+        .filter(|s| s.accepted && s.user_task_id == ut)
+        .count();
+    assert_eq!(accepted, 15);
 }
 
 #[test]

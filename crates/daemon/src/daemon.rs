@@ -474,19 +474,22 @@ impl Daemon {
             last_actions = Some(plan.actions.clone());
             let mut stop = false;
             for action in plan.actions.clone() {
+                // After a failure or a wait, only the actions that narrow what the platform may do still run: a
+                // pause or a completion never waits for an upload question to be settled.
+                if stop && !matches!(action, Action::Pause | Action::Complete { .. }) {
+                    continue;
+                }
                 match self.execute(id, &ut, &action, now).await {
                     Ok(ActResult::Done) => done.push(action.name().to_owned()),
                     Ok(ActResult::WaitUntil(at)) => {
                         extra_wake = Some(extra_wake.map_or(at, |w| w.min(at)));
                         stop = true;
-                        break;
                     }
                     Err(e) => {
                         tracing::warn!(campaign.id = %id, action = action.name(), error = %e, "action failed");
                         self.hub.metrics.reconcile_error(id);
                         error = Some(format!("{}: {e}", action.name()));
                         stop = true;
-                        break;
                     }
                 }
             }
