@@ -208,7 +208,8 @@ impl Daemon {
                     .reconcile_lag((now - due).num_milliseconds() as f64 / 1000.0);
             }
             let outcome = self.reconcile_once(now).await;
-            self.hub.set_ready(true);
+            // Ready once the campaigns are loaded (the files scanned and the store's last good specs read).
+            self.hub.set_ready(self.loaded_from_store);
             let now = self.clock.now();
             let sleep = outcome
                 .next_wake
