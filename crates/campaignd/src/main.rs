@@ -67,7 +67,12 @@ enum ConfigCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // The demo draws progress bars on the terminal; routine log lines would interleave with them.
+    let default_filter = match cli.command {
+        Command::Demo(_) => "warn",
+        _ => "info",
+    };
+    init_logging(cli.log_format, default_filter);
     // reqwest is built without a bundled crypto provider; install ring's once for HTTPS to the platform.
     let _ = rustls::crypto::ring::default_provider().install_default();
     config::set_config_path(cli.config);
@@ -136,10 +141,10 @@ async fn forward_signals(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_filter: &str) {
     use tracing_subscriber::EnvFilter;
     let filter =
-        EnvFilter::try_from_env("CAMPAIGND_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+        EnvFilter::try_from_env("CAMPAIGND_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
