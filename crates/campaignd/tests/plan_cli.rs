@@ -191,3 +191,98 @@ fn an_invalid_file_is_reported_and_left_out() {
             .any(|d| d["code"] == "wrong-type")
     );
 }
+
+#[test]
+fn with_a_store_that_does_not_exist_plan_refuses_rather_than_creating_it() {
+    let dir = tempfile::tempdir().unwrap();
+    regular(dir.path(), "Asia/Shanghai");
+    let db = dir.path().join("none.db");
+    let url = format!("sqlite://{}", db.display());
+    let out = plan(dir.path(), &["--store", &url]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no database at"), "{err}");
+    assert!(!db.exists(), "plan created a database");
+}
+
+#[tokio::test]
+async fn with_a_store_plan_shows_what_is_on_the_platform_and_what_run_would_do() {
+    use store::{NewOrder, Store, TaskRecord, UploadState};
+    let dir = tempfile::tempdir().unwrap();
+    regular(dir.path(), "Asia/Shanghai");
+    let db = dir.path().join("campaignd.db");
+    let url = format!("sqlite://{}", db.display());
+    let store = store_sqlite::SqliteStore::open(&url).await.unwrap();
+    let ut = campaign::user_task_id("weekdays", 1, 0);
+    let now: campaign::chrono::DateTime<campaign::chrono::Utc> =
+        "2026-11-23T02:00:00Z".parse().unwrap(); // Monday 10:00 in Shanghai
+    store
+        .upsert_task(&TaskRecord {
+            user_task_id: ut.clone(),
+            campaign_id: "weekdays".into(),
+            generation: 1,
+            task_index: 0,
+            task_id: Some("P-77".into()),
+            settings: None,
+            settings_sent_at: Some(now - campaign::chrono::Duration::hours(1)),
+            platform_status: Some(5),
+            desired_status: Some(5),
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+    let orders: Vec<NewOrder> = ["442079460001", "442079460002"]
+        .iter()
+        .enumerate()
+        .map(|(i, phone)| NewOrder {
+            order_id: campaign::order_id("weekdays", 1, phone),
+            campaign_id: "weekdays".into(),
+            user_task_id: ut.clone(),
+            phone: (*phone).into(),
+            name: None,
+            customer: None,
+            other: None,
+            variables: serde_json::json!({}),
+            source_line: i as i64 + 2,
+        })
+        .collect();
+    store.insert_planned_orders(&orders).await.unwrap();
+    store
+        .set_upload_state(&[orders[0].order_id.clone()], UploadState::Sending, now)
+        .await
+        .unwrap();
+    drop(store);
+
+    let out = plan(
+        dir.path(),
+        &[
+            "--format",
+            "json",
+            "--now",
+            "2026-11-23T02:00:00Z",
+            "--store",
+            &url,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p = &campaign(&doc, "weekdays")["platform"];
+    assert_eq!(p["task_id"], "P-77");
+    assert_eq!(p["task_state"], "paused");
+    assert_eq!(p["orders"]["planned"], 1);
+    assert_eq!(p["orders"]["sending"], 1);
+    // An order left `sending` is resolved with the platform before anything else touches orders.
+    assert_eq!(p["run_would_now"][0], "resolve-sending", "{p}");
+
+    let human = plan(
+        dir.path(),
+        &["--now", "2026-11-23T02:00:00Z", "--store", &url],
+    );
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.contains("platform  task P-77 (paused)"), "{text}");
+    assert!(text.contains("run now   resolve-sending"), "{text}");
+}

@@ -32,6 +32,88 @@ pub struct PlanArgs {
     /// How many stretches to show per campaign.
     #[arg(long, default_value_t = 4)]
     pub stretches: usize,
+    /// Also show what the store records as already on the platform (task, settings last sent, orders) and the
+    /// actions `run` would take now. Read-only: the store must exist; the platform is not called.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+}
+
+/// What the store says is on the platform for one campaign, and what `run` would do about it now.
+fn on_platform(
+    rt: &tokio::runtime::Runtime,
+    store: &dyn store::Store,
+    spec: &CampaignSpec,
+    valid_contacts: u64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(serde_json::Value, String)> {
+    let zone = spec.schedule.zone;
+    let snap = rt
+        .block_on(daemon::snapshot(
+            store,
+            spec,
+            true,
+            valid_contacts,
+            now,
+            Duration::seconds(SETTINGS_LEAD_SECONDS),
+            None,
+        ))
+        .with_context(|| format!("cannot read campaign {} from the store", spec.id))?;
+    let why = snap.plan.why.describe(&|t| local(zone, t));
+    let would: Vec<&str> = snap.plan.actions.iter().map(|a| a.name()).collect();
+    let c = &snap.counts;
+    let task = snap.task.as_ref();
+    let mut human = String::new();
+    let _ = writeln!(
+        human,
+        "  platform  task {} ({}), settings last sent {}",
+        task.and_then(|t| t.task_id.as_deref()).unwrap_or("-"),
+        snap.observed.task.as_str(),
+        task.and_then(|t| t.settings_sent_at)
+            .map_or("never".to_string(), |t| local(zone, t)),
+    );
+    let _ = writeln!(
+        human,
+        "            orders: {} planned, {} sending, {} sent, {} rejected, {} finished",
+        c.planned, c.sending, c.sent, c.rejected, c.finished
+    );
+    let _ = writeln!(
+        human,
+        "  run now   {}; {why}",
+        if would.is_empty() {
+            "nothing".to_string()
+        } else {
+            would.join(", ")
+        }
+    );
+    let doc = json!({
+        "task_id": task.and_then(|t| t.task_id.clone()),
+        "task_state": snap.observed.task.as_str(),
+        "settings_sent_at": task.and_then(|t| t.settings_sent_at).map(rfc),
+        "orders": c,
+        "run_would_now": would,
+        "why": why,
+        "next_wake": snap.plan.next_wake.map(rfc),
+    });
+    Ok((doc, human))
+}
+
+/// Opens the store named by `--store` without creating it: a plan never writes a new database.
+fn open_existing_store(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+) -> anyhow::Result<std::sync::Arc<dyn store::Store>> {
+    if let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        let path = rest.split('?').next().unwrap_or(rest);
+        if !path.contains(":memory:") && !std::path::Path::new(path).exists() {
+            anyhow::bail!(
+                "--store {url}: no database at {path}; nothing has run against this store yet (drop --store for an offline plan)"
+            );
+        }
+    }
+    rt.block_on(crate::open_store::open_store(url))
 }
 
 /// One thing the daemon will do.
@@ -149,6 +231,18 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let loaded = load_all(&files, now);
     let errors = loaded.diagnostics.error_count();
 
+    let online = match &args.store {
+        Some(url) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let store = open_existing_store(&rt, url)?;
+            Some((rt, store))
+        }
+        None => None,
+    };
+
     let mut human = String::new();
     let mut docs = Vec::new();
     for spec in &loaded.specs {
@@ -263,8 +357,18 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
                 a.detail
             );
         }
+        let platform = match &online {
+            Some((rt, store)) => {
+                let valid_contacts = valid.as_ref().map_or(0, |s| s.valid);
+                let (doc, text) = on_platform(rt, store.as_ref(), spec, valid_contacts, now)?;
+                human.push_str(&text);
+                Some(doc)
+            }
+            None => None,
+        };
         human.push('\n');
         docs.push(json!({
+            "platform": platform,
             "id": spec.id,
             "file": spec.source.display().to_string(),
             "user_task_id": task_id,
@@ -287,8 +391,12 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             if !loaded.diagnostics.is_empty() {
                 print!("{}", loaded.diagnostics.render_human(&loaded.sources));
             }
+            let source = match &args.store {
+                Some(url) => format!("the store {}", crate::open_store::redact(url)),
+                None => "offline".to_string(),
+            };
             println!(
-                "plan at {} (offline: nothing is sent to the platform)\n",
+                "plan at {} ({source}; nothing is sent to the platform)\n",
                 rfc(now)
             );
             print!("{human}");
