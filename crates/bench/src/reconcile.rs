@@ -46,7 +46,7 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
             let Some(c) = outcome.campaign(ID) else {
                 bail!("set-up: the daemon does not know campaign {ID}: {outcome:?}");
             };
-            let o = c.orders.clone();
+            let o = c.orders;
             if c.task == daemon::TaskState::Running && o.planned == 0 && o.sending == 0 {
                 break;
             }

@@ -47,7 +47,7 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
         let Some(c) = outcome.campaign(ID) else {
             bail!("the daemon does not know campaign {ID}: {outcome:?}");
         };
-        let o = c.orders.clone();
+        let o = c.orders;
         if o.planned == 0 && o.sending == 0 && o.sent + o.rejected >= n {
             break o;
         }
