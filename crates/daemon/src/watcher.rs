@@ -57,7 +57,11 @@ impl Watcher {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let (tx, mut rx) = mpsc::unbounded_channel::<()>();
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if res.is_ok() {
+            // Opening and reading a file (which every reconcile does) is reported as an access event; only changes
+            // count, or the reconciler would wake itself forever.
+            if let Ok(event) = res
+                && !matches!(event.kind, notify::EventKind::Access(_))
+            {
                 let _ = tx.send(());
             }
         });
@@ -110,6 +114,10 @@ impl Watcher {
                     break after;
                 }
             };
+            if settled == last {
+                // Touched but not changed (or changed back): nothing for the reconciler.
+                continue;
+            }
             last = settled;
             tracing::debug!(dir = %self.dir.display(), "campaign files changed");
             self.hub.wake();
@@ -147,6 +155,33 @@ mod tests {
         })
         .await
         .expect("the watcher wakes the reconciler after a change");
+        shutdown.cancel();
+        task.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn reading_the_files_does_not_wake_the_reconciler() {
+        // Every reconcile opens and reads every campaign file and CSV; those accesses must not wake it again, or an
+        // idle daemon spins.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.toml");
+        std::fs::write(&file, "scene_id = \"x\"\n").unwrap();
+        let hub = Arc::new(Hub::default());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(
+            Watcher::new(dir.path(), hub.clone(), Duration::from_secs(3600)).run(shutdown.clone()),
+        );
+        tokio::task::yield_now().await;
+        for _ in 0..20 {
+            assert_eq!(
+                std::fs::read_to_string(&file).unwrap(),
+                "scene_id = \"x\"\n"
+            );
+        }
+        assert!(
+            !woken_within(&hub, 2).await,
+            "reads woke the reconciler (access events must be ignored)"
+        );
         shutdown.cancel();
         task.await.unwrap().unwrap();
     }
