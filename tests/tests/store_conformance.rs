@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use store::{
-    ActionRecord, CallFacts, CallbackRecord, CampaignRecord, FactSource, IntentFact, NewOrder,
-    OrderFacts, ReportFilter, SmsFact, Store, TranscriptLine, UploadState,
+    ActionRecord, CallFacts, CallbackIngest, CallbackRecord, CampaignRecord, FactSource,
+    IntentFact, NewOrder, OrderFacts, ReportFilter, SmsFact, Store, TranscriptLine, UploadState,
 };
 
 /// A fresh database of one backend, kept alive for the test.
@@ -540,6 +540,110 @@ async fn concurrent_callbacks_and_polls_converge(db: Db) {
     }
 }
 
+/// A batch as the webhook hands it over: per order, the final callback, a stale in-flight report of the same call
+/// (a late delivery), and a task callback without facts; plus one unreadable body.
+fn ingest_batch(order_ids: &[String]) -> Vec<CallbackIngest> {
+    let record = |n: usize, kind: &str| CallbackRecord {
+        kind: kind.into(),
+        body: format!(r#"{{"callbackType":"{kind}","n":{n}}}"#),
+        verified: true,
+        received_at: at(n as i64),
+        request_id: Some(format!("cb-{n}")),
+    };
+    let mut batch = Vec::new();
+    for id in order_ids {
+        let (callback, poll) = convergence_facts(id);
+        for f in callback.into_iter().chain(poll) {
+            batch.push(CallbackIngest {
+                record: record(batch.len(), "call"),
+                facts: Some(f),
+            });
+        }
+        batch.push(CallbackIngest {
+            record: record(batch.len(), "task"),
+            facts: None,
+        });
+    }
+    batch.push(CallbackIngest {
+        record: CallbackRecord {
+            body: "not json {".into(),
+            kind: "unknown".into(),
+            ..record(batch.len(), "unknown")
+        },
+        facts: None,
+    });
+    batch
+}
+
+/// What the store holds about an order, with the order's ID replaced by `ORDER` so two orders can be compared.
+async fn order_view(store: &dyn Store, order_id: &str) -> String {
+    let order = store.order(order_id).await.unwrap().unwrap();
+    let calls = store.calls_of_order(order_id).await.unwrap();
+    format!(
+        "{:?} {:?} {:?}",
+        order.finished, order.last_call_status, calls
+    )
+    .replace(order_id, "ORDER")
+}
+
+async fn ingested_batch_equals_facts_applied_one_by_one(db: Db) {
+    let store = db.open().await;
+    let orders: Vec<NewOrder> = (0..6).map(|n| new_order("ingest", "t1", n)).collect();
+    store.insert_planned_orders(&orders).await.unwrap();
+    store
+        .set_upload_state(&ids(&orders), UploadState::Sent, at(0))
+        .await
+        .unwrap();
+    let all = ids(&orders);
+    let (batched, single) = (all[..3].to_vec(), all[3..].to_vec());
+
+    let batch = ingest_batch(&batched);
+    store.ingest_callbacks(&batch).await.unwrap();
+    for item in ingest_batch(&single) {
+        if let Some(f) = item.facts {
+            store
+                .apply_order_facts(&[f], FactSource::Callback)
+                .await
+                .unwrap();
+        }
+    }
+
+    let mut stored = store.recent_callbacks(1_000).await.unwrap();
+    stored.reverse();
+    let records: Vec<CallbackRecord> = batch.iter().map(|i| i.record.clone()).collect();
+    assert_eq!(
+        stored, records,
+        "every raw record is stored, in order, byte for byte"
+    );
+    for (b, s) in batched.iter().zip(&single) {
+        let view = order_view(store.as_ref(), b).await;
+        assert_eq!(view, order_view(store.as_ref(), s).await, "{b} vs {s}");
+        assert!(view.starts_with("true Some(6)"), "{view}");
+    }
+}
+
+async fn ingesting_the_same_batch_twice_changes_no_fact(db: Db) {
+    let store = db.open().await;
+    let orders: Vec<NewOrder> = (0..3).map(|n| new_order("twice", "t1", n)).collect();
+    store.insert_planned_orders(&orders).await.unwrap();
+    let batch = ingest_batch(&ids(&orders));
+    store.ingest_callbacks(&batch).await.unwrap();
+    let mut once = Vec::new();
+    for o in &orders {
+        once.push(order_view(store.as_ref(), &o.order_id).await);
+    }
+    store.ingest_callbacks(&batch).await.unwrap();
+    for (o, before) in orders.iter().zip(&once) {
+        assert_eq!(&order_view(store.as_ref(), &o.order_id).await, before);
+    }
+    // Each delivery is logged: the raw ledger holds both.
+    assert_eq!(
+        store.recent_callbacks(1_000).await.unwrap().len(),
+        2 * batch.len()
+    );
+    store.ingest_callbacks(&[]).await.unwrap();
+}
+
 async fn ledger_keeps_every_action_and_callback(db: Db) {
     let store = db.open().await;
     let ok = ActionRecord {
@@ -956,6 +1060,8 @@ conformance!(
     callback_and_poll_converge_in_either_order,
     facts_within_one_batch_converge,
     concurrent_callbacks_and_polls_converge,
+    ingested_batch_equals_facts_applied_one_by_one,
+    ingesting_the_same_batch_twice_changes_no_fact,
     ledger_keeps_every_action_and_callback,
     leases_refuse_a_second_owner_until_expiry,
     report_figures_match_a_known_data_set,

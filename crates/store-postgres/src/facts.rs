@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::types::Json;
 use store::{
-    CallFacts, FactSource, IntentFact, OrderFacts, SmsFact, StoreError, TranscriptLine,
-    merge_order_facts, talk_secs,
+    CallFacts, CallbackIngest, FactSource, IntentFact, OrderFacts, SmsFact, StoreError,
+    TranscriptLine, merge_order_facts, talk_secs,
 };
 
 use crate::util::{db_err, get};
@@ -25,28 +25,93 @@ pub(crate) async fn apply_order_facts(
         return Ok(());
     }
     let mut tx = pool.begin().await.map_err(db_err)?;
+    apply_merged(&mut tx, merged, source).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(())
+}
+
+/// Stores a batch of callbacks in one transaction (one WAL flush): the raw records (one multi-row insert), then
+/// their facts as [`apply_order_facts`] does.
+#[tracing::instrument(skip_all, fields(callbacks = batch.len()))]
+pub(crate) async fn ingest_callbacks(
+    pool: &PgPool,
+    batch: &[CallbackIngest],
+) -> Result<(), StoreError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let facts: Vec<OrderFacts> = batch.iter().filter_map(|i| i.facts.clone()).collect();
+    let merged = merge_order_facts(&facts);
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    insert_callbacks(&mut tx, batch).await?;
+    if !merged.is_empty() {
+        apply_merged(&mut tx, merged, FactSource::Callback).await?;
+    }
+    tx.commit().await.map_err(db_err)?;
+    Ok(())
+}
+
+/// The statements of [`apply_order_facts`], inside the caller's transaction. `merged` comes from
+/// [`merge_order_facts`] (one entry per order and per call).
+async fn apply_merged(
+    conn: &mut PgConnection,
+    mut merged: Vec<OrderFacts>,
+    source: FactSource,
+) -> Result<(), StoreError> {
+    // Row locks taken in ID order, so concurrent writers of overlapping orders and calls cannot deadlock.
+    merged.sort_by(|a, b| a.order_id.cmp(&b.order_id));
     let mut calls: Vec<&CallFacts> = merged.iter().flat_map(|o| o.calls.iter()).collect();
-    // Row locks taken in ID order, so concurrent writers of overlapping calls cannot deadlock.
     calls.sort_by(|a, b| a.call_id.cmp(&b.call_id));
     // Only the calls the upsert actually wrote (not refused by the final-status rule, judged under the row lock)
     // get their children written.
-    let written = upsert_calls(&mut tx, &calls, source).await?;
+    let written = upsert_calls(conn, &calls, source).await?;
     let accepted: Vec<&CallFacts> = calls
         .into_iter()
         .filter(|c| written.contains(&c.call_id))
         .collect();
-    replace_intents(&mut tx, &accepted).await?;
-    replace_sms(&mut tx, &accepted).await?;
-    upsert_transcript(&mut tx, &accepted).await?;
-    let finished: Vec<String> = merged
-        .iter()
-        .filter(|o| o.finished)
-        .map(|o| o.order_id.clone())
-        .collect();
-    mark_finished(&mut tx, &finished).await?;
-    let order_ids: Vec<String> = merged.iter().map(|o| o.order_id.clone()).collect();
-    refresh_last_call_status(&mut tx, &order_ids).await?;
-    tx.commit().await.map_err(db_err)?;
+    replace_intents(conn, &accepted).await?;
+    replace_sms(conn, &accepted).await?;
+    upsert_transcript(conn, &accepted).await?;
+    update_orders(conn, &merged).await
+}
+
+#[tracing::instrument(skip_all, fields(callbacks = batch.len()))]
+async fn insert_callbacks(
+    conn: &mut PgConnection,
+    batch: &[CallbackIngest],
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO callbacks (received_at, kind, request_id, verified, body)
+         SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::text[], $4::bool[], $5::text[])",
+    )
+    .bind(
+        batch
+            .iter()
+            .map(|i| i.record.received_at)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        batch
+            .iter()
+            .map(|i| i.record.kind.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        batch
+            .iter()
+            .map(|i| i.record.request_id.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(batch.iter().map(|i| i.record.verified).collect::<Vec<_>>())
+    .bind(
+        batch
+            .iter()
+            .map(|i| i.record.body.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
     Ok(())
 }
 
@@ -233,32 +298,25 @@ async fn upsert_transcript(
     Ok(())
 }
 
-#[tracing::instrument(skip_all, fields(orders = order_ids.len()))]
-async fn mark_finished(conn: &mut PgConnection, order_ids: &[String]) -> Result<(), StoreError> {
-    if order_ids.is_empty() {
-        return Ok(());
-    }
-    sqlx::query("UPDATE orders SET finished = true WHERE order_id = ANY($1) AND NOT finished")
-        .bind(order_ids)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
-    Ok(())
-}
-
-/// Sets each order's `last_call_status` to the status of its latest call by start time.
-#[tracing::instrument(skip_all, fields(orders = order_ids.len()))]
-async fn refresh_last_call_status(
-    conn: &mut PgConnection,
-    order_ids: &[String],
-) -> Result<(), StoreError> {
+/// Sets the orders' finished flag (sticky: only ever set) and their `last_call_status` (the status of the latest
+/// call by start time), in one statement.
+#[tracing::instrument(skip_all, fields(orders = merged.len()))]
+async fn update_orders(conn: &mut PgConnection, merged: &[OrderFacts]) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE orders o SET last_call_status = (
-             SELECT c.call_status FROM calls c WHERE c.order_id = o.order_id
-             ORDER BY c.started_at DESC NULLS LAST, c.call_id DESC LIMIT 1)
-         WHERE o.order_id = ANY($1)",
+        "UPDATE orders o SET finished = o.finished OR u.finished,
+             last_call_status = (
+                 SELECT c.call_status FROM calls c WHERE c.order_id = o.order_id
+                 ORDER BY c.started_at DESC NULLS LAST, c.call_id DESC LIMIT 1)
+         FROM UNNEST($1::text[], $2::bool[]) AS u(order_id, finished)
+         WHERE o.order_id = u.order_id",
     )
-    .bind(order_ids)
+    .bind(
+        merged
+            .iter()
+            .map(|o| o.order_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(merged.iter().map(|o| o.finished).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await
     .map_err(db_err)?;

@@ -13,8 +13,9 @@ use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use store::{
-    ActionRecord, CallFacts, CallbackRecord, CampaignRecord, FactSource, NewOrder, OrderCounts,
-    OrderFacts, OrderRecord, Report, ReportFilter, Store, StoreError, TaskRecord, UploadState,
+    ActionRecord, CallFacts, CallbackIngest, CallbackRecord, CampaignRecord, FactSource, NewOrder,
+    OrderCounts, OrderFacts, OrderRecord, Report, ReportFilter, Store, StoreError, TaskRecord,
+    UploadState,
 };
 
 use crate::util::db_err;
@@ -150,6 +151,10 @@ impl Store for PgStore {
 
     async fn recent_callbacks(&self, limit: u32) -> Result<Vec<CallbackRecord>, StoreError> {
         queries::recent_callbacks(&self.pool, limit).await
+    }
+
+    async fn ingest_callbacks(&self, batch: &[CallbackIngest]) -> Result<(), StoreError> {
+        facts::ingest_callbacks(&self.pool, batch).await
     }
 
     async fn try_acquire_lease(

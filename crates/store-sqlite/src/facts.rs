@@ -1,16 +1,16 @@
 //! Applying poll and callback facts, and reading calls back.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::{QueryBuilder, Sqlite};
 use store::{
-    CallFacts, FactSource, IntentFact, OrderFacts, SmsFact, StoreError, TranscriptLine,
-    may_replace_call_status, merge_order_facts, talk_secs,
+    CallFacts, CallbackIngest, FactSource, IntentFact, OrderFacts, SmsFact, StoreError,
+    TranscriptLine, merge_order_facts, talk_secs,
 };
 
 use crate::util::{
-    IDS_PER_CHUNK, db_err, get, get_opt_json, get_opt_ts, json_text, opt_ts, rows_per_chunk,
+    IDS_PER_CHUNK, db_err, get, get_opt_json, get_opt_ts, json_text, opt_ts, rows_per_chunk, ts,
 };
 
 /// Applies facts in one transaction: calls (never regressing a final status), their children, then the orders'
@@ -26,60 +26,81 @@ pub(crate) async fn apply_order_facts(
         return Ok(());
     }
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-    let calls: Vec<&CallFacts> = merged.iter().flat_map(|o| o.calls.iter()).collect();
-    let call_ids: Vec<String> = calls.iter().map(|c| c.call_id.clone()).collect();
-    let stored = stored_call_statuses(&mut tx, &call_ids).await?;
-    let accepted: Vec<&CallFacts> = calls
-        .into_iter()
-        .filter(|c| {
-            stored
-                .get(&c.call_id)
-                .is_none_or(|&s| may_replace_call_status(s, c.call_status))
-        })
-        .collect();
-    upsert_calls(&mut tx, &accepted, source).await?;
-    replace_intents(&mut tx, &accepted).await?;
-    replace_sms(&mut tx, &accepted).await?;
-    upsert_transcript(&mut tx, &accepted).await?;
-    let finished: Vec<String> = merged
-        .iter()
-        .filter(|o| o.finished)
-        .map(|o| o.order_id.clone())
-        .collect();
-    mark_finished(&mut tx, &finished).await?;
-    let order_ids: Vec<String> = merged.iter().map(|o| o.order_id.clone()).collect();
-    refresh_last_call_status(&mut tx, &order_ids).await?;
+    apply_merged(&mut tx, &merged, source).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(())
 }
 
-fn push_id_list(qb: &mut QueryBuilder<Sqlite>, ids: &[String]) {
+/// Stores a batch of callbacks in one transaction: the raw records (one multi-row insert), then their facts as
+/// [`apply_order_facts`] does.
+#[tracing::instrument(skip_all, fields(callbacks = batch.len()))]
+pub(crate) async fn ingest_callbacks(
+    pool: &SqlitePool,
+    batch: &[CallbackIngest],
+) -> Result<(), StoreError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let facts: Vec<OrderFacts> = batch.iter().filter_map(|i| i.facts.clone()).collect();
+    let merged = merge_order_facts(&facts);
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+    insert_callbacks(&mut tx, batch).await?;
+    if !merged.is_empty() {
+        apply_merged(&mut tx, &merged, FactSource::Callback).await?;
+    }
+    tx.commit().await.map_err(db_err)?;
+    Ok(())
+}
+
+/// The statements of [`apply_order_facts`], inside the caller's transaction. `merged` comes from
+/// [`merge_order_facts`] (one entry per order and per call).
+async fn apply_merged(
+    conn: &mut SqliteConnection,
+    merged: &[OrderFacts],
+    source: FactSource,
+) -> Result<(), StoreError> {
+    let calls: Vec<&CallFacts> = merged.iter().flat_map(|o| o.calls.iter()).collect();
+    // Only the calls the upsert actually wrote (not refused by the final-status rule) get their children written.
+    let written = upsert_calls(conn, &calls, source).await?;
+    let accepted: Vec<&CallFacts> = calls
+        .into_iter()
+        .filter(|c| written.contains(c.call_id.as_str()))
+        .collect();
+    replace_intents(conn, &accepted).await?;
+    replace_sms(conn, &accepted).await?;
+    upsert_transcript(conn, &accepted).await?;
+    update_orders(conn, merged).await
+}
+
+#[tracing::instrument(skip_all, fields(callbacks = batch.len()))]
+async fn insert_callbacks(
+    conn: &mut SqliteConnection,
+    batch: &[CallbackIngest],
+) -> Result<(), StoreError> {
+    for chunk in batch.chunks(rows_per_chunk(5)) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO callbacks (received_at, kind, request_id, verified, body) ",
+        );
+        qb.push_values(chunk, |mut b, i| {
+            let c = &i.record;
+            b.push_bind(ts(c.received_at))
+                .push_bind(c.kind.as_str())
+                .push_bind(c.request_id.as_deref())
+                .push_bind(c.verified)
+                .push_bind(c.body.as_str());
+        });
+        qb.build().execute(&mut *conn).await.map_err(db_err)?;
+    }
+    Ok(())
+}
+
+fn push_id_list<S: AsRef<str>>(qb: &mut QueryBuilder<Sqlite>, ids: &[S]) {
     qb.push("(");
     let mut sep = qb.separated(", ");
     for id in ids {
-        sep.push_bind(id.clone());
+        sep.push_bind(id.as_ref().to_owned());
     }
     qb.push(")");
-}
-
-#[tracing::instrument(skip_all)]
-async fn stored_call_statuses(
-    conn: &mut SqliteConnection,
-    call_ids: &[String],
-) -> Result<HashMap<String, i64>, StoreError> {
-    let mut out = HashMap::new();
-    for chunk in call_ids.chunks(IDS_PER_CHUNK) {
-        let mut qb =
-            QueryBuilder::<Sqlite>::new("SELECT call_id, call_status FROM calls WHERE call_id IN ");
-        push_id_list(&mut qb, chunk);
-        let rows: Vec<(String, i64)> = qb
-            .build_query_as()
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_err)?;
-        out.extend(rows);
-    }
-    Ok(out)
 }
 
 #[tracing::instrument(skip_all, fields(calls = calls.len()))]
@@ -87,7 +108,8 @@ async fn upsert_calls(
     conn: &mut SqliteConnection,
     calls: &[&CallFacts],
     source: FactSource,
-) -> Result<(), StoreError> {
+) -> Result<HashSet<String>, StoreError> {
+    let mut written = HashSet::with_capacity(calls.len());
     for chunk in calls.chunks(rows_per_chunk(15)) {
         let mut qb = QueryBuilder::<Sqlite>::new(
             "INSERT INTO calls (call_id, order_id, call_status, started_at, answered_at, ended_at, duration_secs,
@@ -124,11 +146,17 @@ async fn upsert_calls(
                  calling_number = COALESCE(excluded.calling_number, calls.calling_number),
                  agent = COALESCE(excluded.agent, calls.agent),
                  source = excluded.source
-             WHERE NOT (calls.call_status >= 6 AND excluded.call_status < 6)",
+             WHERE NOT (calls.call_status >= 6 AND excluded.call_status < 6)
+             RETURNING call_id",
         );
-        qb.build().execute(&mut *conn).await.map_err(db_err)?;
+        let rows: Vec<(String,)> = qb
+            .build_query_as()
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        written.extend(rows.into_iter().map(|(id,)| id));
     }
-    Ok(())
+    Ok(written)
 }
 
 async fn delete_children(
@@ -244,34 +272,36 @@ async fn upsert_transcript(
     Ok(())
 }
 
-#[tracing::instrument(skip_all, fields(orders = order_ids.len()))]
-async fn mark_finished(
+/// Sets the orders' finished flag (sticky: only ever set) and their `last_call_status` (the status of the latest
+/// call by start time), in one statement per chunk.
+#[tracing::instrument(skip_all, fields(orders = merged.len()))]
+async fn update_orders(
     conn: &mut SqliteConnection,
-    order_ids: &[String],
+    merged: &[OrderFacts],
 ) -> Result<(), StoreError> {
-    for chunk in order_ids.chunks(IDS_PER_CHUNK) {
-        let mut qb =
-            QueryBuilder::<Sqlite>::new("UPDATE orders SET finished = 1 WHERE order_id IN ");
-        push_id_list(&mut qb, chunk);
-        qb.build().execute(&mut *conn).await.map_err(db_err)?;
-    }
-    Ok(())
-}
-
-/// Sets each order's `last_call_status` to the status of its latest call by start time.
-#[tracing::instrument(skip_all, fields(orders = order_ids.len()))]
-async fn refresh_last_call_status(
-    conn: &mut SqliteConnection,
-    order_ids: &[String],
-) -> Result<(), StoreError> {
-    for chunk in order_ids.chunks(IDS_PER_CHUNK) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "UPDATE orders SET last_call_status = (
+    // Two ID lists per chunk (all orders, and the finished ones among them).
+    for chunk in merged.chunks(IDS_PER_CHUNK / 2) {
+        let mut qb = QueryBuilder::<Sqlite>::new("UPDATE orders SET finished = ");
+        let finished: Vec<&str> = chunk
+            .iter()
+            .filter(|o| o.finished)
+            .map(|o| o.order_id.as_str())
+            .collect();
+        if finished.is_empty() {
+            qb.push("finished");
+        } else {
+            qb.push("CASE WHEN order_id IN ");
+            push_id_list(&mut qb, &finished);
+            qb.push(" THEN 1 ELSE finished END");
+        }
+        qb.push(
+            ", last_call_status = (
                  SELECT c.call_status FROM calls c WHERE c.order_id = orders.order_id
                  ORDER BY c.started_at IS NULL, c.started_at DESC, c.call_id DESC LIMIT 1)
              WHERE order_id IN ",
         );
-        push_id_list(&mut qb, chunk);
+        let ids: Vec<&str> = chunk.iter().map(|o| o.order_id.as_str()).collect();
+        push_id_list(&mut qb, &ids);
         qb.build().execute(&mut *conn).await.map_err(db_err)?;
     }
     Ok(())

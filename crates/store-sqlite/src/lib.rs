@@ -15,8 +15,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use store::{
-    ActionRecord, CallFacts, CallbackRecord, CampaignRecord, FactSource, NewOrder, OrderCounts,
-    OrderFacts, OrderRecord, Report, ReportFilter, Store, StoreError, TaskRecord, UploadState,
+    ActionRecord, CallFacts, CallbackIngest, CallbackRecord, CampaignRecord, FactSource, NewOrder,
+    OrderCounts, OrderFacts, OrderRecord, Report, ReportFilter, Store, StoreError, TaskRecord,
+    UploadState,
 };
 
 use crate::util::db_err;
@@ -164,6 +165,10 @@ impl Store for SqliteStore {
 
     async fn recent_callbacks(&self, limit: u32) -> Result<Vec<CallbackRecord>, StoreError> {
         queries::recent_callbacks(&self.pool, limit).await
+    }
+
+    async fn ingest_callbacks(&self, batch: &[CallbackIngest]) -> Result<(), StoreError> {
+        facts::ingest_callbacks(&self.pool, batch).await
     }
 
     async fn try_acquire_lease(

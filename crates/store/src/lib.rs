@@ -12,8 +12,8 @@ pub use facts::{
     is_final_call_status, may_replace_call_status, merge_order_facts, talk_secs,
 };
 pub use records::{
-    ActionRecord, CallbackRecord, CampaignRecord, NewOrder, OrderCounts, OrderRecord, TaskRecord,
-    UploadState,
+    ActionRecord, CallbackIngest, CallbackRecord, CampaignRecord, NewOrder, OrderCounts,
+    OrderProgress, OrderRecord, TaskRecord, UploadState,
 };
 pub use report::{CallStatusRow, DailyRow, IntentRow, Report, ReportFilter, TotalsRow};
 pub use store::Store;

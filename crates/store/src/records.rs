@@ -6,7 +6,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::StoreError;
+use crate::{OrderFacts, StoreError};
 
 /// One campaign file as the daemon last loaded it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -196,4 +196,12 @@ pub struct CallbackRecord {
     pub received_at: DateTime<Utc>,
     /// The `requestID` header, if any.
     pub request_id: Option<String>,
+}
+
+/// One received callback as the webhook hands it to [`crate::Store::ingest_callbacks`]: the raw record, plus the
+/// order facts it carries when it was readable and is an order or call callback.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallbackIngest {
+    pub record: CallbackRecord,
+    pub facts: Option<OrderFacts>,
 }

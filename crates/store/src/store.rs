@@ -5,8 +5,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    ActionRecord, CallFacts, CallbackRecord, CampaignRecord, FactSource, NewOrder, OrderCounts,
-    OrderFacts, OrderRecord, Report, ReportFilter, StoreError, TaskRecord, UploadState,
+    ActionRecord, CallFacts, CallbackIngest, CallbackRecord, CampaignRecord, FactSource, NewOrder,
+    OrderCounts, OrderFacts, OrderRecord, Report, ReportFilter, StoreError, TaskRecord,
+    UploadState,
 };
 
 /// Everything the daemon and the reports need from the database. Implemented by `store-postgres` and
@@ -85,6 +86,19 @@ pub trait Store: Send + Sync + Debug {
     async fn record_callback(&self, c: &CallbackRecord) -> Result<i64, StoreError>;
     /// The latest `limit` callbacks, newest first.
     async fn recent_callbacks(&self, limit: u32) -> Result<Vec<CallbackRecord>, StoreError>;
+    /// Stores a batch of received callbacks: every raw record, then every fact (applied as by
+    /// [`Store::apply_order_facts`] with [`FactSource::Callback`]). When it returns `Ok`, all of it is durable; the
+    /// backends do it in ONE transaction, so on `Err` none of it is (the platform delivers them again).
+    ///
+    /// The default is built from the single-row methods (records first, then the facts in one call): correct, not
+    /// atomic across the batch, and slow; it exists so wrappers (e.g. test doubles) need not implement it.
+    async fn ingest_callbacks(&self, batch: &[CallbackIngest]) -> Result<(), StoreError> {
+        for item in batch {
+            self.record_callback(&item.record).await?;
+        }
+        let facts: Vec<OrderFacts> = batch.iter().filter_map(|i| i.facts.clone()).collect();
+        self.apply_order_facts(&facts, FactSource::Callback).await
+    }
 
     // ---- leases (several replicas sharing one database; each campaign owned by one replica at a time)
 
