@@ -4,9 +4,29 @@
 //! `callbackType`; the path is only a label). A callback is verified first (signature and a 300 s clock skew): a
 //! bad or missing signature gets 401 and only a counter moves. A verified one is stored raw, its facts are applied
 //! idempotently, and it is answered `{"retCode":0,"retMsg":"ok","responseID":…}`. When the store is unreachable the
-//! answer is 503, so the platform delivers it again: no callback is lost.
+//! answer is 503, so the platform delivers it again: no callback is lost. A body that cannot be read is stored, then
+//! answered 400.
+//!
+//! ## Group commit
+//!
+//! Verification and parsing are CPU work and run concurrently in the handlers. Writing does not: every handler hands
+//! its [`CallbackIngest`] to ONE writer task over a bounded channel and waits for the answer. The writer takes the
+//! first callback queued, then everything else already queued (up to [`MAX_BATCH`]), stores them all with
+//! [`Store::ingest_callbacks`] (one transaction: one commit, one WAL flush), and answers every waiter with the
+//! outcome: all 200 or all 503. Callbacks that arrive during a commit form the next batch, so the commits per second
+//! no longer bound the callbacks per second, and every callback is still durable before its answer. Task callbacks
+//! reach the hub (`task_status`, `wake`) only after that commit.
+//!
+//! When the channel is full the handler waits for room (back-pressure) rather than answering 503. A full queue
+//! means the store is slower than the offered rate but working; a 503 would make the platform resend the whole
+//! callback later (more work, not less), while waiting holds only the request already read. A store that is down
+//! does not fill the queue: its errors answer each batch 503 at once, which drains it.
+//!
+//! [`Webhook::run`] owns its writer: at shutdown the listener stops accepting, the requests in flight get their
+//! answers, and the writer, once every handler is gone, finishes the batch it took and stops. With
+//! [`Webhook::router`] alone the writer is started by the first callback and stops when the router is dropped.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -17,8 +37,9 @@ use axum::routing::{get, post};
 use callbot_api::sign::{self, Algorithm, DEFAULT_MAX_SKEW_SECS, SecretKey, SignedHeaders};
 use callbot_api::wire::{Callback, CallbackAck, TaskStatus};
 use clock::SharedClock;
-use store::{CallbackRecord, FactSource, Store, StoreError};
+use store::{CallbackIngest, CallbackRecord, Store, StoreError};
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::Hub;
@@ -57,29 +78,106 @@ impl Webhook {
         self
     }
 
-    /// The routes, for embedding or testing.
+    /// The routes, for embedding or testing. The writer task starts with the first callback (inside the runtime)
+    /// and stops once the router is dropped.
     pub fn router(self) -> Router {
+        self.router_with(OnceLock::new())
+    }
+
+    fn router_with(self, writer: OnceLock<mpsc::Sender<Job>>) -> Router {
         Router::new()
             .route("/callbacks/{kind}", post(callback))
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
-            .with_state(Arc::new(self))
+            .with_state(Arc::new(Shared { hook: self, writer }))
     }
 
-    /// Serves on `listener` until `shutdown`; in-flight requests are finished.
+    /// Serves on `listener` until `shutdown`; in-flight requests are finished, and the writer stops after storing
+    /// and answering every callback it took.
     pub async fn run(
         self,
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router())
+        let (tx, writer) = spawn_writer(self.store.clone());
+        let served = axum::serve(listener, self.router_with(OnceLock::from(tx)))
             .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
+            .await;
+        // The router (and with it the last sender) is gone: the writer drains what is queued and ends.
+        if let Err(e) = writer.await {
+            tracing::error!(error = %e, "the callback writer task failed");
+        }
+        served
     }
 }
 
-async fn readyz(State(w): State<Arc<Webhook>>) -> Response {
+/// What the handlers share: the configuration and the sending end of the writer's queue.
+#[derive(Debug)]
+struct Shared {
+    hook: Webhook,
+    writer: OnceLock<mpsc::Sender<Job>>,
+}
+
+impl Shared {
+    fn writer(&self) -> &mpsc::Sender<Job> {
+        self.writer
+            .get_or_init(|| spawn_writer(self.hook.store.clone()).0)
+    }
+}
+
+/// Most callbacks stored in one transaction.
+pub const MAX_BATCH: usize = 512;
+/// Callbacks waiting for the writer at most; a handler past that waits for room (see the module docs).
+const QUEUE: usize = 4 * MAX_BATCH;
+
+/// One callback for the writer, and where to send the outcome of its batch.
+#[derive(Debug)]
+struct Job {
+    ingest: CallbackIngest,
+    done: oneshot::Sender<Result<(), Arc<StoreError>>>,
+}
+
+fn spawn_writer(store: Arc<dyn Store>) -> (mpsc::Sender<Job>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let task = tokio::spawn(write_batches(rx, move |batch: Vec<CallbackIngest>| {
+        let store = store.clone();
+        async move { store.ingest_callbacks(&batch).await }
+    }));
+    (tx, task)
+}
+
+/// The writer loop: waits for a callback, takes everything else already queued (up to [`MAX_BATCH`]), stores the
+/// batch with `ingest` and answers each waiter with the outcome. Ends when every sender is gone and the queue is
+/// empty.
+async fn write_batches<F, Fut>(mut rx: mpsc::Receiver<Job>, ingest: F)
+where
+    F: Fn(Vec<CallbackIngest>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), StoreError>>,
+{
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        let (batch, waiters): (Vec<CallbackIngest>, Vec<_>) =
+            jobs.drain(..).map(|j| (j.ingest, j.done)).unzip();
+        let size = batch.len();
+        let outcome = ingest(batch).await.map_err(Arc::new);
+        match &outcome {
+            Ok(()) => tracing::debug!(batch.callbacks = size, "stored a batch of callbacks"),
+            Err(e) => tracing::warn!(
+                batch.callbacks = size,
+                error = %e,
+                "store unavailable: answering the batch 503 so the platform retries"
+            ),
+        }
+        for done in waiters {
+            // A waiter that went away (client disconnected) needs no answer; its callback is stored anyway.
+            let _ = done.send(outcome.clone());
+        }
+    }
+}
+
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    let w = &shared.hook;
     if !w.hub.is_ready() {
         return (StatusCode::SERVICE_UNAVAILABLE, "campaigns not loaded yet").into_response();
     }
@@ -93,7 +191,8 @@ async fn readyz(State(w): State<Arc<Webhook>>) -> Response {
     }
 }
 
-async fn metrics(State(w): State<Arc<Webhook>>) -> Response {
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let w = &shared.hook;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         w.hub.metrics.render(),
@@ -110,11 +209,12 @@ fn ack(ret_code: i64, msg: &str) -> axum::Json<CallbackAck> {
 }
 
 async fn callback(
-    State(w): State<Arc<Webhook>>,
+    State(shared): State<Arc<Shared>>,
     Path(path_kind): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let w = &shared.hook;
     let metrics = &w.hub.metrics;
     let label = match path_kind.as_str() {
         "task" | "order" | "call" => path_kind.as_str(),
@@ -139,65 +239,66 @@ async fn callback(
     };
 
     let parsed = Callback::parse(&body);
-    let kind = match &parsed {
-        Ok(Callback::Task(_)) => "task",
-        Ok(Callback::Order(_)) => "order",
-        Ok(Callback::Call(_)) => "call",
-        Err(_) => "unknown",
+    let (kind, facts) = match &parsed {
+        Ok(Callback::Task(_)) => ("task", None),
+        Ok(Callback::Order(o)) => ("order", Some(crate::facts::from_order_callback(o))),
+        Ok(Callback::Call(c)) => ("call", Some(crate::facts::from_call_callback(c))),
+        Err(_) => ("unknown", None),
     };
     let record = CallbackRecord {
         kind: kind.to_owned(),
-        body: String::from_utf8_lossy(&body).into_owned(),
+        body: match String::from_utf8(body.into()) {
+            Ok(text) => text,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        },
         verified: true,
         received_at: now,
-        request_id: Some(signed.request_id.clone()),
+        request_id: Some(signed.request_id),
     };
-    if let Err(e) = w.store.record_callback(&record).await {
-        return unavailable(metrics, kind, &e);
+    let (done, answer) = oneshot::channel();
+    let job = Job {
+        ingest: CallbackIngest { record, facts },
+        done,
+    };
+    let stored = match shared.writer().send(job).await {
+        Ok(()) => answer.await.ok(),
+        Err(_) => None,
+    };
+    match stored {
+        Some(Ok(())) => {}
+        Some(Err(_)) => return unavailable(metrics, kind),
+        None => {
+            tracing::warn!(
+                callback.kind = kind,
+                "the callback writer has stopped: answering 503 so the platform retries"
+            );
+            return unavailable(metrics, kind);
+        }
     }
     let cb = match parsed {
         Ok(cb) => cb,
         Err(e) => {
             metrics.callback(kind, "bad_request");
-            tracing::warn!(callback.request_id = %signed.request_id, error = %e, "stored a callback that cannot be read");
+            tracing::warn!(error = %e, "stored a callback that cannot be read");
             return (StatusCode::BAD_REQUEST, ack(3, &e.to_string())).into_response();
         }
     };
-    let applied = match &cb {
-        Callback::Task(t) => {
-            if let Some(status) = t.task_status {
-                w.hub.task_status(&t.user_task_id, status);
-            }
-            Ok(())
-        }
-        Callback::Order(o) => {
-            let facts = crate::facts::from_order_callback(o);
-            w.store
-                .apply_order_facts(&[facts], FactSource::Callback)
-                .await
-        }
-        Callback::Call(c) => {
-            let facts = crate::facts::from_call_callback(c);
-            w.store
-                .apply_order_facts(&[facts], FactSource::Callback)
-                .await
-        }
-    };
-    if let Err(e) = applied {
-        return unavailable(metrics, kind, &e);
-    }
     metrics.callback(kind, "ok");
-    tracing::debug!(callback.kind = kind, task.user_id = %cb.user_task_id(), "callback applied");
-    if matches!(cb, Callback::Task(_)) {
-        // A task's status changed on the platform: worth a look now. Order and call facts are already stored.
+    tracing::debug!(callback.kind = kind, task.user_id = %cb.user_task_id(), "callback stored");
+    if let Callback::Task(t) = &cb {
+        // Durable now. A task's status changed on the platform: worth a look now. Order and call facts are
+        // already stored.
+        if let Some(status) = t.task_status {
+            w.hub.task_status(&t.user_task_id, status);
+        }
         w.hub.wake();
     }
     (StatusCode::OK, ack(0, "ok")).into_response()
 }
 
-fn unavailable(metrics: &crate::metrics::Metrics, kind: &str, e: &StoreError) -> Response {
+/// The store could not take the callback (logged once per batch by the writer).
+fn unavailable(metrics: &crate::metrics::Metrics, kind: &str) -> Response {
     metrics.callback(kind, "unavailable");
-    tracing::warn!(callback.kind = kind, error = %e, "store unavailable: answering 503 so the platform retries");
     (
         StatusCode::SERVICE_UNAVAILABLE,
         ack(7, "store unavailable, retry later"),
@@ -208,4 +309,127 @@ fn unavailable(metrics: &crate::metrics::Metrics, kind: &str, e: &StoreError) ->
 /// Statuses the daemon takes from a task callback: only the ones it did not cause and cannot undo.
 pub(crate) fn is_terminal_status(status: TaskStatus) -> bool {
     matches!(status.code(), 3 | 4)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use chrono::DateTime;
+
+    use super::*;
+
+    fn job(n: i64) -> (Job, oneshot::Receiver<Result<(), Arc<StoreError>>>) {
+        let (done, answer) = oneshot::channel();
+        let record = CallbackRecord {
+            kind: "task".into(),
+            body: format!("{{\"n\":{n}}}"),
+            verified: true,
+            received_at: DateTime::from_timestamp(1_800_000_000 + n, 0).unwrap(),
+            request_id: Some(format!("r{n}")),
+        };
+        let job = Job {
+            ingest: CallbackIngest {
+                record,
+                facts: None,
+            },
+            done,
+        };
+        (job, answer)
+    }
+
+    /// Queues `n` jobs before the writer starts, runs it until the queue closes, and returns the batches it wrote
+    /// (as request IDs) and the answers.
+    async fn drive(n: i64, fail: bool) -> (Vec<Vec<String>>, Vec<Result<(), Arc<StoreError>>>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let mut answers = Vec::new();
+        for i in 0..n {
+            let (j, a) = job(i);
+            tx.send(j).await.unwrap();
+            answers.push(a);
+        }
+        drop(tx);
+        let batches = Mutex::new(Vec::new());
+        write_batches(rx, |batch: Vec<CallbackIngest>| {
+            batches.lock().unwrap().push(
+                batch
+                    .iter()
+                    .map(|i| i.record.request_id.clone().unwrap())
+                    .collect(),
+            );
+            async move {
+                if fail {
+                    Err(StoreError::Unavailable("connection refused".into()))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .await;
+        let mut out = Vec::new();
+        for a in answers {
+            out.push(a.await.expect("every waiter is answered"));
+        }
+        (batches.into_inner().unwrap(), out)
+    }
+
+    #[tokio::test]
+    async fn writes_every_queued_callback_in_one_batch_and_answers_each() {
+        let (batches, answers) = drive(5, false).await;
+        assert_eq!(batches, vec![vec!["r0", "r1", "r2", "r3", "r4"]]);
+        assert_eq!(answers.len(), 5);
+        assert!(answers.iter().all(Result::is_ok));
+    }
+
+    #[tokio::test]
+    async fn splits_a_long_queue_into_batches_of_at_most_max_batch_in_arrival_order() {
+        let (batches, answers) = drive(MAX_BATCH as i64 + 3, false).await;
+        assert_eq!(
+            batches.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![MAX_BATCH, 3]
+        );
+        assert_eq!(
+            batches[1],
+            vec![
+                format!("r{MAX_BATCH}"),
+                format!("r{}", MAX_BATCH + 1),
+                format!("r{}", MAX_BATCH + 2)
+            ]
+        );
+        assert!(answers.iter().all(Result::is_ok));
+    }
+
+    #[tokio::test]
+    async fn answers_every_waiter_of_a_failed_batch_with_the_error() {
+        let (batches, answers) = drive(3, true).await;
+        assert_eq!(batches.len(), 1);
+        assert_eq!(answers.len(), 3);
+        assert!(answers.iter().all(|a| matches!(
+            a.as_ref().map_err(|e| e.as_ref()),
+            Err(StoreError::Unavailable(_))
+        )));
+    }
+
+    #[tokio::test]
+    async fn writer_keeps_going_when_a_waiter_has_gone() {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let (gone, answer) = job(0);
+        drop(answer);
+        tx.send(gone).await.unwrap();
+        let (kept, answer) = job(1);
+        tx.send(kept).await.unwrap();
+        drop(tx);
+        let writes = Mutex::new(0);
+        write_batches(rx, |batch: Vec<CallbackIngest>| {
+            *writes.lock().unwrap() += batch.len();
+            async { Ok(()) }
+        })
+        .await;
+        assert_eq!(
+            *writes.lock().unwrap(),
+            2,
+            "the abandoned callback is stored too"
+        );
+        assert!(answer.await.unwrap().is_ok());
+    }
 }
