@@ -54,6 +54,12 @@ impl Hub {
         }
     }
 
+    /// Whether a terminal status waits for `user_task_id` (the reconciler then reconciles its campaign now).
+    pub fn has_task_status(&self, user_task_id: &str) -> bool {
+        let map = self.task_statuses.lock().unwrap_or_else(|e| e.into_inner());
+        map.contains_key(user_task_id)
+    }
+
     /// Takes the terminal status reported for `user_task_id`, if any.
     pub fn take_task_status(&self, user_task_id: &str) -> Option<i64> {
         let mut map = self.task_statuses.lock().unwrap_or_else(|e| e.into_inner());
