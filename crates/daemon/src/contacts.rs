@@ -74,6 +74,39 @@ impl Reader {
     }
 }
 
+/// Reads the contacts on a blocking thread, `chunk` orders at a time, at most `ahead` chunks ahead of the consumer
+/// (so parsing and normalising the CSV runs on one core while the store writes on the other, in bounded memory).
+/// The thread stops early when the receiver is dropped; its handle returns the counts of the rows it read.
+pub fn read_in_chunks(
+    mut reader: Reader,
+    chunk: usize,
+    ahead: usize,
+) -> (
+    tokio::sync::mpsc::Receiver<Vec<NewOrder>>,
+    tokio::task::JoinHandle<Stats>,
+) {
+    let chunk = chunk.max(1);
+    let (tx, rx) = tokio::sync::mpsc::channel(ahead.max(1));
+    let handle = tokio::task::spawn_blocking(move || {
+        let mut stats = Stats::default();
+        let mut buf = Vec::with_capacity(chunk);
+        while let Some(order) = reader.next_order(&mut stats) {
+            buf.push(order);
+            if buf.len() >= chunk {
+                let full = std::mem::replace(&mut buf, Vec::with_capacity(chunk));
+                if tx.blocking_send(full).is_err() {
+                    return stats;
+                }
+            }
+        }
+        if !buf.is_empty() {
+            let _ = tx.blocking_send(buf);
+        }
+        stats
+    });
+    (rx, handle)
+}
+
 fn opt(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }

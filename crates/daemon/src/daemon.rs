@@ -1,6 +1,6 @@
 //! The executor: observe → decide → act, per campaign, isolated from each other.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,12 +28,17 @@ use crate::settings::TaskSettings;
 const MAX_ROUNDS: usize = 8;
 /// listOrderDetail carries at most 500 order IDs (vendor limit).
 const POLL_CHUNK: u32 = wire::LIST_ORDER_DETAIL_MAX as u32;
-/// At most this many poll chunks per poll action.
-const MAX_POLL_CHUNKS: usize = 20;
+/// Work budget of one poll action: no further chunk is requested once this much time went by (measured, not a
+/// decision input: it only bounds how long one campaign keeps the reconciler).
+const POLL_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
+/// Order IDs read from the store per refill of a poll action's queue, in chunks.
+const POLL_PREFETCH_CHUNKS: u32 = 8;
 /// After a wake-up, wait this long before reconciling, so a burst of wake-ups makes one reconcile.
 const MIN_RECONCILE_GAP: std::time::Duration = std::time::Duration::from_millis(200);
 /// Orders written to the store per bulk insert while streaming a CSV.
-const PLAN_CHUNK: usize = 2_000;
+const PLAN_CHUNK: usize = 5_000;
+/// Chunks the CSV reader may run ahead of the store writes.
+const PLAN_CHUNKS_AHEAD: usize = 2;
 
 /// The daemon's own settings (the binary maps its config onto these).
 #[derive(Debug, Clone)]
@@ -599,23 +604,27 @@ impl Daemon {
         }
         let spec = c.spec.clone();
         let ut = user_task_id(&spec);
+        let reader = crate::contacts::read(&spec, &ut).map_err(StepError::Other)?;
+        let (mut chunks, reading) =
+            crate::contacts::read_in_chunks(reader, PLAN_CHUNK, PLAN_CHUNKS_AHEAD);
         let mut inserted = 0u64;
-        let mut stats = crate::contacts::Stats::default();
-        let mut chunk = Vec::with_capacity(PLAN_CHUNK);
-        let mut reader = crate::contacts::read(&spec, &ut).map_err(StepError::Other)?;
-        loop {
-            let next = reader.next_order(&mut stats);
-            let end = next.is_none();
-            if let Some(order) = next {
-                chunk.push(order);
+        let mut failed = None;
+        while let Some(chunk) = chunks.recv().await {
+            match self.store.insert_planned_orders(&chunk).await {
+                Ok(n) => inserted += n,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
             }
-            if chunk.len() >= PLAN_CHUNK || (end && !chunk.is_empty()) {
-                inserted += self.store.insert_planned_orders(&chunk).await?;
-                chunk.clear();
-            }
-            if end {
-                break;
-            }
+        }
+        // Dropping the receiver stops the reader if it is still going (after a failed write).
+        drop(chunks);
+        let stats = reading
+            .await
+            .map_err(|e| StepError::Other(format!("the contacts reader failed: {e}")))?;
+        if let Some(e) = failed {
+            return Err(e.into());
         }
         if inserted > 0 {
             tracing::info!(campaign.id = %id, orders.new = inserted, contacts.valid = stats.valid, contacts.issues = stats.issues, "planned contacts");
@@ -634,7 +643,7 @@ impl Daemon {
             c.last_poll_at
                 .map_or(now, |at| at + self.config.poll_interval),
         );
-        let snap = crate::observe::snapshot(
+        let snap = crate::observe::decision(
             self.store.as_ref(),
             &c.spec,
             c.file_present,
@@ -848,57 +857,29 @@ impl Daemon {
         errs: &[wire::ErrItem],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let by_phone: HashMap<&str, &str> = batch
-            .iter()
-            .map(|o| (o.phone.as_str(), o.order_id.as_str()))
-            .collect();
-        let in_batch: HashSet<&str> = batch.iter().map(|o| o.order_id.as_str()).collect();
-        let mut rejected: Vec<(String, String)> = Vec::new();
-        for e in errs {
-            let oid = e
-                .order_id
-                .as_deref()
-                .filter(|o| in_batch.contains(o))
-                .or_else(|| e.phone.as_deref().and_then(|p| by_phone.get(p).copied()));
-            if let Some(oid) = oid {
-                rejected.push((oid.to_owned(), e.err_msg.clone()));
-            }
-        }
-        let rejected_ids: HashSet<&str> = rejected.iter().map(|(o, _)| o.as_str()).collect();
-        let sent: Vec<String> = batch
-            .iter()
-            .map(|o| o.order_id.clone())
-            .filter(|o| !rejected_ids.contains(o.as_str()))
-            .collect();
-        if !rejected.is_empty() {
-            self.store.reject_orders(&rejected, now).await?;
-        }
-        if !sent.is_empty() {
-            self.store
-                .set_upload_state(&sent, UploadState::Sent, now)
-                .await?;
-        }
+        let Some(first) = batch.first() else {
+            return Ok(());
+        };
+        let (sent, rejected) = batch_outcome(batch, errs);
+        self.store
+            .settle_and_claim(&sent, &rejected, &first.user_task_id, 0, now)
+            .await?;
         Ok(())
     }
 
-    /// addBatchCall for every planned order, one batch at a time, write-before-send.
+    /// addBatchCall for every planned order, one batch at a time, write-before-send: each batch is claimed
+    /// (`planned → sending`, committed) before its request leaves, in the same transaction that settles the batch
+    /// before it (sent or rejected), so a batch costs one commit.
     async fn upload(&mut self, id: &str, ut: &str, now: DateTime<Utc>) -> StepResult<()> {
         let batch_size = self.spec(id).contacts.batch_size.max(1);
-        loop {
-            if self.stop.is_cancelled() {
-                return Ok(());
-            }
-            let batch = self
-                .store
-                .orders_in_state(ut, UploadState::Planned, batch_size)
-                .await?;
-            if batch.is_empty() {
-                return Ok(());
-            }
-            let ids: Vec<String> = batch.iter().map(|o| o.order_id.clone()).collect();
-            self.store
-                .set_upload_state(&ids, UploadState::Sending, now)
-                .await?;
+        if self.stop.is_cancelled() {
+            return Ok(());
+        }
+        let mut batch = self
+            .store
+            .settle_and_claim(&[], &[], ut, batch_size, now)
+            .await?;
+        while !batch.is_empty() {
             let req = wire::AddBatchCallRequest {
                 product_id: product_id(),
                 user_task_id: ut.to_owned(),
@@ -906,10 +887,22 @@ impl Daemon {
             };
             match self.client.add_batch_call(&req).await {
                 Ok(resp) => {
-                    self.settle_batch(&batch, &resp.err_list, now).await?;
-                    tracing::info!(campaign.id = %id, task.user_id = %ut, orders = batch.len(), rejected = resp.err_list.len(), "uploaded a batch");
+                    let (sent, rejected) = batch_outcome(&batch, &resp.err_list);
+                    // On shutdown, settle without claiming: nothing is marked `sending` that will not be sent.
+                    let claim = if self.stop.is_cancelled() {
+                        0
+                    } else {
+                        batch_size
+                    };
+                    let next = self
+                        .store
+                        .settle_and_claim(&sent, &rejected, ut, claim, now)
+                        .await?;
+                    tracing::info!(campaign.id = %id, task.user_id = %ut, orders = batch.len(), rejected = rejected.len(), "uploaded a batch");
+                    batch = next;
                 }
                 Err(e @ ApiError::Rejected { .. }) | Err(e @ ApiError::Invalid { .. }) => {
+                    let ids: Vec<String> = batch.iter().map(|o| o.order_id.clone()).collect();
                     self.store
                         .set_upload_state(&ids, UploadState::Planned, now)
                         .await?;
@@ -919,6 +912,7 @@ impl Daemon {
                 Err(e) => return Err(e.into()),
             }
         }
+        Ok(())
     }
 
     /// Resolves everything in doubt by asking the platform: a creation (listTask), then orders left `sending`
@@ -1157,37 +1151,61 @@ impl Daemon {
         }
     }
 
-    /// listOrderDetail for unfinished sent orders, oldest-checked first, in chunks of at most 500.
+    /// listOrderDetail for unfinished sent orders, oldest-checked first, in chunks of at most 500, for at most
+    /// [`POLL_BUDGET`] of work per action (the rest waits for the next action, so other campaigns get their turn).
+    /// The request for the next chunk is in flight while the previous chunk's facts are written.
     async fn poll(&mut self, id: &str, ut: &str, now: DateTime<Utc>) -> StepResult<()> {
+        let started = std::time::Instant::now();
+        // Every order ID taken for a request in this action: never asked twice in one action.
         let mut polled: HashSet<String> = HashSet::new();
-        for _ in 0..MAX_POLL_CHUNKS {
-            if self.stop.is_cancelled() {
-                break;
-            }
-            let ids = self.store.orders_to_poll(ut, POLL_CHUNK).await?;
-            let ids: Vec<String> = ids.into_iter().filter(|o| !polled.contains(o)).collect();
-            if ids.is_empty() {
-                break;
-            }
-            let resp = self
-                .client
-                .list_order_detail(&ListOrderDetailRequest::new(ut, ids.clone()))
-                .await?;
-            let facts: Vec<_> = resp
+        let mut queue: VecDeque<String> = VecDeque::new();
+        let mut current: Vec<String> = self
+            .next_poll_chunk(ut, &mut queue, &mut polled)
+            .await?
+            .unwrap_or_default();
+        let mut resp = if current.is_empty() {
+            None
+        } else {
+            Some(
+                self.client
+                    .list_order_detail(&ListOrderDetailRequest::new(ut, current.clone()))
+                    .await?,
+            )
+        };
+        while let Some(r) = resp.take() {
+            let facts: Vec<_> = r
                 .order_detail_list
                 .iter()
                 .map(|d| crate::facts::from_order_detail(d, ut))
                 .collect();
             let gaps = facts.iter().filter(|f| f.finished).count() as u64;
-            self.store
-                .apply_order_facts(&facts, FactSource::Poll)
-                .await?;
-            self.store.mark_polled(&ids, now).await?;
+            let next = if self.stop.is_cancelled() || started.elapsed() >= POLL_BUDGET {
+                None
+            } else {
+                self.next_poll_chunk(ut, &mut queue, &mut polled).await?
+            };
+            let store = &self.store;
+            let write = async {
+                store.apply_order_facts(&facts, FactSource::Poll).await?;
+                store.mark_polled(&current, now).await
+            };
+            let client = &self.client;
+            let fetch = async {
+                match &next {
+                    Some(ids) => Some(
+                        client
+                            .list_order_detail(&ListOrderDetailRequest::new(ut, ids.clone()))
+                            .await,
+                    ),
+                    None => None,
+                }
+            };
+            let (written, fetched) = tokio::join!(write, fetch);
+            written?;
             self.hub.metrics.callback_gaps(gaps);
-            let full = ids.len() as u32 == POLL_CHUNK;
-            polled.extend(ids);
-            if !full {
-                break;
+            if let (Some(ids), Some(fetched)) = (next, fetched) {
+                current = ids;
+                resp = Some(fetched?);
             }
         }
         let terminal = {
@@ -1200,6 +1218,30 @@ impl Daemon {
             c.final_poll_done = true;
         }
         Ok(())
+    }
+
+    /// The next chunk (at most 500) of the task's unfinished orders not yet taken in this poll action, least
+    /// recently polled first; refills `queue` from the store a few chunks at a time. `None` when none is left.
+    async fn next_poll_chunk(
+        &self,
+        ut: &str,
+        queue: &mut VecDeque<String>,
+        polled: &mut HashSet<String>,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        if queue.is_empty() {
+            let ids = self
+                .store
+                .orders_to_poll(ut, POLL_CHUNK * POLL_PREFETCH_CHUNKS)
+                .await?;
+            queue.extend(ids.into_iter().filter(|o| !polled.contains(o)));
+        }
+        let n = queue.len().min(POLL_CHUNK as usize);
+        if n == 0 {
+            return Ok(None);
+        }
+        let ids: Vec<String> = queue.drain(..n).collect();
+        polled.extend(ids.iter().cloned());
+        Ok(Some(ids))
     }
 }
 
@@ -1222,6 +1264,37 @@ impl Campaign {
             final_poll_done: false,
         }
     }
+}
+
+/// A batch's outcome from the platform's errList (matched by orderID, else by phone): the order IDs accepted, and
+/// the refused ones with the reason.
+fn batch_outcome(
+    batch: &[OrderRecord],
+    errs: &[wire::ErrItem],
+) -> (Vec<String>, Vec<(String, String)>) {
+    let by_phone: HashMap<&str, &str> = batch
+        .iter()
+        .map(|o| (o.phone.as_str(), o.order_id.as_str()))
+        .collect();
+    let in_batch: HashSet<&str> = batch.iter().map(|o| o.order_id.as_str()).collect();
+    let mut rejected: Vec<(String, String)> = Vec::new();
+    for e in errs {
+        let oid = e
+            .order_id
+            .as_deref()
+            .filter(|o| in_batch.contains(o))
+            .or_else(|| e.phone.as_deref().and_then(|p| by_phone.get(p).copied()));
+        if let Some(oid) = oid {
+            rejected.push((oid.to_owned(), e.err_msg.clone()));
+        }
+    }
+    let rejected_ids: HashSet<&str> = rejected.iter().map(|(o, _)| o.as_str()).collect();
+    let sent: Vec<String> = batch
+        .iter()
+        .map(|o| o.order_id.clone())
+        .filter(|o| !rejected_ids.contains(o.as_str()))
+        .collect();
+    (sent, rejected)
 }
 
 /// The campaign's task for its generation (one task per generation).

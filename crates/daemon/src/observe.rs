@@ -3,7 +3,7 @@
 
 use campaign::CampaignSpec;
 use chrono::{DateTime, Duration, Utc};
-use store::{OrderCounts, Store, StoreError, TaskRecord};
+use store::{OrderCounts, OrderProgress, Store, StoreError, TaskRecord};
 
 use crate::daemon::{task_view, user_task_id};
 use crate::desired::{desired, fit};
@@ -15,8 +15,32 @@ pub struct Snapshot {
     pub desired: Desired,
     pub observed: Observed,
     pub task: Option<TaskRecord>,
+    /// The campaign's orders over all its tasks, with outcomes (for display; the decision uses `progress`).
     pub counts: OrderCounts,
+    /// The current task's orders by upload state: what the decision was made on.
+    pub progress: OrderProgress,
     pub plan: Plan,
+}
+
+/// What the reconciler decides on: like [`Snapshot`] without the campaign-wide counts of outcomes, which cost a
+/// look-up of every order's calls.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub desired: Desired,
+    pub observed: Observed,
+    pub progress: OrderProgress,
+    pub plan: Plan,
+}
+
+/// The decision's view of the orders.
+fn orders_of(p: &OrderProgress) -> Orders {
+    Orders {
+        planned: p.planned,
+        sending: p.sending,
+        sent: p.sent,
+        rejected: p.rejected,
+        unfinished: p.unfinished,
+    }
 }
 
 /// The observed state, computed purely from the stored task record and order counts.
@@ -24,6 +48,25 @@ pub fn observed_at(
     spec: &CampaignSpec,
     task: Option<&TaskRecord>,
     counts: &OrderCounts,
+    d: &Desired,
+    apply_delay: Duration,
+    next_poll_at: Option<DateTime<Utc>>,
+) -> Observed {
+    let orders = Orders {
+        planned: counts.planned,
+        sending: counts.sending,
+        sent: counts.sent,
+        rejected: counts.rejected,
+        unfinished: counts.sent.saturating_sub(counts.finished),
+    };
+    observed_with(spec, task, orders, d, apply_delay, next_poll_at)
+}
+
+/// The observed state from the stored task record and the task's orders.
+fn observed_with(
+    spec: &CampaignSpec,
+    task: Option<&TaskRecord>,
+    orders: Orders,
     d: &Desired,
     apply_delay: Duration,
     next_poll_at: Option<DateTime<Utc>>,
@@ -45,13 +88,7 @@ pub fn observed_at(
         sent_matches_target: matches,
         sent_safe_now: safe,
         settings_effective_at: effective_at,
-        orders: Orders {
-            planned: counts.planned,
-            sending: counts.sending,
-            sent: counts.sent,
-            rejected: counts.rejected,
-            unfinished: counts.sent.saturating_sub(counts.finished),
-        },
+        orders,
         next_poll_at: if matches!(state, TaskState::NotCreated | TaskState::CreateInDoubt) {
             None
         } else {
@@ -60,7 +97,8 @@ pub fn observed_at(
     }
 }
 
-/// Reads the store and decides, without acting.
+/// Reads the store and decides, without acting; also counts the campaign's orders with their outcomes (for
+/// `status` and `plan`; the reconciler uses [`decision`], which skips those counts).
 pub async fn snapshot(
     store: &dyn Store,
     spec: &CampaignSpec,
@@ -70,8 +108,63 @@ pub async fn snapshot(
     apply_delay: Duration,
     next_poll_at: Option<DateTime<Utc>>,
 ) -> Result<Snapshot, StoreError> {
-    let ut = user_task_id(spec);
     let counts = store.order_counts(&spec.id).await?;
+    let (d, task) = decision_with_task(
+        store,
+        spec,
+        file_present,
+        valid_contacts,
+        now,
+        apply_delay,
+        next_poll_at,
+    )
+    .await?;
+    Ok(Snapshot {
+        desired: d.desired,
+        observed: d.observed,
+        task,
+        counts,
+        progress: d.progress,
+        plan: d.plan,
+    })
+}
+
+/// Reads what the decision needs from the store (the task record, the task's order tallies and its unfinished
+/// orders counted from the poll index) and decides, without acting. Its cost does not grow with the orders already
+/// finished, so the reconciler runs it before and after every action.
+pub async fn decision(
+    store: &dyn Store,
+    spec: &CampaignSpec,
+    file_present: bool,
+    valid_contacts: u64,
+    now: DateTime<Utc>,
+    apply_delay: Duration,
+    next_poll_at: Option<DateTime<Utc>>,
+) -> Result<Decision, StoreError> {
+    decision_with_task(
+        store,
+        spec,
+        file_present,
+        valid_contacts,
+        now,
+        apply_delay,
+        next_poll_at,
+    )
+    .await
+    .map(|(d, _)| d)
+}
+
+async fn decision_with_task(
+    store: &dyn Store,
+    spec: &CampaignSpec,
+    file_present: bool,
+    valid_contacts: u64,
+    now: DateTime<Utc>,
+    apply_delay: Duration,
+    next_poll_at: Option<DateTime<Utc>>,
+) -> Result<(Decision, Option<TaskRecord>), StoreError> {
+    let ut = user_task_id(spec);
+    let progress = store.order_progress(&ut).await?;
     let task = store
         .tasks(&spec.id)
         .await?
@@ -81,16 +174,25 @@ pub async fn snapshot(
         spec,
         now,
         file_present,
-        valid_contacts > 0 || counts.total > 0,
+        valid_contacts > 0 || progress.total > 0,
         apply_delay,
     );
-    let observed = observed_at(spec, task.as_ref(), &counts, &d, apply_delay, next_poll_at);
+    let observed = observed_with(
+        spec,
+        task.as_ref(),
+        orders_of(&progress),
+        &d,
+        apply_delay,
+        next_poll_at,
+    );
     let plan = decide(&d, &observed);
-    Ok(Snapshot {
-        desired: d,
-        observed,
+    Ok((
+        Decision {
+            desired: d,
+            observed,
+            progress,
+            plan,
+        },
         task,
-        counts,
-        plan,
-    })
+    ))
 }

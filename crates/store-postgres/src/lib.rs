@@ -14,8 +14,8 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use store::{
     ActionRecord, CallFacts, CallbackIngest, CallbackRecord, CampaignRecord, FactSource, NewOrder,
-    OrderCounts, OrderFacts, OrderRecord, Report, ReportFilter, Store, StoreError, TaskRecord,
-    UploadState,
+    OrderCounts, OrderFacts, OrderProgress, OrderRecord, Report, ReportFilter, Store, StoreError,
+    TaskRecord, UploadState,
 };
 
 use crate::util::db_err;
@@ -61,6 +61,14 @@ impl Store for PgStore {
 
     async fn upsert_campaign(&self, c: &CampaignRecord) -> Result<(), StoreError> {
         queries::upsert_campaign(&self.pool, c).await
+    }
+
+    async fn upsert_campaigns(&self, cs: &[CampaignRecord]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        for c in cs {
+            queries::upsert_campaign(&mut *tx, c).await?;
+        }
+        tx.commit().await.map_err(db_err)
     }
 
     async fn campaigns(&self) -> Result<Vec<CampaignRecord>, StoreError> {
@@ -137,6 +145,21 @@ impl Store for PgStore {
         queries::order_counts(&self.pool, campaign_id).await
     }
 
+    async fn order_progress(&self, user_task_id: &str) -> Result<OrderProgress, StoreError> {
+        queries::order_progress(&self.pool, user_task_id).await
+    }
+
+    async fn settle_and_claim(
+        &self,
+        sent: &[String],
+        rejected: &[(String, String)],
+        user_task_id: &str,
+        claim: u32,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        queries::settle_and_claim(&self.pool, sent, rejected, user_task_id, claim, at).await
+    }
+
     async fn record_action(&self, a: &ActionRecord) -> Result<(), StoreError> {
         queries::record_action(&self.pool, a).await
     }
@@ -165,6 +188,22 @@ impl Store for PgStore {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         queries::try_acquire_lease(&self.pool, campaign_id, owner, now, ttl).await
+    }
+
+    async fn try_acquire_leases(
+        &self,
+        campaign_ids: &[String],
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut granted = Vec::with_capacity(campaign_ids.len());
+        for id in campaign_ids {
+            granted.push(queries::try_acquire_lease(&mut *tx, id, owner, now, ttl).await?);
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(granted)
     }
 
     async fn release_lease(&self, campaign_id: &str, owner: &str) -> Result<(), StoreError> {

@@ -6,11 +6,11 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::types::Json;
 use store::{
-    ActionRecord, CallbackRecord, CampaignRecord, NewOrder, OrderCounts, OrderRecord, StoreError,
-    TaskRecord, UploadState,
+    ActionRecord, CallbackRecord, CampaignRecord, NewOrder, OrderCounts, OrderProgress,
+    OrderRecord, StoreError, TaskRecord, UploadState,
 };
 
-use crate::util::{db_err, get};
+use crate::util::{TallyDelta, db_err, get};
 
 #[tracing::instrument(skip_all)]
 pub(crate) async fn ping(pool: &PgPool) -> Result<(), StoreError> {
@@ -22,7 +22,10 @@ pub(crate) async fn ping(pool: &PgPool) -> Result<(), StoreError> {
 }
 
 #[tracing::instrument(skip_all, fields(campaign.id = %c.id))]
-pub(crate) async fn upsert_campaign(pool: &PgPool, c: &CampaignRecord) -> Result<(), StoreError> {
+pub(crate) async fn upsert_campaign(
+    pool: impl sqlx::PgExecutor<'_>,
+    c: &CampaignRecord,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO campaigns (campaign_id, generation, source_file, content_hash, spec, state, last_error, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -128,10 +131,53 @@ pub(crate) async fn tasks(pool: &PgPool, campaign_id: &str) -> Result<Vec<TaskRe
         .collect()
 }
 
-/// Rows per `UNNEST` statement when planning orders (all chunks in one transaction).
-const ORDERS_PER_STATEMENT: usize = 10_000;
+/// Text of one field in `COPY ... FROM STDIN` (text format): `\N` for NULL, else the value with backslash, tab,
+/// newline and carriage return escaped.
+fn copy_field(buf: &mut Vec<u8>, value: Option<&str>) {
+    let Some(v) = value else {
+        buf.extend_from_slice(b"\\N");
+        return;
+    };
+    for b in v.bytes() {
+        match b {
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            b'\t' => buf.extend_from_slice(b"\\t"),
+            b'\n' => buf.extend_from_slice(b"\\n"),
+            b'\r' => buf.extend_from_slice(b"\\r"),
+            _ => buf.push(b),
+        }
+    }
+}
 
-/// One statement per 10,000 orders, each column travelling as one array, all in one transaction.
+/// The orders as `COPY` text rows, in the column order of the `planned_in` temporary table.
+fn copy_rows(orders: &[NewOrder]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(orders.len() * 160);
+    for (n, o) in orders.iter().enumerate() {
+        let variables = o.variables.to_string();
+        let fields = [
+            Some(o.order_id.as_str()),
+            Some(o.campaign_id.as_str()),
+            Some(o.user_task_id.as_str()),
+            Some(o.phone.as_str()),
+            o.name.as_deref(),
+            o.customer.as_deref(),
+            o.other.as_deref(),
+            Some(variables.as_str()),
+        ];
+        for f in fields {
+            copy_field(&mut buf, f);
+            buf.push(b'\t');
+        }
+        buf.extend_from_slice(o.source_line.to_string().as_bytes());
+        buf.push(b'\t');
+        buf.extend_from_slice(n.to_string().as_bytes());
+        buf.push(b'\n');
+    }
+    buf
+}
+
+/// `COPY` into a temporary table dropped at commit, then one `INSERT .. SELECT .. ON CONFLICT DO NOTHING` that also
+/// tells how many rows of each task were new (for the tallies), all in one transaction.
 #[tracing::instrument(skip_all, fields(orders = orders.len()))]
 pub(crate) async fn insert_planned_orders(
     pool: &PgPool,
@@ -141,45 +187,43 @@ pub(crate) async fn insert_planned_orders(
         return Ok(0);
     }
     let mut tx = pool.begin().await.map_err(db_err)?;
-    let mut inserted = 0;
-    for chunk in orders.chunks(ORDERS_PER_STATEMENT) {
-        inserted += insert_planned_chunk(&mut tx, chunk).await?;
-    }
-    tx.commit().await.map_err(db_err)?;
-    Ok(inserted)
-}
-
-async fn insert_planned_chunk(
-    conn: &mut sqlx::PgConnection,
-    orders: &[NewOrder],
-) -> Result<u64, StoreError> {
-    let col = |f: fn(&NewOrder) -> String| orders.iter().map(f).collect::<Vec<String>>();
-    let opt =
-        |f: fn(&NewOrder) -> Option<String>| orders.iter().map(f).collect::<Vec<Option<String>>>();
-    let inserted = sqlx::query(
-        "INSERT INTO orders (order_id, campaign_id, user_task_id, phone, name, customer, other, variables, source_line)
-         SELECT u.order_id, u.campaign_id, u.user_task_id, u.phone, u.name, u.customer, u.other, u.variables::jsonb,
-                u.source_line
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                     $9::int8[])
-              WITH ORDINALITY AS u(order_id, campaign_id, user_task_id, phone, name, customer, other, variables,
-                                   source_line, n)
-         ORDER BY u.n
-         ON CONFLICT DO NOTHING",
+    sqlx::query(
+        "CREATE TEMPORARY TABLE planned_in (
+             order_id text, campaign_id text, user_task_id text, phone text, name text, customer text, other text,
+             variables text, source_line int8, n int8
+         ) ON COMMIT DROP",
     )
-    .bind(col(|o| o.order_id.clone()))
-    .bind(col(|o| o.campaign_id.clone()))
-    .bind(col(|o| o.user_task_id.clone()))
-    .bind(col(|o| o.phone.clone()))
-    .bind(opt(|o| o.name.clone()))
-    .bind(opt(|o| o.customer.clone()))
-    .bind(opt(|o| o.other.clone()))
-    .bind(col(|o| o.variables.to_string()))
-    .bind(orders.iter().map(|o| o.source_line).collect::<Vec<i64>>())
-    .execute(&mut *conn)
+    .execute(&mut *tx)
     .await
-    .map_err(db_err)?
-    .rows_affected();
+    .map_err(db_err)?;
+    let mut copy = tx
+        .copy_in_raw("COPY planned_in FROM STDIN")
+        .await
+        .map_err(db_err)?;
+    copy.send(copy_rows(orders)).await.map_err(db_err)?;
+    copy.finish().await.map_err(db_err)?;
+    let per_task: Vec<(String, i64)> = sqlx::query_as(
+        "WITH ins AS (
+             INSERT INTO orders (order_id, campaign_id, user_task_id, phone, name, customer, other, variables,
+                                 source_line)
+             SELECT order_id, campaign_id, user_task_id, phone, name, customer, other, variables::jsonb, source_line
+             FROM planned_in ORDER BY n
+             ON CONFLICT DO NOTHING
+             RETURNING user_task_id
+         )
+         SELECT user_task_id, COUNT(*) FROM ins GROUP BY user_task_id",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    let mut tallies = TallyDelta::default();
+    let mut inserted = 0;
+    for (ut, n) in &per_task {
+        tallies.add(ut, UploadState::Planned, *n);
+        inserted += u64::try_from(*n).unwrap_or(0);
+    }
+    tallies.apply(&mut tx).await?;
+    tx.commit().await.map_err(db_err)?;
     Ok(inserted)
 }
 
@@ -251,19 +295,47 @@ pub(crate) async fn set_upload_state(
     if order_ids.is_empty() {
         return Ok(0);
     }
-    let from: Vec<&str> = state.predecessors().iter().map(|s| s.as_str()).collect();
-    let moved = sqlx::query(
-        "UPDATE orders SET upload_state = $1, state_changed_at = $2
-         WHERE order_id = ANY($3) AND upload_state = ANY($4)",
-    )
-    .bind(state.as_str())
-    .bind(at)
-    .bind(order_ids)
-    .bind(&from)
-    .execute(pool)
-    .await
-    .map_err(db_err)?
-    .rows_affected();
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    let mut tallies = TallyDelta::default();
+    let moved = move_orders(&mut tx, order_ids, None, state, at, &mut tallies).await?;
+    tallies.apply(&mut tx).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(moved)
+}
+
+/// Moves orders to `state` from each of its predecessors in turn (one statement each, so the tallies know where
+/// every moved order came from); with `task`, only that task's orders.
+async fn move_orders(
+    conn: &mut sqlx::PgConnection,
+    order_ids: &[String],
+    task: Option<&str>,
+    state: UploadState,
+    at: DateTime<Utc>,
+    tallies: &mut TallyDelta,
+) -> Result<u64, StoreError> {
+    let mut moved = 0;
+    for &from in state.predecessors() {
+        let per_task: Vec<(String, i64)> = sqlx::query_as(
+            "WITH m AS (
+                 UPDATE orders SET upload_state = $1, state_changed_at = $2
+                 WHERE order_id = ANY($3) AND upload_state = $4 AND ($5::text IS NULL OR user_task_id = $5)
+                 RETURNING user_task_id
+             )
+             SELECT user_task_id, COUNT(*) FROM m GROUP BY user_task_id",
+        )
+        .bind(state.as_str())
+        .bind(at)
+        .bind(order_ids)
+        .bind(from.as_str())
+        .bind(task)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        for (ut, n) in &per_task {
+            tallies.moved(ut, from, state, *n);
+            moved += u64::try_from(*n).unwrap_or(0);
+        }
+    }
     Ok(moved)
 }
 
@@ -276,21 +348,143 @@ pub(crate) async fn reject_orders(
     if rejected.is_empty() {
         return Ok(0);
     }
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    let mut tallies = TallyDelta::default();
+    let moved = reject_in(&mut tx, rejected, None, at, &mut tallies).await?;
+    tallies.apply(&mut tx).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(moved)
+}
+
+/// Marks orders rejected with their reasons, from `planned` or `sending` only (one statement per predecessor); with
+/// `task`, only that task's orders.
+async fn reject_in(
+    conn: &mut sqlx::PgConnection,
+    rejected: &[(String, String)],
+    task: Option<&str>,
+    at: DateTime<Utc>,
+    tallies: &mut TallyDelta,
+) -> Result<u64, StoreError> {
     let ids: Vec<&str> = rejected.iter().map(|(id, _)| id.as_str()).collect();
     let reasons: Vec<&str> = rejected.iter().map(|(_, r)| r.as_str()).collect();
-    let moved = sqlx::query(
-        "UPDATE orders o SET upload_state = 'rejected', reject_reason = u.reason, state_changed_at = $3
-         FROM UNNEST($1::text[], $2::text[]) AS u(order_id, reason)
-         WHERE o.order_id = u.order_id AND o.upload_state IN ('planned', 'sending')",
-    )
-    .bind(&ids)
-    .bind(&reasons)
-    .bind(at)
-    .execute(pool)
-    .await
-    .map_err(db_err)?
-    .rows_affected();
+    let mut moved = 0;
+    for &from in UploadState::Rejected.predecessors() {
+        let per_task: Vec<(String, i64)> = sqlx::query_as(
+            "WITH m AS (
+                 UPDATE orders o SET upload_state = 'rejected', reject_reason = u.reason, state_changed_at = $3
+                 FROM UNNEST($1::text[], $2::text[]) AS u(order_id, reason)
+                 WHERE o.order_id = u.order_id AND o.upload_state = $4
+                       AND ($5::text IS NULL OR o.user_task_id = $5)
+                 RETURNING o.user_task_id
+             )
+             SELECT user_task_id, COUNT(*) FROM m GROUP BY user_task_id",
+        )
+        .bind(&ids)
+        .bind(&reasons)
+        .bind(at)
+        .bind(from.as_str())
+        .bind(task)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        for (ut, n) in &per_task {
+            tallies.moved(ut, from, UploadState::Rejected, *n);
+            moved += u64::try_from(*n).unwrap_or(0);
+        }
+    }
     Ok(moved)
+}
+
+#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id, sent = sent.len(), rejected = rejected.len(), claim))]
+pub(crate) async fn settle_and_claim(
+    pool: &PgPool,
+    sent: &[String],
+    rejected: &[(String, String)],
+    user_task_id: &str,
+    claim: u32,
+    at: DateTime<Utc>,
+) -> Result<Vec<OrderRecord>, StoreError> {
+    if sent.is_empty() && rejected.is_empty() && claim == 0 {
+        return Ok(Vec::new());
+    }
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    let mut tallies = TallyDelta::default();
+    if !rejected.is_empty() {
+        reject_in(&mut tx, rejected, Some(user_task_id), at, &mut tallies).await?;
+    }
+    if !sent.is_empty() {
+        move_orders(
+            &mut tx,
+            sent,
+            Some(user_task_id),
+            UploadState::Sent,
+            at,
+            &mut tallies,
+        )
+        .await?;
+    }
+    let mut claimed = Vec::new();
+    if claim > 0 {
+        // The outer state check makes a concurrent claim of the same rows (two replicas racing for a lease) skip
+        // them once the first commits, instead of claiming them twice.
+        let sql = format!(
+            "UPDATE orders SET upload_state = 'sending', state_changed_at = $1
+             WHERE upload_state = 'planned'
+               AND order_id IN (SELECT order_id FROM orders WHERE user_task_id = $2 AND upload_state = 'planned'
+                                ORDER BY source_line, order_id LIMIT $3)
+             RETURNING {ORDER_COLUMNS}"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(at)
+            .bind(user_task_id)
+            .bind(i64::from(claim))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        claimed = rows
+            .iter()
+            .map(order_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        claimed.sort_by(|a, b| (a.source_line, &a.order_id).cmp(&(b.source_line, &b.order_id)));
+        tallies.moved(
+            user_task_id,
+            UploadState::Planned,
+            UploadState::Sending,
+            claimed.len() as i64,
+        );
+    }
+    tallies.apply(&mut tx).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(claimed)
+}
+
+#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
+pub(crate) async fn order_progress(
+    pool: &PgPool,
+    user_task_id: &str,
+) -> Result<OrderProgress, StoreError> {
+    let row = sqlx::query(
+        "SELECT COALESCE(SUM(planned), 0)::int8 AS planned, COALESCE(SUM(sending), 0)::int8 AS sending,
+                COALESCE(SUM(sent), 0)::int8 AS sent, COALESCE(SUM(rejected), 0)::int8 AS rejected,
+                (SELECT COUNT(*) FROM orders
+                 WHERE user_task_id = $1 AND upload_state = 'sent' AND NOT finished) AS unfinished
+         FROM order_tallies WHERE user_task_id = $1",
+    )
+    .bind(user_task_id)
+    .fetch_one(pool)
+    .await
+    .map_err(db_err)?;
+    let n = |c: &str| get::<i64>(&row, c).map(|v| u64::try_from(v).unwrap_or(0));
+    let mut p = OrderProgress {
+        planned: n("planned")?,
+        sending: n("sending")?,
+        sent: n("sent")?,
+        rejected: n("rejected")?,
+        unfinished: n("unfinished")?,
+        ..OrderProgress::default()
+    };
+    p.total = p.planned + p.sending + p.sent + p.rejected;
+    Ok(p)
 }
 
 #[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
@@ -466,7 +660,7 @@ pub(crate) async fn recent_callbacks(
 
 #[tracing::instrument(skip_all, fields(campaign.id = %campaign_id, owner = %owner))]
 pub(crate) async fn try_acquire_lease(
-    pool: &PgPool,
+    pool: impl sqlx::PgExecutor<'_>,
     campaign_id: &str,
     owner: &str,
     now: DateTime<Utc>,

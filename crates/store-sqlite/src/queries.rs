@@ -6,13 +6,13 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{QueryBuilder, Sqlite};
 use store::{
-    ActionRecord, CallbackRecord, CampaignRecord, NewOrder, OrderCounts, OrderRecord, StoreError,
-    TaskRecord, UploadState,
+    ActionRecord, CallbackRecord, CampaignRecord, NewOrder, OrderCounts, OrderProgress,
+    OrderRecord, StoreError, TaskRecord, UploadState,
 };
 
 use crate::util::{
-    IDS_PER_CHUNK, db_err, get, get_opt_json, get_opt_ts, get_ts, json_text, opt_ts, parse_json,
-    rows_per_chunk, ts,
+    IDS_PER_CHUNK, TallyDelta, db_err, get, get_opt_json, get_opt_ts, get_ts, json_text, opt_ts,
+    parse_json, rows_per_chunk, ts,
 };
 
 #[tracing::instrument(skip_all)]
@@ -26,7 +26,7 @@ pub(crate) async fn ping(pool: &SqlitePool) -> Result<(), StoreError> {
 
 #[tracing::instrument(skip_all, fields(campaign.id = %c.id))]
 pub(crate) async fn upsert_campaign(
-    pool: &SqlitePool,
+    pool: impl sqlx::SqliteExecutor<'_>,
     c: &CampaignRecord,
 ) -> Result<(), StoreError> {
     sqlx::query(
@@ -146,32 +146,39 @@ pub(crate) async fn insert_planned_orders(
         return Ok(0);
     }
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+    let mut tallies = TallyDelta::default();
     let mut inserted = 0;
-    for chunk in orders.chunks(rows_per_chunk(10)) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO orders (order_id, campaign_id, user_task_id, phone, name, customer, other, variables,
-                                 source_line, upload_state) ",
-        );
-        qb.push_values(chunk, |mut b, o| {
-            b.push_bind(o.order_id.clone())
-                .push_bind(o.campaign_id.clone())
-                .push_bind(o.user_task_id.clone())
-                .push_bind(o.phone.clone())
-                .push_bind(o.name.clone())
-                .push_bind(o.customer.clone())
-                .push_bind(o.other.clone())
-                .push_bind(json_text(&o.variables))
-                .push_bind(o.source_line)
-                .push_bind(UploadState::Planned.as_str());
-        });
-        qb.push(" ON CONFLICT DO NOTHING");
-        inserted += qb
-            .build()
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
+    // Runs of one task, so each statement's count of inserted rows belongs to one task's tally.
+    for run in orders.chunk_by(|a, b| a.user_task_id == b.user_task_id) {
+        for chunk in run.chunks(rows_per_chunk(10)) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO orders (order_id, campaign_id, user_task_id, phone, name, customer, other, variables,
+                                     source_line, upload_state) ",
+            );
+            qb.push_values(chunk, |mut b, o| {
+                b.push_bind(o.order_id.as_str())
+                    .push_bind(o.campaign_id.as_str())
+                    .push_bind(o.user_task_id.as_str())
+                    .push_bind(o.phone.as_str())
+                    .push_bind(o.name.as_deref())
+                    .push_bind(o.customer.as_deref())
+                    .push_bind(o.other.as_deref())
+                    .push_bind(json_text(&o.variables))
+                    .push_bind(o.source_line)
+                    .push_bind(UploadState::Planned.as_str());
+            });
+            qb.push(" ON CONFLICT DO NOTHING");
+            let n = qb
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+            tallies.add(&chunk[0].user_task_id, UploadState::Planned, n as i64);
+            inserted += n;
+        }
     }
+    tallies.apply(&mut tx).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(inserted)
 }
@@ -245,31 +252,69 @@ pub(crate) async fn set_upload_state(
         return Ok(0);
     }
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-    let mut moved = 0;
-    for chunk in order_ids.chunks(IDS_PER_CHUNK) {
-        let mut qb = QueryBuilder::<Sqlite>::new("UPDATE orders SET upload_state = ");
-        qb.push_bind(state.as_str())
-            .push(", state_changed_at = ")
-            .push_bind(ts(at));
-        qb.push(" WHERE upload_state IN (");
-        let mut sep = qb.separated(", ");
-        for from in state.predecessors() {
-            sep.push_bind(from.as_str());
-        }
-        qb.push(") AND order_id IN (");
-        let mut sep = qb.separated(", ");
-        for id in chunk {
-            sep.push_bind(id.clone());
-        }
-        qb.push(")");
-        moved += qb
-            .build()
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-    }
+    let mut tallies = TallyDelta::default();
+    let moved = move_orders(&mut tx, order_ids, None, state, at, &mut tallies).await?;
+    tallies.apply(&mut tx).await?;
     tx.commit().await.map_err(db_err)?;
+    Ok(moved)
+}
+
+/// Moves orders to `state` from each of its predecessors in turn (one statement per predecessor and chunk, so the
+/// tallies know where every moved order came from). With `task`, only that task's orders move, and the counts are
+/// attributed without reading the rows back.
+async fn move_orders(
+    conn: &mut sqlx::SqliteConnection,
+    order_ids: &[String],
+    task: Option<&str>,
+    state: UploadState,
+    at: DateTime<Utc>,
+    tallies: &mut TallyDelta,
+) -> Result<u64, StoreError> {
+    let at = ts(at);
+    let mut moved = 0;
+    for &from in state.predecessors() {
+        for chunk in order_ids.chunks(IDS_PER_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new("UPDATE orders SET upload_state = ");
+            qb.push_bind(state.as_str())
+                .push(", state_changed_at = ")
+                .push_bind(at.as_str())
+                .push(" WHERE upload_state = ")
+                .push_bind(from.as_str());
+            if let Some(ut) = task {
+                qb.push(" AND user_task_id = ").push_bind(ut);
+            }
+            qb.push(" AND order_id IN (");
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_bind(id.as_str());
+            }
+            qb.push(")");
+            match task {
+                Some(ut) => {
+                    let n = qb
+                        .build()
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db_err)?
+                        .rows_affected();
+                    tallies.moved(ut, from, state, n as i64);
+                    moved += n;
+                }
+                None => {
+                    qb.push(" RETURNING user_task_id");
+                    let rows: Vec<(String,)> = qb
+                        .build_query_as()
+                        .fetch_all(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
+                    for (ut,) in &rows {
+                        tallies.moved(ut, from, state, 1);
+                    }
+                    moved += rows.len() as u64;
+                }
+            }
+        }
+    }
     Ok(moved)
 }
 
@@ -283,26 +328,142 @@ pub(crate) async fn reject_orders(
         return Ok(0);
     }
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-    let mut moved = 0;
-    for chunk in rejected.chunks(rows_per_chunk(2).min(IDS_PER_CHUNK)) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "UPDATE orders SET upload_state = 'rejected', state_changed_at = ",
-        );
-        qb.push_bind(ts(at));
-        qb.push(", reject_reason = v.column2 FROM (");
-        qb.push_values(chunk, |mut b, (id, reason)| {
-            b.push_bind(id.clone()).push_bind(reason.clone());
-        });
-        qb.push(") AS v WHERE orders.order_id = v.column1 AND orders.upload_state IN ('planned', 'sending')");
-        moved += qb
-            .build()
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-    }
+    let mut tallies = TallyDelta::default();
+    let moved = reject_in(&mut tx, rejected, None, at, &mut tallies).await?;
+    tallies.apply(&mut tx).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(moved)
+}
+
+/// Marks orders rejected with their reasons, from `planned` or `sending` only (one statement per predecessor and
+/// chunk); with `task`, only that task's orders.
+async fn reject_in(
+    conn: &mut sqlx::SqliteConnection,
+    rejected: &[(String, String)],
+    task: Option<&str>,
+    at: DateTime<Utc>,
+    tallies: &mut TallyDelta,
+) -> Result<u64, StoreError> {
+    let at = ts(at);
+    let mut moved = 0;
+    for &from in UploadState::Rejected.predecessors() {
+        for chunk in rejected.chunks(rows_per_chunk(2).min(IDS_PER_CHUNK)) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "UPDATE orders SET upload_state = 'rejected', state_changed_at = ",
+            );
+            qb.push_bind(at.as_str());
+            qb.push(", reject_reason = v.column2 FROM (");
+            qb.push_values(chunk, |mut b, (id, reason)| {
+                b.push_bind(id.as_str()).push_bind(reason.as_str());
+            });
+            qb.push(") AS v WHERE orders.order_id = v.column1 AND orders.upload_state = ")
+                .push_bind(from.as_str());
+            if let Some(ut) = task {
+                qb.push(" AND orders.user_task_id = ").push_bind(ut);
+            }
+            qb.push(" RETURNING orders.user_task_id");
+            let rows: Vec<(String,)> = qb
+                .build_query_as()
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db_err)?;
+            for (ut,) in &rows {
+                tallies.moved(ut, from, UploadState::Rejected, 1);
+            }
+            moved += rows.len() as u64;
+        }
+    }
+    Ok(moved)
+}
+
+#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id, sent = sent.len(), rejected = rejected.len(), claim))]
+pub(crate) async fn settle_and_claim(
+    pool: &SqlitePool,
+    sent: &[String],
+    rejected: &[(String, String)],
+    user_task_id: &str,
+    claim: u32,
+    at: DateTime<Utc>,
+) -> Result<Vec<OrderRecord>, StoreError> {
+    if sent.is_empty() && rejected.is_empty() && claim == 0 {
+        return Ok(Vec::new());
+    }
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+    let mut tallies = TallyDelta::default();
+    if !rejected.is_empty() {
+        reject_in(&mut tx, rejected, Some(user_task_id), at, &mut tallies).await?;
+    }
+    if !sent.is_empty() {
+        move_orders(
+            &mut tx,
+            sent,
+            Some(user_task_id),
+            UploadState::Sent,
+            at,
+            &mut tallies,
+        )
+        .await?;
+    }
+    let mut claimed = Vec::new();
+    if claim > 0 {
+        let sql = format!(
+            "UPDATE orders SET upload_state = 'sending', state_changed_at = ?
+             WHERE upload_state = 'planned'
+               AND order_id IN (SELECT order_id FROM orders WHERE user_task_id = ? AND upload_state = 'planned'
+                                ORDER BY source_line, order_id LIMIT ?)
+             RETURNING {ORDER_COLUMNS}"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ts(at))
+            .bind(user_task_id)
+            .bind(i64::from(claim))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        claimed = rows
+            .iter()
+            .map(order_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        claimed.sort_by(|a, b| (a.source_line, &a.order_id).cmp(&(b.source_line, &b.order_id)));
+        tallies.moved(
+            user_task_id,
+            UploadState::Planned,
+            UploadState::Sending,
+            claimed.len() as i64,
+        );
+    }
+    tallies.apply(&mut tx).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(claimed)
+}
+
+#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
+pub(crate) async fn order_progress(
+    pool: &SqlitePool,
+    user_task_id: &str,
+) -> Result<OrderProgress, StoreError> {
+    let row = sqlx::query(
+        "SELECT COALESCE(SUM(planned), 0) AS planned, COALESCE(SUM(sending), 0) AS sending,
+                COALESCE(SUM(sent), 0) AS sent, COALESCE(SUM(rejected), 0) AS rejected,
+                (SELECT COUNT(*) FROM orders INDEXED BY orders_to_poll
+                 WHERE user_task_id = ?1 AND upload_state = 'sent' AND finished = 0) AS unfinished
+         FROM order_tallies WHERE user_task_id = ?1",
+    )
+    .bind(user_task_id)
+    .fetch_one(pool)
+    .await
+    .map_err(db_err)?;
+    let n = |c: &str| get::<i64>(&row, c).map(|v| u64::try_from(v).unwrap_or(0));
+    let mut p = OrderProgress {
+        planned: n("planned")?,
+        sending: n("sending")?,
+        sent: n("sent")?,
+        rejected: n("rejected")?,
+        unfinished: n("unfinished")?,
+        ..OrderProgress::default()
+    };
+    p.total = p.planned + p.sending + p.sent + p.rejected;
+    Ok(p)
 }
 
 #[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
@@ -487,7 +648,7 @@ pub(crate) async fn recent_callbacks(
 
 #[tracing::instrument(skip_all, fields(campaign.id = %campaign_id, owner = %owner))]
 pub(crate) async fn try_acquire_lease(
-    pool: &SqlitePool,
+    pool: impl sqlx::SqliteExecutor<'_>,
     campaign_id: &str,
     owner: &str,
     now: DateTime<Utc>,

@@ -166,6 +166,20 @@ pub struct OrderCounts {
     pub finished: u64,
 }
 
+/// One task's orders counted by upload state, plus the sent orders not finished yet: what the daemon decides on.
+/// Cheap to read (kept as tallies in the transactions that move orders, and counted from the poll index), unlike
+/// [`OrderCounts`], which also looks up every order's calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderProgress {
+    pub total: u64,
+    pub planned: u64,
+    pub sending: u64,
+    pub sent: u64,
+    pub rejected: u64,
+    /// Sent and not finished: the orders a poll would ask about.
+    pub unfinished: u64,
+}
+
 /// One request the daemon made to the platform, whatever its outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionRecord {

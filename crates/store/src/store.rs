@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     ActionRecord, CallFacts, CallbackIngest, CallbackRecord, CampaignRecord, FactSource, NewOrder,
-    OrderCounts, OrderFacts, OrderRecord, Report, ReportFilter, StoreError, TaskRecord,
-    UploadState,
+    OrderCounts, OrderFacts, OrderProgress, OrderRecord, Report, ReportFilter, StoreError,
+    TaskRecord, UploadState,
 };
 
 /// Everything the daemon and the reports need from the database. Implemented by `store-postgres` and
@@ -21,6 +21,14 @@ pub trait Store: Send + Sync + Debug {
 
     /// Inserts or replaces the campaign with this ID.
     async fn upsert_campaign(&self, c: &CampaignRecord) -> Result<(), StoreError>;
+    /// Inserts or replaces several campaigns: one transaction where the backend can (the reconciler records every
+    /// campaign it reconciled in one call).
+    async fn upsert_campaigns(&self, cs: &[CampaignRecord]) -> Result<(), StoreError> {
+        for c in cs {
+            self.upsert_campaign(c).await?;
+        }
+        Ok(())
+    }
     /// All campaigns, by ID.
     async fn campaigns(&self) -> Result<Vec<CampaignRecord>, StoreError>;
     /// Inserts or replaces the task with this `user_task_id`.
@@ -76,6 +84,68 @@ pub trait Store: Send + Sync + Debug {
     /// The campaign's orders counted by upload state and outcome.
     async fn order_counts(&self, campaign_id: &str) -> Result<OrderCounts, StoreError>;
 
+    /// The task's orders counted by upload state, and its sent orders not finished yet. Meant for every decision:
+    /// the backends keep the state counts as tallies updated in the transactions that move orders, and count the
+    /// unfinished ones from the poll index, so the cost does not grow with the task's finished orders.
+    ///
+    /// The default counts through [`Store::orders_in_state`] and [`Store::orders_to_poll`]: correct, slow.
+    async fn order_progress(&self, user_task_id: &str) -> Result<OrderProgress, StoreError> {
+        let mut p = OrderProgress::default();
+        for state in UploadState::ALL {
+            let n = self
+                .orders_in_state(user_task_id, state, u32::MAX)
+                .await?
+                .len() as u64;
+            match state {
+                UploadState::Planned => p.planned = n,
+                UploadState::Sending => p.sending = n,
+                UploadState::Sent => p.sent = n,
+                UploadState::Rejected => p.rejected = n,
+            }
+        }
+        p.total = p.planned + p.sending + p.sent + p.rejected;
+        p.unfinished = self.orders_to_poll(user_task_id, u32::MAX).await?.len() as u64;
+        Ok(p)
+    }
+    /// Settles one uploaded batch and claims the next, in ONE transaction where the backend can: `rejected` orders
+    /// move to `rejected` with their reasons and `sent` ones to `sent` (each only from `planned` or `sending`; all of
+    /// them orders of `user_task_id`: the backends leave other tasks' orders alone), then
+    /// up to `claim` planned orders of `user_task_id` (by source line) move `planned → sending` and are returned as
+    /// they now are. The claimed orders are durably `sending` when this returns, before any request carries them.
+    /// `claim = 0` only settles.
+    ///
+    /// The default is built from [`Store::reject_orders`], [`Store::set_upload_state`] and
+    /// [`Store::orders_in_state`]: correct, several transactions.
+    async fn settle_and_claim(
+        &self,
+        sent: &[String],
+        rejected: &[(String, String)],
+        user_task_id: &str,
+        claim: u32,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        if !rejected.is_empty() {
+            self.reject_orders(rejected, at).await?;
+        }
+        if !sent.is_empty() {
+            self.set_upload_state(sent, UploadState::Sent, at).await?;
+        }
+        if claim == 0 {
+            return Ok(Vec::new());
+        }
+        let mut batch = self
+            .orders_in_state(user_task_id, UploadState::Planned, claim)
+            .await?;
+        let ids: Vec<String> = batch.iter().map(|o| o.order_id.clone()).collect();
+        self.set_upload_state(&ids, UploadState::Sending, at)
+            .await?;
+        for o in &mut batch {
+            o.upload_state = UploadState::Sending;
+            o.state_changed_at = Some(at);
+        }
+        Ok(batch)
+    }
+
     // ---- ledger
 
     /// Appends one platform request to the ledger.
@@ -111,6 +181,21 @@ pub trait Store: Send + Sync + Debug {
         now: DateTime<Utc>,
         ttl: Duration,
     ) -> Result<bool, StoreError>;
+    /// [`Store::try_acquire_lease`] for several campaigns, one transaction where the backend can. Returns, in the
+    /// order given, whether each was granted.
+    async fn try_acquire_leases(
+        &self,
+        campaign_ids: &[String],
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut granted = Vec::with_capacity(campaign_ids.len());
+        for id in campaign_ids {
+            granted.push(self.try_acquire_lease(id, owner, now, ttl).await?);
+        }
+        Ok(granted)
+    }
     /// Gives the lease up if `owner` holds it.
     async fn release_lease(&self, campaign_id: &str, owner: &str) -> Result<(), StoreError>;
 
