@@ -6,7 +6,7 @@ mod daemon_support;
 use callbot_api::sign::{SecretKey, SignedHeaders};
 use callbot_sim::{DropApplies, FaultConfig, FaultKind, ForcedFault};
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use daemon::TaskState;
+use daemon::{TaskState, Why};
 use daemon_support::{Backend, Env, Options, assert_no_harm, contacts_csv, status_at};
 use store::UploadState;
 
@@ -100,6 +100,7 @@ both_backends!(
     two_replicas_share_a_store_and_one_owns_each_campaign,
     a_missing_csv_never_keeps_the_calendar_from_being_enforced,
     a_pause_never_waits_for_orders_in_doubt,
+    reconciles_only_the_campaigns_that_changed_or_are_due,
 );
 
 async fn uploads_in_batches_toggles_at_the_right_instants_and_completes(backend: Backend) {
@@ -952,4 +953,70 @@ fn fixture_phone_numbers_are_valid_and_distinct() {
         assert!(n.is_ok(), "{raw}: {n:?}");
         assert!(seen.insert(n.unwrap()));
     }
+}
+
+async fn reconciles_only_the_campaigns_that_changed_or_are_due(backend: Backend) {
+    let files = [
+        ("a.toml", always_open("A", "a.csv", 10, 1)),
+        ("a.csv", contacts_csv(3)),
+        ("b.toml", always_open("B", "b.csv", 10, 1)),
+        ("b.csv", contacts_csv(3)),
+        ("c.toml", always_open("C", "c.csv", 10, 1)),
+        ("c.csv", contacts_csv(3)),
+    ];
+    let opts = Options {
+        poll_interval: Duration::minutes(20),
+        ..Options::default()
+    };
+    let mut env = Env::new(backend, utc(2026, 11, 2, 10, 0), &files, opts).await;
+    let out = env.step().await;
+    assert_eq!(
+        out.reconciled,
+        ["a", "b", "c"],
+        "every new campaign is reconciled"
+    );
+    assert!(
+        out.campaigns
+            .iter()
+            .all(|c| c.task == TaskState::Running && c.error.is_none()),
+        "{out:?}"
+    );
+
+    // Nothing changed and nothing is due: nothing is reconciled, every campaign still reports its last outcome.
+    env.clock.advance(Duration::minutes(1));
+    let out = env.step().await;
+    assert!(out.reconciled.is_empty(), "{:?}", out.reconciled);
+    assert_eq!(out.campaigns.len(), 3);
+    assert!(out.campaigns.iter().all(|c| c.task == TaskState::Running));
+
+    // One file changes: only its campaign is reconciled, and it acts on the change.
+    env.write(
+        "b.toml",
+        &always_open("B", "b.csv", 10, 1).replace("robots = 1", "robots = 1\npaused = true"),
+    );
+    env.clock.advance(Duration::minutes(1));
+    let out = env.step().await;
+    assert_eq!(out.reconciled, ["b"]);
+    assert_eq!(out.campaign("b").unwrap().plan.why, Why::PausedInFile);
+    assert_eq!(out.campaign("b").unwrap().task, TaskState::Paused);
+
+    // A contacts file grows: only that campaign is reconciled, and the new row is planned and uploaded.
+    env.write("a.csv", &contacts_csv(4));
+    env.clock.advance(Duration::minutes(1));
+    let out = env.step().await;
+    assert_eq!(out.reconciled, ["a"]);
+    assert_eq!(out.campaign("a").unwrap().orders.sent, 4);
+
+    // The poll interval comes round: the campaigns with unfinished orders are due again.
+    env.clock.advance(Duration::minutes(20));
+    let out = env.step().await;
+    assert!(
+        out.reconciled.contains(&"c".to_owned()),
+        "{:?}",
+        out.reconciled
+    );
+    assert_no_harm(
+        &env.sim,
+        &[env.spec("a.toml"), env.spec("b.toml"), env.spec("c.toml")],
+    );
 }

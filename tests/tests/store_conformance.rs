@@ -767,6 +767,69 @@ async fn leases_refuse_a_second_owner_until_expiry(db: Db) {
     );
 }
 
+async fn batched_leases_and_campaigns_match_the_single_calls(db: Db) {
+    let store = db.open().await;
+    let ttl = Duration::from_secs(30);
+    let ids = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    assert!(
+        store
+            .try_acquire_lease("b", "replica-b", at(0), ttl)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .try_acquire_leases(&ids(&["a", "b", "c"]), "replica-a", at(1), ttl)
+            .await
+            .unwrap(),
+        [true, false, true],
+        "granted in the order asked; the other owner's unexpired lease is refused"
+    );
+    assert_eq!(
+        store
+            .try_acquire_leases(&ids(&["c", "b", "a"]), "replica-a", at(31), ttl)
+            .await
+            .unwrap(),
+        [true, true, true],
+        "renewed, and the expired one taken over"
+    );
+    assert!(
+        !store
+            .try_acquire_lease("a", "replica-b", at(60), ttl)
+            .await
+            .unwrap(),
+        "the batch renewal holds until 61"
+    );
+    assert_eq!(
+        store
+            .try_acquire_leases(&[], "replica-a", at(62), ttl)
+            .await
+            .unwrap(),
+        Vec::<bool>::new()
+    );
+
+    let record = |id: &str, state: &str| CampaignRecord {
+        id: id.into(),
+        generation: 1,
+        source_file: format!("campaigns/{id}.toml"),
+        content_hash: format!("hash-{id}"),
+        spec: Some(serde_json::json!({ "id": id })),
+        state: state.into(),
+        last_error: None,
+        updated_at: at(5),
+    };
+    store.upsert_campaign(&record("b", "active")).await.unwrap();
+    store
+        .upsert_campaigns(&[record("a", "active"), record("b", "done")])
+        .await
+        .unwrap();
+    store.upsert_campaigns(&[]).await.unwrap();
+    assert_eq!(
+        store.campaigns().await.unwrap(),
+        vec![record("a", "active"), record("b", "done")]
+    );
+}
+
 /// A known data set; the figures below are worked out by hand in the comments.
 async fn seed_report_data(store: &dyn Store) {
     let alpha: Vec<NewOrder> = (0..5).map(|n| new_order("alpha", "ta", n)).collect();
@@ -1064,5 +1127,6 @@ conformance!(
     ingesting_the_same_batch_twice_changes_no_fact,
     ledger_keeps_every_action_and_callback,
     leases_refuse_a_second_owner_until_expiry,
+    batched_leases_and_campaigns_match_the_single_calls,
     report_figures_match_a_known_data_set,
 );

@@ -21,7 +21,7 @@ use crate::hub::Hub;
 use crate::ledger::Ledger;
 use crate::plan::{Action, Observed, Orders, Plan, TaskState, Why, decide};
 use crate::requests::{CallbackUrls, call_info_list, func_flag, product_id, task_create_setting};
-use crate::scan::{FileScan, scan_dir};
+use crate::scan::{DirChanges, Scanned, Scanner};
 use crate::settings::TaskSettings;
 
 /// At most this many decide→act rounds per campaign per reconcile.
@@ -35,6 +35,12 @@ const POLL_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 const POLL_PREFETCH_CHUNKS: u32 = 8;
 /// After a wake-up, wait this long before reconciling, so a burst of wake-ups makes one reconcile.
 const MIN_RECONCILE_GAP: std::time::Duration = std::time::Duration::from_millis(200);
+/// A campaign with nothing due is still reconciled at least this often: a safety net for anything that is not
+/// modelled as a wake-up (the decision is cheap; a campaign's calendar events, polls, retries and file changes all
+/// wake it on time by themselves).
+const REVISIT_SECS: i64 = 300;
+/// A campaign whose reconcile failed, or left actions undone, is tried again after this long.
+const RETRY_SECS: i64 = 15;
 /// Orders written to the store per bulk insert while streaming a CSV.
 const PLAN_CHUNK: usize = 5_000;
 /// Chunks the CSV reader may run ahead of the store writes.
@@ -92,6 +98,14 @@ struct Campaign {
     contact_issues: u64,
     last_poll_at: Option<DateTime<Utc>>,
     final_poll_done: bool,
+    /// When the campaign must be reconciled next; `None`: at the next reconcile (new, changed, or never done).
+    due: Option<DateTime<Utc>>,
+    /// The outcome of its last reconcile, reported again while it is not due.
+    last: Option<CampaignOutcome>,
+    /// When this replica last took or renewed the campaign's lease.
+    lease_at: Option<DateTime<Utc>>,
+    /// A digest of the record last written to the store, so an unchanged campaign is not written again.
+    recorded: Option<u64>,
 }
 
 /// The outcome of one reconcile of one campaign.
@@ -122,6 +136,9 @@ pub struct Outcome {
     /// Files that failed and belong to no campaign known so far.
     pub file_errors: Vec<(PathBuf, String)>,
     pub next_wake: Option<DateTime<Utc>>,
+    /// The campaigns reconciled this time (the others were not due; their last outcome is repeated).
+    #[serde(default)]
+    pub reconciled: Vec<String>,
 }
 
 impl Outcome {
@@ -149,6 +166,8 @@ pub struct Daemon {
     config: DaemonConfig,
     urls: CallbackUrls,
     campaigns: BTreeMap<String, Campaign>,
+    /// Parses a campaign file again only when it changed.
+    scanner: Scanner,
     /// File path → error text already counted (so a bad file is counted once per version).
     counted_file_errors: HashMap<PathBuf, String>,
     loaded_from_store: bool,
@@ -190,6 +209,7 @@ impl Daemon {
             config,
             urls,
             campaigns: BTreeMap::new(),
+            scanner: Scanner::default(),
             counted_file_errors: HashMap::new(),
             loaded_from_store: false,
             stop: CancellationToken::new(),
@@ -243,7 +263,10 @@ impl Daemon {
         Ok(())
     }
 
-    /// One reconcile of every campaign at `now`: rescan the files, then per campaign observe, decide and act.
+    /// One reconcile at `now`: rescan the files (parsing only the changed ones), renew the leases, then observe,
+    /// decide and act for every campaign that is due: new or changed files, a calendar event, a poll or a retry
+    /// that has come, a task callback, a changed contacts file. The others keep their last outcome until their own
+    /// time comes, so a change to one campaign among thousands is acted on without reconciling the rest.
     pub async fn reconcile_once(&mut self, now: DateTime<Utc>) -> Outcome {
         let mut outcome = Outcome::default();
         if !self.loaded_from_store {
@@ -254,38 +277,169 @@ impl Daemon {
                 }
             }
         }
-        self.apply_scan(scan_dir(&self.config.campaigns_dir), &mut outcome);
+        let scan = self.scanner.scan(&self.config.campaigns_dir);
+        self.apply_scan(scan, &mut outcome);
 
+        let due = self.due_campaigns(now);
+        let leases = self.renew_leases(&due, now).await;
         let ids: Vec<String> = self.campaigns.keys().cloned().collect();
+        let mut records = Vec::new();
         for id in ids {
+            if !due.contains(&id) {
+                if let Some(last) = &self.campaigns[&id].last {
+                    outcome.campaigns.push(last.clone());
+                }
+                continue;
+            }
             if self.stop.is_cancelled() {
                 break;
             }
             let ut = user_task_id(&self.campaigns[&id].spec);
-            let result = crate::ledger::CONTEXT
-                .scope((id.clone(), ut), self.reconcile_campaign(&id, now))
-                .await;
-            match result {
-                Ok(c) => outcome.campaigns.push(c),
+            let result = match &leases {
+                Err(e) => Err(StepError::Other(format!(
+                    "cannot take the campaign's lease: {e}"
+                ))),
+                Ok(granted) if !granted.contains(&id) => Ok((self.not_owner_outcome(&id), None)),
+                Ok(_) => {
+                    crate::ledger::CONTEXT
+                        .scope((id.clone(), ut), self.reconcile_campaign(&id, now))
+                        .await
+                }
+            };
+            let co = match result {
+                Ok((co, record)) => {
+                    records.extend(record);
+                    co
+                }
                 Err(e) => {
                     self.hub.metrics.reconcile_error(&id);
                     tracing::warn!(campaign.id = %id, error = %e, "reconcile failed");
-                    outcome
-                        .campaigns
-                        .push(self.error_outcome(&id, e.to_string()));
+                    self.error_outcome(&id, e.to_string())
                 }
-            }
+            };
+            let c = self.campaigns.get_mut(&id).expect("campaign exists");
+            c.due = Some(next_due(&co, now, self.config.lease_ttl));
+            c.last = Some(co.clone());
+            outcome.campaigns.push(co);
+            outcome.reconciled.push(id);
         }
+        self.record_campaigns(records).await;
         if let Err(e) = self.ledger.flush(self.store.as_ref()).await {
             tracing::warn!(error = %e, pending = self.ledger.pending(), "cannot write the action ledger yet");
         }
         self.publish_metrics(&outcome);
-        outcome.next_wake = outcome
+        let renew_every = renew_interval(self.config.lease_ttl);
+        outcome.next_wake = self
             .campaigns
-            .iter()
-            .filter_map(|c| c.plan.next_wake)
+            .values()
+            .flat_map(|c| [c.due, c.lease_at.map(|at| at + renew_every)])
+            .flatten()
             .min();
         outcome
+    }
+
+    /// The campaigns to reconcile now.
+    fn due_campaigns(&self, now: DateTime<Utc>) -> HashSet<String> {
+        self.campaigns
+            .iter()
+            .filter(|(_, c)| {
+                c.due.is_none_or(|at| at <= now)
+                    || self.hub.has_task_status(&user_task_id(&c.spec))
+                    || c.csv_planned
+                        .as_ref()
+                        .is_some_and(|planned| *planned != crate::contacts::csv_stamp(&c.spec))
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Takes or renews, in one store call, the leases of the due campaigns and of every other campaign whose lease
+    /// is a third of its lifetime old. Returns the due campaigns this replica owns. A campaign not due that another
+    /// replica took meanwhile is made due, so its outcome says so.
+    async fn renew_leases(
+        &mut self,
+        due: &HashSet<String>,
+        now: DateTime<Utc>,
+    ) -> Result<HashSet<String>, StoreError> {
+        let renew_every = renew_interval(self.config.lease_ttl);
+        let ids: Vec<String> = self
+            .campaigns
+            .iter()
+            .filter(|(id, c)| {
+                due.contains(*id) || c.lease_at.is_some_and(|at| now >= at + renew_every)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let granted = self
+            .store
+            .try_acquire_leases(&ids, &self.config.owner, now, self.config.lease_ttl)
+            .await?;
+        let mut owned = HashSet::new();
+        for (id, granted) in ids.into_iter().zip(granted) {
+            let c = self.campaigns.get_mut(&id).expect("campaign exists");
+            if granted {
+                c.lease_at = Some(now);
+                owned.insert(id);
+            } else {
+                if c.lease_at.is_some() {
+                    tracing::warn!(campaign.id = %id, "another replica took the campaign's lease");
+                    c.due = None;
+                }
+                c.lease_at = None;
+            }
+        }
+        Ok(owned)
+    }
+
+    /// Writes the campaign records that changed since they were last written, in one store call.
+    async fn record_campaigns(&mut self, records: Vec<CampaignRecord>) {
+        let changed: Vec<(CampaignRecord, u64)> = records
+            .into_iter()
+            .map(|r| {
+                let digest = record_digest(&r);
+                (r, digest)
+            })
+            .filter(|(r, digest)| self.campaigns[&r.id].recorded != Some(*digest))
+            .collect();
+        if changed.is_empty() {
+            return;
+        }
+        let (changed, digests): (Vec<CampaignRecord>, Vec<u64>) = changed.into_iter().unzip();
+        match self.store.upsert_campaigns(&changed).await {
+            Ok(()) => {
+                for (r, digest) in changed.iter().zip(digests) {
+                    if let Some(c) = self.campaigns.get_mut(&r.id) {
+                        c.recorded = Some(digest);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(campaigns = changed.len(), error = %e, "cannot record the campaigns' state")
+            }
+        }
+    }
+
+    fn not_owner_outcome(&self, id: &str) -> CampaignOutcome {
+        let c = &self.campaigns[id];
+        CampaignOutcome {
+            id: id.to_owned(),
+            plan: Plan {
+                actions: vec![],
+                next_wake: None,
+                why: Why::CheckingInDoubt,
+            },
+            why: "owned by another replica".into(),
+            done: vec![],
+            error: None,
+            file_error: c.file_error.clone(),
+            task: TaskState::NotCreated,
+            user_task_id: user_task_id(&c.spec),
+            orders: Orders::default(),
+            not_owner: true,
+        }
     }
 
     fn error_outcome(&self, id: &str, error: String) -> CampaignOutcome {
@@ -349,7 +503,7 @@ impl Daemon {
 
     /// Merges a directory scan: new and changed files replace the spec, bad files keep the last good one, removed
     /// files are marked (the next decision completes their task).
-    fn apply_scan(&mut self, scan: FileScan, outcome: &mut Outcome) {
+    fn apply_scan(&mut self, scan: DirChanges, outcome: &mut Outcome) {
         if let Some(e) = &scan.dir_error {
             // The directory itself is unreadable: change nothing (a missing mount must not complete campaigns).
             tracing::warn!(dir = %self.config.campaigns_dir.display(), error = %e, "cannot read the campaigns directory");
@@ -361,9 +515,24 @@ impl Daemon {
             .iter()
             .map(|(id, c)| (c.spec.source.clone(), id.clone()))
             .collect();
-        for (path, result) in scan.files {
-            match result {
-                Ok(spec) => {
+        for (path, scanned) in scan.files {
+            match scanned {
+                Scanned::Unchanged { id } => {
+                    if self.campaigns.contains_key(&id) && seen_ids.insert(id.clone()) {
+                        let c = self.campaigns.get_mut(&id).expect("campaign exists");
+                        if !c.file_present {
+                            c.file_present = true;
+                            c.due = None;
+                        }
+                        continue;
+                    }
+                    // Unknown to the reconciler, or now a duplicate of a file sorted before it: read it again (next
+                    // scan) so it gets the treatment of a new file.
+                    self.scanner.forget(&path);
+                    self.hub.wake();
+                }
+                Scanned::Loaded(spec) => {
+                    let spec = *spec;
                     self.counted_file_errors.remove(&path);
                     let id = spec.id.clone();
                     if !seen_ids.insert(id.clone()) {
@@ -378,6 +547,10 @@ impl Daemon {
                         Some(c) => {
                             if c.spec.content_hash != spec.content_hash {
                                 tracing::info!(campaign.id = %id, file = %path.display(), "campaign file changed");
+                                c.due = None;
+                            }
+                            if !c.file_present || c.file_error.is_some() {
+                                c.due = None;
                             }
                             c.spec = spec;
                             c.file_present = true;
@@ -390,12 +563,15 @@ impl Daemon {
                     }
                     by_source.insert(path, id);
                 }
-                Err(msg) => {
+                Scanned::Failed(msg) => {
                     // Keep the last good version of whatever campaign this file was.
                     if let Some(id) = by_source.get(&path).cloned()
                         && let Some(c) = self.campaigns.get_mut(&id)
                     {
                         seen_ids.insert(id.clone());
+                        if !c.file_present || c.file_error.as_ref() != Some(&msg) {
+                            c.due = None;
+                        }
                         c.file_present = true;
                         c.file_error = Some(msg.clone());
                     }
@@ -407,6 +583,7 @@ impl Daemon {
             if !seen_ids.contains(id) && c.file_present {
                 tracing::info!(campaign.id = %id, "campaign file removed: its task will be completed");
                 c.file_present = false;
+                c.due = None;
             }
         }
     }
@@ -421,36 +598,14 @@ impl Daemon {
         outcome.file_errors.push((path.to_owned(), msg.to_owned()));
     }
 
+    /// Observes, decides and acts for one campaign whose lease this replica holds. Returns the outcome and the
+    /// campaign's record for the store.
     async fn reconcile_campaign(
         &mut self,
         id: &str,
         now: DateTime<Utc>,
-    ) -> StepResult<CampaignOutcome> {
+    ) -> StepResult<(CampaignOutcome, Option<CampaignRecord>)> {
         let ut = user_task_id(&self.campaigns[id].spec);
-        if !self
-            .store
-            .try_acquire_lease(id, &self.config.owner, now, self.config.lease_ttl)
-            .await?
-        {
-            let c = &self.campaigns[id];
-            return Ok(CampaignOutcome {
-                id: id.to_owned(),
-                plan: Plan {
-                    actions: vec![],
-                    next_wake: None,
-                    why: Why::CheckingInDoubt,
-                },
-                why: "owned by another replica".into(),
-                done: vec![],
-                error: None,
-                file_error: c.file_error.clone(),
-                task: TaskState::NotCreated,
-                user_task_id: ut,
-                orders: Orders::default(),
-                not_owner: true,
-            });
-        }
-
         if let Some(status) = self.hub.take_task_status(&ut) {
             self.set_status(&ut, id, status, now).await?;
         }
@@ -535,13 +690,10 @@ impl Daemon {
             last_error: c.file_error.clone().or_else(|| error.clone()),
             updated_at: now,
         };
-        if let Err(e) = self.store.upsert_campaign(&record).await {
-            tracing::warn!(campaign.id = %id, error = %e, "cannot record the campaign's state");
-        }
         if done.iter().any(|a| a != "poll") {
             tracing::info!(campaign.id = %id, task.user_id = %ut, actions = ?done, why = %why, "reconciled");
         }
-        Ok(CampaignOutcome {
+        let outcome = CampaignOutcome {
             id: id.to_owned(),
             plan,
             why,
@@ -552,7 +704,8 @@ impl Daemon {
             user_task_id: ut,
             orders: obs.orders,
             not_owner: false,
-        })
+        };
+        Ok((outcome, Some(record)))
     }
 
     /// Completes the live tasks of earlier generations (delCall 0: their data is kept). A bumped generation runs
@@ -1262,8 +1415,63 @@ impl Campaign {
             contact_issues: 0,
             last_poll_at: None,
             final_poll_done: false,
+            due: None,
+            last: None,
+            lease_at: None,
+            recorded: None,
         }
     }
+}
+
+/// When a campaign that was just reconciled is due again: its plan's next wake, sooner after an error, a refused
+/// lease or actions left undone, and never later than [`REVISIT_SECS`].
+fn next_due(
+    co: &CampaignOutcome,
+    now: DateTime<Utc>,
+    lease_ttl: std::time::Duration,
+) -> DateTime<Utc> {
+    let mut at = now + Duration::seconds(REVISIT_SECS);
+    if let Some(wake) = co.plan.next_wake {
+        at = at.min(wake);
+    }
+    let only_polls_left = !co.plan.actions.is_empty()
+        && co.plan.actions.iter().all(|a| matches!(a, Action::Poll))
+        && co.done.iter().any(|d| d == "poll");
+    if co.error.is_none() && only_polls_left {
+        // A poll that stopped at its per-reconcile budget with orders still due: go on at the next reconcile (each
+        // round moves orders forward, so this cannot spin without progress).
+        at = now;
+    } else if co.error.is_some() || !co.plan.actions.is_empty() {
+        // Anything else left undone: not in a tight loop (an action that succeeds without changing what the store
+        // says would otherwise be sent again and again).
+        at = at.min(now + Duration::seconds(RETRY_SECS));
+    }
+    if co.not_owner {
+        at = at.min(now + renew_interval(lease_ttl));
+    }
+    at
+}
+
+/// A digest of everything in a campaign record but its time stamp.
+fn record_digest(r: &CampaignRecord) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        &r.id,
+        r.generation,
+        &r.source_file,
+        &r.content_hash,
+        &r.state,
+        &r.last_error,
+    )
+        .hash(&mut h);
+    r.spec.as_ref().map(|v| v.to_string()).hash(&mut h);
+    h.finish()
+}
+
+/// Leases are renewed when a third of their lifetime has passed, so two renewals can fail before one expires.
+fn renew_interval(lease_ttl: std::time::Duration) -> Duration {
+    Duration::from_std(lease_ttl / 3).unwrap_or(Duration::seconds(40))
 }
 
 /// A batch's outcome from the platform's errList (matched by orderID, else by phone): the order IDs accepted, and

@@ -36,7 +36,22 @@ pub fn campaign_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Loads every campaign file of `dir`.
 pub fn scan_dir(dir: &Path) -> FileScan {
-    Scanner::default().scan(dir)
+    match campaign_files(dir) {
+        Ok(paths) => FileScan {
+            dir_error: None,
+            files: paths
+                .into_iter()
+                .map(|path| {
+                    let result = load_file(&path);
+                    (path, result)
+                })
+                .collect(),
+        },
+        Err(e) => FileScan {
+            dir_error: Some(format!("{}: {e}", dir.display())),
+            files: vec![],
+        },
+    }
 }
 
 /// What identifies one version of a file without reading it: size, modification and change times (nanoseconds on
@@ -63,25 +78,53 @@ impl FileStamp {
     }
 }
 
+/// One campaign file as seen by [`Scanner::scan`].
+#[derive(Debug)]
+pub(crate) enum Scanned {
+    /// Parsed and valid before, and neither it nor its contacts CSV changed since: the caller keeps the spec it has.
+    Unchanged { id: String },
+    /// New or changed, and valid.
+    Loaded(Box<CampaignSpec>),
+    /// Invalid: the rendered diagnostics.
+    Failed(String),
+}
+
+/// A directory pass of [`Scanner::scan`], sorted by path.
+#[derive(Debug, Default)]
+pub(crate) struct DirChanges {
+    pub(crate) dir_error: Option<String>,
+    pub(crate) files: Vec<(PathBuf, Scanned)>,
+}
+
+/// What the scanner remembers of a good file: its stamp, its contacts CSV's path and stamp, and its campaign id.
+#[derive(Debug)]
+struct Seen {
+    stamp: FileStamp,
+    csv: PathBuf,
+    csv_stamp: Option<FileStamp>,
+    id: String,
+}
+
 /// A directory scanner that parses a file again only when it (or the CSV whose header it checked) changed.
 ///
-/// A good file's result is reused while the stamps of the file and of its contacts CSV are unchanged; a bad file is
-/// parsed again on every scan (its error may be about a CSV it names, and bad files are few). So a rescan of
-/// 10,000 unchanged files costs a directory listing and 20,000 `stat` calls, not 10,000 parses.
+/// A good file is reported [`Scanned::Unchanged`] while the stamps of the file and of its contacts CSV are
+/// unchanged (the scanner keeps no copy of the spec: the reconciler has it); a bad file is parsed again on every
+/// scan (its error may be about a CSV it names, and bad files are few). So a rescan of 10,000 unchanged files costs
+/// a directory listing and 20,000 `stat` calls, not 10,000 parses.
 #[derive(Debug, Default)]
-pub struct Scanner {
-    good: HashMap<PathBuf, (FileStamp, Option<FileStamp>, CampaignSpec)>,
-    /// Files parsed so far (for tests and logs).
+pub(crate) struct Scanner {
+    good: HashMap<PathBuf, Seen>,
+    /// Files parsed so far (for tests).
     parsed: u64,
 }
 
 impl Scanner {
-    /// Loads every campaign file of `dir`, reusing the results of unchanged files.
-    pub fn scan(&mut self, dir: &Path) -> FileScan {
+    /// Scans `dir`, parsing only new and changed files.
+    pub(crate) fn scan(&mut self, dir: &Path) -> DirChanges {
         let paths = match campaign_files(dir) {
             Ok(paths) => paths,
             Err(e) => {
-                return FileScan {
+                return DirChanges {
                     dir_error: Some(format!("{}: {e}", dir.display())),
                     files: vec![],
                 };
@@ -91,29 +134,48 @@ impl Scanner {
         let mut files = Vec::with_capacity(paths.len());
         for path in paths {
             let stamp = FileStamp::of(&path);
-            if let (Some(stamp), Some((old, old_csv, spec))) = (&stamp, self.good.remove(&path))
-                && *stamp == old
-                && FileStamp::of(&spec.contacts.file) == old_csv
+            if let (Some(stamp), Some(seen)) = (&stamp, self.good.remove(&path))
+                && *stamp == seen.stamp
+                && FileStamp::of(&seen.csv) == seen.csv_stamp
             {
-                files.push((path.clone(), Ok(spec.clone())));
-                good.insert(path, (old, old_csv, spec));
+                files.push((
+                    path.clone(),
+                    Scanned::Unchanged {
+                        id: seen.id.clone(),
+                    },
+                ));
+                good.insert(path, seen);
                 continue;
             }
-            let result = load_file(&path);
             self.parsed += 1;
-            if let (Some(stamp), Ok(spec)) = (stamp, &result) {
-                // Stamped before the read: a write during the read shows as a change at the next scan.
-                let csv = FileStamp::of(&spec.contacts.file);
-                good.insert(path.clone(), (stamp, csv, spec.clone()));
+            match load_file(&path) {
+                Ok(spec) => {
+                    if let Some(stamp) = stamp {
+                        // Stamped before the read: a write during the read shows as a change at the next scan.
+                        let seen = Seen {
+                            stamp,
+                            csv: spec.contacts.file.clone(),
+                            csv_stamp: FileStamp::of(&spec.contacts.file),
+                            id: spec.id.clone(),
+                        };
+                        good.insert(path.clone(), seen);
+                    }
+                    files.push((path, Scanned::Loaded(Box::new(spec))));
+                }
+                Err(msg) => files.push((path, Scanned::Failed(msg))),
             }
-            files.push((path, result));
         }
         // Files that disappeared are dropped from the cache with the old map.
         self.good = good;
-        FileScan {
+        DirChanges {
             dir_error: None,
             files,
         }
+    }
+
+    /// Forgets `path`, so the next scan parses it again.
+    pub(crate) fn forget(&mut self, path: &Path) {
+        self.good.remove(path);
     }
 }
 
@@ -160,12 +222,17 @@ variables = ["amount"]
         let dir = dir_with_campaign();
         let mut scanner = Scanner::default();
         let first = scanner.scan(dir.path());
-        assert!(first.files[0].1.is_ok(), "{:?}", first.files);
+        assert!(
+            matches!(first.files[0].1, Scanned::Loaded(_)),
+            "{:?}",
+            first.files
+        );
         let second = scanner.scan(dir.path());
         assert_eq!(scanner.parsed, 1);
-        assert_eq!(
-            first.files[0].1.as_ref().unwrap().content_hash,
-            second.files[0].1.as_ref().unwrap().content_hash
+        assert!(
+            matches!(&second.files[0].1, Scanned::Unchanged { id } if id == "a"),
+            "{:?}",
+            second.files
         );
     }
 
@@ -173,13 +240,17 @@ variables = ["amount"]
     fn a_rewritten_file_is_parsed_again_even_at_the_same_size() {
         let dir = dir_with_campaign();
         let mut scanner = Scanner::default();
-        let before = scanner.scan(dir.path()).files[0].1.clone().unwrap();
+        let loaded = |scan: DirChanges| match scan.files.into_iter().next() {
+            Some((_, Scanned::Loaded(spec))) => *spec,
+            other => panic!("{other:?}"),
+        };
+        let before = loaded(scanner.scan(dir.path()));
         write(
             dir.path(),
             "a.toml",
             &CAMPAIGN.replace("robots = 1", "robots = 2"),
         );
-        let after = scanner.scan(dir.path()).files[0].1.clone().unwrap();
+        let after = loaded(scanner.scan(dir.path()));
         assert_eq!(scanner.parsed, 2);
         assert_ne!(before.content_hash, after.content_hash);
     }
@@ -188,11 +259,17 @@ variables = ["amount"]
     fn a_changed_contacts_header_is_checked_again() {
         let dir = dir_with_campaign();
         let mut scanner = Scanner::default();
-        assert!(scanner.scan(dir.path()).files[0].1.is_ok());
+        assert!(matches!(
+            scanner.scan(dir.path()).files[0].1,
+            Scanned::Loaded(_)
+        ));
         write(dir.path(), "a.csv", "phone\n+8613800000001\n");
         let scan = scanner.scan(dir.path());
-        let err = scan.files[0].1.as_ref().unwrap_err();
-        assert!(err.contains("amount"), "{err}");
+        assert!(
+            matches!(&scan.files[0].1, Scanned::Failed(err) if err.contains("amount")),
+            "{:?}",
+            scan.files
+        );
     }
 
     #[test]
@@ -203,7 +280,7 @@ variables = ["amount"]
         scanner.scan(dir.path());
         let scan = scanner.scan(dir.path());
         assert_eq!(scanner.parsed, 3, "a.toml once, b.toml twice");
-        assert!(scan.files[1].1.is_err());
+        assert!(matches!(scan.files[1].1, Scanned::Failed(_)));
         std::fs::remove_file(dir.path().join("a.toml")).unwrap();
         let scan = scanner.scan(dir.path());
         assert_eq!(scan.files.len(), 1);
