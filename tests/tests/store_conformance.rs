@@ -828,6 +828,50 @@ async fn batched_leases_and_campaigns_match_the_single_calls(db: Db) {
         store.campaigns().await.unwrap(),
         vec![record("a", "active"), record("b", "done")]
     );
+
+    // Tasks and progress of several campaigns at once equal the single reads, in the order asked.
+    let task = |ut: &str, campaign: &str, generation: i64| store::TaskRecord {
+        user_task_id: ut.into(),
+        campaign_id: campaign.into(),
+        generation,
+        task_index: 0,
+        task_id: Some(format!("T-{ut}")),
+        settings: Some(serde_json::json!({ "maxCall": 2 })),
+        settings_sent_at: Some(at(1)),
+        platform_status: Some(5),
+        desired_status: None,
+        updated_at: at(2),
+    };
+    for t in [
+        task("a-2", "a", 2),
+        task("a-1", "a", 1),
+        task("c-1", "c", 1),
+    ] {
+        store.upsert_task(&t).await.unwrap();
+    }
+    let mut orders = vec![new_order("a", "a-2", 1), new_order("a", "a-2", 2)];
+    orders.push(new_order("c", "c-1", 3));
+    store.insert_planned_orders(&orders).await.unwrap();
+    let many: Vec<String> = (0..1200).map(|i| format!("x{i}")).collect();
+    let asked: Vec<String> = ids(&["c", "b", "a"]).into_iter().chain(many).collect();
+    let mut single = Vec::new();
+    for id in &asked {
+        single.extend(store.tasks(id).await.unwrap());
+    }
+    let batched = store.tasks_of(&asked).await.unwrap();
+    let key = |t: &store::TaskRecord| (t.campaign_id.clone(), t.generation);
+    let mut sorted = single.clone();
+    sorted.sort_by_key(key);
+    assert_eq!(batched, sorted, "by campaign, then generation");
+    assert_eq!(batched.len(), 3);
+    let uts: Vec<String> = ids(&["c-1", "nobody", "a-2", "a-1"]);
+    let mut progress = Vec::new();
+    for ut in &uts {
+        progress.push(store.order_progress(ut).await.unwrap());
+    }
+    assert_eq!(store.order_progress_of(&uts).await.unwrap(), progress);
+    assert_eq!(progress[2].planned, 2);
+    assert_eq!(progress[1].total, 0);
 }
 
 /// A known data set; the figures below are worked out by hand in the comments.

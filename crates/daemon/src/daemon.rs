@@ -13,7 +13,10 @@ use campaign::CampaignSpec;
 use chrono::{DateTime, Duration, Utc};
 use clock::SharedClock;
 use serde::{Deserialize, Serialize};
-use store::{CampaignRecord, FactSource, OrderRecord, Store, StoreError, TaskRecord, UploadState};
+use store::{
+    CampaignRecord, FactSource, OrderProgress, OrderRecord, Store, StoreError, TaskRecord,
+    UploadState,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::desired::local_label;
@@ -177,6 +180,9 @@ pub struct Daemon {
 
 type StepResult<T> = Result<T, StepError>;
 
+/// A campaign's task records and its current task's progress, read for its first decision.
+type Prefetched = (Vec<TaskRecord>, OrderProgress);
+
 /// Why a campaign's reconcile stopped early. Never stops other campaigns.
 #[derive(Debug, thiserror::Error)]
 enum StepError {
@@ -282,6 +288,16 @@ impl Daemon {
 
         let due = self.due_campaigns(now);
         let leases = self.renew_leases(&due, now).await;
+        let owned_due: Vec<String> = match &leases {
+            Ok(granted) => self
+                .campaigns
+                .keys()
+                .filter(|id| due.contains(*id) && granted.contains(*id))
+                .cloned()
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let mut prefetched = self.prefetch(&owned_due).await;
         let ids: Vec<String> = self.campaigns.keys().cloned().collect();
         let mut records = Vec::new();
         for id in ids {
@@ -302,7 +318,10 @@ impl Daemon {
                 Ok(granted) if !granted.contains(&id) => Ok((self.not_owner_outcome(&id), None)),
                 Ok(_) => {
                     crate::ledger::CONTEXT
-                        .scope((id.clone(), ut), self.reconcile_campaign(&id, now))
+                        .scope(
+                            (id.clone(), ut),
+                            self.reconcile_campaign(&id, now, prefetched.remove(&id)),
+                        )
                         .await
                 }
             };
@@ -600,16 +619,29 @@ impl Daemon {
 
     /// Observes, decides and acts for one campaign whose lease this replica holds. Returns the outcome and the
     /// campaign's record for the store.
+    ///
+    /// `prefetched` is what the store held for the campaign a moment ago (read for every due campaign at once): it
+    /// stands in for the first decision's reads unless this reconcile wrote something first (a task status, an
+    /// earlier generation completed, contacts planned); every later decision reads the store again.
     async fn reconcile_campaign(
         &mut self,
         id: &str,
         now: DateTime<Utc>,
+        prefetched: Option<Prefetched>,
     ) -> StepResult<(CampaignOutcome, Option<CampaignRecord>)> {
         let ut = user_task_id(&self.campaigns[id].spec);
+        let mut fresh = prefetched;
         if let Some(status) = self.hub.take_task_status(&ut) {
             self.set_status(&ut, id, status, now).await?;
+            fresh = None;
         }
-        self.retire_old_generations(id, &ut, now).await?;
+        if self
+            .retire_old_generations(id, &ut, now, fresh.as_ref().map(|(t, _)| t.as_slice()))
+            .await?
+        {
+            fresh = None;
+        }
+        let csv_before = self.campaigns[id].csv_planned.clone();
         // A contacts problem (unreadable CSV) must never keep the calendar from being enforced: report it and go on
         // deciding with the orders already planned. A store outage stops the campaign's step (nothing can be
         // recorded), as it would at any other point.
@@ -621,13 +653,20 @@ impl Daemon {
                 tracing::warn!(campaign.id = %id, error = %e, "cannot read the contacts; the campaign goes on with the orders already planned");
                 self.hub.metrics.reconcile_error(id);
                 error = Some(format!("contacts: {e}"));
+                fresh = None;
             }
+        }
+        if self.campaigns[id].csv_planned != csv_before {
+            fresh = None;
         }
 
         let mut done = Vec::new();
         let mut last_actions: Option<Vec<Action>> = None;
         let mut extra_wake: Option<DateTime<Utc>> = None;
-        let (mut plan, mut obs) = self.decide_now(id, now).await?;
+        let (mut plan, mut obs) = match fresh {
+            Some((tasks, progress)) => self.decide_from(id, now, &tasks, progress),
+            None => self.decide_now(id, now).await?,
+        };
         for _ in 0..MAX_ROUNDS {
             if plan.actions.is_empty() || last_actions.as_ref() == Some(&plan.actions) {
                 break;
@@ -710,22 +749,26 @@ impl Daemon {
 
     /// Completes the live tasks of earlier generations (delCall 0: their data is kept). A bumped generation runs
     /// the campaign again for the same contacts; the old task must not keep dialling them at the same time.
+    /// Returns whether any was completed. `tasks`: the campaign's task records if just read.
     async fn retire_old_generations(
         &mut self,
         id: &str,
         ut: &str,
         now: DateTime<Utc>,
-    ) -> StepResult<()> {
+        tasks: Option<&[TaskRecord]>,
+    ) -> StepResult<bool> {
         if !self.campaigns[id].file_present {
-            return Ok(());
+            return Ok(false);
         }
-        let old: Vec<TaskRecord> = self
-            .store
-            .tasks(id)
-            .await?
+        let tasks = match tasks {
+            Some(t) => t.to_vec(),
+            None => self.store.tasks(id).await?,
+        };
+        let old: Vec<TaskRecord> = tasks
             .into_iter()
             .filter(|t| t.user_task_id != ut && task_view(Some(t)).0.is_live())
             .collect();
+        let retired = !old.is_empty();
         for t in old {
             tracing::info!(campaign.id = %id, task.user_id = %t.user_task_id, generation = t.generation, "completing the task of an earlier generation");
             self.operate(
@@ -737,7 +780,7 @@ impl Daemon {
             )
             .await?;
         }
-        Ok(())
+        Ok(retired)
     }
 
     /// Streams the campaign's CSV into the store as planned orders, when the CSV (or the file) changed since the
@@ -790,29 +833,74 @@ impl Daemon {
     }
 
     async fn decide_now(&self, id: &str, now: DateTime<Utc>) -> StepResult<(Plan, Observed)> {
+        let ut = user_task_id(&self.campaigns[id].spec);
+        let progress = self.store.order_progress(&ut).await?;
+        let tasks = self.store.tasks(id).await?;
+        Ok(self.decide_from(id, now, &tasks, progress))
+    }
+
+    /// The decision from the campaign's task records and its task's progress, as just read.
+    fn decide_from(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        tasks: &[TaskRecord],
+        progress: OrderProgress,
+    ) -> (Plan, Observed) {
         let c = &self.campaigns[id];
-        let terminal_polled = c.final_poll_done;
         let next_poll_at = Some(
             c.last_poll_at
                 .map_or(now, |at| at + self.config.poll_interval),
         );
-        let snap = crate::observe::decision(
-            self.store.as_ref(),
+        let (d, _) = crate::observe::decision_from(
             &c.spec,
+            tasks,
+            progress,
             c.file_present,
             c.valid_contacts,
             now,
             self.config.apply_delay,
             next_poll_at,
-        )
-        .await?;
-        let (mut plan, mut observed) = (snap.plan, snap.observed);
-        if observed.task.is_terminal() && terminal_polled {
+        );
+        let (mut plan, mut observed) = (d.plan, d.observed);
+        if observed.task.is_terminal() && c.final_poll_done {
             // One last poll after completion; then the task's unfinished orders are left alone.
             observed.next_poll_at = None;
-            plan = decide(&snap.desired, &observed);
+            plan = decide(&d.desired, &observed);
         }
-        Ok((plan, observed))
+        (plan, observed)
+    }
+
+    /// The task records and task progress of the given campaigns, read in two store calls. A failure only costs
+    /// the per-campaign reads it was meant to save.
+    async fn prefetch(&self, ids: &[String]) -> HashMap<String, Prefetched> {
+        if ids.is_empty() {
+            return HashMap::new();
+        }
+        let uts: Vec<String> = ids
+            .iter()
+            .map(|id| user_task_id(&self.campaigns[id].spec))
+            .collect();
+        let read = tokio::try_join!(self.store.tasks_of(ids), self.store.order_progress_of(&uts));
+        let (tasks, progress) = match read {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the due campaigns at once; reading them one by one");
+                return HashMap::new();
+            }
+        };
+        let mut by_campaign: HashMap<String, Prefetched> = ids
+            .iter()
+            .cloned()
+            .zip(progress)
+            .map(|(id, p)| (id, (Vec::new(), p)))
+            .collect();
+        for t in tasks {
+            if let Some(entry) = by_campaign.get_mut(&t.campaign_id) {
+                entry.0.push(t);
+            }
+        }
+        by_campaign
     }
 
     async fn task_record(&self, id: &str, ut: &str) -> Result<Option<TaskRecord>, StoreError> {

@@ -129,31 +129,7 @@ pub async fn snapshot(
     })
 }
 
-/// Reads what the decision needs from the store (the task record, the task's order tallies and its unfinished
-/// orders counted from the poll index) and decides, without acting. Its cost does not grow with the orders already
-/// finished, so the reconciler runs it before and after every action.
-pub async fn decision(
-    store: &dyn Store,
-    spec: &CampaignSpec,
-    file_present: bool,
-    valid_contacts: u64,
-    now: DateTime<Utc>,
-    apply_delay: Duration,
-    next_poll_at: Option<DateTime<Utc>>,
-) -> Result<Decision, StoreError> {
-    decision_with_task(
-        store,
-        spec,
-        file_present,
-        valid_contacts,
-        now,
-        apply_delay,
-        next_poll_at,
-    )
-    .await
-    .map(|(d, _)| d)
-}
-
+/// Reads what the decision needs (the campaign's task records, the task's tallies and unfinished orders) and decides.
 async fn decision_with_task(
     store: &dyn Store,
     spec: &CampaignSpec,
@@ -165,11 +141,33 @@ async fn decision_with_task(
 ) -> Result<(Decision, Option<TaskRecord>), StoreError> {
     let ut = user_task_id(spec);
     let progress = store.order_progress(&ut).await?;
-    let task = store
-        .tasks(&spec.id)
-        .await?
-        .into_iter()
-        .find(|t| t.user_task_id == ut);
+    let tasks = store.tasks(&spec.id).await?;
+    Ok(decision_from(
+        spec,
+        &tasks,
+        progress,
+        file_present,
+        valid_contacts,
+        now,
+        apply_delay,
+        next_poll_at,
+    ))
+}
+
+/// The decision from what was read: the campaign's task records and its current task's progress. Pure.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn decision_from(
+    spec: &CampaignSpec,
+    tasks: &[TaskRecord],
+    progress: OrderProgress,
+    file_present: bool,
+    valid_contacts: u64,
+    now: DateTime<Utc>,
+    apply_delay: Duration,
+    next_poll_at: Option<DateTime<Utc>>,
+) -> (Decision, Option<TaskRecord>) {
+    let ut = user_task_id(spec);
+    let task = tasks.iter().find(|t| t.user_task_id == ut).cloned();
     let d = desired(
         spec,
         now,
@@ -186,7 +184,7 @@ async fn decision_with_task(
         next_poll_at,
     );
     let plan = decide(&d, &observed);
-    Ok((
+    (
         Decision {
             desired: d,
             observed,
@@ -194,5 +192,5 @@ async fn decision_with_task(
             plan,
         },
         task,
-    ))
+    )
 }

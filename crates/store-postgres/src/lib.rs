@@ -83,6 +83,10 @@ impl Store for PgStore {
         queries::tasks(&self.pool, campaign_id).await
     }
 
+    async fn tasks_of(&self, campaign_ids: &[String]) -> Result<Vec<TaskRecord>, StoreError> {
+        queries::tasks_of(&self.pool, campaign_ids).await
+    }
+
     async fn insert_planned_orders(&self, orders: &[NewOrder]) -> Result<u64, StoreError> {
         queries::insert_planned_orders(&self.pool, orders).await
     }
@@ -147,6 +151,13 @@ impl Store for PgStore {
 
     async fn order_progress(&self, user_task_id: &str) -> Result<OrderProgress, StoreError> {
         queries::order_progress(&self.pool, user_task_id).await
+    }
+
+    async fn order_progress_of(
+        &self,
+        user_task_ids: &[String],
+    ) -> Result<Vec<OrderProgress>, StoreError> {
+        queries::order_progress_of(&self.pool, user_task_ids).await
     }
 
     async fn settle_and_claim(

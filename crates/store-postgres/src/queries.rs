@@ -113,22 +113,40 @@ pub(crate) async fn tasks(pool: &PgPool, campaign_id: &str) -> Result<Vec<TaskRe
     .fetch_all(pool)
     .await
     .map_err(db_err)?;
-    rows.iter()
-        .map(|r| {
-            Ok(TaskRecord {
-                user_task_id: get(r, "user_task_id")?,
-                campaign_id: get(r, "campaign_id")?,
-                generation: get(r, "generation")?,
-                task_index: get(r, "task_index")?,
-                task_id: get(r, "task_id")?,
-                settings: get::<Option<Json<serde_json::Value>>>(r, "settings")?.map(|j| j.0),
-                settings_sent_at: get(r, "settings_sent_at")?,
-                platform_status: get(r, "platform_status")?,
-                desired_status: get(r, "desired_status")?,
-                updated_at: get(r, "updated_at")?,
-            })
-        })
-        .collect()
+    rows.iter().map(task_from_row).collect()
+}
+
+#[tracing::instrument(skip_all, fields(campaigns = campaign_ids.len()))]
+pub(crate) async fn tasks_of(
+    pool: &PgPool,
+    campaign_ids: &[String],
+) -> Result<Vec<TaskRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT user_task_id, campaign_id, generation, task_index, task_id, settings, settings_sent_at,
+                platform_status, desired_status, updated_at
+         FROM tasks WHERE campaign_id = ANY($1)
+         ORDER BY campaign_id, generation, task_index, user_task_id",
+    )
+    .bind(campaign_ids)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter().map(task_from_row).collect()
+}
+
+fn task_from_row(r: &PgRow) -> Result<TaskRecord, StoreError> {
+    Ok(TaskRecord {
+        user_task_id: get(r, "user_task_id")?,
+        campaign_id: get(r, "campaign_id")?,
+        generation: get(r, "generation")?,
+        task_index: get(r, "task_index")?,
+        task_id: get(r, "task_id")?,
+        settings: get::<Option<Json<serde_json::Value>>>(r, "settings")?.map(|j| j.0),
+        settings_sent_at: get(r, "settings_sent_at")?,
+        platform_status: get(r, "platform_status")?,
+        desired_status: get(r, "desired_status")?,
+        updated_at: get(r, "updated_at")?,
+    })
 }
 
 /// Text of one field in `COPY ... FROM STDIN` (text format): `\N` for NULL, else the value with backslash, tab,
@@ -485,6 +503,42 @@ pub(crate) async fn order_progress(
     };
     p.total = p.planned + p.sending + p.sent + p.rejected;
     Ok(p)
+}
+
+#[tracing::instrument(skip_all, fields(tasks = user_task_ids.len()))]
+pub(crate) async fn order_progress_of(
+    pool: &PgPool,
+    user_task_ids: &[String],
+) -> Result<Vec<OrderProgress>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT u.user_task_id,
+                COALESCE(t.planned, 0)::int8 AS planned, COALESCE(t.sending, 0)::int8 AS sending,
+                COALESCE(t.sent, 0)::int8 AS sent, COALESCE(t.rejected, 0)::int8 AS rejected,
+                (SELECT COUNT(*) FROM orders o
+                 WHERE o.user_task_id = u.user_task_id AND o.upload_state = 'sent' AND NOT o.finished) AS unfinished
+         FROM unnest($1::text[]) WITH ORDINALITY AS u (user_task_id, position)
+         LEFT JOIN order_tallies t ON t.user_task_id = u.user_task_id
+         ORDER BY u.position",
+    )
+    .bind(user_task_ids)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter()
+        .map(|r| {
+            let n = |c: &str| get::<i64>(r, c).map(|v| u64::try_from(v).unwrap_or(0));
+            let mut p = OrderProgress {
+                planned: n("planned")?,
+                sending: n("sending")?,
+                sent: n("sent")?,
+                rejected: n("rejected")?,
+                unfinished: n("unfinished")?,
+                ..OrderProgress::default()
+            };
+            p.total = p.planned + p.sending + p.sent + p.rejected;
+            Ok(p)
+        })
+        .collect()
 }
 
 #[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]

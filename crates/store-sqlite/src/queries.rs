@@ -119,22 +119,50 @@ pub(crate) async fn tasks(
     .fetch_all(pool)
     .await
     .map_err(db_err)?;
-    rows.iter()
-        .map(|r| {
-            Ok(TaskRecord {
-                user_task_id: get(r, "user_task_id")?,
-                campaign_id: get(r, "campaign_id")?,
-                generation: get(r, "generation")?,
-                task_index: get(r, "task_index")?,
-                task_id: get(r, "task_id")?,
-                settings: get_opt_json(r, "settings")?,
-                settings_sent_at: get_opt_ts(r, "settings_sent_at")?,
-                platform_status: get(r, "platform_status")?,
-                desired_status: get(r, "desired_status")?,
-                updated_at: get_ts(r, "updated_at")?,
-            })
-        })
-        .collect()
+    rows.iter().map(task_from_row).collect()
+}
+
+/// Most IDs bound in one `IN (...)` list (SQLite allows 32,766 variables per statement).
+const IN_LIST_MAX: usize = 500;
+
+#[tracing::instrument(skip_all, fields(campaigns = campaign_ids.len()))]
+pub(crate) async fn tasks_of(
+    pool: &SqlitePool,
+    campaign_ids: &[String],
+) -> Result<Vec<TaskRecord>, StoreError> {
+    let mut out = Vec::new();
+    for ids in campaign_ids.chunks(IN_LIST_MAX) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT user_task_id, campaign_id, generation, task_index, task_id, settings, settings_sent_at,
+                    platform_status, desired_status, updated_at
+             FROM tasks WHERE campaign_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for id in ids {
+            list.push_bind(id);
+        }
+        q.push(") ORDER BY campaign_id, generation, task_index, user_task_id");
+        let rows = q.build().fetch_all(pool).await.map_err(db_err)?;
+        for r in &rows {
+            out.push(task_from_row(r)?);
+        }
+    }
+    Ok(out)
+}
+
+fn task_from_row(r: &SqliteRow) -> Result<TaskRecord, StoreError> {
+    Ok(TaskRecord {
+        user_task_id: get(r, "user_task_id")?,
+        campaign_id: get(r, "campaign_id")?,
+        generation: get(r, "generation")?,
+        task_index: get(r, "task_index")?,
+        task_id: get(r, "task_id")?,
+        settings: get_opt_json(r, "settings")?,
+        settings_sent_at: get_opt_ts(r, "settings_sent_at")?,
+        platform_status: get(r, "platform_status")?,
+        desired_status: get(r, "desired_status")?,
+        updated_at: get_ts(r, "updated_at")?,
+    })
 }
 
 #[tracing::instrument(skip_all, fields(orders = orders.len()))]
@@ -464,6 +492,45 @@ pub(crate) async fn order_progress(
     };
     p.total = p.planned + p.sending + p.sent + p.rejected;
     Ok(p)
+}
+
+#[tracing::instrument(skip_all, fields(tasks = user_task_ids.len()))]
+pub(crate) async fn order_progress_of(
+    pool: &SqlitePool,
+    user_task_ids: &[String],
+) -> Result<Vec<OrderProgress>, StoreError> {
+    let mut found: std::collections::HashMap<String, OrderProgress> =
+        std::collections::HashMap::new();
+    for ids in user_task_ids.chunks(IN_LIST_MAX) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT t.user_task_id, t.planned, t.sending, t.sent, t.rejected,
+                    (SELECT COUNT(*) FROM orders INDEXED BY orders_to_poll
+                     WHERE user_task_id = t.user_task_id AND upload_state = 'sent' AND finished = 0) AS unfinished
+             FROM order_tallies t WHERE t.user_task_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for id in ids {
+            list.push_bind(id);
+        }
+        q.push(")");
+        for r in q.build().fetch_all(pool).await.map_err(db_err)? {
+            let n = |c: &str| get::<i64>(&r, c).map(|v| u64::try_from(v).unwrap_or(0));
+            let mut p = OrderProgress {
+                planned: n("planned")?,
+                sending: n("sending")?,
+                sent: n("sent")?,
+                rejected: n("rejected")?,
+                unfinished: n("unfinished")?,
+                ..OrderProgress::default()
+            };
+            p.total = p.planned + p.sending + p.sent + p.rejected;
+            found.insert(get(&r, "user_task_id")?, p);
+        }
+    }
+    Ok(user_task_ids
+        .iter()
+        .map(|ut| found.get(ut).cloned().unwrap_or_default())
+        .collect())
 }
 
 #[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]

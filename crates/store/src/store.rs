@@ -36,6 +36,15 @@ pub trait Store: Send + Sync + Debug {
     /// The campaign's tasks, by generation then index.
     async fn tasks(&self, campaign_id: &str) -> Result<Vec<TaskRecord>, StoreError>;
 
+    /// The tasks of several campaigns in one call where the backend can, by campaign, generation then index.
+    async fn tasks_of(&self, campaign_ids: &[String]) -> Result<Vec<TaskRecord>, StoreError> {
+        let mut out = Vec::new();
+        for id in campaign_ids {
+            out.extend(self.tasks(id).await?);
+        }
+        Ok(out)
+    }
+
     // ---- orders
 
     /// Plans orders in bulk, skipping any whose `order_id` is stored or whose `(user_task_id, phone)` is already
@@ -106,6 +115,17 @@ pub trait Store: Send + Sync + Debug {
         p.total = p.planned + p.sending + p.sent + p.rejected;
         p.unfinished = self.orders_to_poll(user_task_id, u32::MAX).await?.len() as u64;
         Ok(p)
+    }
+    /// [`Store::order_progress`] of several tasks in one call where the backend can, in the order given.
+    async fn order_progress_of(
+        &self,
+        user_task_ids: &[String],
+    ) -> Result<Vec<OrderProgress>, StoreError> {
+        let mut out = Vec::with_capacity(user_task_ids.len());
+        for ut in user_task_ids {
+            out.push(self.order_progress(ut).await?);
+        }
+        Ok(out)
     }
     /// Settles one uploaded batch and claims the next, in ONE transaction where the backend can: `rejected` orders
     /// move to `rejected` with their reasons and `sent` ones to `sent` (each only from `planned` or `sending`; all of
