@@ -44,6 +44,8 @@ const MIN_RECONCILE_GAP: std::time::Duration = std::time::Duration::from_millis(
 const REVISIT_SECS: i64 = 300;
 /// A campaign whose reconcile failed, or left actions undone, is tried again after this long.
 const RETRY_SECS: i64 = 15;
+/// Campaign records written to the store per call.
+const RECORD_CHUNK: usize = 256;
 /// Orders written to the store per bulk insert while streaming a CSV.
 const PLAN_CHUNK: usize = 5_000;
 /// Chunks the CSV reader may run ahead of the store writes.
@@ -423,20 +425,23 @@ impl Daemon {
             })
             .filter(|(r, digest)| self.campaigns[&r.id].recorded != Some(*digest))
             .collect();
-        if changed.is_empty() {
-            return;
-        }
-        let (changed, digests): (Vec<CampaignRecord>, Vec<u64>) = changed.into_iter().unzip();
-        match self.store.upsert_campaigns(&changed).await {
-            Ok(()) => {
-                for (r, digest) in changed.iter().zip(digests) {
-                    if let Some(c) = self.campaigns.get_mut(&r.id) {
-                        c.recorded = Some(digest);
-                    }
-                }
+        // In chunks: each record carries its spec as a JSON tree (several KB), built just before it is written.
+        for chunk in changed.chunks(RECORD_CHUNK) {
+            let records: Vec<CampaignRecord> = chunk
+                .iter()
+                .map(|(r, _)| CampaignRecord {
+                    spec: serde_json::to_value(&self.campaigns[&r.id].spec).ok(),
+                    ..r.clone()
+                })
+                .collect();
+            if let Err(e) = self.store.upsert_campaigns(&records).await {
+                tracing::warn!(campaigns = changed.len(), error = %e, "cannot record the campaigns' state");
+                return;
             }
-            Err(e) => {
-                tracing::warn!(campaigns = changed.len(), error = %e, "cannot record the campaigns' state")
+            for (r, digest) in chunk {
+                if let Some(c) = self.campaigns.get_mut(&r.id) {
+                    c.recorded = Some(*digest);
+                }
             }
         }
     }
@@ -724,7 +729,8 @@ impl Daemon {
             generation: i64::from(c.spec.generation),
             source_file: c.spec.source.display().to_string(),
             content_hash: c.spec.content_hash.clone(),
-            spec: serde_json::to_value(&c.spec).ok(),
+            // Filled in only when the record is written (see `record_campaigns`).
+            spec: None,
             state: state.to_owned(),
             last_error: c.file_error.clone().or_else(|| error.clone()),
             updated_at: now,
@@ -1540,7 +1546,8 @@ fn next_due(
     at
 }
 
-/// A digest of everything in a campaign record but its time stamp.
+/// A digest of everything in a campaign record but its time stamp. The spec is left out: it is a function of the
+/// file's content and path, which are in.
 fn record_digest(r: &CampaignRecord) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -1553,7 +1560,6 @@ fn record_digest(r: &CampaignRecord) -> u64 {
         &r.last_error,
     )
         .hash(&mut h);
-    r.spec.as_ref().map(|v| v.to_string()).hash(&mut h);
     h.finish()
 }
 
