@@ -67,10 +67,17 @@ async fn apply_merged(
     let written = upsert_calls(conn, &calls, source).await?;
     let accepted: Vec<&CallFacts> = calls
         .into_iter()
-        .filter(|c| written.contains(&c.call_id))
+        .filter(|c| written.contains_key(&c.call_id))
         .collect();
-    replace_intents(conn, &accepted).await?;
-    replace_sms(conn, &accepted).await?;
+    // A call the upsert just inserted has no children yet: only updated ones need their lists deleted first (the
+    // common callback is a new call, and the delete is a scan while the table's statistics are young).
+    let updated: HashSet<&str> = accepted
+        .iter()
+        .filter(|c| written.get(&c.call_id) == Some(&false))
+        .map(|c| c.call_id.as_str())
+        .collect();
+    replace_intents(conn, &accepted, &updated).await?;
+    replace_sms(conn, &accepted, &updated).await?;
     upsert_transcript(conn, &accepted).await?;
     update_orders(conn, &merged).await
 }
@@ -120,9 +127,9 @@ async fn upsert_calls(
     conn: &mut PgConnection,
     calls: &[&CallFacts],
     source: FactSource,
-) -> Result<HashSet<String>, StoreError> {
+) -> Result<HashMap<String, bool>, StoreError> {
     if calls.is_empty() {
-        return Ok(HashSet::new());
+        return Ok(HashMap::new());
     }
     let s = |f: fn(&CallFacts) -> String| calls.iter().map(|c| f(c)).collect::<Vec<String>>();
     let os = |f: fn(&CallFacts) -> Option<String>| {
@@ -156,7 +163,7 @@ async fn upsert_calls(
              agent = COALESCE(excluded.agent, calls.agent),
              source = excluded.source
          WHERE NOT (calls.call_status >= 6 AND excluded.call_status < 6)
-         RETURNING call_id",
+         RETURNING call_id, (xmax = 0) AS inserted",
     )
     .bind(s(|c| c.call_id.clone()))
     .bind(s(|c| c.order_id.clone()))
@@ -175,22 +182,34 @@ async fn upsert_calls(
     .fetch_all(&mut *conn)
     .await
     .map_err(db_err)?;
-    rows.iter().map(|r| get::<String>(r, "call_id")).collect()
+    rows.iter()
+        .map(|r| Ok((get::<String>(r, "call_id")?, get::<bool>(r, "inserted")?)))
+        .collect()
 }
 
 /// A non-empty intent list replaces the stored one; an empty one leaves it.
 #[tracing::instrument(skip_all)]
-async fn replace_intents(conn: &mut PgConnection, calls: &[&CallFacts]) -> Result<(), StoreError> {
+async fn replace_intents(
+    conn: &mut PgConnection,
+    calls: &[&CallFacts],
+    updated: &HashSet<&str>,
+) -> Result<(), StoreError> {
     let with: Vec<&&CallFacts> = calls.iter().filter(|c| !c.intents.is_empty()).collect();
     if with.is_empty() {
         return Ok(());
     }
-    let ids: Vec<&str> = with.iter().map(|c| c.call_id.as_str()).collect();
-    sqlx::query("DELETE FROM call_intents WHERE call_id = ANY($1)")
-        .bind(&ids)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
+    let ids: Vec<&str> = with
+        .iter()
+        .map(|c| c.call_id.as_str())
+        .filter(|id| updated.contains(id))
+        .collect();
+    if !ids.is_empty() {
+        sqlx::query("DELETE FROM call_intents WHERE call_id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    }
     let rows: Vec<(&str, i64, &IntentFact)> = with
         .iter()
         .flat_map(|c| {
@@ -218,17 +237,27 @@ async fn replace_intents(conn: &mut PgConnection, calls: &[&CallFacts]) -> Resul
 
 /// A non-empty SMS list replaces the stored one; an empty one leaves it.
 #[tracing::instrument(skip_all)]
-async fn replace_sms(conn: &mut PgConnection, calls: &[&CallFacts]) -> Result<(), StoreError> {
+async fn replace_sms(
+    conn: &mut PgConnection,
+    calls: &[&CallFacts],
+    updated: &HashSet<&str>,
+) -> Result<(), StoreError> {
     let with: Vec<&&CallFacts> = calls.iter().filter(|c| !c.sms.is_empty()).collect();
     if with.is_empty() {
         return Ok(());
     }
-    let ids: Vec<&str> = with.iter().map(|c| c.call_id.as_str()).collect();
-    sqlx::query("DELETE FROM call_sms WHERE call_id = ANY($1)")
-        .bind(&ids)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
+    let ids: Vec<&str> = with
+        .iter()
+        .map(|c| c.call_id.as_str())
+        .filter(|id| updated.contains(id))
+        .collect();
+    if !ids.is_empty() {
+        sqlx::query("DELETE FROM call_sms WHERE call_id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    }
     let rows: Vec<(&str, i64, &SmsFact)> = with
         .iter()
         .flat_map(|c| {

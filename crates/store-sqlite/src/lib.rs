@@ -23,7 +23,7 @@ use store::{
 use crate::util::db_err;
 
 /// SQLite page cache per connection, KiB.
-const CACHE_KIB: u32 = 32 * 1024;
+const CACHE_KIB: u32 = 8 * 1024;
 
 static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 
@@ -44,6 +44,8 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30))
             .synchronous(SqliteSynchronous::Normal)
+            // Statement journals (a multi-row upsert inside a larger transaction) stay in memory, not in a temp file.
+            .pragma("temp_store", "memory")
             // Page cache per connection, in KiB (negative): 2 MiB by default, too small to keep the orders' indexes
             // in memory during a large upload. Pages are allocated as they are read, so an idle daemon stays small.
             .pragma("cache_size", format!("-{}", CACHE_KIB))
