@@ -333,6 +333,23 @@ async fn move_orders(
 ) -> Result<u64, StoreError> {
     let mut moved = 0;
     for &from in state.predecessors() {
+        moved += move_orders_from(conn, order_ids, task, from, state, at, tallies).await?;
+    }
+    Ok(moved)
+}
+
+/// [`move_orders`] from one predecessor.
+async fn move_orders_from(
+    conn: &mut sqlx::PgConnection,
+    order_ids: &[String],
+    task: Option<&str>,
+    from: UploadState,
+    state: UploadState,
+    at: DateTime<Utc>,
+    tallies: &mut TallyDelta,
+) -> Result<u64, StoreError> {
+    let mut moved = 0;
+    {
         let per_task: Vec<(String, i64)> = sqlx::query_as(
             "WITH m AS (
                  UPDATE orders SET upload_state = $1, state_changed_at = $2
@@ -431,25 +448,41 @@ pub(crate) async fn settle_and_claim(
         reject_in(&mut tx, rejected, Some(user_task_id), at, &mut tallies).await?;
     }
     if !sent.is_empty() {
-        move_orders(
+        // The batch was claimed `sending`; only when some of it was not found there is `planned` looked at too.
+        let found = move_orders_from(
             &mut tx,
             sent,
             Some(user_task_id),
+            UploadState::Sending,
             UploadState::Sent,
             at,
             &mut tallies,
         )
         .await?;
+        if found < sent.len() as u64 {
+            move_orders_from(
+                &mut tx,
+                sent,
+                Some(user_task_id),
+                UploadState::Planned,
+                UploadState::Sent,
+                at,
+                &mut tallies,
+            )
+            .await?;
+        }
     }
     let mut claimed = Vec::new();
     if claim > 0 {
         // The outer state check makes a concurrent claim of the same rows (two replicas racing for a lease) skip
-        // them once the first commits, instead of claiming them twice.
+        // them once the first commits, instead of claiming them twice. `= ANY(ARRAY(..))` evaluates the batch's
+        // IDs once and keeps the planner on primary-key look-ups (an `IN (subquery)` may become a hash join over a
+        // scan of the whole table).
         let sql = format!(
             "UPDATE orders SET upload_state = 'sending', state_changed_at = $1
              WHERE upload_state = 'planned'
-               AND order_id IN (SELECT order_id FROM orders WHERE user_task_id = $2 AND upload_state = 'planned'
-                                ORDER BY source_line, order_id LIMIT $3)
+               AND order_id = ANY(ARRAY(SELECT order_id FROM orders WHERE user_task_id = $2 AND upload_state = 'planned'
+                                        ORDER BY source_line, order_id LIMIT $3))
              RETURNING {ORDER_COLUMNS}"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))

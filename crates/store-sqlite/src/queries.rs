@@ -298,25 +298,42 @@ async fn move_orders(
     at: DateTime<Utc>,
     tallies: &mut TallyDelta,
 ) -> Result<u64, StoreError> {
-    let at = ts(at);
     let mut moved = 0;
     for &from in state.predecessors() {
+        moved += move_orders_from(conn, order_ids, task, from, state, at, tallies).await?;
+    }
+    Ok(moved)
+}
+
+/// [`move_orders`] from one predecessor.
+async fn move_orders_from(
+    conn: &mut sqlx::SqliteConnection,
+    order_ids: &[String],
+    task: Option<&str>,
+    from: UploadState,
+    state: UploadState,
+    at: DateTime<Utc>,
+    tallies: &mut TallyDelta,
+) -> Result<u64, StoreError> {
+    let at = ts(at);
+    let mut moved = 0;
+    {
         for chunk in order_ids.chunks(IDS_PER_CHUNK) {
+            // The unary `+` keeps SQLite on the primary key: on the (task, state) index it would scan every order
+            // of the task in that state for each batch.
             let mut qb = QueryBuilder::<Sqlite>::new("UPDATE orders SET upload_state = ");
             qb.push_bind(state.as_str())
                 .push(", state_changed_at = ")
                 .push_bind(at.as_str())
-                .push(" WHERE upload_state = ")
-                .push_bind(from.as_str());
-            if let Some(ut) = task {
-                qb.push(" AND user_task_id = ").push_bind(ut);
-            }
-            qb.push(" AND order_id IN (");
+                .push(" WHERE order_id IN (");
             let mut sep = qb.separated(", ");
             for id in chunk {
                 sep.push_bind(id.as_str());
             }
-            qb.push(")");
+            qb.push(") AND +upload_state = ").push_bind(from.as_str());
+            if let Some(ut) = task {
+                qb.push(" AND +user_task_id = ").push_bind(ut);
+            }
             match task {
                 Some(ut) => {
                     let n = qb
@@ -384,10 +401,10 @@ async fn reject_in(
             qb.push_values(chunk, |mut b, (id, reason)| {
                 b.push_bind(id.as_str()).push_bind(reason.as_str());
             });
-            qb.push(") AS v WHERE orders.order_id = v.column1 AND orders.upload_state = ")
+            qb.push(") AS v WHERE orders.order_id = v.column1 AND +orders.upload_state = ")
                 .push_bind(from.as_str());
             if let Some(ut) = task {
-                qb.push(" AND orders.user_task_id = ").push_bind(ut);
+                qb.push(" AND +orders.user_task_id = ").push_bind(ut);
             }
             qb.push(" RETURNING orders.user_task_id");
             let rows: Vec<(String,)> = qb
@@ -422,23 +439,37 @@ pub(crate) async fn settle_and_claim(
         reject_in(&mut tx, rejected, Some(user_task_id), at, &mut tallies).await?;
     }
     if !sent.is_empty() {
-        move_orders(
+        // The batch was claimed `sending`; only when some of it was not found there is `planned` looked at too.
+        let found = move_orders_from(
             &mut tx,
             sent,
             Some(user_task_id),
+            UploadState::Sending,
             UploadState::Sent,
             at,
             &mut tallies,
         )
         .await?;
+        if found < sent.len() as u64 {
+            move_orders_from(
+                &mut tx,
+                sent,
+                Some(user_task_id),
+                UploadState::Planned,
+                UploadState::Sent,
+                at,
+                &mut tallies,
+            )
+            .await?;
+        }
     }
     let mut claimed = Vec::new();
     if claim > 0 {
         let sql = format!(
             "UPDATE orders SET upload_state = 'sending', state_changed_at = ?
-             WHERE upload_state = 'planned'
-               AND order_id IN (SELECT order_id FROM orders WHERE user_task_id = ? AND upload_state = 'planned'
-                                ORDER BY source_line, order_id LIMIT ?)
+             WHERE +upload_state = 'planned'
+               AND rowid IN (SELECT rowid FROM orders WHERE user_task_id = ? AND upload_state = 'planned'
+                             ORDER BY source_line, order_id LIMIT ?)
              RETURNING {ORDER_COLUMNS}"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -539,10 +570,12 @@ pub(crate) async fn orders_to_poll(
     user_task_id: &str,
     limit: u32,
 ) -> Result<Vec<String>, StoreError> {
+    // SQLite sorts NULL before any value, so never-polled orders come first, and this order is the orders_to_poll
+    // index's own: no sort of the task's unfinished orders (an `IS NOT NULL` term here would force one).
     let rows: Vec<(String,)> = sqlx::query_as(
         "SELECT order_id FROM orders
          WHERE user_task_id = ? AND upload_state = 'sent' AND finished = 0
-         ORDER BY last_polled_at IS NOT NULL, last_polled_at, order_id
+         ORDER BY last_polled_at, order_id
          LIMIT ?",
     )
     .bind(user_task_id)
