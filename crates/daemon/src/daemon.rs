@@ -37,7 +37,7 @@ const POLL_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 /// Order IDs read from the store per refill of a poll action's queue, in chunks.
 const POLL_PREFETCH_CHUNKS: u32 = 8;
 /// After a wake-up, wait this long before reconciling, so a burst of wake-ups makes one reconcile.
-const MIN_RECONCILE_GAP: std::time::Duration = std::time::Duration::from_millis(200);
+const MIN_RECONCILE_GAP: std::time::Duration = std::time::Duration::from_millis(100);
 /// A campaign with nothing due is still reconciled at least this often: a safety net for anything that is not
 /// modelled as a wake-up (the decision is cheap; a campaign's calendar events, polls, retries and file changes all
 /// wake it on time by themselves).
@@ -488,9 +488,14 @@ impl Daemon {
 
     fn publish_metrics(&self, outcome: &Outcome) {
         let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
+        let reconciled: HashSet<&str> = outcome.reconciled.iter().map(String::as_str).collect();
         for c in &outcome.campaigns {
             let state = campaign_state(c);
             *by_state.entry(state.to_owned()).or_default() += 1;
+            if !reconciled.contains(c.id.as_str()) {
+                // Unchanged since its gauges were last set.
+                continue;
+            }
             self.hub.metrics.orders(&c.id, "planned", c.orders.planned);
             self.hub.metrics.orders(&c.id, "sending", c.orders.sending);
             self.hub.metrics.orders(&c.id, "sent", c.orders.sent);

@@ -16,8 +16,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::hub::Hub;
 
-/// How long files must keep their size and mtime before the reconciler reads them.
-pub const SETTLE: Duration = Duration::from_millis(500);
+/// How long files must keep their size and mtime before the reconciler reads them. Short enough that a change is
+/// acted on within a second; a file still being written when it is read does no harm (a half-written campaign file
+/// fails validation and its last good version keeps running; a half-written CSV's later rows are planned at the next
+/// reconcile, with the same deterministic order IDs).
+pub const SETTLE: Duration = Duration::from_millis(250);
 
 #[derive(Debug)]
 pub struct Watcher {
