@@ -317,7 +317,9 @@ impl Daemon {
                 Err(e) => Err(StepError::Other(format!(
                     "cannot take the campaign's lease: {e}"
                 ))),
-                Ok(granted) if !granted.contains(&id) => Ok((self.not_owner_outcome(&id), None)),
+                Ok(granted) if !granted.contains(&id) => {
+                    Ok((self.unreconciled_outcome(&id, None), None))
+                }
                 Ok(_) => {
                     crate::ledger::CONTEXT
                         .scope(
@@ -335,7 +337,7 @@ impl Daemon {
                 Err(e) => {
                     self.hub.metrics.reconcile_error(&id);
                     tracing::warn!(campaign.id = %id, error = %e, "reconcile failed");
-                    self.error_outcome(&id, e.to_string())
+                    self.unreconciled_outcome(&id, Some(e.to_string()))
                 }
             };
             let c = self.campaigns.get_mut(&id).expect("campaign exists");
@@ -446,7 +448,9 @@ impl Daemon {
         }
     }
 
-    fn not_owner_outcome(&self, id: &str) -> CampaignOutcome {
+    /// The outcome of a campaign that was not reconciled: another replica owns it (`error` None), or its reconcile
+    /// failed before deciding.
+    fn unreconciled_outcome(&self, id: &str, error: Option<String>) -> CampaignOutcome {
         let c = &self.campaigns[id];
         CampaignOutcome {
             id: id.to_owned(),
@@ -455,34 +459,17 @@ impl Daemon {
                 next_wake: None,
                 why: Why::CheckingInDoubt,
             },
-            why: "owned by another replica".into(),
+            why: error.as_ref().map_or_else(
+                || "owned by another replica".into(),
+                |e| format!("error: {e}"),
+            ),
             done: vec![],
-            error: None,
+            not_owner: error.is_none(),
+            error,
             file_error: c.file_error.clone(),
             task: TaskState::NotCreated,
             user_task_id: user_task_id(&c.spec),
             orders: Orders::default(),
-            not_owner: true,
-        }
-    }
-
-    fn error_outcome(&self, id: &str, error: String) -> CampaignOutcome {
-        let c = &self.campaigns[id];
-        CampaignOutcome {
-            id: id.to_owned(),
-            plan: Plan {
-                actions: vec![],
-                next_wake: None,
-                why: Why::CheckingInDoubt,
-            },
-            why: format!("error: {error}"),
-            done: vec![],
-            error: Some(error),
-            file_error: c.file_error.clone(),
-            task: TaskState::NotCreated,
-            user_task_id: user_task_id(&c.spec),
-            orders: Orders::default(),
-            not_owner: false,
         }
     }
 
