@@ -622,6 +622,48 @@ async fn ingested_batch_equals_facts_applied_one_by_one(db: Db) {
     }
 }
 
+async fn a_refused_stale_report_leaves_the_calls_children(db: Db) {
+    let store = db.open().await;
+    store
+        .insert_planned_orders(&[new_order("stale", "t1", 0)])
+        .await
+        .unwrap();
+    let id = "stale-o000000";
+    let (callback, _) = convergence_facts(id);
+    let mut stale = call(id, &format!("{id}-c1"), 5);
+    stale.intents = vec![intent("stale", "cold")];
+    stale.sms = vec![sms("sms-stale", None)];
+    stale.transcript = vec![line(1, "STALE"), line(9, "STALE")];
+    let stale = vec![facts(id, false, vec![stale])];
+    let ingest = |facts: &[OrderFacts]| -> Vec<CallbackIngest> {
+        facts
+            .iter()
+            .map(|f| CallbackIngest {
+                record: CallbackRecord {
+                    kind: "call".into(),
+                    body: "{}".into(),
+                    verified: true,
+                    received_at: at(1),
+                    request_id: None,
+                },
+                facts: Some(f.clone()),
+            })
+            .collect()
+    };
+    store.ingest_callbacks(&ingest(&callback)).await.unwrap();
+    let before = order_view(store.as_ref(), id).await;
+    // The stale report, alone, through both write paths: the upsert refuses it, so its children are not written.
+    store.ingest_callbacks(&ingest(&stale)).await.unwrap();
+    store
+        .apply_order_facts(&stale, FactSource::Poll)
+        .await
+        .unwrap();
+    assert_eq!(order_view(store.as_ref(), id).await, before);
+    let calls = store.calls_of_order(id).await.unwrap();
+    assert_eq!(calls[0].intents, vec![intent("interested", "hot")]);
+    assert_eq!(calls[0].transcript.len(), 3);
+}
+
 async fn ingesting_the_same_batch_twice_changes_no_fact(db: Db) {
     let store = db.open().await;
     let orders: Vec<NewOrder> = (0..3).map(|n| new_order("twice", "t1", n)).collect();
@@ -1169,6 +1211,7 @@ conformance!(
     concurrent_callbacks_and_polls_converge,
     ingested_batch_equals_facts_applied_one_by_one,
     ingesting_the_same_batch_twice_changes_no_fact,
+    a_refused_stale_report_leaves_the_calls_children,
     ledger_keeps_every_action_and_callback,
     leases_refuse_a_second_owner_until_expiry,
     batched_leases_and_campaigns_match_the_single_calls,

@@ -1,6 +1,12 @@
 //! Applying poll and callback facts, and reading calls back.
+//!
+//! Writing facts is one script per transaction: every statement (multi-row, chunked under SQLite's bind limit) goes
+//! to the connection's worker thread in one command, so a batch costs three hand-offs (`BEGIN`, the script,
+//! `COMMIT`) whatever its size. No statement reads what an earlier one wrote back to Rust: a call's children are
+//! written only where the call's stored status equals the reported one after the upsert, which is exactly when the
+//! upsert took the report (a refused report is in flight while the stored status is final, so they differ).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::{QueryBuilder, Sqlite};
@@ -25,14 +31,15 @@ pub(crate) async fn apply_order_facts(
     if merged.is_empty() {
         return Ok(());
     }
+    let mut script = Script::default();
+    push_facts(&mut script, &merged, source);
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-    apply_merged(&mut tx, &merged, source).await?;
+    script.run(&mut tx).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(())
 }
 
-/// Stores a batch of callbacks in one transaction: the raw records (one multi-row insert), then their facts as
-/// [`apply_order_facts`] does.
+/// Stores a batch of callbacks in one transaction: the raw records, then their facts as [`apply_order_facts`] does.
 #[tracing::instrument(skip_all, fields(callbacks = batch.len()))]
 pub(crate) async fn ingest_callbacks(
     pool: &SqlitePool,
@@ -43,55 +50,166 @@ pub(crate) async fn ingest_callbacks(
     }
     let facts: Vec<OrderFacts> = batch.iter().filter_map(|i| i.facts.clone()).collect();
     let merged = merge_order_facts(&facts);
+    let mut script = Script::default();
+    push_callbacks(&mut script, batch);
+    push_facts(&mut script, &merged, FactSource::Callback);
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-    insert_callbacks(&mut tx, batch).await?;
-    if !merged.is_empty() {
-        apply_merged(&mut tx, &merged, FactSource::Callback).await?;
-    }
+    script.run(&mut tx).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(())
 }
 
-/// The statements of [`apply_order_facts`], inside the caller's transaction. `merged` comes from
-/// [`merge_order_facts`] (one entry per order and per call).
-async fn apply_merged(
-    conn: &mut SqliteConnection,
-    merged: &[OrderFacts],
-    source: FactSource,
-) -> Result<(), StoreError> {
-    let calls: Vec<&CallFacts> = merged.iter().flat_map(|o| o.calls.iter()).collect();
-    // Only the calls the upsert actually wrote (not refused by the final-status rule) get their children written.
-    let written = upsert_calls(conn, &calls, source).await?;
-    let accepted: Vec<&CallFacts> = calls
-        .into_iter()
-        .filter(|c| written.contains(c.call_id.as_str()))
-        .collect();
-    replace_intents(conn, &accepted).await?;
-    replace_sms(conn, &accepted).await?;
-    upsert_transcript(conn, &accepted).await?;
-    update_orders(conn, merged).await
+/// Several statements and their binds, run as one query. Each statement stays under SQLite's bind limit (the limit
+/// is per statement).
+struct Script {
+    qb: QueryBuilder<Sqlite>,
+    statements: usize,
 }
 
-#[tracing::instrument(skip_all, fields(callbacks = batch.len()))]
-async fn insert_callbacks(
-    conn: &mut SqliteConnection,
-    batch: &[CallbackIngest],
-) -> Result<(), StoreError> {
+impl Default for Script {
+    fn default() -> Self {
+        Script {
+            qb: QueryBuilder::new(""),
+            statements: 0,
+        }
+    }
+}
+
+impl Script {
+    /// Starts a statement; the caller pushes its text and binds.
+    fn statement(&mut self) -> &mut QueryBuilder<Sqlite> {
+        if self.statements > 0 {
+            self.qb.push(";\n");
+        }
+        self.statements += 1;
+        &mut self.qb
+    }
+
+    #[tracing::instrument(skip_all, fields(statements = self.statements))]
+    async fn run(mut self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
+        if self.statements == 0 {
+            return Ok(());
+        }
+        // The text depends on the batch's size: not worth a slot in the connection's statement cache.
+        self.qb
+            .build()
+            .persistent(false)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+fn push_callbacks(script: &mut Script, batch: &[CallbackIngest]) {
     for chunk in batch.chunks(rows_per_chunk(5)) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO callbacks (received_at, kind, request_id, verified, body) ",
-        );
+        let qb = script.statement();
+        qb.push("INSERT INTO callbacks (received_at, kind, request_id, verified, body) ");
         qb.push_values(chunk, |mut b, i| {
             let c = &i.record;
             b.push_bind(ts(c.received_at))
-                .push_bind(c.kind.as_str())
-                .push_bind(c.request_id.as_deref())
+                .push_bind(c.kind.clone())
+                .push_bind(c.request_id.clone())
                 .push_bind(c.verified)
-                .push_bind(c.body.as_str());
+                .push_bind(c.body.clone());
         });
-        qb.build().execute(&mut *conn).await.map_err(db_err)?;
     }
-    Ok(())
+}
+
+/// The statements of [`apply_order_facts`]. `merged` comes from [`merge_order_facts`] (one entry per order and
+/// per call).
+fn push_facts(script: &mut Script, merged: &[OrderFacts], source: FactSource) {
+    if merged.is_empty() {
+        return;
+    }
+    let calls: Vec<&CallFacts> = merged.iter().flat_map(|o| o.calls.iter()).collect();
+    push_upsert_calls(script, &calls, source);
+    let intents: Vec<(&CallFacts, usize, &IntentFact)> = calls
+        .iter()
+        .flat_map(|c| c.intents.iter().enumerate().map(move |(i, f)| (*c, i, f)))
+        .collect();
+    let with_intents: Vec<&CallFacts> = calls
+        .iter()
+        .copied()
+        .filter(|c| !c.intents.is_empty())
+        .collect();
+    // A non-empty intent list replaces the stored one; an empty one leaves it.
+    push_delete_children(script, "call_intents", &with_intents);
+    for chunk in intents.chunks(rows_per_chunk(7)) {
+        let qb = script.statement();
+        qb.push(
+            "INSERT INTO call_intents (call_id, position, intent_id, intent_tag, intent_name, intent_level)
+             SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6 FROM (",
+        );
+        qb.push_values(chunk, |mut b, (c, pos, f)| {
+            b.push_bind(c.call_id.clone())
+                .push_bind(*pos as i64)
+                .push_bind(f.intent_id.clone())
+                .push_bind(f.intent_tag.clone())
+                .push_bind(f.intent_name.clone())
+                .push_bind(f.intent_level)
+                .push_bind(c.call_status);
+        });
+        qb.push(") AS v JOIN calls c ON c.call_id = v.column1 AND c.call_status = v.column7");
+    }
+    // The same for SMS.
+    let sms: Vec<(&CallFacts, usize, &SmsFact)> = calls
+        .iter()
+        .flat_map(|c| c.sms.iter().enumerate().map(move |(i, f)| (*c, i, f)))
+        .collect();
+    let with_sms: Vec<&CallFacts> = calls
+        .iter()
+        .copied()
+        .filter(|c| !c.sms.is_empty())
+        .collect();
+    push_delete_children(script, "call_sms", &with_sms);
+    for chunk in sms.chunks(rows_per_chunk(7)) {
+        let qb = script.statement();
+        qb.push(
+            "INSERT INTO call_sms (call_id, position, sys_message_id, sent_at, content, status)
+             SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6 FROM (",
+        );
+        qb.push_values(chunk, |mut b, (c, pos, f)| {
+            b.push_bind(c.call_id.clone())
+                .push_bind(*pos as i64)
+                .push_bind(f.sys_message_id.clone())
+                .push_bind(opt_ts(f.sent_at))
+                .push_bind(f.content.clone())
+                .push_bind(f.status)
+                .push_bind(c.call_status);
+        });
+        qb.push(") AS v JOIN calls c ON c.call_id = v.column1 AND c.call_status = v.column7");
+    }
+    // Transcript lines are keyed by `(call_id, record_index)`: reported again, they update in place.
+    let lines: Vec<(&CallFacts, &TranscriptLine)> = calls
+        .iter()
+        .flat_map(|c| c.transcript.iter().map(move |l| (*c, l)))
+        .collect();
+    for chunk in lines.chunks(rows_per_chunk(9)) {
+        let qb = script.statement();
+        qb.push(
+            "INSERT INTO call_transcript (call_id, record_index, role, kind, word, node_id, node_desc, at)
+             SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8 FROM (",
+        );
+        qb.push_values(chunk, |mut b, (c, l)| {
+            b.push_bind(c.call_id.clone())
+                .push_bind(l.index)
+                .push_bind(l.role)
+                .push_bind(l.kind)
+                .push_bind(l.word.clone())
+                .push_bind(l.node_id.clone())
+                .push_bind(l.node_desc.clone())
+                .push_bind(opt_ts(l.at))
+                .push_bind(c.call_status);
+        });
+        // `WHERE true` keeps SQLite from reading the upsert's ON as the join's.
+        qb.push(
+            ") AS v JOIN calls c ON c.call_id = v.column1 AND c.call_status = v.column9 WHERE true
+             ON CONFLICT (call_id, record_index) DO UPDATE SET role = excluded.role, kind = excluded.kind,
+                 word = excluded.word, node_id = excluded.node_id, node_desc = excluded.node_desc, at = excluded.at",
+        );
+    }
+    push_update_orders(script, merged);
 }
 
 fn push_id_list<S: AsRef<str>>(qb: &mut QueryBuilder<Sqlite>, ids: &[S]) {
@@ -103,15 +221,10 @@ fn push_id_list<S: AsRef<str>>(qb: &mut QueryBuilder<Sqlite>, ids: &[S]) {
     qb.push(")");
 }
 
-#[tracing::instrument(skip_all, fields(calls = calls.len()))]
-async fn upsert_calls(
-    conn: &mut SqliteConnection,
-    calls: &[&CallFacts],
-    source: FactSource,
-) -> Result<HashSet<String>, StoreError> {
-    let mut written = HashSet::with_capacity(calls.len());
-    for chunk in calls.chunks(rows_per_chunk(15)) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
+fn push_upsert_calls(script: &mut Script, calls: &[&CallFacts], source: FactSource) {
+    for chunk in calls.chunks(rows_per_chunk(14)) {
+        let qb = script.statement();
+        qb.push(
             "INSERT INTO calls (call_id, order_id, call_status, started_at, answered_at, ended_at, duration_secs,
                                 talk_secs, audio_url, hangup_cause, term_sip_code, calling_number, agent, source) ",
         );
@@ -146,142 +259,32 @@ async fn upsert_calls(
                  calling_number = COALESCE(excluded.calling_number, calls.calling_number),
                  agent = COALESCE(excluded.agent, calls.agent),
                  source = excluded.source
-             WHERE NOT (calls.call_status >= 6 AND excluded.call_status < 6)
-             RETURNING call_id",
+             WHERE NOT (calls.call_status >= 6 AND excluded.call_status < 6)",
         );
-        let rows: Vec<(String,)> = qb
-            .build_query_as()
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_err)?;
-        written.extend(rows.into_iter().map(|(id,)| id));
     }
-    Ok(written)
 }
 
-async fn delete_children(
-    conn: &mut SqliteConnection,
-    table: &str,
-    call_ids: &[String],
-) -> Result<(), StoreError> {
-    for chunk in call_ids.chunks(IDS_PER_CHUNK) {
-        let mut qb = QueryBuilder::<Sqlite>::new(format!("DELETE FROM {table} WHERE call_id IN "));
-        push_id_list(&mut qb, chunk);
-        qb.build().execute(&mut *conn).await.map_err(db_err)?;
-    }
-    Ok(())
-}
-
-/// A non-empty intent list replaces the stored one; an empty one leaves it.
-#[tracing::instrument(skip_all)]
-async fn replace_intents(
-    conn: &mut SqliteConnection,
-    calls: &[&CallFacts],
-) -> Result<(), StoreError> {
-    let with: Vec<&&CallFacts> = calls.iter().filter(|c| !c.intents.is_empty()).collect();
-    let ids: Vec<String> = with.iter().map(|c| c.call_id.clone()).collect();
-    delete_children(conn, "call_intents", &ids).await?;
-    let rows: Vec<(&str, usize, &IntentFact)> = with
-        .iter()
-        .flat_map(|c| {
-            c.intents
-                .iter()
-                .enumerate()
-                .map(|(i, f)| (c.call_id.as_str(), i, f))
-        })
-        .collect();
-    for chunk in rows.chunks(rows_per_chunk(6)) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO call_intents (call_id, position, intent_id, intent_tag, intent_name, intent_level) ",
-        );
-        qb.push_values(chunk, |mut b, (call_id, pos, f)| {
-            b.push_bind(call_id.to_string())
-                .push_bind(*pos as i64)
-                .push_bind(f.intent_id.clone())
-                .push_bind(f.intent_tag.clone())
-                .push_bind(f.intent_name.clone())
-                .push_bind(f.intent_level);
+/// Deletes the children in `table` of the calls the upsert took (see the module docs).
+fn push_delete_children(script: &mut Script, table: &str, calls: &[&CallFacts]) {
+    for chunk in calls.chunks(rows_per_chunk(2)) {
+        let qb = script.statement();
+        qb.push(format!(
+            "DELETE FROM {table} WHERE call_id IN (SELECT v.column1 FROM ("
+        ));
+        qb.push_values(chunk, |mut b, c| {
+            b.push_bind(c.call_id.clone()).push_bind(c.call_status);
         });
-        qb.build().execute(&mut *conn).await.map_err(db_err)?;
+        qb.push(") AS v JOIN calls c ON c.call_id = v.column1 AND c.call_status = v.column2)");
     }
-    Ok(())
-}
-
-/// A non-empty SMS list replaces the stored one; an empty one leaves it.
-#[tracing::instrument(skip_all)]
-async fn replace_sms(conn: &mut SqliteConnection, calls: &[&CallFacts]) -> Result<(), StoreError> {
-    let with: Vec<&&CallFacts> = calls.iter().filter(|c| !c.sms.is_empty()).collect();
-    let ids: Vec<String> = with.iter().map(|c| c.call_id.clone()).collect();
-    delete_children(conn, "call_sms", &ids).await?;
-    let rows: Vec<(&str, usize, &SmsFact)> = with
-        .iter()
-        .flat_map(|c| {
-            c.sms
-                .iter()
-                .enumerate()
-                .map(|(i, f)| (c.call_id.as_str(), i, f))
-        })
-        .collect();
-    for chunk in rows.chunks(rows_per_chunk(6)) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO call_sms (call_id, position, sys_message_id, sent_at, content, status) ",
-        );
-        qb.push_values(chunk, |mut b, (call_id, pos, f)| {
-            b.push_bind(call_id.to_string())
-                .push_bind(*pos as i64)
-                .push_bind(f.sys_message_id.clone())
-                .push_bind(opt_ts(f.sent_at))
-                .push_bind(f.content.clone())
-                .push_bind(f.status);
-        });
-        qb.build().execute(&mut *conn).await.map_err(db_err)?;
-    }
-    Ok(())
-}
-
-/// Transcript lines are keyed by `(call_id, record_index)`: reported again, they update in place.
-#[tracing::instrument(skip_all)]
-async fn upsert_transcript(
-    conn: &mut SqliteConnection,
-    calls: &[&CallFacts],
-) -> Result<(), StoreError> {
-    let rows: Vec<(&str, &TranscriptLine)> = calls
-        .iter()
-        .flat_map(|c| c.transcript.iter().map(|l| (c.call_id.as_str(), l)))
-        .collect();
-    for chunk in rows.chunks(rows_per_chunk(8)) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO call_transcript (call_id, record_index, role, kind, word, node_id, node_desc, at) ",
-        );
-        qb.push_values(chunk, |mut b, (call_id, l)| {
-            b.push_bind(call_id.to_string())
-                .push_bind(l.index)
-                .push_bind(l.role)
-                .push_bind(l.kind)
-                .push_bind(l.word.clone())
-                .push_bind(l.node_id.clone())
-                .push_bind(l.node_desc.clone())
-                .push_bind(opt_ts(l.at));
-        });
-        qb.push(
-            " ON CONFLICT (call_id, record_index) DO UPDATE SET role = excluded.role, kind = excluded.kind,
-                 word = excluded.word, node_id = excluded.node_id, node_desc = excluded.node_desc, at = excluded.at",
-        );
-        qb.build().execute(&mut *conn).await.map_err(db_err)?;
-    }
-    Ok(())
 }
 
 /// Sets the orders' finished flag (sticky: only ever set) and their `last_call_status` (the status of the latest
 /// call by start time), in one statement per chunk.
-#[tracing::instrument(skip_all, fields(orders = merged.len()))]
-async fn update_orders(
-    conn: &mut SqliteConnection,
-    merged: &[OrderFacts],
-) -> Result<(), StoreError> {
+fn push_update_orders(script: &mut Script, merged: &[OrderFacts]) {
     // Two ID lists per chunk (all orders, and the finished ones among them).
     for chunk in merged.chunks(IDS_PER_CHUNK / 2) {
-        let mut qb = QueryBuilder::<Sqlite>::new("UPDATE orders SET finished = ");
+        let qb = script.statement();
+        qb.push("UPDATE orders SET finished = ");
         let finished: Vec<&str> = chunk
             .iter()
             .filter(|o| o.finished)
@@ -291,7 +294,7 @@ async fn update_orders(
             qb.push("finished");
         } else {
             qb.push("CASE WHEN order_id IN ");
-            push_id_list(&mut qb, &finished);
+            push_id_list(qb, &finished);
             qb.push(" THEN 1 ELSE finished END");
         }
         qb.push(
@@ -301,10 +304,8 @@ async fn update_orders(
              WHERE order_id IN ",
         );
         let ids: Vec<&str> = chunk.iter().map(|o| o.order_id.as_str()).collect();
-        push_id_list(&mut qb, &ids);
-        qb.build().execute(&mut *conn).await.map_err(db_err)?;
+        push_id_list(qb, &ids);
     }
-    Ok(())
 }
 
 #[tracing::instrument(skip_all, fields(order.id = %order_id))]
