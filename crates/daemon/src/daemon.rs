@@ -638,13 +638,13 @@ impl Daemon {
         {
             fresh = None;
         }
-        let csv_before = self.campaigns[id].csv_planned.clone();
         // A contacts problem (unreadable CSV) must never keep the calendar from being enforced: report it and go on
         // deciding with the orders already planned. A store outage stops the campaign's step (nothing can be
         // recorded), as it would at any other point.
         let mut error = None;
         match self.plan_contacts(id, now).await {
-            Ok(()) => {}
+            Ok(0) => {}
+            Ok(_) => fresh = None,
             Err(StepError::Store(e)) => return Err(StepError::Store(e)),
             Err(e) => {
                 tracing::warn!(campaign.id = %id, error = %e, "cannot read the contacts; the campaign goes on with the orders already planned");
@@ -652,9 +652,6 @@ impl Daemon {
                 error = Some(format!("contacts: {e}"));
                 fresh = None;
             }
-        }
-        if self.campaigns[id].csv_planned != csv_before {
-            fresh = None;
         }
 
         let mut done = Vec::new();
@@ -783,18 +780,19 @@ impl Daemon {
 
     /// Streams the campaign's CSV into the store as planned orders, when the CSV (or the file) changed since the
     /// last time. Idempotent: order IDs are deterministic and inserts skip IDs already present, so rows uploaded
-    /// before are never planned (or sent) again, and rows appended later are picked up.
-    async fn plan_contacts(&mut self, id: &str, now: DateTime<Utc>) -> StepResult<()> {
+    /// before are never planned (or sent) again, and rows appended later are picked up. Returns how many orders were
+    /// newly planned.
+    async fn plan_contacts(&mut self, id: &str, now: DateTime<Utc>) -> StepResult<u64> {
         let c = &self.campaigns[id];
         if !c.file_present {
-            return Ok(());
+            return Ok(0);
         }
         if c.spec.schedule.end_utc().is_some_and(|end| now >= end) {
-            return Ok(());
+            return Ok(0);
         }
         let stamp = crate::contacts::csv_stamp(&c.spec);
         if c.csv_planned.as_ref() == Some(&stamp) {
-            return Ok(());
+            return Ok(0);
         }
         let spec = c.spec.clone();
         let ut = user_task_id(&spec);
@@ -827,7 +825,7 @@ impl Daemon {
         c.csv_planned = Some(stamp);
         c.valid_contacts = stats.valid;
         c.contact_issues = stats.issues;
-        Ok(())
+        Ok(inserted)
     }
 
     async fn decide_now(&self, id: &str, now: DateTime<Utc>) -> StepResult<(Plan, Observed)> {
