@@ -64,11 +64,7 @@ impl Store for PgStore {
     }
 
     async fn upsert_campaigns(&self, cs: &[CampaignRecord]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
-        for c in cs {
-            queries::upsert_campaign(&mut *tx, c).await?;
-        }
-        tx.commit().await.map_err(db_err)
+        queries::upsert_campaigns(&self.pool, cs).await
     }
 
     async fn campaigns(&self) -> Result<Vec<CampaignRecord>, StoreError> {
@@ -208,13 +204,7 @@ impl Store for PgStore {
         now: DateTime<Utc>,
         ttl: Duration,
     ) -> Result<Vec<bool>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let mut granted = Vec::with_capacity(campaign_ids.len());
-        for id in campaign_ids {
-            granted.push(queries::try_acquire_lease(&mut *tx, id, owner, now, ttl).await?);
-        }
-        tx.commit().await.map_err(db_err)?;
-        Ok(granted)
+        queries::try_acquire_leases(&self.pool, campaign_ids, owner, now, ttl).await
     }
 
     async fn release_lease(&self, campaign_id: &str, owner: &str) -> Result<(), StoreError> {

@@ -48,6 +48,57 @@ pub(crate) async fn upsert_campaign(
     Ok(())
 }
 
+/// Several campaigns in one statement (arrays unnested); a campaign given twice keeps its last record.
+#[tracing::instrument(skip_all, fields(campaigns = cs.len()))]
+pub(crate) async fn upsert_campaigns(
+    pool: &PgPool,
+    cs: &[CampaignRecord],
+) -> Result<(), StoreError> {
+    let mut last: std::collections::HashMap<&str, &CampaignRecord> =
+        std::collections::HashMap::new();
+    for c in cs {
+        last.insert(&c.id, c);
+    }
+    let cs: Vec<&CampaignRecord> = last.into_values().collect();
+    if cs.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = cs.iter().map(|c| c.id.as_str()).collect();
+    let generations: Vec<i64> = cs.iter().map(|c| c.generation).collect();
+    let sources: Vec<&str> = cs.iter().map(|c| c.source_file.as_str()).collect();
+    let hashes: Vec<&str> = cs.iter().map(|c| c.content_hash.as_str()).collect();
+    let specs: Vec<Option<String>> = cs
+        .iter()
+        .map(|c| c.spec.as_ref().map(|v| v.to_string()))
+        .collect();
+    let states: Vec<&str> = cs.iter().map(|c| c.state.as_str()).collect();
+    let errors: Vec<Option<&str>> = cs.iter().map(|c| c.last_error.as_deref()).collect();
+    let updated: Vec<DateTime<Utc>> = cs.iter().map(|c| c.updated_at).collect();
+    sqlx::query(
+        "INSERT INTO campaigns (campaign_id, generation, source_file, content_hash, spec, state, last_error, updated_at)
+         SELECT id, generation, source_file, content_hash, spec::jsonb, state, last_error, updated_at
+         FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                     $8::timestamptz[])
+              AS u (id, generation, source_file, content_hash, spec, state, last_error, updated_at)
+         ON CONFLICT (campaign_id) DO UPDATE SET
+             generation = excluded.generation, source_file = excluded.source_file,
+             content_hash = excluded.content_hash, spec = excluded.spec, state = excluded.state,
+             last_error = excluded.last_error, updated_at = excluded.updated_at",
+    )
+    .bind(&ids)
+    .bind(&generations)
+    .bind(&sources)
+    .bind(&hashes)
+    .bind(&specs)
+    .bind(&states)
+    .bind(&errors)
+    .bind(&updated)
+    .execute(pool)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
 #[tracing::instrument(skip_all)]
 pub(crate) async fn campaigns(pool: &PgPool) -> Result<Vec<CampaignRecord>, StoreError> {
     let rows = sqlx::query(
@@ -772,6 +823,41 @@ pub(crate) async fn try_acquire_lease(
     .map_err(db_err)?
     .rows_affected();
     Ok(changed == 1)
+}
+
+/// Several leases in one statement: the IDs granted come back from `RETURNING`.
+#[tracing::instrument(skip_all, fields(campaigns = campaign_ids.len(), owner = %owner))]
+pub(crate) async fn try_acquire_leases(
+    pool: &PgPool,
+    campaign_ids: &[String],
+    owner: &str,
+    now: DateTime<Utc>,
+    ttl: Duration,
+) -> Result<Vec<bool>, StoreError> {
+    let ttl = chrono::Duration::from_std(ttl)
+        .map_err(|e| StoreError::Invalid(format!("lease ttl: {e}")))?;
+    let expires = now
+        .checked_add_signed(ttl)
+        .ok_or_else(|| StoreError::Invalid("lease ttl too long".into()))?;
+    let mut unique: Vec<&str> = campaign_ids.iter().map(String::as_str).collect();
+    unique.sort_unstable();
+    unique.dedup();
+    let granted: Vec<(String,)> = sqlx::query_as(
+        "INSERT INTO leases (campaign_id, owner, expires_at)
+         SELECT id, $2, $3 FROM unnest($1::text[]) AS u (id)
+         ON CONFLICT (campaign_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+         WHERE leases.owner = excluded.owner OR leases.expires_at <= $4
+         RETURNING campaign_id",
+    )
+    .bind(&unique)
+    .bind(owner)
+    .bind(expires)
+    .bind(now)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    let granted: std::collections::HashSet<String> = granted.into_iter().map(|(id,)| id).collect();
+    Ok(campaign_ids.iter().map(|id| granted.contains(id)).collect())
 }
 
 #[tracing::instrument(skip_all, fields(campaign.id = %campaign_id, owner = %owner))]
