@@ -26,6 +26,7 @@
 //! answers, and the writer, once every handler is gone, finishes the batch it took and stops. With
 //! [`Webhook::router`] alone the writer is started by the first callback and stops when the router is dropped.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock};
 
 use axum::Router;
@@ -37,6 +38,7 @@ use axum::routing::{get, post};
 use callbot_api::sign::{self, Algorithm, DEFAULT_MAX_SKEW_SECS, SecretKey, SignedHeaders};
 use callbot_api::wire::{Callback, CallbackAck, TaskStatus};
 use clock::SharedClock;
+use futures::FutureExt as _;
 use store::{CallbackIngest, CallbackRecord, Store, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
@@ -140,7 +142,7 @@ struct Job {
 
 fn spawn_writer(store: Arc<dyn Store>) -> (mpsc::Sender<Job>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(QUEUE);
-    let task = tokio::spawn(write_batches(rx, move |batch: Vec<CallbackIngest>| {
+    let task = tokio::spawn(write_batches(rx, move |batch: Arc<[CallbackIngest]>| {
         let store = store.clone();
         async move { store.ingest_callbacks(&batch).await }
     }));
@@ -150,30 +152,73 @@ fn spawn_writer(store: Arc<dyn Store>) -> (mpsc::Sender<Job>, tokio::task::JoinH
 /// The writer loop: waits for a callback, takes everything else already queued (up to [`MAX_BATCH`]), stores the
 /// batch with `ingest` and answers each waiter with the outcome. Ends when every sender is gone and the queue is
 /// empty.
+///
+/// A batch refused for any reason but [`StoreError::Unavailable`] (a constraint, a value the database cannot take)
+/// is written again one callback at a time, so one bad callback does not fail the others delivered with it (they
+/// would meet it again in the retry).
 async fn write_batches<F, Fut>(mut rx: mpsc::Receiver<Job>, ingest: F)
 where
-    F: Fn(Vec<CallbackIngest>) -> Fut,
+    F: Fn(Arc<[CallbackIngest]>) -> Fut,
     Fut: std::future::Future<Output = Result<(), StoreError>>,
 {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         let (batch, waiters): (Vec<CallbackIngest>, Vec<_>) =
             jobs.drain(..).map(|j| (j.ingest, j.done)).unzip();
-        let size = batch.len();
-        let outcome = ingest(batch).await.map_err(Arc::new);
+        let batch: Arc<[CallbackIngest]> = batch.into();
+        let outcome = write_one_batch(&ingest, batch.clone()).await;
         match &outcome {
-            Ok(()) => tracing::debug!(batch.callbacks = size, "stored a batch of callbacks"),
+            Ok(()) => {
+                tracing::debug!(batch.callbacks = batch.len(), "stored a batch of callbacks");
+            }
+            Err(e) if batch.len() > 1 && !matches!(e, StoreError::Unavailable(_)) => {
+                tracing::warn!(
+                    batch.callbacks = batch.len(),
+                    error = %e,
+                    "a batch of callbacks was refused: writing them one by one"
+                );
+                for (item, done) in batch.iter().zip(waiters) {
+                    let one = write_one_batch(&ingest, Arc::from([item.clone()])).await;
+                    if let Err(e) = &one {
+                        tracing::warn!(
+                            callback.request_id = item.record.request_id.as_deref().unwrap_or(""),
+                            error = %e,
+                            "the store refused a callback: answering 503 so the platform retries"
+                        );
+                    }
+                    let _ = done.send(one.map_err(Arc::new));
+                }
+                continue;
+            }
             Err(e) => tracing::warn!(
-                batch.callbacks = size,
+                batch.callbacks = batch.len(),
                 error = %e,
                 "store unavailable: answering the batch 503 so the platform retries"
             ),
         }
+        let outcome = outcome.map_err(Arc::new);
         for done in waiters {
             // A waiter that went away (client disconnected) needs no answer; its callback is stored anyway.
             let _ = done.send(outcome.clone());
         }
     }
+}
+
+/// One `ingest` call. A panic in the store must not end the writer (every later callback would get 503 until a
+/// restart): it becomes an error for this batch.
+async fn write_one_batch<F, Fut>(ingest: &F, batch: Arc<[CallbackIngest]>) -> Result<(), StoreError>
+where
+    F: Fn(Arc<[CallbackIngest]>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), StoreError>>,
+{
+    AssertUnwindSafe(ingest(batch))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "the store panicked while writing callbacks".into(),
+            ))
+        })
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
@@ -350,7 +395,7 @@ mod tests {
         }
         drop(tx);
         let batches = Mutex::new(Vec::new());
-        write_batches(rx, |batch: Vec<CallbackIngest>| {
+        write_batches(rx, |batch: Arc<[CallbackIngest]>| {
             batches.lock().unwrap().push(
                 batch
                     .iter()
@@ -411,6 +456,74 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn writer_answers_503_and_keeps_going_when_the_store_panics() {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let (first, first_answer) = job(0);
+        tx.send(first).await.unwrap();
+        let calls = Mutex::new(0);
+        let writer = write_batches(rx, |_batch: Arc<[CallbackIngest]>| {
+            let n = {
+                let mut calls = calls.lock().unwrap();
+                *calls += 1;
+                *calls
+            };
+            async move {
+                if n == 1 {
+                    panic!("a bug in the store");
+                }
+                Ok(())
+            }
+        });
+        let feed = async {
+            assert!(
+                first_answer.await.unwrap().is_err(),
+                "the panicked batch gets 503"
+            );
+            let (second, second_answer) = job(1);
+            tx.send(second).await.unwrap();
+            drop(tx);
+            second_answer.await.unwrap()
+        };
+        let ((), second) = tokio::join!(writer, feed);
+        assert!(second.is_ok(), "the writer still stores later callbacks");
+    }
+
+    #[tokio::test]
+    async fn a_refused_batch_is_written_one_by_one_so_only_the_bad_callback_fails() {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let mut answers = Vec::new();
+        for i in 0..3 {
+            let (j, a) = job(i);
+            tx.send(j).await.unwrap();
+            answers.push(a);
+        }
+        drop(tx);
+        let sizes = Mutex::new(Vec::new());
+        write_batches(rx, |batch: Arc<[CallbackIngest]>| {
+            sizes.lock().unwrap().push(batch.len());
+            let poisoned = batch
+                .iter()
+                .any(|i| i.record.request_id.as_deref() == Some("r1"));
+            async move {
+                if poisoned {
+                    Err(StoreError::Invalid(
+                        "a value the database cannot take".into(),
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .await;
+        assert_eq!(*sizes.lock().unwrap(), vec![3, 1, 1, 1]);
+        let mut outcomes = Vec::new();
+        for a in answers {
+            outcomes.push(a.await.unwrap().is_ok());
+        }
+        assert_eq!(outcomes, vec![true, false, true]);
+    }
+
+    #[tokio::test]
     async fn writer_keeps_going_when_a_waiter_has_gone() {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (gone, answer) = job(0);
@@ -420,7 +533,7 @@ mod tests {
         tx.send(kept).await.unwrap();
         drop(tx);
         let writes = Mutex::new(0);
-        write_batches(rx, |batch: Vec<CallbackIngest>| {
+        write_batches(rx, |batch: Arc<[CallbackIngest]>| {
             *writes.lock().unwrap() += batch.len();
             async { Ok(()) }
         })
