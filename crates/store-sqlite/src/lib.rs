@@ -22,9 +22,6 @@ use store::{
 
 use crate::util::db_err;
 
-/// SQLite page cache per connection, KiB.
-const CACHE_KIB: u32 = 8 * 1024;
-
 static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 
 /// The SQLite store. Cheap to clone (a pool handle).
@@ -46,9 +43,6 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             // Statement journals (a multi-row upsert inside a larger transaction) stay in memory, not in a temp file.
             .pragma("temp_store", "memory")
-            // Page cache per connection, in KiB (negative): 2 MiB by default, too small to keep the orders' indexes
-            // in memory during a large upload. Pages are allocated as they are read, so an idle daemon stays small.
-            .pragma("cache_size", format!("-{}", CACHE_KIB))
             .journal_mode(if memory {
                 SqliteJournalMode::Memory
             } else {

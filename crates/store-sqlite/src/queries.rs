@@ -196,8 +196,12 @@ pub(crate) async fn insert_planned_orders(
                     .push_bind(UploadState::Planned.as_str());
             });
             qb.push(" ON CONFLICT DO NOTHING");
+            // Statements of up to thousands of binds, shaped by their row count: not kept in the connection's
+            // statement cache (each cached one costs memory on every connection; preparing again is cheap beside
+            // writing the rows).
             let n = qb
                 .build()
+                .persistent(false)
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)?
@@ -338,6 +342,7 @@ async fn move_orders_from(
                 Some(ut) => {
                     let n = qb
                         .build()
+                        .persistent(false)
                         .execute(&mut *conn)
                         .await
                         .map_err(db_err)?
@@ -349,6 +354,7 @@ async fn move_orders_from(
                     qb.push(" RETURNING user_task_id");
                     let rows: Vec<(String,)> = qb
                         .build_query_as()
+                        .persistent(false)
                         .fetch_all(&mut *conn)
                         .await
                         .map_err(db_err)?;
@@ -409,6 +415,7 @@ async fn reject_in(
             qb.push(" RETURNING orders.user_task_id");
             let rows: Vec<(String,)> = qb
                 .build_query_as()
+                .persistent(false)
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(db_err)?;
@@ -604,7 +611,11 @@ pub(crate) async fn mark_polled(
             sep.push_bind(id.clone());
         }
         qb.push(")");
-        qb.build().execute(&mut *tx).await.map_err(db_err)?;
+        qb.build()
+            .persistent(false)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
     }
     tx.commit().await.map_err(db_err)?;
     Ok(())
