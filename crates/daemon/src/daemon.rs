@@ -34,6 +34,10 @@ const POLL_CHUNK: u32 = wire::LIST_ORDER_DETAIL_MAX as u32;
 /// Work budget of one poll action: no further chunk is requested once this much time went by (measured, not a
 /// decision input: it only bounds how long one campaign keeps the reconciler).
 const POLL_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
+/// Work budget of one upload action (same reason as [`POLL_BUDGET`]): a campaign of millions of contacts uploads
+/// over several reconciles, and every other due campaign (a pause at a window's close among them) is reconciled in
+/// between.
+const UPLOAD_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 /// Order IDs read from the store per refill of a poll action's queue, in chunks.
 const POLL_PREFETCH_CHUNKS: u32 = 8;
 /// After a wake-up, wait this long before reconciling, so a burst of wake-ups makes one reconcile.
@@ -1108,6 +1112,7 @@ impl Daemon {
     /// (`planned → sending`, committed) before its request leaves, in the same transaction that settles the batch
     /// before it (sent or rejected), so a batch costs one commit.
     async fn upload(&mut self, id: &str, ut: &str, now: DateTime<Utc>) -> StepResult<()> {
+        let started = std::time::Instant::now();
         let batch_size = self.spec(id).contacts.batch_size.max(1);
         if self.stop.is_cancelled() {
             return Ok(());
@@ -1125,8 +1130,9 @@ impl Daemon {
             match self.client.add_batch_call(&req).await {
                 Ok(resp) => {
                     let (sent, rejected) = batch_outcome(&batch, &resp.err_list);
-                    // On shutdown, settle without claiming: nothing is marked `sending` that will not be sent.
-                    let claim = if self.stop.is_cancelled() {
+                    // On shutdown, or when this action's budget is spent, settle without claiming: nothing is marked
+                    // `sending` that will not be sent now. The rest is uploaded at the next reconcile.
+                    let claim = if self.stop.is_cancelled() || started.elapsed() >= UPLOAD_BUDGET {
                         0
                     } else {
                         batch_size
@@ -1389,10 +1395,12 @@ impl Daemon {
     }
 
     /// listOrderDetail for unfinished sent orders, oldest-checked first, in chunks of at most 500, for at most
-    /// [`POLL_BUDGET`] of work per action (the rest waits for the next action, so other campaigns get their turn).
+    /// [`POLL_BUDGET`] of work per action. An action cut short by the budget leaves the poll due, so the next
+    /// reconcile goes on with the orders not checked yet, after the other due campaigns had their turn.
     /// The request for the next chunk is in flight while the previous chunk's facts are written.
     async fn poll(&mut self, id: &str, ut: &str, now: DateTime<Utc>) -> StepResult<()> {
         let started = std::time::Instant::now();
+        let mut cut_short = false;
         // Every order ID taken for a request in this action: never asked twice in one action.
         let mut polled: HashSet<String> = HashSet::new();
         let mut queue: VecDeque<String> = VecDeque::new();
@@ -1417,6 +1425,7 @@ impl Daemon {
                 .collect();
             let gaps = facts.iter().filter(|f| f.finished).count() as u64;
             let next = if self.stop.is_cancelled() || started.elapsed() >= POLL_BUDGET {
+                cut_short = true;
                 None
             } else {
                 self.next_poll_chunk(ut, &mut queue, &mut polled).await?
@@ -1450,6 +1459,10 @@ impl Daemon {
             task_view(task.as_ref()).0.is_terminal()
         };
         let c = self.campaigns.get_mut(id).expect("campaign exists");
+        if cut_short {
+            // Not a whole round: the poll stays due.
+            return Ok(());
+        }
         c.last_poll_at = Some(now);
         if terminal {
             c.final_poll_done = true;
@@ -1518,12 +1531,14 @@ fn next_due(
     if let Some(wake) = co.plan.next_wake {
         at = at.min(wake);
     }
-    let only_polls_left = !co.plan.actions.is_empty()
-        && co.plan.actions.iter().all(|a| matches!(a, Action::Poll))
-        && co.done.iter().any(|d| d == "poll");
-    if co.error.is_none() && only_polls_left {
-        // A poll that stopped at its per-reconcile budget with orders still due: go on at the next reconcile (each
-        // round moves orders forward, so this cannot spin without progress).
+    // Uploads and polls stop at a work budget; if that is all that is left and they ran this time, go on at the next
+    // reconcile (each run moves orders forward, so this cannot spin without progress).
+    let only_budgeted_left = !co.plan.actions.is_empty()
+        && co.plan.actions.iter().all(|a| {
+            matches!(a, Action::Poll | Action::UploadBatches)
+                && co.done.iter().any(|d| d == a.name())
+        });
+    if co.error.is_none() && only_budgeted_left {
         at = now;
     } else if co.error.is_some() || !co.plan.actions.is_empty() {
         // Anything else left undone: not in a tight loop (an action that succeeds without changing what the store
