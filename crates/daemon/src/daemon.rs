@@ -1395,12 +1395,13 @@ impl Daemon {
     }
 
     /// listOrderDetail for unfinished sent orders, oldest-checked first, in chunks of at most 500, for at most
-    /// [`POLL_BUDGET`] of work per action. An action cut short by the budget leaves the poll due, so the next
-    /// reconcile goes on with the orders not checked yet, after the other due campaigns had their turn.
+    /// [`POLL_BUDGET`] of work per action; the orders not reached wait for the next poll, `poll_interval` later (they
+    /// are the least recently checked, so they come first then). Polls are the backstop of callbacks: a backlog is
+    /// worked off over several intervals rather than taking the reconciler (and the platform's request rate) from
+    /// uploads and other campaigns.
     /// The request for the next chunk is in flight while the previous chunk's facts are written.
     async fn poll(&mut self, id: &str, ut: &str, now: DateTime<Utc>) -> StepResult<()> {
         let started = std::time::Instant::now();
-        let mut cut_short = false;
         // Every order ID taken for a request in this action: never asked twice in one action.
         let mut polled: HashSet<String> = HashSet::new();
         let mut queue: VecDeque<String> = VecDeque::new();
@@ -1425,7 +1426,6 @@ impl Daemon {
                 .collect();
             let gaps = facts.iter().filter(|f| f.finished).count() as u64;
             let next = if self.stop.is_cancelled() || started.elapsed() >= POLL_BUDGET {
-                cut_short = true;
                 None
             } else {
                 self.next_poll_chunk(ut, &mut queue, &mut polled).await?
@@ -1459,10 +1459,6 @@ impl Daemon {
             task_view(task.as_ref()).0.is_terminal()
         };
         let c = self.campaigns.get_mut(id).expect("campaign exists");
-        if cut_short {
-            // Not a whole round: the poll stays due.
-            return Ok(());
-        }
         c.last_poll_at = Some(now);
         if terminal {
             c.final_poll_done = true;
@@ -1531,8 +1527,9 @@ fn next_due(
     if let Some(wake) = co.plan.next_wake {
         at = at.min(wake);
     }
-    // Uploads and polls stop at a work budget; if that is all that is left and they ran this time, go on at the next
-    // reconcile (each run moves orders forward, so this cannot spin without progress).
+    // Uploads stop at a work budget, and a poll is left due when `poll_interval` is zero; if that is all that is left
+    // and it ran this time, go on at the next reconcile (each run moves orders forward, so this cannot spin without
+    // progress).
     let only_budgeted_left = !co.plan.actions.is_empty()
         && co.plan.actions.iter().all(|a| {
             matches!(a, Action::Poll | Action::UploadBatches)
