@@ -10,7 +10,9 @@ use store::{
     OrderRecord, StoreError, TaskRecord, UploadState,
 };
 
-use crate::util::{TallyDelta, db_err, get};
+use store::TallyDelta;
+
+use crate::util::{apply_tallies, db_err, get};
 
 #[tracing::instrument(skip_all)]
 pub(crate) async fn ping(pool: &PgPool) -> Result<(), StoreError> {
@@ -291,7 +293,7 @@ pub(crate) async fn insert_planned_orders(
         tallies.add(ut, UploadState::Planned, *n);
         inserted += u64::try_from(*n).unwrap_or(0);
     }
-    tallies.apply(&mut tx).await?;
+    apply_tallies(tallies, &mut tx).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(inserted)
 }
@@ -367,7 +369,7 @@ pub(crate) async fn set_upload_state(
     let mut tx = pool.begin().await.map_err(db_err)?;
     let mut tallies = TallyDelta::default();
     let moved = move_orders(&mut tx, order_ids, None, state, at, &mut tallies).await?;
-    tallies.apply(&mut tx).await?;
+    apply_tallies(tallies, &mut tx).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(moved)
 }
@@ -437,7 +439,7 @@ pub(crate) async fn reject_orders(
     let mut tx = pool.begin().await.map_err(db_err)?;
     let mut tallies = TallyDelta::default();
     let moved = reject_in(&mut tx, rejected, None, at, &mut tallies).await?;
-    tallies.apply(&mut tx).await?;
+    apply_tallies(tallies, &mut tx).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(moved)
 }
@@ -555,7 +557,7 @@ pub(crate) async fn settle_and_claim(
             claimed.len() as i64,
         );
     }
-    tallies.apply(&mut tx).await?;
+    apply_tallies(tallies, &mut tx).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(claimed)
 }

@@ -54,70 +54,36 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// Changes to `order_tallies` gathered during one transaction, per task, applied just before it commits.
-#[derive(Debug, Default)]
-pub(crate) struct TallyDelta(std::collections::BTreeMap<String, [i64; 4]>);
-
-impl TallyDelta {
-    pub(crate) fn add(&mut self, user_task_id: &str, state: store::UploadState, n: i64) {
-        if n == 0 {
-            return;
-        }
-        let i = store::UploadState::ALL
-            .iter()
-            .position(|s| *s == state)
-            .unwrap_or(0);
-        match self.0.get_mut(user_task_id) {
-            Some(d) => d[i] += n,
-            None => {
-                let mut d = [0; 4];
-                d[i] = n;
-                self.0.insert(user_task_id.to_owned(), d);
-            }
-        }
+/// Writes a transaction's tally changes (one statement), just before it commits.
+pub(crate) async fn apply_tallies(
+    delta: store::TallyDelta,
+    conn: &mut sqlx::PgConnection,
+) -> Result<(), StoreError> {
+    let rows = delta.into_changes();
+    if rows.is_empty() {
+        return Ok(());
     }
-
-    /// `n` orders of the task moved from `from` to `to`.
-    pub(crate) fn moved(
-        &mut self,
-        user_task_id: &str,
-        from: store::UploadState,
-        to: store::UploadState,
-        n: i64,
-    ) {
-        self.add(user_task_id, from, -n);
-        self.add(user_task_id, to, n);
-    }
-
-    /// Writes the changes: one statement, tasks in key order (so concurrent writers lock rows in the same order).
-    pub(crate) async fn apply(self, conn: &mut sqlx::PgConnection) -> Result<(), StoreError> {
-        let rows: Vec<(String, [i64; 4])> =
-            self.0.into_iter().filter(|(_, d)| *d != [0; 4]).collect();
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let col = |i: usize| rows.iter().map(|(_, d)| d[i]).collect::<Vec<i64>>();
-        sqlx::query(
-            "INSERT INTO order_tallies (user_task_id, planned, sending, sent, rejected)
-             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[])
-             ON CONFLICT (user_task_id) DO UPDATE SET
-                 planned = order_tallies.planned + excluded.planned,
-                 sending = order_tallies.sending + excluded.sending,
-                 sent = order_tallies.sent + excluded.sent,
-                 rejected = order_tallies.rejected + excluded.rejected",
-        )
-        .bind(
-            rows.iter()
-                .map(|(ut, _)| ut.as_str())
-                .collect::<Vec<&str>>(),
-        )
-        .bind(col(0))
-        .bind(col(1))
-        .bind(col(2))
-        .bind(col(3))
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
-        Ok(())
-    }
+    let col = |i: usize| rows.iter().map(|(_, d)| d[i]).collect::<Vec<i64>>();
+    sqlx::query(
+        "INSERT INTO order_tallies (user_task_id, planned, sending, sent, rejected)
+         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[])
+         ON CONFLICT (user_task_id) DO UPDATE SET
+             planned = order_tallies.planned + excluded.planned,
+             sending = order_tallies.sending + excluded.sending,
+             sent = order_tallies.sent + excluded.sent,
+             rejected = order_tallies.rejected + excluded.rejected",
+    )
+    .bind(
+        rows.iter()
+            .map(|(ut, _)| ut.as_str())
+            .collect::<Vec<&str>>(),
+    )
+    .bind(col(0))
+    .bind(col(1))
+    .bind(col(2))
+    .bind(col(3))
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
 }

@@ -10,8 +10,10 @@ use store::{
     OrderRecord, StoreError, TaskRecord, UploadState,
 };
 
+use store::TallyDelta;
+
 use crate::util::{
-    IDS_PER_CHUNK, TallyDelta, db_err, get, get_opt_json, get_opt_ts, get_ts, json_text, opt_ts,
+    IDS_PER_CHUNK, apply_tallies, db_err, get, get_opt_json, get_opt_ts, get_ts, json_text, opt_ts,
     parse_json, rows_per_chunk, ts,
 };
 
@@ -210,7 +212,7 @@ pub(crate) async fn insert_planned_orders(
             inserted += n;
         }
     }
-    tallies.apply(&mut tx).await?;
+    apply_tallies(tallies, &mut tx).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(inserted)
 }
@@ -286,7 +288,7 @@ pub(crate) async fn set_upload_state(
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
     let mut tallies = TallyDelta::default();
     let moved = move_orders(&mut tx, order_ids, None, state, at, &mut tallies).await?;
-    tallies.apply(&mut tx).await?;
+    apply_tallies(tallies, &mut tx).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(moved)
 }
@@ -381,7 +383,7 @@ pub(crate) async fn reject_orders(
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
     let mut tallies = TallyDelta::default();
     let moved = reject_in(&mut tx, rejected, None, at, &mut tallies).await?;
-    tallies.apply(&mut tx).await?;
+    apply_tallies(tallies, &mut tx).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(moved)
 }
@@ -498,7 +500,7 @@ pub(crate) async fn settle_and_claim(
             claimed.len() as i64,
         );
     }
-    tallies.apply(&mut tx).await?;
+    apply_tallies(tallies, &mut tx).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(claimed)
 }

@@ -112,64 +112,28 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// Changes to `order_tallies` gathered during one transaction, per task, applied just before it commits.
-#[derive(Debug, Default)]
-pub(crate) struct TallyDelta(std::collections::HashMap<String, [i64; 4]>);
-
-impl TallyDelta {
-    pub(crate) fn add(&mut self, user_task_id: &str, state: store::UploadState, n: i64) {
-        if n == 0 {
-            return;
-        }
-        let i = store::UploadState::ALL
-            .iter()
-            .position(|s| *s == state)
-            .unwrap_or(0);
-        match self.0.get_mut(user_task_id) {
-            Some(d) => d[i] += n,
-            None => {
-                let mut d = [0; 4];
-                d[i] = n;
-                self.0.insert(user_task_id.to_owned(), d);
-            }
-        }
+/// Writes a transaction's tally changes, just before it commits.
+pub(crate) async fn apply_tallies(
+    delta: store::TallyDelta,
+    conn: &mut sqlx::SqliteConnection,
+) -> Result<(), StoreError> {
+    for (ut, d) in delta.into_changes() {
+        sqlx::query(
+            "INSERT INTO order_tallies (user_task_id, planned, sending, sent, rejected) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (user_task_id) DO UPDATE SET
+                 planned = planned + excluded.planned, sending = sending + excluded.sending,
+                 sent = sent + excluded.sent, rejected = rejected + excluded.rejected",
+        )
+        .bind(ut)
+        .bind(d[0])
+        .bind(d[1])
+        .bind(d[2])
+        .bind(d[3])
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
     }
-
-    /// `n` orders of the task moved from `from` to `to`.
-    pub(crate) fn moved(
-        &mut self,
-        user_task_id: &str,
-        from: store::UploadState,
-        to: store::UploadState,
-        n: i64,
-    ) {
-        self.add(user_task_id, from, -n);
-        self.add(user_task_id, to, n);
-    }
-
-    /// Writes the changes (one upsert per task touched).
-    pub(crate) async fn apply(self, conn: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
-        for (ut, d) in self.0 {
-            if d == [0; 4] {
-                continue;
-            }
-            sqlx::query(
-                "INSERT INTO order_tallies (user_task_id, planned, sending, sent, rejected) VALUES (?, ?, ?, ?, ?)
-                 ON CONFLICT (user_task_id) DO UPDATE SET
-                     planned = planned + excluded.planned, sending = sending + excluded.sending,
-                     sent = sent + excluded.sent, rejected = rejected + excluded.rejected",
-            )
-            .bind(ut)
-            .bind(d[0])
-            .bind(d[1])
-            .bind(d[2])
-            .bind(d[3])
-            .execute(&mut *conn)
-            .await
-            .map_err(db_err)?;
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ mod facts;
 mod records;
 mod report;
 mod store;
+mod tally;
 
 pub use error::StoreError;
 pub use facts::{
@@ -17,3 +18,4 @@ pub use records::{
 };
 pub use report::{CallStatusRow, DailyRow, IntentRow, Report, ReportFilter, TotalsRow};
 pub use store::Store;
+pub use tally::TallyDelta;
