@@ -578,17 +578,7 @@ pub(crate) async fn order_progress(
     .fetch_one(pool)
     .await
     .map_err(db_err)?;
-    let n = |c: &str| get::<i64>(&row, c).map(|v| u64::try_from(v).unwrap_or(0));
-    let mut p = OrderProgress {
-        planned: n("planned")?,
-        sending: n("sending")?,
-        sent: n("sent")?,
-        rejected: n("rejected")?,
-        unfinished: n("unfinished")?,
-        ..OrderProgress::default()
-    };
-    p.total = p.planned + p.sending + p.sent + p.rejected;
-    Ok(p)
+    progress_from_row(&row)
 }
 
 #[tracing::instrument(skip_all, fields(tasks = user_task_ids.len()))]
@@ -610,21 +600,7 @@ pub(crate) async fn order_progress_of(
     .fetch_all(pool)
     .await
     .map_err(db_err)?;
-    rows.iter()
-        .map(|r| {
-            let n = |c: &str| get::<i64>(r, c).map(|v| u64::try_from(v).unwrap_or(0));
-            let mut p = OrderProgress {
-                planned: n("planned")?,
-                sending: n("sending")?,
-                sent: n("sent")?,
-                rejected: n("rejected")?,
-                unfinished: n("unfinished")?,
-                ..OrderProgress::default()
-            };
-            p.total = p.planned + p.sending + p.sent + p.rejected;
-            Ok(p)
-        })
-        .collect()
+    rows.iter().map(progress_from_row).collect()
 }
 
 #[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
@@ -875,4 +851,19 @@ pub(crate) async fn release_lease(
         .await
         .map_err(db_err)?;
     Ok(())
+}
+
+/// An `OrderProgress` from a row with the columns `planned`, `sending`, `sent`, `rejected` and `unfinished`.
+fn progress_from_row(r: &PgRow) -> Result<OrderProgress, StoreError> {
+    let n = |c: &str| get::<i64>(r, c).map(|v| u64::try_from(v).unwrap_or(0));
+    let (planned, sending, sent, rejected) =
+        (n("planned")?, n("sending")?, n("sent")?, n("rejected")?);
+    Ok(OrderProgress {
+        total: planned + sending + sent + rejected,
+        planned,
+        sending,
+        sent,
+        rejected,
+        unfinished: n("unfinished")?,
+    })
 }

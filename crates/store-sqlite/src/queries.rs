@@ -521,17 +521,7 @@ pub(crate) async fn order_progress(
     .fetch_one(pool)
     .await
     .map_err(db_err)?;
-    let n = |c: &str| get::<i64>(&row, c).map(|v| u64::try_from(v).unwrap_or(0));
-    let mut p = OrderProgress {
-        planned: n("planned")?,
-        sending: n("sending")?,
-        sent: n("sent")?,
-        rejected: n("rejected")?,
-        unfinished: n("unfinished")?,
-        ..OrderProgress::default()
-    };
-    p.total = p.planned + p.sending + p.sent + p.rejected;
-    Ok(p)
+    progress_from_row(&row)
 }
 
 #[tracing::instrument(skip_all, fields(tasks = user_task_ids.len()))]
@@ -554,16 +544,7 @@ pub(crate) async fn order_progress_of(
         }
         q.push(")");
         for r in q.build().fetch_all(pool).await.map_err(db_err)? {
-            let n = |c: &str| get::<i64>(&r, c).map(|v| u64::try_from(v).unwrap_or(0));
-            let mut p = OrderProgress {
-                planned: n("planned")?,
-                sending: n("sending")?,
-                sent: n("sent")?,
-                rejected: n("rejected")?,
-                unfinished: n("unfinished")?,
-                ..OrderProgress::default()
-            };
-            p.total = p.planned + p.sending + p.sent + p.rejected;
+            let p = progress_from_row(&r)?;
             found.insert(get(&r, "user_task_id")?, p);
         }
     }
@@ -801,4 +782,19 @@ pub(crate) async fn release_lease(
         .await
         .map_err(db_err)?;
     Ok(())
+}
+
+/// An `OrderProgress` from a row with the columns `planned`, `sending`, `sent`, `rejected` and `unfinished`.
+fn progress_from_row(r: &SqliteRow) -> Result<OrderProgress, StoreError> {
+    let n = |c: &str| get::<i64>(r, c).map(|v| u64::try_from(v).unwrap_or(0));
+    let (planned, sending, sent, rejected) =
+        (n("planned")?, n("sending")?, n("sent")?, n("rejected")?);
+    Ok(OrderProgress {
+        total: planned + sending + sent + rejected,
+        planned,
+        sending,
+        sent,
+        rejected,
+        unfinished: n("unfinished")?,
+    })
 }
