@@ -833,9 +833,8 @@ impl Daemon {
     }
 
     async fn decide_now(&self, id: &str, now: DateTime<Utc>) -> StepResult<(Plan, Observed)> {
-        let ut = user_task_id(&self.campaigns[id].spec);
-        let progress = self.store.order_progress(&ut).await?;
-        let tasks = self.store.tasks(id).await?;
+        let (tasks, progress) =
+            crate::observe::decision_inputs(self.store.as_ref(), &self.campaigns[id].spec).await?;
         Ok(self.decide_from(id, now, &tasks, progress))
     }
 

@@ -129,7 +129,18 @@ pub async fn snapshot(
     })
 }
 
-/// Reads what the decision needs (the campaign's task records, the task's tallies and unfinished orders) and decides.
+/// What a decision reads from the store: the campaign's task records, and its current task's tallies and unfinished
+/// orders.
+pub(crate) async fn decision_inputs(
+    store: &dyn Store,
+    spec: &CampaignSpec,
+) -> Result<(Vec<TaskRecord>, OrderProgress), StoreError> {
+    let progress = store.order_progress(&user_task_id(spec)).await?;
+    let tasks = store.tasks(&spec.id).await?;
+    Ok((tasks, progress))
+}
+
+/// Reads what the decision needs ([`decision_inputs`]) and decides.
 async fn decision_with_task(
     store: &dyn Store,
     spec: &CampaignSpec,
@@ -139,9 +150,7 @@ async fn decision_with_task(
     apply_delay: Duration,
     next_poll_at: Option<DateTime<Utc>>,
 ) -> Result<(Decision, Option<TaskRecord>), StoreError> {
-    let ut = user_task_id(spec);
-    let progress = store.order_progress(&ut).await?;
-    let tasks = store.tasks(&spec.id).await?;
+    let (tasks, progress) = decision_inputs(store, spec).await?;
     Ok(decision_from(
         spec,
         &tasks,
