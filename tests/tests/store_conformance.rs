@@ -870,6 +870,34 @@ async fn batched_leases_and_campaigns_match_the_single_calls(db: Db) {
         store.campaigns().await.unwrap(),
         vec![record("a", "active"), record("b", "done")]
     );
+    store
+        .upsert_campaigns(&[record("c", "active"), record("c", "paused")])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.campaigns().await.unwrap()[2],
+        record("c", "paused"),
+        "a campaign given twice keeps its last record"
+    );
+
+    // Batches larger than one statement's worth of rows: every lease is granted once, and refused to another owner.
+    let many: Vec<String> = (0..2500).map(|i| format!("m{i:04}")).collect();
+    let granted = store
+        .try_acquire_leases(&many, "replica-a", at(100), ttl)
+        .await
+        .unwrap();
+    assert_eq!(granted, vec![true; many.len()]);
+    let mut mixed = many[..1200].to_vec();
+    mixed.push("fresh".into());
+    let granted = store
+        .try_acquire_leases(&mixed, "replica-b", at(101), ttl)
+        .await
+        .unwrap();
+    assert_eq!(granted.iter().filter(|g| **g).count(), 1);
+    assert!(granted[1200], "only the campaign nobody held is granted");
+    let records: Vec<CampaignRecord> = many.iter().map(|id| record(id, "active")).collect();
+    store.upsert_campaigns(&records).await.unwrap();
+    assert_eq!(store.campaigns().await.unwrap().len(), 3 + many.len());
 
     // Tasks and progress of several campaigns at once equal the single reads, in the order asked.
     let task = |ut: &str, campaign: &str, generation: i64| store::TaskRecord {

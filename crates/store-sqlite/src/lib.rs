@@ -81,9 +81,7 @@ impl Store for SqliteStore {
 
     async fn upsert_campaigns(&self, cs: &[CampaignRecord]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        for c in cs {
-            queries::upsert_campaign(&mut *tx, c).await?;
-        }
+        queries::upsert_campaigns(&mut tx, cs).await?;
         tx.commit().await.map_err(db_err)
     }
 
@@ -225,10 +223,7 @@ impl Store for SqliteStore {
         ttl: Duration,
     ) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let mut granted = Vec::with_capacity(campaign_ids.len());
-        for id in campaign_ids {
-            granted.push(queries::try_acquire_lease(&mut *tx, id, owner, now, ttl).await?);
-        }
+        let granted = queries::try_acquire_leases(&mut tx, campaign_ids, owner, now, ttl).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(granted)
     }

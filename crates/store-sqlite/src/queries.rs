@@ -53,6 +53,50 @@ pub(crate) async fn upsert_campaign(
     Ok(())
 }
 
+/// Several campaigns, one multi-row statement per chunk (in one transaction: the caller's). A campaign given twice
+/// keeps its last record, as with one call each.
+#[tracing::instrument(skip_all, fields(campaigns = cs.len()))]
+pub(crate) async fn upsert_campaigns(
+    conn: &mut sqlx::SqliteConnection,
+    cs: &[CampaignRecord],
+) -> Result<(), StoreError> {
+    let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, c) in cs.iter().enumerate() {
+        last.insert(&c.id, i);
+    }
+    let mut latest: Vec<usize> = last.into_values().collect();
+    latest.sort_unstable();
+    let cs: Vec<&CampaignRecord> = latest.into_iter().map(|i| &cs[i]).collect();
+    for chunk in cs.chunks(rows_per_chunk(8)) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO campaigns (campaign_id, generation, source_file, content_hash, spec, state, last_error, \
+             updated_at) ",
+        );
+        qb.push_values(chunk, |mut b, c| {
+            b.push_bind(c.id.clone())
+                .push_bind(c.generation)
+                .push_bind(c.source_file.clone())
+                .push_bind(c.content_hash.clone())
+                .push_bind(c.spec.as_ref().map(json_text))
+                .push_bind(c.state.clone())
+                .push_bind(c.last_error.clone())
+                .push_bind(ts(c.updated_at));
+        });
+        qb.push(
+            " ON CONFLICT (campaign_id) DO UPDATE SET
+                 generation = excluded.generation, source_file = excluded.source_file,
+                 content_hash = excluded.content_hash, spec = excluded.spec, state = excluded.state,
+                 last_error = excluded.last_error, updated_at = excluded.updated_at",
+        );
+        qb.build()
+            .persistent(false)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    }
+    Ok(())
+}
+
 #[tracing::instrument(skip_all)]
 pub(crate) async fn campaigns(pool: &SqlitePool) -> Result<Vec<CampaignRecord>, StoreError> {
     let rows = sqlx::query(
@@ -748,11 +792,7 @@ pub(crate) async fn try_acquire_lease(
     now: DateTime<Utc>,
     ttl: Duration,
 ) -> Result<bool, StoreError> {
-    let ttl = chrono::Duration::from_std(ttl)
-        .map_err(|e| StoreError::Invalid(format!("lease ttl: {e}")))?;
-    let expires = now
-        .checked_add_signed(ttl)
-        .ok_or_else(|| StoreError::Invalid("lease ttl too long".into()))?;
+    let expires = lease_expiry(now, ttl)?;
     let changed = sqlx::query(
         "INSERT INTO leases (campaign_id, owner, expires_at) VALUES (?, ?, ?)
          ON CONFLICT (campaign_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
@@ -767,6 +807,54 @@ pub(crate) async fn try_acquire_lease(
     .map_err(db_err)?
     .rows_affected();
     Ok(changed == 1)
+}
+
+/// Several leases, one multi-row statement per chunk (in one transaction: the caller's); whether each was granted,
+/// in the order given, read from the rows the upsert inserted or updated.
+#[tracing::instrument(skip_all, fields(campaigns = campaign_ids.len(), owner = %owner))]
+pub(crate) async fn try_acquire_leases(
+    conn: &mut sqlx::SqliteConnection,
+    campaign_ids: &[String],
+    owner: &str,
+    now: DateTime<Utc>,
+    ttl: Duration,
+) -> Result<Vec<bool>, StoreError> {
+    let expires = lease_expiry(now, ttl)?;
+    let (expires, now) = (ts(expires), ts(now));
+    let mut granted = std::collections::HashSet::new();
+    // Three binds per row, one for the whole statement.
+    for chunk in campaign_ids.chunks(rows_per_chunk(3) - 1) {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO leases (campaign_id, owner, expires_at) ");
+        qb.push_values(chunk, |mut b, id| {
+            b.push_bind(id.clone())
+                .push_bind(owner.to_owned())
+                .push_bind(expires.clone());
+        });
+        qb.push(
+            " ON CONFLICT (campaign_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+             WHERE leases.owner = excluded.owner OR leases.expires_at <= ",
+        );
+        qb.push_bind(now.clone());
+        qb.push(" RETURNING campaign_id");
+        let rows = qb
+            .build()
+            .persistent(false)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        for r in &rows {
+            granted.insert(get::<String>(r, "campaign_id")?);
+        }
+    }
+    Ok(campaign_ids.iter().map(|id| granted.contains(id)).collect())
+}
+
+fn lease_expiry(now: DateTime<Utc>, ttl: Duration) -> Result<DateTime<Utc>, StoreError> {
+    let ttl = chrono::Duration::from_std(ttl)
+        .map_err(|e| StoreError::Invalid(format!("lease ttl: {e}")))?;
+    now.checked_add_signed(ttl)
+        .ok_or_else(|| StoreError::Invalid("lease ttl too long".into()))
 }
 
 #[tracing::instrument(skip_all, fields(campaign.id = %campaign_id, owner = %owner))]
