@@ -2,35 +2,30 @@
 //! fixed offered rate, then at saturation (closed loop). The webhook verifies each one, stores it raw and applies its
 //! facts to the order before it answers, as in production.
 //!
-//! The generator runs on its own thread and runtime; requests are signed before the clock starts. Latency in the
-//! fixed-rate phase counts from the moment the request was due, so a stalled server cannot hide its queue
-//! (no coordinated omission); in the saturation phase it counts from the send.
+//! The generator is its own process (`bench loadgen`, see `loadgen`), so its CPU and memory do not count on the
+//! daemon side; it renders every signed request before a phase's clock starts. Latency in the fixed-rate phase counts
+//! from the moment the request was due, so a stalled server cannot hide its queue (no coordinated omission); in the
+//! saturation phase it counts from the send.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use callbot_api::SecretKey;
-use callbot_api::sign::{Algorithm, SignedHeaders};
 use chrono::{DateTime, Utc};
 use clock::Clock as _;
 use clock::SystemClock;
 use daemon::{Hub, Metrics, Webhook};
-use reqwest::header::HeaderMap;
 use serde_json::json;
 use store::{CampaignRecord, NewOrder, TaskRecord, UploadState};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::env::{self, StoreKind};
+use crate::loadgen::{self, LoadgenArgs, Report};
 use crate::report::{Figures, short};
-use crate::simproc::{SECRET, UUID};
+use crate::simproc::SECRET;
 
 const ID: &str = "bench-callbacks";
 const TASK: &str = "bench-callbacks-task";
-/// Requests in flight at most in the fixed-rate phase.
-const MAX_IN_FLIGHT: usize = 256;
 
 pub async fn run(
     n: u64,
@@ -40,13 +35,12 @@ pub async fn run(
 ) -> anyhow::Result<Figures> {
     let env = env::open_store(kind).await?;
     let now = SystemClock.now();
-    let orders = seed(env.store.as_ref(), n, now).await?;
+    seed(env.store.as_ref(), n, now).await?;
 
     let hub = Arc::new(Hub::new(Metrics::new()));
-    let secret = SecretKey::new(SECRET.to_owned());
     let webhook = Webhook::new(
         env.store.clone(),
-        secret.clone(),
+        SecretKey::new(SECRET.to_owned()),
         SystemClock::shared(),
         hub,
     );
@@ -57,34 +51,23 @@ pub async fn run(
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(webhook.run(listener, shutdown.clone()));
 
-    let ts = SystemClock.now().timestamp();
-    let fixed_reqs = prepare(&secret, &orders, n, "f", ts);
-    let sat_reqs = prepare(&secret, &orders, n, "s", ts);
-    let (fixed, sat) = {
-        let url = url.clone();
-        let generator = std::thread::spawn(move || -> anyhow::Result<(Phase, Phase)> {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("generator runtime")?;
-            rt.block_on(async move {
-                let http = reqwest::Client::builder()
-                    .pool_max_idle_per_host(1024)
-                    .timeout(Duration::from_secs(30))
-                    .build()
-                    .context("generator HTTP client")?;
-                let fixed = fixed_rate(&http, &url, fixed_reqs, rate).await;
-                let sat = saturate(&http, &url, sat_reqs, concurrency).await;
-                Ok((fixed, sat))
-            })
-        });
-        tokio::task::spawn_blocking(move || generator.join())
-            .await
-            .context("joining the generator")?
-            .map_err(|_| anyhow::anyhow!("the load generator panicked"))??
-    };
+    let generated = loadgen::spawn(&LoadgenArgs {
+        url,
+        n,
+        rate,
+        concurrency,
+        campaign: ID.into(),
+        task: TASK.into(),
+    })
+    .await;
     shutdown.cancel();
     let _ = server.await;
+    let Report {
+        fixed,
+        saturation: sat,
+        cpu_secs: gen_cpu,
+        peak_rss_mb: gen_peak,
+    } = generated?;
     if fixed.failed + sat.failed > 0 {
         bail!(
             "{} callbacks were not answered 200 (fixed rate {}, saturation {})",
@@ -110,10 +93,12 @@ pub async fn run(
         .put("saturation_p50_ms", sat.p50_ms)
         .put("saturation_p99_ms", sat.p99_ms)
         .put("concurrency", concurrency as u64)
-        .put("peak_rss_mb", crate::procfs::peak_rss_mb(None));
+        .put("peak_rss_mb", crate::procfs::peak_rss_mb(None))
+        .put("loadgen_cpu_secs", gen_cpu)
+        .put("loadgen_peak_rss_mb", gen_peak);
     f.line = format!(
         "callbacks [{}] at {rate}/s offered: {}/s achieved, p50 {} ms, p99 {} ms (max {} ms); at saturation \
-         ({concurrency} senders): {}/s, p50 {} ms, p99 {} ms; {n} callbacks per phase",
+         ({concurrency} senders): {}/s, p50 {} ms, p99 {} ms; {n} callbacks per phase (generator: {} s CPU, {} MB)",
         kind.as_str(),
         short(fixed.per_s),
         short(fixed.p50_ms),
@@ -121,17 +106,16 @@ pub async fn run(
         short(fixed.max_ms),
         short(sat.per_s),
         short(sat.p50_ms),
-        short(sat.p99_ms)
+        short(sat.p99_ms),
+        short(gen_cpu),
+        short(gen_peak)
     );
     Ok(f)
 }
 
-/// A campaign, its task and `n` sent orders for the callbacks to land on. Returns (orderID, phone) pairs.
-async fn seed(
-    store: &dyn store::Store,
-    n: u64,
-    now: DateTime<Utc>,
-) -> anyhow::Result<Vec<(String, String)>> {
+/// A campaign, its task and `n` sent orders for the callbacks to land on: order i is the contact
+/// `env::normalized_phone(i)`, as the load generator builds its callbacks.
+async fn seed(store: &dyn store::Store, n: u64, now: DateTime<Utc>) -> anyhow::Result<()> {
     store
         .upsert_campaign(&CampaignRecord {
             id: ID.into(),
@@ -184,186 +168,5 @@ async fn seed(
         let ids: Vec<String> = chunk.iter().map(|(o, _)| o.clone()).collect();
         store.set_upload_state(&ids, UploadState::Sent, now).await?;
     }
-    Ok(all)
-}
-
-/// `n` signed call callbacks (one finished call per order), ready to send.
-fn prepare(
-    secret: &SecretKey,
-    orders: &[(String, String)],
-    n: u64,
-    phase: &str,
-    ts: i64,
-) -> Vec<(HeaderMap, Vec<u8>)> {
-    (0..n as usize)
-        .map(|i| {
-            let (order_id, phone) = &orders[i % orders.len()];
-            let body = json!({
-                "callbackType": 3,
-                "orderID": order_id,
-                "userPhone": phone,
-                "userName": "Contact",
-                "sceneID": "SC-BENCH",
-                "userTaskID": TASK,
-                "taskID": "sim-task-1",
-                "finish": true,
-                "other": "",
-                "callInfoDetail": {
-                    "callID": format!("bench-{phase}-{i}"),
-                    "callingNumber": "10000000000",
-                    "lineAddress": "127.0.0.1",
-                    "callStatus": 6,
-                    "callStartTs": ts - 60,
-                    "callAnswerTs": ts - 55,
-                    "callEndTs": ts,
-                    "callDuration": 55,
-                    "callAudioUrl": format!("https://sim.invalid/audio/{i}.wav"),
-                    "hangupCause": "NORMAL_CLEARING",
-                    "termSipCode": "200",
-                    "intents": [{"intentID": "I1", "intentTag": "I1", "intentName": "will pay", "intentLevel": 1}],
-                    "sms": [],
-                    "agent": {"agentName": null, "agentGroup": null, "agentCallStatus": null,
-                              "agentCallElapsed": null, "agentLabel": null, "manualCallStart": null,
-                              "manualCallAnswer": null, "manualCallEnd": null, "manualHangupBy": 0},
-                    "params": [{"name": "amount", "value": "10.00"}]
-                }
-            })
-            .to_string()
-            .into_bytes();
-            let signed = SignedHeaders::signed(
-                secret,
-                &body,
-                ts.to_string(),
-                uuid::Uuid::new_v4().to_string(),
-                UUID,
-                Algorithm::Md5,
-            );
-            let mut headers = HeaderMap::new();
-            signed.write_to(&mut headers);
-            headers.insert(
-                reqwest::header::CONTENT_TYPE,
-                reqwest::header::HeaderValue::from_static("application/json"),
-            );
-            (headers, body)
-        })
-        .collect()
-}
-
-/// The figures of one phase.
-#[derive(Debug)]
-struct Phase {
-    per_s: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    max_ms: f64,
-    failed: u64,
-}
-
-impl Phase {
-    fn from(mut latencies: Vec<Duration>, failed: u64, elapsed: Duration) -> Phase {
-        latencies.sort();
-        let pct = |p: usize| {
-            latencies
-                .get((latencies.len() * p / 100).min(latencies.len().saturating_sub(1)))
-                .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
-        };
-        Phase {
-            per_s: latencies.len() as f64 / elapsed.as_secs_f64(),
-            p50_ms: pct(50),
-            p99_ms: pct(99),
-            max_ms: latencies
-                .last()
-                .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0),
-            failed,
-        }
-    }
-}
-
-async fn send(http: &reqwest::Client, url: &str, headers: HeaderMap, body: Vec<u8>) -> bool {
-    match http.post(url).headers(headers).body(body).send().await {
-        Ok(resp) => {
-            let ok = resp.status() == reqwest::StatusCode::OK;
-            // Read the body so the connection goes back to the pool.
-            ok && resp.bytes().await.is_ok()
-        }
-        Err(_) => false,
-    }
-}
-
-/// Open loop: request i is due at start + i/rate, whatever happened to the ones before.
-async fn fixed_rate(
-    http: &reqwest::Client,
-    url: &str,
-    reqs: Vec<(HeaderMap, Vec<u8>)>,
-    rate: u64,
-) -> Phase {
-    // At most this many requests (and so connections) in flight; a request due while all are busy waits for one,
-    // and its wait counts in its latency.
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
-    let start = Instant::now();
-    let mut set = tokio::task::JoinSet::new();
-    for (i, (headers, body)) in reqs.into_iter().enumerate() {
-        let due = start + Duration::from_secs_f64(i as f64 / rate.max(1) as f64);
-        tokio::time::sleep_until(due).await;
-        let (http, url) = (http.clone(), url.to_owned());
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            break;
-        };
-        set.spawn(async move {
-            let ok = send(&http, &url, headers, body).await;
-            drop(slot);
-            (due.elapsed(), ok)
-        });
-    }
-    let mut latencies = Vec::new();
-    let mut failed = 0;
-    while let Some(r) = set.join_next().await {
-        match r {
-            Ok((d, true)) => latencies.push(d),
-            _ => failed += 1,
-        }
-    }
-    Phase::from(latencies, failed, start.elapsed())
-}
-
-/// Closed loop: `concurrency` senders, each sending its next callback as soon as the last one is answered.
-async fn saturate(
-    http: &reqwest::Client,
-    url: &str,
-    reqs: Vec<(HeaderMap, Vec<u8>)>,
-    concurrency: usize,
-) -> Phase {
-    let reqs: Arc<Vec<(HeaderMap, Vec<u8>)>> = Arc::new(reqs);
-    let next = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..concurrency.max(1) {
-        let (http, url, reqs, next) = (http.clone(), url.to_owned(), reqs.clone(), next.clone());
-        set.spawn(async move {
-            let mut lat = Vec::new();
-            let mut failed = 0u64;
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((headers, body)) = reqs.get(i) else {
-                    break;
-                };
-                let t = Instant::now();
-                if send(&http, &url, headers.clone(), body.clone()).await {
-                    lat.push(t.elapsed());
-                } else {
-                    failed += 1;
-                }
-            }
-            (lat, failed)
-        });
-    }
-    let mut latencies = Vec::new();
-    let mut failed = 0;
-    while let Some(r) = set.join_next().await {
-        if let Ok((lat, f)) = r {
-            latencies.extend(lat);
-            failed += f;
-        }
-    }
-    Phase::from(latencies, failed, start.elapsed())
+    Ok(())
 }

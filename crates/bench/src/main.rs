@@ -4,6 +4,7 @@
 //! - `procfs`: peak RSS and CPU time from `/proc`.
 //! - `report`: one run's figures; min/median/max over runs.
 //! - `simproc`: the simulator child process (`serve-sim`).
+//! - `loadgen`: the callbacks load generator child process (`loadgen`).
 //! - `env`: stores, clients, generated campaign files and contact lists.
 //! - one module per scenario: `upload`, `reconcile`, `callbacks`, `campaigns`, `idle`, `limits`.
 
@@ -12,6 +13,7 @@ mod campaigns;
 mod env;
 mod idle;
 mod limits;
+mod loadgen;
 mod procfs;
 mod reconcile;
 mod report;
@@ -56,6 +58,9 @@ enum Command {
     /// The simulator in its own process (used by the scenarios).
     #[command(hide = true)]
     ServeSim(simproc::ServeArgs),
+    /// The callbacks scenario's load generator in its own process (used by `callbacks`).
+    #[command(hide = true)]
+    Loadgen(loadgen::LoadgenArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -142,6 +147,7 @@ fn main() -> ExitCode {
         Command::LimitInsert(a) => scenario(Scenario::LimitInsert, a),
         Command::Smoke => smoke(),
         Command::ServeSim(a) => runtime().and_then(|rt| rt.block_on(simproc::serve(a))),
+        Command::Loadgen(a) => loadgen::main(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
