@@ -21,18 +21,7 @@ const TASK: &str = "bench-limit-task";
 pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
     let env = env::open_store(kind).await?;
     let now = SystemClock.now();
-    env.store
-        .upsert_campaign(&CampaignRecord {
-            id: ID.into(),
-            generation: 1,
-            source_file: format!("{ID}.toml"),
-            content_hash: "bench".into(),
-            spec: None,
-            state: "active".into(),
-            last_error: None,
-            updated_at: now,
-        })
-        .await?;
+    record_campaign(env.store.as_ref(), ID, now).await?;
     let ids: Vec<String> = (0..n)
         .map(|i| campaign::order_id(ID, 1, &env::normalized_phone(i)))
         .collect();
@@ -62,11 +51,33 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
     Ok(f)
 }
 
-fn variables() -> &'static str {
+/// The campaign record the raw rows belong to.
+pub(crate) async fn record_campaign(
+    store: &dyn store::Store,
+    id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    store
+        .upsert_campaign(&CampaignRecord {
+            id: id.into(),
+            generation: 1,
+            source_file: format!("{id}.toml"),
+            content_hash: "bench".into(),
+            spec: None,
+            state: "active".into(),
+            last_error: None,
+            updated_at: now,
+        })
+        .await?;
+    Ok(())
+}
+
+pub(crate) fn variables() -> &'static str {
     r#"{"amount":"10.00"}"#
 }
 
-async fn sqlite(url: &str, ids: &[String], at: &str) -> anyhow::Result<(f64, f64)> {
+/// A connection to the bench's SQLite file, as the daemon opens it (WAL, `synchronous = NORMAL`).
+pub(crate) async fn sqlite_connection(url: &str) -> anyhow::Result<sqlx::SqliteConnection> {
     let mut conn = sqlx::SqliteConnection::connect(url)
         .await
         .context("connecting")?;
@@ -83,29 +94,80 @@ async fn sqlite(url: &str, ids: &[String], at: &str) -> anyhow::Result<(f64, f64
             .execute(&mut conn)
             .await?;
     }
-    let t = Instant::now();
+    Ok(conn)
+}
+
+/// Order rows for contacts 0..ids.len() of campaign `id` (task `task`, in `upload_state` `state`): multi-row
+/// INSERTs in one transaction.
+pub(crate) async fn insert_orders_sqlite(
+    conn: &mut sqlx::SqliteConnection,
+    (id, task): (&str, &str),
+    ids: &[String],
+    state: &str,
+) -> anyhow::Result<()> {
     let mut tx = conn.begin().await?;
     for (c, chunk) in ids.chunks(3000).enumerate() {
         let mut qb = QueryBuilder::<sqlx::Sqlite>::new(
             "INSERT INTO orders (order_id, campaign_id, user_task_id, phone, name, customer, other, variables, \
              source_line, upload_state) ",
         );
-        qb.push_values(chunk.iter().enumerate(), |mut b, (j, id)| {
+        qb.push_values(chunk.iter().enumerate(), |mut b, (j, order_id)| {
             let i = (c * 3000 + j) as u64;
-            b.push_bind(id.clone())
-                .push_bind(ID)
-                .push_bind(TASK)
+            b.push_bind(order_id.clone())
+                .push_bind(id.to_owned())
+                .push_bind(task.to_owned())
                 .push_bind(env::normalized_phone(i))
                 .push_bind(format!("Contact {i}"))
                 .push_bind(format!("C{i}"))
                 .push_bind(format!("ref-{i}"))
                 .push_bind(variables())
                 .push_bind(i as i64 + 2)
-                .push_bind("planned");
+                .push_bind(state.to_owned());
         });
         qb.build().execute(&mut *tx).await?;
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// The same order rows as [`insert_orders_sqlite`], with one `COPY ... FROM STDIN`.
+pub(crate) async fn copy_orders_pg(
+    conn: &mut sqlx::PgConnection,
+    (id, task): (&str, &str),
+    ids: &[String],
+    state: &str,
+) -> anyhow::Result<()> {
+    let mut copy = conn
+        .copy_in_raw(
+            "COPY orders (order_id, campaign_id, user_task_id, phone, name, customer, other, variables, \
+             source_line, upload_state) FROM STDIN",
+        )
+        .await?;
+    let mut buf = String::with_capacity(1 << 20);
+    for (i, order_id) in ids.iter().enumerate() {
+        let _ = writeln!(
+            buf,
+            "{order_id}\t{id}\t{task}\t{}\tContact {i}\tC{i}\tref-{i}\t{}\t{}\t{state}",
+            env::normalized_phone(i as u64),
+            variables(),
+            i + 2
+        );
+        if buf.len() > (1 << 20) - 512 {
+            copy.send(std::mem::take(&mut buf).into_bytes()).await?;
+            buf.reserve(1 << 20);
+        }
+    }
+    if !buf.is_empty() {
+        copy.send(buf.into_bytes()).await?;
+    }
+    copy.finish().await?;
+    Ok(())
+}
+
+async fn sqlite(url: &str, ids: &[String], at: &str) -> anyhow::Result<(f64, f64)> {
+    let mut conn = sqlite_connection(url).await?;
+    let t = Instant::now();
+    insert_orders_sqlite(&mut conn, (ID, TASK), ids, "planned").await?;
     let insert_secs = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
@@ -134,30 +196,7 @@ async fn postgres(url: &str, ids: &[String]) -> anyhow::Result<(f64, f64)> {
         .await
         .context("connecting")?;
     let t = Instant::now();
-    let mut copy = conn
-        .copy_in_raw(
-            "COPY orders (order_id, campaign_id, user_task_id, phone, name, customer, other, variables, \
-             source_line, upload_state) FROM STDIN",
-        )
-        .await?;
-    let mut buf = String::with_capacity(1 << 20);
-    for (i, id) in ids.iter().enumerate() {
-        let _ = writeln!(
-            buf,
-            "{id}\t{ID}\t{TASK}\t{}\tContact {i}\tC{i}\tref-{i}\t{}\t{}\tplanned",
-            env::normalized_phone(i as u64),
-            variables(),
-            i + 2
-        );
-        if buf.len() > (1 << 20) - 512 {
-            copy.send(std::mem::take(&mut buf).into_bytes()).await?;
-            buf.reserve(1 << 20);
-        }
-    }
-    if !buf.is_empty() {
-        copy.send(buf.into_bytes()).await?;
-    }
-    copy.finish().await?;
+    copy_orders_pg(&mut conn, (ID, TASK), ids, "planned").await?;
     let insert_secs = t.elapsed().as_secs_f64();
 
     let t = Instant::now();

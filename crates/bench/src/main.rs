@@ -6,12 +6,16 @@
 //! - `simproc`: the simulator child process (`serve-sim`).
 //! - `loadgen`: the callbacks load generator child process (`loadgen`).
 //! - `env`: stores, clients, generated campaign files and contact lists.
-//! - one module per scenario: `upload`, `reconcile`, `callbacks`, `campaigns`, `idle`, `limits`.
+//! - one module per scenario: `upload`, `reconcile`, `callbacks`, `campaigns`, `idle`, and the machine limits
+//!   `limits` (limit-insert), `limit_normalize`, `limit_sim` (limit-sim-upload), `limit_facts`.
 
 mod callbacks;
 mod campaigns;
 mod env;
 mod idle;
+mod limit_facts;
+mod limit_normalize;
+mod limit_sim;
 mod limits;
 mod loadgen;
 mod procfs;
@@ -53,6 +57,15 @@ enum Command {
     /// Machine limit: N order rows (default 1,000,000) written with a raw multi-row INSERT (SQLite) or COPY
     /// (PostgreSQL), then updated by key in bulk, outside the store crate.
     LimitInsert(Args),
+    /// Machine limit: the contacts CSV of N rows (default 1,000,000) read, normalised and deduplicated by the daemon's
+    /// reader on one thread, no store (--store is ignored).
+    LimitNormalize(Args),
+    /// Machine limit: the simulator alone accepting N contacts (default 1,000,000): createAndCall, then addBatchCall
+    /// of 1000, one request in flight, no store (--store is ignored).
+    LimitSimUpload(Args),
+    /// Machine limit: the rows N finished calls write (default 200,000: calls, intents, transcript lines) with a raw
+    /// multi-row INSERT (SQLite) or COPY (PostgreSQL), then the orders' finished flag updated by key in bulk.
+    LimitFacts(Args),
     /// Every scenario at a tiny size on both stores, in seconds (for CI).
     Smoke,
     /// The simulator in its own process (used by the scenarios).
@@ -97,6 +110,9 @@ enum Scenario {
     Campaigns,
     Idle,
     LimitInsert,
+    LimitNormalize,
+    LimitSimUpload,
+    LimitFacts,
 }
 
 impl Scenario {
@@ -108,12 +124,20 @@ impl Scenario {
             Scenario::Campaigns => "campaigns",
             Scenario::Idle => "idle",
             Scenario::LimitInsert => "limit-insert",
+            Scenario::LimitNormalize => "limit-normalize",
+            Scenario::LimitSimUpload => "limit-sim-upload",
+            Scenario::LimitFacts => "limit-facts",
         }
     }
 
     fn default_size(self) -> u64 {
         match self {
-            Scenario::Upload | Scenario::Reconcile | Scenario::LimitInsert => 1_000_000,
+            Scenario::Upload
+            | Scenario::Reconcile
+            | Scenario::LimitInsert
+            | Scenario::LimitNormalize
+            | Scenario::LimitSimUpload => 1_000_000,
+            Scenario::LimitFacts => 200_000,
             Scenario::Callbacks => 50_000,
             Scenario::Campaigns => 10_000,
             Scenario::Idle => 100,
@@ -145,6 +169,9 @@ fn main() -> ExitCode {
         Command::Campaigns(a) => scenario(Scenario::Campaigns, a),
         Command::Idle(a) => scenario(Scenario::Idle, a),
         Command::LimitInsert(a) => scenario(Scenario::LimitInsert, a),
+        Command::LimitNormalize(a) => scenario(Scenario::LimitNormalize, a),
+        Command::LimitSimUpload(a) => scenario(Scenario::LimitSimUpload, a),
+        Command::LimitFacts(a) => scenario(Scenario::LimitFacts, a),
         Command::Smoke => smoke(),
         Command::ServeSim(a) => runtime().and_then(|rt| rt.block_on(simproc::serve(a))),
         Command::Loadgen(a) => loadgen::main(a),
@@ -190,6 +217,9 @@ async fn run_one(s: Scenario, args: &Args) -> anyhow::Result<Figures> {
         Scenario::Campaigns => campaigns::run(size, args.store).await,
         Scenario::Idle => idle::run(size, args.store, args.secs).await,
         Scenario::LimitInsert => limits::run(size, args.store).await,
+        Scenario::LimitNormalize => limit_normalize::run(size).await,
+        Scenario::LimitSimUpload => limit_sim::run(size).await,
+        Scenario::LimitFacts => limit_facts::run(size, args.store).await,
     }
 }
 
@@ -248,6 +278,10 @@ fn smoke() -> anyhow::Result<()> {
         orchestrate(Scenario::Campaigns, &tiny(50, store))?;
         orchestrate(Scenario::Idle, &tiny(3, store))?;
         orchestrate(Scenario::LimitInsert, &tiny(2000, store))?;
+        orchestrate(Scenario::LimitFacts, &tiny(2000, store))?;
     }
+    // No store: once.
+    orchestrate(Scenario::LimitNormalize, &tiny(2000, StoreKind::Sqlite))?;
+    orchestrate(Scenario::LimitSimUpload, &tiny(2000, StoreKind::Sqlite))?;
     Ok(())
 }
