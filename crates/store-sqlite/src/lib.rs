@@ -6,6 +6,7 @@ mod report;
 mod util;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,6 +20,7 @@ use store::{
     OrderCounts, OrderFacts, OrderProgress, OrderRecord, Report, ReportFilter, Store, StoreError,
     TaskRecord, UploadState,
 };
+use tokio::sync::watch;
 
 use crate::util::db_err;
 
@@ -28,7 +30,12 @@ static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Keeps the WAL checkpointer running while any clone of the store lives (file databases only).
+    _checkpointer: Option<Arc<watch::Sender<()>>>,
 }
+
+/// How often the checkpointer copies the WAL back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://path`, `sqlite:path` or `sqlite::memory:`) and
@@ -43,6 +50,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             // Statement journals (a multi-row upsert inside a larger transaction) stay in memory, not in a temp file.
             .pragma("temp_store", "memory")
+            // No checkpoint at commit time: a checkpoint copies the WAL into the database file and syncs it, which
+            // stalled the committing writer (and every callback waiting on its group commit) for tens of
+            // milliseconds. The store's own checkpointer runs them beside the writers instead (see `checkpointer`).
+            .pragma("wal_autocheckpoint", if memory { "1000" } else { "0" })
             .journal_mode(if memory {
                 SqliteJournalMode::Memory
             } else {
@@ -60,12 +71,42 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))?;
-        Ok(SqliteStore { pool })
+        let checkpointer = (!memory).then(|| {
+            let (alive, stopped) = watch::channel(());
+            tokio::spawn(checkpointer(pool.clone(), stopped));
+            Arc::new(alive)
+        });
+        Ok(SqliteStore {
+            pool,
+            _checkpointer: checkpointer,
+        })
     }
 
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Copies the WAL into the database file every [`CHECKPOINT_EVERY`] with a PASSIVE checkpoint, which never waits
+/// for (nor blocks) readers or writers; the frames it could not copy are copied next time. Stops when every clone of
+/// the store is dropped or the pool is closed. (Closing the last connection also checkpoints, as SQLite always
+/// does.)
+async fn checkpointer(pool: SqlitePool, mut stopped: watch::Receiver<()>) {
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => return,
+            () = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+        }
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(error = %e, "WAL checkpoint failed; retrying at the next one");
+        }
     }
 }
 
