@@ -10,12 +10,18 @@
 //! ## Group commit
 //!
 //! Verification and parsing are CPU work and run concurrently in the handlers. Writing does not: every handler hands
-//! its [`CallbackIngest`] to ONE writer task over a bounded channel and waits for the answer. The writer takes the
+//! its [`CallbackIngest`] to the writers over one bounded channel and waits for the answer. A writer takes the
 //! first callback queued, then everything else already queued (up to [`MAX_BATCH`]), stores them all with
 //! [`Store::ingest_callbacks`] (one transaction: one commit, one WAL flush), and answers every waiter with the
 //! outcome: all 200 or all 503. Callbacks that arrive during a commit form the next batch, so the commits per second
 //! no longer bound the callbacks per second, and every callback is still durable before its answer. Task callbacks
 //! reach the hub (`task_status`, `wake`) only after that commit.
+//!
+//! There are [`Store::write_concurrency`] writers: one on SQLite, which takes one writer at a time anyway; several
+//! on PostgreSQL, where one batch's commit (its WAL flush) overlaps the next batch's statements. Batches written at
+//! once may commit in either order; that is safe because the store applies facts idempotently and
+//! order-independently (a final call status is never overwritten by an in-flight one), takes row locks in key order
+//! (no deadlock between two batches), and the hub keeps only terminal task statuses.
 //!
 //! When the channel is full the handler waits for room (back-pressure) rather than answering 503. A full queue
 //! means the store is slower than the offered rate but working; a 503 would make the platform resend the whole
@@ -140,29 +146,63 @@ struct Job {
     done: oneshot::Sender<Result<(), Arc<StoreError>>>,
 }
 
+/// The writers' shared queue: a writer holds the lock only while it takes a batch, not while it stores it.
+type Queue = Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>;
+
+/// Starts [`Store::write_concurrency`] writers on one queue; the task ends when all of them have.
 fn spawn_writer(store: Arc<dyn Store>) -> (mpsc::Sender<Job>, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel(QUEUE);
-    let task = tokio::spawn(write_batches(rx, move |batch: Arc<[CallbackIngest]>| {
+    let writers = store.write_concurrency();
+    spawn_writers(writers, move |batch: Arc<[CallbackIngest]>| {
         let store = store.clone();
         async move { store.ingest_callbacks(&batch).await }
-    }));
+    })
+}
+
+/// Starts `writers` (at least one) [`write_batches`] loops on one queue, each storing its batches with `ingest`.
+fn spawn_writers<F, Fut>(
+    writers: usize,
+    ingest: F,
+) -> (mpsc::Sender<Job>, tokio::task::JoinHandle<()>)
+where
+    F: Fn(Arc<[CallbackIngest]>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), StoreError>> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let queue: Queue = Arc::new(tokio::sync::Mutex::new(rx));
+    let writers = writers.max(1);
+    let task = tokio::spawn(async move {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..writers {
+            set.spawn(write_batches(queue.clone(), ingest.clone()));
+        }
+        while let Some(ended) = set.join_next().await {
+            if let Err(e) = ended {
+                tracing::error!(error = %e, "a callback writer failed");
+            }
+        }
+    });
     (tx, task)
 }
 
-/// The writer loop: waits for a callback, takes everything else already queued (up to [`MAX_BATCH`]), stores the
+/// One writer's loop: waits for a callback, takes everything else already queued (up to [`MAX_BATCH`]), stores the
 /// batch with `ingest` and answers each waiter with the outcome. Ends when every sender is gone and the queue is
-/// empty.
+/// empty. Several writers may share the queue: each takes its own batches, so one batch waits for its commit while
+/// the next is written.
 ///
 /// A batch refused for any reason but [`StoreError::Unavailable`] (a constraint, a value the database cannot take)
 /// is written again one callback at a time, so one bad callback does not fail the others delivered with it (they
 /// would meet it again in the retry).
-async fn write_batches<F, Fut>(mut rx: mpsc::Receiver<Job>, ingest: F)
+async fn write_batches<F, Fut>(queue: Queue, ingest: F)
 where
     F: Fn(Arc<[CallbackIngest]>) -> Fut,
     Fut: std::future::Future<Output = Result<(), StoreError>>,
 {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+    loop {
+        let taken = queue.lock().await.recv_many(&mut jobs, MAX_BATCH).await;
+        if taken == 0 {
+            break;
+        }
         let (batch, waiters): (Vec<CallbackIngest>, Vec<_>) =
             jobs.drain(..).map(|j| (j.ingest, j.done)).unzip();
         let batch: Arc<[CallbackIngest]> = batch.into();
@@ -395,27 +435,59 @@ mod tests {
         }
         drop(tx);
         let batches = Mutex::new(Vec::new());
-        write_batches(rx, |batch: Arc<[CallbackIngest]>| {
-            batches.lock().unwrap().push(
-                batch
-                    .iter()
-                    .map(|i| i.record.request_id.clone().unwrap())
-                    .collect(),
-            );
-            async move {
-                if fail {
-                    Err(StoreError::Unavailable("connection refused".into()))
-                } else {
-                    Ok(())
+        write_batches(
+            Arc::new(tokio::sync::Mutex::new(rx)),
+            |batch: Arc<[CallbackIngest]>| {
+                batches.lock().unwrap().push(
+                    batch
+                        .iter()
+                        .map(|i| i.record.request_id.clone().unwrap())
+                        .collect(),
+                );
+                async move {
+                    if fail {
+                        Err(StoreError::Unavailable("connection refused".into()))
+                    } else {
+                        Ok(())
+                    }
                 }
-            }
-        })
+            },
+        )
         .await;
         let mut out = Vec::new();
         for a in answers {
             out.push(a.await.expect("every waiter is answered"));
         }
         (batches.into_inner().unwrap(), out)
+    }
+
+    #[tokio::test]
+    async fn with_two_writers_a_second_batch_is_written_while_the_first_waits_for_its_commit() {
+        // Each batch's store call waits until two are in progress at once: a lone writer would never get there.
+        let both = Arc::new(tokio::sync::Barrier::new(2));
+        let (tx, writers) = spawn_writers(2, move |_batch: Arc<[CallbackIngest]>| {
+            let both = both.clone();
+            async move {
+                both.wait().await;
+                Ok(())
+            }
+        });
+        let (first, first_answer) = job(1);
+        tx.send(first).await.unwrap();
+        // The first batch is taken (and waits) before the second callback arrives.
+        while tx.capacity() < QUEUE {
+            tokio::task::yield_now().await;
+        }
+        let (second, second_answer) = job(2);
+        tx.send(second).await.unwrap();
+        let answers = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            (first_answer.await, second_answer.await)
+        })
+        .await
+        .expect("two batches were in progress at once");
+        assert!(matches!(answers, (Ok(Ok(())), Ok(Ok(())))));
+        drop(tx);
+        writers.await.unwrap();
     }
 
     #[tokio::test]
@@ -461,19 +533,22 @@ mod tests {
         let (first, first_answer) = job(0);
         tx.send(first).await.unwrap();
         let calls = Mutex::new(0);
-        let writer = write_batches(rx, |_batch: Arc<[CallbackIngest]>| {
-            let n = {
-                let mut calls = calls.lock().unwrap();
-                *calls += 1;
-                *calls
-            };
-            async move {
-                if n == 1 {
-                    panic!("a bug in the store");
+        let writer = write_batches(
+            Arc::new(tokio::sync::Mutex::new(rx)),
+            |_batch: Arc<[CallbackIngest]>| {
+                let n = {
+                    let mut calls = calls.lock().unwrap();
+                    *calls += 1;
+                    *calls
+                };
+                async move {
+                    if n == 1 {
+                        panic!("a bug in the store");
+                    }
+                    Ok(())
                 }
-                Ok(())
-            }
-        });
+            },
+        );
         let feed = async {
             assert!(
                 first_answer.await.unwrap().is_err(),
@@ -499,21 +574,24 @@ mod tests {
         }
         drop(tx);
         let sizes = Mutex::new(Vec::new());
-        write_batches(rx, |batch: Arc<[CallbackIngest]>| {
-            sizes.lock().unwrap().push(batch.len());
-            let poisoned = batch
-                .iter()
-                .any(|i| i.record.request_id.as_deref() == Some("r1"));
-            async move {
-                if poisoned {
-                    Err(StoreError::Invalid(
-                        "a value the database cannot take".into(),
-                    ))
-                } else {
-                    Ok(())
+        write_batches(
+            Arc::new(tokio::sync::Mutex::new(rx)),
+            |batch: Arc<[CallbackIngest]>| {
+                sizes.lock().unwrap().push(batch.len());
+                let poisoned = batch
+                    .iter()
+                    .any(|i| i.record.request_id.as_deref() == Some("r1"));
+                async move {
+                    if poisoned {
+                        Err(StoreError::Invalid(
+                            "a value the database cannot take".into(),
+                        ))
+                    } else {
+                        Ok(())
+                    }
                 }
-            }
-        })
+            },
+        )
         .await;
         assert_eq!(*sizes.lock().unwrap(), vec![3, 1, 1, 1]);
         let mut outcomes = Vec::new();
@@ -533,10 +611,13 @@ mod tests {
         tx.send(kept).await.unwrap();
         drop(tx);
         let writes = Mutex::new(0);
-        write_batches(rx, |batch: Arc<[CallbackIngest]>| {
-            *writes.lock().unwrap() += batch.len();
-            async { Ok(()) }
-        })
+        write_batches(
+            Arc::new(tokio::sync::Mutex::new(rx)),
+            |batch: Arc<[CallbackIngest]>| {
+                *writes.lock().unwrap() += batch.len();
+                async { Ok(()) }
+            },
+        )
         .await;
         assert_eq!(
             *writes.lock().unwrap(),

@@ -328,16 +328,19 @@ async fn upsert_transcript(
 }
 
 /// Sets the orders' finished flag (sticky: only ever set) and their `last_call_status` (the status of the latest
-/// call by start time), in one statement.
+/// call by start time), in one statement. The rows are locked in order ID order first, so two transactions writing
+/// overlapping orders at once (parallel callback writers, a poll) wait for each other instead of deadlocking.
 #[tracing::instrument(skip_all, fields(orders = merged.len()))]
 async fn update_orders(conn: &mut PgConnection, merged: &[OrderFacts]) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE orders o SET finished = o.finished OR u.finished,
+        "WITH locked AS MATERIALIZED (
+             SELECT order_id FROM orders WHERE order_id = ANY($1::text[]) ORDER BY order_id FOR UPDATE)
+         UPDATE orders o SET finished = o.finished OR u.finished,
              last_call_status = (
                  SELECT c.call_status FROM calls c WHERE c.order_id = o.order_id
                  ORDER BY c.started_at DESC NULLS LAST, c.call_id DESC LIMIT 1)
-         FROM UNNEST($1::text[], $2::bool[]) AS u(order_id, finished)
-         WHERE o.order_id = u.order_id",
+         FROM locked l JOIN UNNEST($1::text[], $2::bool[]) AS u(order_id, finished) ON u.order_id = l.order_id
+         WHERE o.order_id = l.order_id",
     )
     .bind(
         merged

@@ -59,6 +59,12 @@ impl Store for PgStore {
         queries::ping(&self.pool).await
     }
 
+    /// PostgreSQL commits transactions in parallel: while one batch waits for its WAL flush, the next is written.
+    /// Three leaves most of the pool's eight connections to the reconciler and the reports.
+    fn write_concurrency(&self) -> usize {
+        3
+    }
+
     async fn upsert_campaign(&self, c: &CampaignRecord) -> Result<(), StoreError> {
         queries::upsert_campaign(&self.pool, c).await
     }

@@ -404,10 +404,13 @@ async fn move_orders_from(
     let mut moved = 0;
     {
         let per_task: Vec<(String, i64)> = sqlx::query_as(
-            "WITH m AS (
-                 UPDATE orders SET upload_state = $1, state_changed_at = $2
-                 WHERE order_id = ANY($3) AND upload_state = $4 AND ($5::text IS NULL OR user_task_id = $5)
-                 RETURNING user_task_id
+            "WITH locked AS MATERIALIZED (
+                 SELECT order_id FROM orders WHERE order_id = ANY($3) ORDER BY order_id FOR UPDATE
+             ), m AS (
+                 UPDATE orders o SET upload_state = $1, state_changed_at = $2
+                 FROM locked l
+                 WHERE o.order_id = l.order_id AND o.upload_state = $4 AND ($5::text IS NULL OR o.user_task_id = $5)
+                 RETURNING o.user_task_id
              )
              SELECT user_task_id, COUNT(*) FROM m GROUP BY user_task_id",
         )
@@ -458,10 +461,12 @@ async fn reject_in(
     let mut moved = 0;
     for &from in UploadState::Rejected.predecessors() {
         let per_task: Vec<(String, i64)> = sqlx::query_as(
-            "WITH m AS (
+            "WITH locked AS MATERIALIZED (
+                 SELECT order_id FROM orders WHERE order_id = ANY($1::text[]) ORDER BY order_id FOR UPDATE
+             ), m AS (
                  UPDATE orders o SET upload_state = 'rejected', reject_reason = u.reason, state_changed_at = $3
-                 FROM UNNEST($1::text[], $2::text[]) AS u(order_id, reason)
-                 WHERE o.order_id = u.order_id AND o.upload_state = $4
+                 FROM locked l JOIN UNNEST($1::text[], $2::text[]) AS u(order_id, reason) ON u.order_id = l.order_id
+                 WHERE o.order_id = l.order_id AND o.upload_state = $4
                        AND ($5::text IS NULL OR o.user_task_id = $5)
                  RETURNING o.user_task_id
              )
@@ -632,12 +637,16 @@ pub(crate) async fn mark_polled(
     if order_ids.is_empty() {
         return Ok(());
     }
-    sqlx::query("UPDATE orders SET last_polled_at = $1 WHERE order_id = ANY($2)")
-        .bind(at)
-        .bind(order_ids)
-        .execute(pool)
-        .await
-        .map_err(db_err)?;
+    sqlx::query(
+        "WITH locked AS MATERIALIZED (
+             SELECT order_id FROM orders WHERE order_id = ANY($2) ORDER BY order_id FOR UPDATE)
+         UPDATE orders o SET last_polled_at = $1 FROM locked l WHERE o.order_id = l.order_id",
+    )
+    .bind(at)
+    .bind(order_ids)
+    .execute(pool)
+    .await
+    .map_err(db_err)?;
     Ok(())
 }
 

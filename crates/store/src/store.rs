@@ -17,6 +17,12 @@ pub trait Store: Send + Sync + Debug {
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// How many write transactions the backend runs well at once; the callback writers use this many. The default,
+    /// one, suits a database that takes one writer at a time (SQLite).
+    fn write_concurrency(&self) -> usize {
+        1
+    }
+
     // ---- campaigns and tasks
 
     /// Inserts or replaces the campaign with this ID.
