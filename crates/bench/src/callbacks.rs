@@ -65,6 +65,7 @@ pub async fn run(
     let Report {
         fixed,
         saturation: sat,
+        pacing,
         cpu_secs: gen_cpu,
         peak_rss_mb: gen_peak,
     } = generated?;
@@ -94,16 +95,21 @@ pub async fn run(
         .put("saturation_p99_ms", sat.p99_ms)
         .put("concurrency", concurrency as u64)
         .put("peak_rss_mb", crate::procfs::peak_rss_mb(None))
+        .put("fixed_max_in_flight", pacing.max_in_flight)
+        .put("loadgen_lag_p99_ms", pacing.lag_p99_ms)
+        .put("loadgen_lag_max_ms", pacing.lag_max_ms)
         .put("loadgen_cpu_secs", gen_cpu)
         .put("loadgen_peak_rss_mb", gen_peak);
     f.line = format!(
-        "callbacks [{}] at {rate}/s offered: {}/s achieved, p50 {} ms, p99 {} ms (max {} ms); at saturation \
-         ({concurrency} senders): {}/s, p50 {} ms, p99 {} ms; {n} callbacks per phase (generator: {} s CPU, {} MB)",
+        "callbacks [{}] at {rate}/s offered: {}/s achieved, p50 {} ms, p99 {} ms (max {} ms; at most {} in \
+         flight; generator late by {} ms at p99); at saturation ({concurrency} senders): {}/s, p50 {} ms, p99 {} ms; {n} callbacks per phase (generator: {} s CPU, {} MB)",
         kind.as_str(),
         short(fixed.per_s),
         short(fixed.p50_ms),
         short(fixed.p99_ms),
         short(fixed.max_ms),
+        pacing.max_in_flight,
+        short(pacing.lag_p99_ms),
         short(sat.per_s),
         short(sat.p50_ms),
         short(sat.p99_ms),

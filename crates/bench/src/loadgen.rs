@@ -66,6 +66,7 @@ pub struct LoadgenArgs {
 pub struct Report {
     pub fixed: Phase,
     pub saturation: Phase,
+    pub pacing: Pacing,
     /// CPU seconds of the generator process during the two timed phases.
     pub cpu_secs: f64,
     /// The generator's peak RSS, MB.
@@ -105,6 +106,14 @@ pub async fn spawn(args: &LoadgenArgs) -> anyhow::Result<Report> {
     Ok(Report {
         fixed: Phase::from_json(&v["fixed"])?,
         saturation: Phase::from_json(&v["saturation"])?,
+        pacing: Pacing {
+            lag_p99_ms: num("fixed_dispatch_lag_p99_ms"),
+            lag_max_ms: num("fixed_dispatch_lag_max_ms"),
+            max_in_flight: v
+                .get("fixed_max_in_flight")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
+        },
         cpu_secs: num("cpu_secs"),
         peak_rss_mb: num("peak_rss_mb"),
     })
@@ -128,7 +137,7 @@ async fn generate(args: &LoadgenArgs) -> anyhow::Result<Value> {
 
     let reqs = Arc::new(prepare(&target, &secret, args, "f", ts));
     let cpu0 = crate::procfs::cpu_secs(None);
-    let fixed = fixed_rate(&target.addr, reqs, args.rate).await;
+    let (fixed, pacing) = fixed_rate(&target.addr, reqs, args.rate).await;
     let cpu_fixed = crate::procfs::cpu_secs(None) - cpu0;
 
     let reqs = Arc::new(prepare(&target, &secret, args, "s", ts));
@@ -138,6 +147,9 @@ async fn generate(args: &LoadgenArgs) -> anyhow::Result<Value> {
 
     Ok(json!({
         "fixed": fixed.to_json(),
+        "fixed_dispatch_lag_p99_ms": pacing.lag_p99_ms,
+        "fixed_dispatch_lag_max_ms": pacing.lag_max_ms,
+        "fixed_max_in_flight": pacing.max_in_flight,
         "saturation": saturation.to_json(),
         "cpu_secs": cpu_fixed + cpu_sat,
         "peak_rss_mb": crate::procfs::peak_rss_mb(None),
@@ -393,8 +405,20 @@ async fn send(addr: &str, conn: Option<Conn>, request: &[u8]) -> (bool, Option<C
     }
 }
 
+/// How well the generator itself kept to the schedule in the open loop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pacing {
+    /// How late the generator woke for a request's due time when it was waiting for it (its own timer and CPU, not
+    /// the server), p99 and max.
+    pub lag_p99_ms: f64,
+    pub lag_max_ms: f64,
+    /// The most requests in flight at once (at most [`MAX_IN_FLIGHT`]; reaching it means requests waited for a
+    /// slot, which counts in their latency).
+    pub max_in_flight: u64,
+}
+
 /// Open loop: request i is due at start + i/rate, whatever happened to the ones before.
-async fn fixed_rate(addr: &str, reqs: Arc<Requests>, rate: u64) -> Phase {
+async fn fixed_rate(addr: &str, reqs: Arc<Requests>, rate: u64) -> (Phase, Pacing) {
     // At most this many requests (and so connections) in flight; a request due while all are busy waits for one,
     // and its wait counts in its latency.
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
@@ -404,12 +428,20 @@ async fn fixed_rate(addr: &str, reqs: Arc<Requests>, rate: u64) -> Phase {
     let mut set = tokio::task::JoinSet::new();
     let mut latencies = Vec::with_capacity(reqs.len());
     let mut failed = 0u64;
+    let mut lags = Vec::with_capacity(reqs.len());
+    let mut max_in_flight = 0;
     for i in 0..reqs.len() {
         let due = start + Duration::from_secs_f64(i as f64 / rate.max(1) as f64);
-        tokio::time::sleep_until(due).await;
+        // The generator's own lateness: how late it woke for a due time it was waiting for (a request already
+        // overdue when its turn came waited for a slot instead, which is the server's doing).
+        if Instant::now() < due {
+            tokio::time::sleep_until(due).await;
+            lags.push(due.elapsed());
+        }
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
         };
+        max_in_flight = max_in_flight.max(MAX_IN_FLIGHT - slots.available_permits());
         let conn = idle.lock().unwrap().pop();
         let (reqs, idle, addr) = (reqs.clone(), idle.clone(), addr.clone());
         set.spawn(async move {
@@ -428,7 +460,15 @@ async fn fixed_rate(addr: &str, reqs: Arc<Requests>, rate: u64) -> Phase {
     while let Some(r) = set.join_next().await {
         tally(r, &mut latencies, &mut failed);
     }
-    Phase::from(latencies, failed, start.elapsed())
+    let phase = Phase::from(latencies, failed, start.elapsed());
+    lags.sort();
+    let ms = |d: Option<&Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0);
+    let pacing = Pacing {
+        lag_p99_ms: ms(lags.get(lags.len() * 99 / 100)),
+        lag_max_ms: ms(lags.last()),
+        max_in_flight: max_in_flight as u64,
+    };
+    (phase, pacing)
 }
 
 fn tally(
