@@ -59,7 +59,10 @@ impl SqliteStore {
             } else {
                 SqliteJournalMode::Wal
             });
-        let mut pool = SqlitePoolOptions::new().max_connections(if memory { 1 } else { 4 });
+        // SQLite takes one writer at a time; a second connection lets a reader (a report, `status`, the
+        // checkpointer) go on during a write. More only queue on the same lock, and each costs about 0.5 MB of the
+        // daemon's memory (BENCHMARKS.md, idle). In-memory databases are per connection: one.
+        let mut pool = SqlitePoolOptions::new().max_connections(if memory { 1 } else { 2 });
         if memory {
             pool = pool
                 .idle_timeout(None)
