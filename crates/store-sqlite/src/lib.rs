@@ -38,6 +38,8 @@ pub struct SqliteStore {
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// WAL pages (4 KB each: 32 MB) past which the checkpointer restarts the log (see `checkpointer`).
 const WAL_RESTART_PAGES: i64 = 8_192;
+/// WAL pages (256 MB) past which a RESTART waits for writers and readers as long as they would wait for each other.
+const WAL_HARD_PAGES: i64 = 65_536;
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://path`, `sqlite:path` or `sqlite::memory:`) and
@@ -48,7 +50,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Invalid(format!("cannot parse the SQLite URL: {e}")))?
             .create_if_missing(true)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30))
+            .busy_timeout(BUSY_TIMEOUT)
             .synchronous(SqliteSynchronous::Normal)
             // Statement journals (a multi-row upsert inside a larger transaction) stay in memory, not in a temp file.
             .pragma("temp_store", "memory")
@@ -100,6 +102,8 @@ impl SqliteStore {
 /// steady stream of writes never allows: in a 1,000,000-contact upload the WAL grew to 3 GB. So once it holds more
 /// than [`WAL_RESTART_PAGES`], a RESTART checkpoint follows the PASSIVE one: it waits for the write in progress,
 /// holds the next one back while it copies what the PASSIVE one left (about a second's worth) and restarts the log.
+/// It gives up after [`RESTART_WAIT`] (250 ms) when a write or an older read is still going (see [`restart_wal`]),
+/// unless the log is past [`WAL_HARD_PAGES`] (256 MB): then it waits as long as a writer would.
 ///
 /// Stops when every clone of the store is dropped or the pool is closed. (Closing the last connection also
 /// checkpoints, as SQLite always does.)
@@ -124,14 +128,41 @@ async fn checkpointer(pool: SqlitePool, mut stopped: watch::Receiver<()>) {
                     continue;
                 }
             };
+        // Past the hard limit the RESTART waits as long as any writer would: the log must not grow without bound
+        // because writes or reads kept it busy every time.
+        let wait = if log_frames > WAL_HARD_PAGES {
+            POOL_WAIT
+        } else {
+            RESTART_WAIT
+        };
         if log_frames > WAL_RESTART_PAGES
-            && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
-                .execute(&pool)
-                .await
+            && let Err(e) = restart_wal(&pool, wait).await
         {
             tracing::debug!(error = %e, "WAL restart failed; retrying at the next one");
         }
     }
+}
+
+/// How long a RESTART checkpoint may wait for the write in progress and for readers of older snapshots (250 ms). It
+/// holds new writers back meanwhile, so a long read (a report) must not stall them for the pool's busy timeout; a
+/// RESTART that gives up is tried again a second later.
+const RESTART_WAIT: &str = "PRAGMA busy_timeout = 250";
+/// The pool's busy timeout, [`BUSY_TIMEOUT`], as a pragma.
+const POOL_WAIT: &str = "PRAGMA busy_timeout = 30000";
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A RESTART checkpoint on one connection, with the busy timeout set by `wait` while it runs. A connection whose busy
+/// timeout could not be put back is closed rather than returned to the pool.
+async fn restart_wal(pool: &SqlitePool, wait: &'static str) -> Result<(), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query(wait).execute(&mut *conn).await?;
+    let restarted = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+        .execute(&mut *conn)
+        .await;
+    if sqlx::query(POOL_WAIT).execute(&mut *conn).await.is_err() {
+        conn.close_on_drop();
+    }
+    restarted.map(|_| ())
 }
 
 #[async_trait]
