@@ -864,15 +864,12 @@ pub(crate) async fn release_lease(
 
 /// An `OrderProgress` from a row with the columns `planned`, `sending`, `sent`, `rejected` and `unfinished`.
 fn progress_from_row(r: &PgRow) -> Result<OrderProgress, StoreError> {
-    let n = |c: &str| get::<i64>(r, c).map(|v| u64::try_from(v).unwrap_or(0));
-    let (planned, sending, sent, rejected) =
-        (n("planned")?, n("sending")?, n("sent")?, n("rejected")?);
-    Ok(OrderProgress {
-        total: planned + sending + sent + rejected,
-        planned,
-        sending,
-        sent,
-        rejected,
-        unfinished: n("unfinished")?,
-    })
+    let n = |c: &str| get::<i64>(r, c);
+    Ok(OrderProgress::from_counts(
+        n("planned")?,
+        n("sending")?,
+        n("sent")?,
+        n("rejected")?,
+        n("unfinished")?,
+    ))
 }

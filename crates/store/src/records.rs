@@ -180,6 +180,28 @@ pub struct OrderProgress {
     pub unfinished: u64,
 }
 
+impl OrderProgress {
+    /// The progress from counted rows (as read from a database: negative counts read as 0); `total` is their sum.
+    pub fn from_counts(
+        planned: i64,
+        sending: i64,
+        sent: i64,
+        rejected: i64,
+        unfinished: i64,
+    ) -> OrderProgress {
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        let (planned, sending, sent, rejected) = (n(planned), n(sending), n(sent), n(rejected));
+        OrderProgress {
+            total: planned + sending + sent + rejected,
+            planned,
+            sending,
+            sent,
+            rejected,
+            unfinished: n(unfinished),
+        }
+    }
+}
+
 /// One request the daemon made to the platform, whatever its outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionRecord {
