@@ -11,10 +11,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use callbot_api::PRODUCT_ID;
-use callbot_api::wire::{
-    AddBatchCallRequest, CallInfoList, CallItem, CreateAndCallRequest, FuncFlag, Param,
-    StartupType, TaskCreateSetting,
-};
+use callbot_api::wire::{AddBatchCallRequest, CallInfoList, CallItem, CreateAndCallRequest, Param};
 use clock::{Clock as _, SystemClock};
 
 use crate::env;
@@ -36,29 +33,10 @@ pub async fn run(n: u64) -> anyhow::Result<Figures> {
     let stretch = campaign::stretch_at(&spec.schedule, now)
         .context("the bench campaign's calendar allows no dialling")?;
     let s = daemon::task_settings(&spec, &stretch);
-    let setting = TaskCreateSetting {
-        strategy_name: s.strategy_name.clone(),
-        // Never started: the simulator dials nothing meanwhile, as in the upload scenario.
-        startup_type: StartupType::Manual,
-        startup_at: 0,
-        zone_second: i64::from(s.window.zone_second),
-        max_ring_time: i64::from(s.max_ring_time),
-        route_id: s.route_id.clone(),
-        dial_at_week_day: s.window.dial_at_week_day(),
-        dial_at_up_hour: s.window.dial_at_up_hour(),
-        dial_at_down_hour: s.window.dial_at_down_hour(),
-        max_call: i64::from(s.max_call),
-        task_name: s.task_name.clone(),
-        task_callback_url: String::new(),
-        manual_call_setting: None,
-    };
-    let func_flag = FuncFlag {
-        task_keep: s.task_keep,
-        round_redial: s.round_redial,
-        whole_tts: s.whole_tts,
-        phone_encrypt: s.phone_encrypt,
-        ..FuncFlag::default()
-    };
+    // The daemon's own request builders: a manual start (the simulator dials nothing meanwhile, as in the upload
+    // scenario), no callback URLs.
+    let setting = daemon::task_create_setting(&s, &daemon::CallbackUrls::default());
+    let func_flag = daemon::func_flag(&s);
 
     // Every request, built before the clock starts.
     let ids: Vec<u64> = (0..n).collect();

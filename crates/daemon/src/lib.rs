@@ -21,6 +21,7 @@ pub use hub::Hub;
 pub use metrics::Metrics;
 pub use observe::{Snapshot, observed_at, snapshot};
 pub use plan::{Action, Desired, Observed, Orders, Plan, Target, TaskState, Why, decide};
+pub use requests::{CallbackUrls, func_flag, task_create_setting};
 pub use scan::{FileScan, campaign_files, scan_dir};
 pub use settings::{
     ManualCallSetting, SmsSetting, TaskSettings, Window, equivalent_in_stretch,
