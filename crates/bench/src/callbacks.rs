@@ -16,7 +16,7 @@ use clock::Clock as _;
 use clock::SystemClock;
 use daemon::{Hub, Metrics, Webhook};
 use serde_json::json;
-use store::{CampaignRecord, NewOrder, TaskRecord, UploadState};
+use store::{NewOrder, TaskRecord, UploadState};
 use tokio_util::sync::CancellationToken;
 
 use crate::env::{self, StoreKind};
@@ -24,8 +24,9 @@ use crate::loadgen::{self, LoadgenArgs, Report};
 use crate::report::{Figures, short};
 use crate::simproc::SECRET;
 
-const ID: &str = "bench-callbacks";
-const TASK: &str = "bench-callbacks-task";
+/// The campaign and task the callbacks report on (`limit-http` and `limit-ingest` use the same).
+pub(crate) const ID: &str = "bench-callbacks";
+pub(crate) const TASK: &str = "bench-callbacks-task";
 
 pub async fn run(
     n: u64,
@@ -51,24 +52,47 @@ pub async fn run(
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(webhook.run(listener, shutdown.clone()));
 
-    let generated = loadgen::spawn(&LoadgenArgs {
+    let load = LoadgenArgs {
         url,
         n,
         rate,
         concurrency,
         campaign: ID.into(),
         task: TASK.into(),
-    })
-    .await;
+    };
+    let cpu0 = crate::procfs::cpu_secs(None);
+    let generated = loadgen::spawn(&load).await;
+    let harness_cpu = crate::procfs::cpu_secs(None) - cpu0;
     shutdown.cancel();
     let _ = server.await;
+    let mut f = load_figures("callbacks", kind.as_str(), &load, &generated?, harness_cpu)?;
+    let counts = env.store.order_counts(ID).await?;
+    let stored = env.store.recent_callbacks(1).await?.len();
+    if counts.finished != n || stored == 0 {
+        bail!("the callbacks did not reach the store: {counts:?}");
+    }
+    f.put("durability", env.durability.clone());
+    Ok(f)
+}
+
+/// The figures of a run of the load generator (`callbacks`, `limit-http`): both phases, the generator's own
+/// figures, and the CPU the harness process used while the generator ran (`harness_cpu`, seconds). Fails if any
+/// request was not answered 200.
+pub(crate) fn load_figures(
+    scenario: &str,
+    store: &str,
+    load: &LoadgenArgs,
+    generated: &Report,
+    harness_cpu: f64,
+) -> anyhow::Result<Figures> {
     let Report {
         fixed,
         saturation: sat,
         pacing,
         cpu_secs: gen_cpu,
         peak_rss_mb: gen_peak,
-    } = generated?;
+    } = generated;
+    let (n, rate, concurrency) = (load.n, load.rate, load.concurrency);
     if fixed.failed + sat.failed > 0 {
         bail!(
             "{} callbacks were not answered 200 (fixed rate {}, saturation {})",
@@ -77,14 +101,7 @@ pub async fn run(
             sat.failed
         );
     }
-    let counts = env.store.order_counts(ID).await?;
-    let stored = env.store.recent_callbacks(1).await?.len();
-    if counts.finished != n || stored == 0 {
-        bail!("the callbacks did not reach the store: {counts:?}");
-    }
-
-    let mut f = Figures::new("callbacks", kind.as_str(), n);
-    f.put("durability", env.durability.clone());
+    let mut f = Figures::new(scenario, store, n);
     f.put("offered_per_s", rate)
         .put("fixed_achieved_per_s", fixed.per_s)
         .put("fixed_p50_ms", fixed.p50_ms)
@@ -95,15 +112,16 @@ pub async fn run(
         .put("saturation_p99_ms", sat.p99_ms)
         .put("concurrency", concurrency as u64)
         .put("peak_rss_mb", crate::procfs::peak_rss_mb(None))
+        .put("harness_cpu_secs", harness_cpu)
         .put("fixed_max_in_flight", pacing.max_in_flight)
         .put("loadgen_lag_p99_ms", pacing.lag_p99_ms)
         .put("loadgen_lag_max_ms", pacing.lag_max_ms)
-        .put("loadgen_cpu_secs", gen_cpu)
-        .put("loadgen_peak_rss_mb", gen_peak);
+        .put("loadgen_cpu_secs", *gen_cpu)
+        .put("loadgen_peak_rss_mb", *gen_peak);
     f.line = format!(
-        "callbacks [{}] at {rate}/s offered: {}/s achieved, p50 {} ms, p99 {} ms (max {} ms; at most {} in \
-         flight; generator late by {} ms at p99); at saturation ({concurrency} senders): {}/s, p50 {} ms, p99 {} ms; {n} callbacks per phase (generator: {} s CPU, {} MB)",
-        kind.as_str(),
+        "{scenario} [{store}] at {rate}/s offered: {}/s achieved, p50 {} ms, p99 {} ms (max {} ms; at most {} in \
+         flight; generator late by {} ms at p99); at saturation ({concurrency} senders): {}/s, p50 {} ms, p99 {} ms; \
+         {n} callbacks per phase (harness: {} s CPU; generator: {} s CPU, {} MB)",
         short(fixed.per_s),
         short(fixed.p50_ms),
         short(fixed.p99_ms),
@@ -113,27 +131,21 @@ pub async fn run(
         short(sat.per_s),
         short(sat.p50_ms),
         short(sat.p99_ms),
-        short(gen_cpu),
-        short(gen_peak)
+        short(harness_cpu),
+        short(*gen_cpu),
+        short(*gen_peak)
     );
     Ok(f)
 }
 
 /// A campaign, its task and `n` sent orders for the callbacks to land on: order i is the contact
 /// `env::normalized_phone(i)`, as the load generator builds its callbacks.
-async fn seed(store: &dyn store::Store, n: u64, now: DateTime<Utc>) -> anyhow::Result<()> {
-    store
-        .upsert_campaign(&CampaignRecord {
-            id: ID.into(),
-            generation: 1,
-            source_file: format!("{ID}.toml"),
-            content_hash: "bench".into(),
-            spec: None,
-            state: "active".into(),
-            last_error: None,
-            updated_at: now,
-        })
-        .await?;
+pub(crate) async fn seed(
+    store: &dyn store::Store,
+    n: u64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    crate::limits::record_campaign(store, ID, now).await?;
     store
         .upsert_task(&TaskRecord {
             user_task_id: TASK.into(),

@@ -213,39 +213,7 @@ fn prepare(
     let mut ends = Vec::with_capacity(args.n as usize);
     let mut head = String::with_capacity(512);
     for i in 0..args.n {
-        let phone = env::normalized_phone(i);
-        let order_id = campaign::order_id(&args.campaign, 1, &phone);
-        let body = json!({
-            "callbackType": 3,
-            "orderID": order_id,
-            "userPhone": phone,
-            "userName": "Contact",
-            "sceneID": "SC-BENCH",
-            "userTaskID": args.task,
-            "taskID": "sim-task-1",
-            "finish": true,
-            "other": "",
-            "callInfoDetail": {
-                "callID": format!("bench-{phase}-{i}"),
-                "callingNumber": "10000000000",
-                "lineAddress": "127.0.0.1",
-                "callStatus": 6,
-                "callStartTs": ts - 60,
-                "callAnswerTs": ts - 55,
-                "callEndTs": ts,
-                "callDuration": 55,
-                "callAudioUrl": format!("https://sim.invalid/audio/{i}.wav"),
-                "hangupCause": "NORMAL_CLEARING",
-                "termSipCode": "200",
-                "intents": [{"intentID": "I1", "intentTag": "I1", "intentName": "will pay", "intentLevel": 1}],
-                "sms": [],
-                "agent": {"agentName": null, "agentGroup": null, "agentCallStatus": null,
-                          "agentCallElapsed": null, "agentLabel": null, "manualCallStart": null,
-                          "manualCallAnswer": null, "manualCallEnd": null, "manualHangupBy": 0},
-                "params": [{"name": "amount", "value": "10.00"}]
-            }
-        })
-        .to_string();
+        let body = call_callback_body(&args.campaign, &args.task, phase, i, ts);
         let signed = SignedHeaders::signed(
             secret,
             body.as_bytes(),
@@ -279,6 +247,51 @@ fn prepare(
     }
     bytes.shrink_to_fit();
     Requests { bytes, ends }
+}
+
+/// The body of the call callback for order i of `campaign` (generation 1, task `task`): one finished call
+/// (`callID` `bench-{phase}-{i}`) with an intent and a variable, created `ts` (Unix seconds). `limit-ingest` stores
+/// the same bodies.
+pub(crate) fn call_callback_body(
+    campaign: &str,
+    task: &str,
+    phase: &str,
+    i: u64,
+    ts: i64,
+) -> String {
+    let phone = env::normalized_phone(i);
+    let order_id = campaign::order_id(campaign, 1, &phone);
+    json!({
+        "callbackType": 3,
+        "orderID": order_id,
+        "userPhone": phone,
+        "userName": "Contact",
+        "sceneID": "SC-BENCH",
+        "userTaskID": task,
+        "taskID": "sim-task-1",
+        "finish": true,
+        "other": "",
+        "callInfoDetail": {
+            "callID": format!("bench-{phase}-{i}"),
+            "callingNumber": "10000000000",
+            "lineAddress": "127.0.0.1",
+            "callStatus": 6,
+            "callStartTs": ts - 60,
+            "callAnswerTs": ts - 55,
+            "callEndTs": ts,
+            "callDuration": 55,
+            "callAudioUrl": format!("https://sim.invalid/audio/{i}.wav"),
+            "hangupCause": "NORMAL_CLEARING",
+            "termSipCode": "200",
+            "intents": [{"intentID": "I1", "intentTag": "I1", "intentName": "will pay", "intentLevel": 1}],
+            "sms": [],
+            "agent": {"agentName": null, "agentGroup": null, "agentCallStatus": null,
+                      "agentCallElapsed": null, "agentLabel": null, "manualCallStart": null,
+                      "manualCallAnswer": null, "manualCallEnd": null, "manualHangupBy": 0},
+            "params": [{"name": "amount", "value": "10.00"}]
+        }
+    })
+    .to_string()
 }
 
 /// One keep-alive connection and the bytes read from it but not yet consumed.

@@ -7,13 +7,16 @@
 //! - `loadgen`: the callbacks load generator child process (`loadgen`).
 //! - `env`: stores, clients, generated campaign files and contact lists.
 //! - one module per scenario: `upload`, `reconcile`, `callbacks`, `campaigns`, `idle`, and the machine limits
-//!   `limits` (limit-insert), `limit_normalize`, `limit_sim` (limit-sim-upload), `limit_facts`.
+//!   `limits` (limit-insert), `limit_normalize`, `limit_sim` (limit-sim-upload), `limit_facts`, and beside
+//!   callbacks `limit_http` and `limit_ingest`.
 
 mod callbacks;
 mod campaigns;
 mod env;
 mod idle;
 mod limit_facts;
+mod limit_http;
+mod limit_ingest;
 mod limit_normalize;
 mod limit_sim;
 mod limits;
@@ -66,6 +69,12 @@ enum Command {
     /// Machine limit: the rows N finished calls write (default 200,000: calls, intents, transcript lines) with a raw
     /// multi-row INSERT (SQLite) or COPY (PostgreSQL), then the orders' finished flag updated by key in bulk.
     LimitFacts(Args),
+    /// Machine limit beside callbacks: the callbacks load (same generator, same requests, both phases; N per phase,
+    /// default 50,000) against a bare axum server that only reads the body and acks, no store (--store is ignored).
+    LimitHttp(Args),
+    /// Machine limit beside callbacks: N callbacks (default 100,000) built as the webhook builds them, then written
+    /// with Store::ingest_callbacks in batches of --batch, write_concurrency batches at once, no HTTP.
+    LimitIngest(Args),
     /// Every scenario at a tiny size on both stores, in seconds (for CI).
     Smoke,
     /// The simulator in its own process (used by the scenarios).
@@ -93,6 +102,9 @@ struct Args {
     /// callbacks: concurrent senders of the saturation phase.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// limit-ingest: callbacks per store batch.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
     /// idle: seconds measured once the daemon has done its work.
     #[arg(long, default_value_t = 60)]
     secs: u64,
@@ -113,6 +125,8 @@ enum Scenario {
     LimitNormalize,
     LimitSimUpload,
     LimitFacts,
+    LimitHttp,
+    LimitIngest,
 }
 
 impl Scenario {
@@ -127,6 +141,8 @@ impl Scenario {
             Scenario::LimitNormalize => "limit-normalize",
             Scenario::LimitSimUpload => "limit-sim-upload",
             Scenario::LimitFacts => "limit-facts",
+            Scenario::LimitHttp => "limit-http",
+            Scenario::LimitIngest => "limit-ingest",
         }
     }
 
@@ -138,7 +154,8 @@ impl Scenario {
             | Scenario::LimitNormalize
             | Scenario::LimitSimUpload => 1_000_000,
             Scenario::LimitFacts => 200_000,
-            Scenario::Callbacks => 50_000,
+            Scenario::Callbacks | Scenario::LimitHttp => 50_000,
+            Scenario::LimitIngest => 100_000,
             Scenario::Campaigns => 10_000,
             Scenario::Idle => 100,
         }
@@ -172,6 +189,8 @@ fn main() -> ExitCode {
         Command::LimitNormalize(a) => scenario(Scenario::LimitNormalize, a),
         Command::LimitSimUpload(a) => scenario(Scenario::LimitSimUpload, a),
         Command::LimitFacts(a) => scenario(Scenario::LimitFacts, a),
+        Command::LimitHttp(a) => scenario(Scenario::LimitHttp, a),
+        Command::LimitIngest(a) => scenario(Scenario::LimitIngest, a),
         Command::Smoke => smoke(),
         Command::ServeSim(a) => runtime().and_then(|rt| rt.block_on(simproc::serve(a))),
         Command::Loadgen(a) => loadgen::main(a),
@@ -220,6 +239,8 @@ async fn run_one(s: Scenario, args: &Args) -> anyhow::Result<Figures> {
         Scenario::LimitNormalize => limit_normalize::run(size).await,
         Scenario::LimitSimUpload => limit_sim::run(size).await,
         Scenario::LimitFacts => limit_facts::run(size, args.store).await,
+        Scenario::LimitHttp => limit_http::run(size, args.rate, args.concurrency).await,
+        Scenario::LimitIngest => limit_ingest::run(size, args.store, args.batch).await,
     }
 }
 
@@ -236,6 +257,7 @@ fn orchestrate(s: Scenario, args: &Args) -> anyhow::Result<Vec<Map<String, Value
             .args(["--store", args.store.as_str()])
             .args(["--rate", &args.rate.to_string()])
             .args(["--concurrency", &args.concurrency.to_string()])
+            .args(["--batch", &args.batch.to_string()])
             .args(["--secs", &args.secs.to_string()])
             .arg("--single")
             .stdout(Stdio::piped())
@@ -268,6 +290,7 @@ fn smoke() -> anyhow::Result<()> {
         runs: 1,
         rate: 2000,
         concurrency: 16,
+        batch: 64,
         secs: 1,
         single: false,
     };
@@ -279,9 +302,11 @@ fn smoke() -> anyhow::Result<()> {
         orchestrate(Scenario::Idle, &tiny(3, store))?;
         orchestrate(Scenario::LimitInsert, &tiny(2000, store))?;
         orchestrate(Scenario::LimitFacts, &tiny(2000, store))?;
+        orchestrate(Scenario::LimitIngest, &tiny(1000, store))?;
     }
     // No store: once.
     orchestrate(Scenario::LimitNormalize, &tiny(2000, StoreKind::Sqlite))?;
     orchestrate(Scenario::LimitSimUpload, &tiny(2000, StoreKind::Sqlite))?;
+    orchestrate(Scenario::LimitHttp, &tiny(1000, StoreKind::Sqlite))?;
     Ok(())
 }
