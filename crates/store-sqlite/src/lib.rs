@@ -26,10 +26,18 @@ use crate::util::db_err;
 
 static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 
-/// The SQLite store. Cheap to clone (a pool handle).
+/// The SQLite store. Cheap to clone (two pool handles).
+///
+/// Every write goes through one dedicated connection, `writer`; reads and the checkpointer use `reader`. SQLite takes
+/// one writer at a time anyway, and a connection discards its whole page cache whenever another connection wrote
+/// since its previous transaction. With writes alternating between two connections, a write transaction could start
+/// cold and read its B-tree pages back from the operating system; the dedicated writer keeps its cache warm (upload
+/// of 200,000 contacts: 13 % faster, 12 % less CPU; no measurable change for callbacks). Reads that follow a write see
+/// it: each read transaction starts from the latest commit.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    writer: SqlitePool,
+    reader: SqlitePool,
     /// Keeps the WAL checkpointer running while any clone of the store lives (file databases only).
     _checkpointer: Option<Arc<watch::Sender<()>>>,
 }
@@ -63,36 +71,49 @@ impl SqliteStore {
             } else {
                 SqliteJournalMode::Wal
             });
-        // SQLite takes one writer at a time; a second connection lets a reader (a report, `status`, the
-        // checkpointer) go on during a write. More only queue on the same lock, and each costs about 0.5 MB of the
-        // daemon's memory (BENCHMARKS.md, idle). In-memory databases are per connection: one.
-        let mut pool = SqlitePoolOptions::new().max_connections(if memory { 1 } else { 2 });
+        // One connection for writes (see [`SqliteStore`]) and one for reads (a report, `status`, the
+        // checkpointer), which go on during a write. More would only queue on the same lock, and each costs about
+        // 0.5 MB of the daemon's memory (BENCHMARKS.md, idle). In-memory databases are per connection: one, shared.
+        let one = || SqlitePoolOptions::new().max_connections(1);
         if memory {
-            pool = pool
+            let pool = one()
                 .idle_timeout(None)
                 .max_lifetime(None)
-                .min_connections(1);
+                .min_connections(1)
+                .connect_with(options)
+                .await
+                .map_err(db_err)?;
+            migrate(&pool).await?;
+            return Ok(SqliteStore {
+                writer: pool.clone(),
+                reader: pool,
+                _checkpointer: None,
+            });
         }
-        let pool = pool.connect_with(options).await.map_err(db_err)?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Migration(e.to_string()))?;
-        let checkpointer = (!memory).then(|| {
-            let (alive, stopped) = watch::channel(());
-            tokio::spawn(checkpointer(pool.clone(), stopped));
-            Arc::new(alive)
-        });
+        let writer = one().connect_with(options.clone()).await.map_err(db_err)?;
+        migrate(&writer).await?;
+        let reader = one().connect_with(options).await.map_err(db_err)?;
+        let (alive, stopped) = watch::channel(());
+        tokio::spawn(checkpointer(reader.clone(), stopped));
         Ok(SqliteStore {
-            pool,
-            _checkpointer: checkpointer,
+            writer,
+            reader,
+            _checkpointer: Some(Arc::new(alive)),
         })
     }
 
-    /// Closes the pool, waiting for connections to be returned.
+    /// Closes both pools, waiting for connections to be returned.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.reader.close().await;
+        self.writer.close().await;
     }
+}
+
+async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .map_err(|e| StoreError::Migration(e.to_string()))
 }
 
 /// Copies the WAL into the database file every [`CHECKPOINT_EVERY`] with a PASSIVE checkpoint, which never waits
@@ -168,37 +189,37 @@ async fn restart_wal(pool: &SqlitePool, wait: &'static str) -> Result<(), sqlx::
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        queries::ping(&self.pool).await
+        queries::ping(&self.reader).await
     }
 
     async fn upsert_campaign(&self, c: &CampaignRecord) -> Result<(), StoreError> {
-        queries::upsert_campaign(&self.pool, c).await
+        queries::upsert_campaign(&self.writer, c).await
     }
 
     async fn upsert_campaigns(&self, cs: &[CampaignRecord]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         queries::upsert_campaigns(&mut tx, cs).await?;
         tx.commit().await.map_err(db_err)
     }
 
     async fn campaigns(&self) -> Result<Vec<CampaignRecord>, StoreError> {
-        queries::campaigns(&self.pool).await
+        queries::campaigns(&self.reader).await
     }
 
     async fn upsert_task(&self, t: &TaskRecord) -> Result<(), StoreError> {
-        queries::upsert_task(&self.pool, t).await
+        queries::upsert_task(&self.writer, t).await
     }
 
     async fn tasks(&self, campaign_id: &str) -> Result<Vec<TaskRecord>, StoreError> {
-        queries::tasks(&self.pool, campaign_id).await
+        queries::tasks(&self.reader, campaign_id).await
     }
 
     async fn tasks_of(&self, campaign_ids: &[String]) -> Result<Vec<TaskRecord>, StoreError> {
-        queries::tasks_of(&self.pool, campaign_ids).await
+        queries::tasks_of(&self.reader, campaign_ids).await
     }
 
     async fn insert_planned_orders(&self, orders: &[NewOrder]) -> Result<u64, StoreError> {
-        queries::insert_planned_orders(&self.pool, orders).await
+        queries::insert_planned_orders(&self.writer, orders).await
     }
 
     async fn orders_in_state(
@@ -207,11 +228,11 @@ impl Store for SqliteStore {
         state: UploadState,
         limit: u32,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        queries::orders_in_state(&self.pool, user_task_id, state, limit).await
+        queries::orders_in_state(&self.reader, user_task_id, state, limit).await
     }
 
     async fn order(&self, order_id: &str) -> Result<Option<OrderRecord>, StoreError> {
-        queries::order(&self.pool, order_id).await
+        queries::order(&self.reader, order_id).await
     }
 
     async fn set_upload_state(
@@ -220,7 +241,7 @@ impl Store for SqliteStore {
         state: UploadState,
         at: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        queries::set_upload_state(&self.pool, order_ids, state, at).await
+        queries::set_upload_state(&self.writer, order_ids, state, at).await
     }
 
     async fn reject_orders(
@@ -228,7 +249,7 @@ impl Store for SqliteStore {
         rejected: &[(String, String)],
         at: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        queries::reject_orders(&self.pool, rejected, at).await
+        queries::reject_orders(&self.writer, rejected, at).await
     }
 
     async fn orders_to_poll(
@@ -236,11 +257,11 @@ impl Store for SqliteStore {
         user_task_id: &str,
         limit: u32,
     ) -> Result<Vec<String>, StoreError> {
-        queries::orders_to_poll(&self.pool, user_task_id, limit).await
+        queries::orders_to_poll(&self.reader, user_task_id, limit).await
     }
 
     async fn mark_polled(&self, order_ids: &[String], at: DateTime<Utc>) -> Result<(), StoreError> {
-        queries::mark_polled(&self.pool, order_ids, at).await
+        queries::mark_polled(&self.writer, order_ids, at).await
     }
 
     async fn apply_order_facts(
@@ -248,26 +269,26 @@ impl Store for SqliteStore {
         facts: &[OrderFacts],
         source: FactSource,
     ) -> Result<(), StoreError> {
-        facts::apply_order_facts(&self.pool, facts, source).await
+        facts::apply_order_facts(&self.writer, facts, source).await
     }
 
     async fn calls_of_order(&self, order_id: &str) -> Result<Vec<CallFacts>, StoreError> {
-        facts::calls_of_order(&self.pool, order_id).await
+        facts::calls_of_order(&self.reader, order_id).await
     }
 
     async fn order_counts(&self, campaign_id: &str) -> Result<OrderCounts, StoreError> {
-        queries::order_counts(&self.pool, campaign_id).await
+        queries::order_counts(&self.reader, campaign_id).await
     }
 
     async fn order_progress(&self, user_task_id: &str) -> Result<OrderProgress, StoreError> {
-        queries::order_progress(&self.pool, user_task_id).await
+        queries::order_progress(&self.reader, user_task_id).await
     }
 
     async fn order_progress_of(
         &self,
         user_task_ids: &[String],
     ) -> Result<Vec<OrderProgress>, StoreError> {
-        queries::order_progress_of(&self.pool, user_task_ids).await
+        queries::order_progress_of(&self.reader, user_task_ids).await
     }
 
     async fn settle_and_claim(
@@ -278,27 +299,27 @@ impl Store for SqliteStore {
         claim: u32,
         at: DateTime<Utc>,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        queries::settle_and_claim(&self.pool, sent, rejected, user_task_id, claim, at).await
+        queries::settle_and_claim(&self.writer, sent, rejected, user_task_id, claim, at).await
     }
 
     async fn record_action(&self, a: &ActionRecord) -> Result<(), StoreError> {
-        queries::record_action(&self.pool, a).await
+        queries::record_action(&self.writer, a).await
     }
 
     async fn recent_actions(&self, limit: u32) -> Result<Vec<ActionRecord>, StoreError> {
-        queries::recent_actions(&self.pool, limit).await
+        queries::recent_actions(&self.reader, limit).await
     }
 
     async fn record_callback(&self, c: &CallbackRecord) -> Result<i64, StoreError> {
-        queries::record_callback(&self.pool, c).await
+        queries::record_callback(&self.writer, c).await
     }
 
     async fn recent_callbacks(&self, limit: u32) -> Result<Vec<CallbackRecord>, StoreError> {
-        queries::recent_callbacks(&self.pool, limit).await
+        queries::recent_callbacks(&self.reader, limit).await
     }
 
     async fn ingest_callbacks(&self, batch: &[CallbackIngest]) -> Result<(), StoreError> {
-        facts::ingest_callbacks(&self.pool, batch).await
+        facts::ingest_callbacks(&self.writer, batch).await
     }
 
     async fn try_acquire_lease(
@@ -308,7 +329,7 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        queries::try_acquire_lease(&self.pool, campaign_id, owner, now, ttl).await
+        queries::try_acquire_lease(&self.writer, campaign_id, owner, now, ttl).await
     }
 
     async fn try_acquire_leases(
@@ -318,17 +339,17 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
         ttl: Duration,
     ) -> Result<Vec<bool>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         let granted = queries::try_acquire_leases(&mut tx, campaign_ids, owner, now, ttl).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(granted)
     }
 
     async fn release_lease(&self, campaign_id: &str, owner: &str) -> Result<(), StoreError> {
-        queries::release_lease(&self.pool, campaign_id, owner).await
+        queries::release_lease(&self.writer, campaign_id, owner).await
     }
 
     async fn report(&self, filter: &ReportFilter) -> Result<Report, StoreError> {
-        report::report(&self.pool, filter).await
+        report::report(&self.reader, filter).await
     }
 }
