@@ -3,9 +3,7 @@
 //! has verified (the raw record, and the order facts parsed from the body), all before the clock starts. Timed: the
 //! store writes them with `Store::ingest_callbacks` in batches of `--batch`, with `Store::write_concurrency` batches
 //! in flight at once, as the webhook's writers do (one on SQLite, several on PostgreSQL).
-//!
-//! The webhook's body-to-facts conversion is private to `daemon`, so the facts are built here from the public
-//! `callbot_api::wire` and `store` types, field for field as the daemon does.
+//! Each callback is built by `daemon::callback_ingest`, the function the webhook's handler calls.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,13 +11,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use callbot_api::Callback;
-use callbot_api::wire::{CallCallback, CallInfoDetail};
 use chrono::{DateTime, Utc};
 use clock::{Clock as _, SystemClock};
-use store::{
-    CallFacts, CallbackIngest, CallbackRecord, IntentFact, OrderFacts, SmsFact, Store,
-    TranscriptLine,
-};
+use store::{CallbackIngest, Store};
 
 use crate::callbacks::{self, ID, TASK};
 use crate::env::{self, StoreKind};
@@ -123,106 +117,17 @@ async fn write(
     Ok(took)
 }
 
-/// One verified callback as the webhook hands it to its writers: the raw record and, for an order or call
-/// callback, the facts parsed from it. `body` is the load generator's call callback.
+/// One verified callback as the webhook hands it to its writers ([`daemon::callback_ingest`], the webhook's own
+/// function): the raw record and the facts parsed from it. `body` is the load generator's call callback.
 fn ingest(body: String, request_id: String, now: DateTime<Utc>) -> anyhow::Result<CallbackIngest> {
-    let facts = match Callback::parse(body.as_bytes()).context("parsing a generated callback")? {
-        Callback::Call(c) => order_facts(&c),
+    let (ingest, parsed) = daemon::callback_ingest(body.into_bytes(), Some(request_id), now);
+    match parsed.context("parsing a generated callback")? {
+        Callback::Call(_) => Ok(ingest),
         other => bail!(
             "the load generator sent a {:?} callback, not a call callback",
             other.callback_type()
         ),
-    };
-    Ok(CallbackIngest {
-        record: CallbackRecord {
-            kind: "call".into(),
-            body,
-            verified: true,
-            received_at: now,
-            request_id: Some(request_id),
-        },
-        facts: Some(facts),
-    })
-}
-
-/// The order facts a call callback carries, as the daemon reads them (see `daemon`'s `facts` module): Unix seconds
-/// of 0 and empty strings are absent; a call without `callID` is dropped.
-fn order_facts(c: &CallCallback) -> OrderFacts {
-    OrderFacts {
-        order_id: c.order_id.clone(),
-        user_task_id: c.user_task_id.clone(),
-        finished: c.finish.unwrap_or(false),
-        calls: c
-            .call_info_detail
-            .iter()
-            .filter_map(|d| call_facts(&c.order_id, d))
-            .collect(),
     }
-}
-
-fn call_facts(order_id: &str, c: &CallInfoDetail) -> Option<CallFacts> {
-    let at = |secs: Option<i64>| {
-        secs.filter(|s| *s > 0)
-            .and_then(|s| DateTime::from_timestamp(s, 0))
-    };
-    let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-    if c.call_id.is_empty() {
-        return None;
-    }
-    Some(CallFacts {
-        call_id: c.call_id.clone(),
-        order_id: order_id.to_owned(),
-        call_status: c.call_status.map_or(0, |s| s.code()),
-        started_at: at(c.call_start_ts),
-        answered_at: at(c.call_answer_ts),
-        ended_at: at(c.call_end_ts),
-        duration_secs: c.call_duration,
-        audio_url: text(&c.call_audio_url),
-        hangup_cause: text(&c.hangup_cause),
-        term_sip_code: text(&c.term_sip_code),
-        calling_number: c.calling_number.as_deref().and_then(text),
-        intents: c
-            .intents
-            .iter()
-            .map(|i| IntentFact {
-                intent_id: i.intent_id.clone(),
-                intent_tag: i.intent_tag.clone(),
-                intent_name: i.intent_name.clone(),
-                intent_level: i.intent_level,
-            })
-            .collect(),
-        sms: c
-            .sms
-            .iter()
-            .map(|s| SmsFact {
-                sys_message_id: s.sys_message_id.clone(),
-                sent_at: at(s.sms_send_ts),
-                content: s.sms_content.clone(),
-                status: None,
-            })
-            .collect(),
-        agent: c
-            .agent
-            .as_ref()
-            .filter(|a| {
-                a.agent_name.is_some() || a.agent_group.is_some() || a.agent_call_status.is_some()
-            })
-            .and_then(|a| serde_json::to_value(a).ok()),
-        transcript: c
-            .record_detail
-            .iter()
-            .enumerate()
-            .map(|(i, r)| TranscriptLine {
-                index: r.record_index.unwrap_or(i as i64),
-                role: r.record_role.map_or(-1, |x| x.code()),
-                kind: r.record_type.map_or(-1, |x| x.code()),
-                word: r.record_word.clone(),
-                node_id: text(&r.node_id),
-                node_desc: text(&r.node_desc),
-                at: at(r.create_ts),
-            })
-            .collect(),
-    })
 }
 
 #[cfg(test)]

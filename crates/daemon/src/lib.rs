@@ -28,4 +28,4 @@ pub use settings::{
     equivalent_over_gap, next_open,
 };
 pub use watcher::Watcher;
-pub use webhook::Webhook;
+pub use webhook::{Webhook, callback_ingest};

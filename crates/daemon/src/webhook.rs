@@ -42,7 +42,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use callbot_api::sign::{self, Algorithm, DEFAULT_MAX_SKEW_SECS, SecretKey, SignedHeaders};
-use callbot_api::wire::{Callback, CallbackAck, TaskStatus};
+use callbot_api::wire::{Callback, CallbackAck, CallbackParseError, TaskStatus};
+use chrono::{DateTime, Utc};
 use clock::SharedClock;
 use futures::FutureExt as _;
 use store::{CallbackIngest, CallbackRecord, Store, StoreError};
@@ -323,28 +324,10 @@ async fn callback(
         }
     };
 
-    let parsed = Callback::parse(&body);
-    let (kind, facts) = match &parsed {
-        Ok(Callback::Task(_)) => ("task", None),
-        Ok(Callback::Order(o)) => ("order", Some(crate::facts::from_order_callback(o))),
-        Ok(Callback::Call(c)) => ("call", Some(crate::facts::from_call_callback(c))),
-        Err(_) => ("unknown", None),
-    };
-    let record = CallbackRecord {
-        kind: kind.to_owned(),
-        body: match String::from_utf8(body.into()) {
-            Ok(text) => text,
-            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-        },
-        verified: true,
-        received_at: now,
-        request_id: Some(signed.request_id),
-    };
+    let (ingest, parsed) = callback_ingest(body.into(), Some(signed.request_id), now);
+    let kind = kind_of(&parsed);
     let (done, answer) = oneshot::channel();
-    let job = Job {
-        ingest: CallbackIngest { record, facts },
-        done,
-    };
+    let job = Job { ingest, done };
     let stored = match shared.writer().send(job).await {
         Ok(()) => answer.await.ok(),
         Err(_) => None,
@@ -381,6 +364,44 @@ async fn callback(
     (StatusCode::OK, ack(0, "ok")).into_response()
 }
 
+/// What the webhook's writers store for one callback whose signature was verified: the raw record (the body as text,
+/// kept even when it cannot be read) and the order facts an order or call callback carries. Also returns the parsed
+/// callback, or why it cannot be read, which the answer depends on. Pure: `received_at` is the caller's clock reading.
+/// (Public so that the benchmarks store exactly what the webhook stores.)
+pub fn callback_ingest(
+    body: Vec<u8>,
+    request_id: Option<String>,
+    received_at: DateTime<Utc>,
+) -> (CallbackIngest, Result<Callback, CallbackParseError>) {
+    let parsed = Callback::parse(&body);
+    let facts = match &parsed {
+        Ok(Callback::Order(o)) => Some(crate::facts::from_order_callback(o)),
+        Ok(Callback::Call(c)) => Some(crate::facts::from_call_callback(c)),
+        Ok(Callback::Task(_)) | Err(_) => None,
+    };
+    let record = CallbackRecord {
+        kind: kind_of(&parsed).to_owned(),
+        body: match String::from_utf8(body) {
+            Ok(text) => text,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        },
+        verified: true,
+        received_at,
+        request_id,
+    };
+    (CallbackIngest { record, facts }, parsed)
+}
+
+/// The kind a callback is stored and counted under.
+fn kind_of(parsed: &Result<Callback, CallbackParseError>) -> &'static str {
+    match parsed {
+        Ok(Callback::Task(_)) => "task",
+        Ok(Callback::Order(_)) => "order",
+        Ok(Callback::Call(_)) => "call",
+        Err(_) => "unknown",
+    }
+}
+
 /// The store could not take the callback (logged once per batch by the writer).
 fn unavailable(metrics: &crate::metrics::Metrics, kind: &str) -> Response {
     metrics.callback(kind, "unavailable");
@@ -399,8 +420,6 @@ pub(crate) fn is_terminal_status(status: TaskStatus) -> bool {
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
-
-    use chrono::DateTime;
 
     use super::*;
 
@@ -459,6 +478,41 @@ mod tests {
             out.push(a.await.expect("every waiter is answered"));
         }
         (batches.into_inner().unwrap(), out)
+    }
+
+    #[test]
+    fn an_unreadable_body_is_kept_as_text_with_no_facts() {
+        let at = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let (ingest, parsed) = callback_ingest(
+            b"{\"callbackType\": 9, \xff}".to_vec(),
+            Some("r".into()),
+            at,
+        );
+        assert!(parsed.is_err());
+        assert_eq!(ingest.record.kind, "unknown");
+        assert_eq!(ingest.record.body, "{\"callbackType\": 9, \u{fffd}}");
+        assert_eq!(ingest.record.request_id.as_deref(), Some("r"));
+        assert_eq!(ingest.record.received_at, at);
+        assert!(ingest.facts.is_none());
+    }
+
+    #[test]
+    fn order_callbacks_carry_their_facts_and_task_callbacks_none() {
+        let at = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let order = br#"{"callbackType": 2, "orderID": "o-1", "userTaskID": "ut-1", "finish": true,
+            "callInfoDetail": {"callID": "c-1", "callStatus": 10, "callStartTs": 1732190400}}"#;
+        let task = include_bytes!("../../callbot-api/src/wire/fixtures/task_callback.json");
+        let (ingest, parsed) = callback_ingest(order.to_vec(), None, at);
+        assert!(matches!(parsed, Ok(Callback::Order(_))));
+        assert_eq!(ingest.record.kind, "order");
+        assert_eq!(ingest.record.body.as_bytes(), order);
+        let facts = ingest.facts.expect("an order callback carries facts");
+        assert_eq!((facts.order_id.as_str(), facts.finished), ("o-1", true));
+        assert_eq!(facts.calls[0].call_id, "c-1");
+        let (ingest, parsed) = callback_ingest(task.to_vec(), None, at);
+        assert!(matches!(parsed, Ok(Callback::Task(_))));
+        assert_eq!(ingest.record.kind, "task");
+        assert!(ingest.facts.is_none());
     }
 
     #[tokio::test]
