@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use callbot_api::Algorithm;
-use callbot_api::sign::{SecretKey, SignedHeaders, header};
+use callbot_api::sign::SecretKey;
 use chrono::TimeZone;
 use clock::{Clock, ManualClock};
 use daemon::{Hub, Metrics, Webhook};
@@ -13,32 +13,10 @@ use store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-const UUID: &str = "acct-1";
-const SECRET: &str = "k3y";
+mod webhook_support;
+use webhook_support::post_signed;
 
-async fn post_signed(url: &str, body: &[u8], alg: Algorithm, now: i64) -> u16 {
-    let signed = SignedHeaders::signed(
-        &SecretKey::new(SECRET.into()),
-        body,
-        now.to_string(),
-        "req-1",
-        UUID,
-        alg,
-    );
-    let mut headers = reqwest::header::HeaderMap::new();
-    signed.write_to(&mut headers);
-    // The platform sends no algorithm header on callbacks.
-    headers.remove(header::ALGORITHM);
-    reqwest::Client::new()
-        .post(url)
-        .headers(headers)
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
+const SECRET: &str = "k3y";
 
 #[tokio::test]
 async fn sha256_account_callbacks_without_algorithm_header_verify() {
@@ -61,9 +39,12 @@ async fn sha256_account_callbacks_without_algorithm_header_verify() {
 
     let body = br#"{"callbackType":1,"userTaskID":"t-1","taskID":"p-1","sceneID":"S","taskStatus":2,"createTs":0}"#;
     let now = clock.now().timestamp();
-    assert_eq!(post_signed(&url, body, Algorithm::Sha256, now).await, 200);
     assert_eq!(
-        post_signed(&url, body, Algorithm::Md5, now).await,
+        post_signed(&url, body, SECRET, Algorithm::Sha256, false, now, "req-1").await,
+        200
+    );
+    assert_eq!(
+        post_signed(&url, body, SECRET, Algorithm::Md5, false, now, "req-1").await,
         401,
         "an MD5 sign must not pass for a SHA-256 account"
     );

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use callbot_api::Algorithm;
-use callbot_api::sign::{SecretKey, SignedHeaders};
+use callbot_api::sign::SecretKey;
 use chrono::{DateTime, TimeZone, Utc};
 use clock::{Clock, ManualClock};
 use daemon::{Hub, Metrics, Webhook};
@@ -13,30 +13,14 @@ use store::{CampaignRecord, NewOrder, Store, UploadState};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-const UUID: &str = "acct-1";
+mod webhook_support;
+use webhook_support::post_signed;
+
 const SECRET: &str = "k3y";
 const TASK: &str = "ut-hook";
 
 async fn post(url: &str, body: &[u8], secret: &str, now: i64, request_id: &str) -> u16 {
-    let signed = SignedHeaders::signed(
-        &SecretKey::new(secret.into()),
-        body,
-        now.to_string(),
-        request_id,
-        UUID,
-        Algorithm::Md5,
-    );
-    let mut headers = reqwest::header::HeaderMap::new();
-    signed.write_to(&mut headers);
-    reqwest::Client::new()
-        .post(url)
-        .headers(headers)
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    post_signed(url, body, secret, Algorithm::Md5, true, now, request_id).await
 }
 
 fn call_callback(order_id: &str, phone: &str, call_id: &str, ts: i64) -> Vec<u8> {
