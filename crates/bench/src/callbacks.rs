@@ -51,21 +51,8 @@ pub async fn run(
     let url = format!("http://{}/callbacks/call", listener.local_addr()?);
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(webhook.run(listener, shutdown.clone()));
-
-    let load = LoadgenArgs {
-        url,
-        n,
-        rate,
-        concurrency,
-        campaign: ID.into(),
-        task: TASK.into(),
-    };
-    let cpu0 = crate::procfs::cpu_secs(None);
-    let generated = loadgen::spawn(&load).await;
-    let harness_cpu = crate::procfs::cpu_secs(None) - cpu0;
-    shutdown.cancel();
-    let _ = server.await;
-    let mut f = load_figures("callbacks", kind.as_str(), &load, &generated?, harness_cpu)?;
+    let load = load(url, n, rate, concurrency);
+    let mut f = drive("callbacks", kind.as_str(), &load, server, shutdown).await?;
     let counts = env.store.order_counts(ID).await?;
     let stored = env.store.recent_callbacks(1).await?.len();
     if counts.finished != n || stored == 0 {
@@ -75,10 +62,43 @@ pub async fn run(
     Ok(f)
 }
 
-/// The figures of a run of the load generator (`callbacks`, `limit-http`): both phases, the generator's own
+/// The generator's load for `url`: N callbacks per phase about [`ID`]'s orders, at `rate` then with `concurrency`
+/// senders.
+pub(crate) fn load(url: String, n: u64, rate: u64, concurrency: usize) -> LoadgenArgs {
+    LoadgenArgs {
+        url,
+        n,
+        rate,
+        concurrency,
+        campaign: ID.into(),
+        task: TASK.into(),
+    }
+}
+
+/// Runs the load generator (`load`) while `server` serves its URL, then stops the server with `shutdown` and fails
+/// if it failed; the figures of both phases, with the harness's CPU while the generator ran.
+pub(crate) async fn drive(
+    scenario: &str,
+    store: &str,
+    load: &LoadgenArgs,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Figures> {
+    let cpu0 = crate::procfs::cpu_secs(None);
+    let generated = loadgen::spawn(load).await;
+    let harness_cpu = crate::procfs::cpu_secs(None) - cpu0;
+    shutdown.cancel();
+    server
+        .await
+        .context("the server task failed")?
+        .context("serving")?;
+    load_figures(scenario, store, load, &generated?, harness_cpu)
+}
+
+/// The figures of a run of the load generator ([`drive`]): both phases, the generator's own
 /// figures, and the CPU the harness process used while the generator ran (`harness_cpu`, seconds). Fails if any
 /// request was not answered 200.
-pub(crate) fn load_figures(
+fn load_figures(
     scenario: &str,
     store: &str,
     load: &LoadgenArgs,

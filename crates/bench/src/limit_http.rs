@@ -16,8 +16,7 @@ use axum::routing::post;
 use callbot_api::wire::CallbackAck;
 use tokio_util::sync::CancellationToken;
 
-use crate::callbacks::{self, ID, TASK};
-use crate::loadgen::{self, LoadgenArgs};
+use crate::callbacks;
 use crate::report::Figures;
 
 pub async fn run(n: u64, rate: u64, concurrency: usize) -> anyhow::Result<Figures> {
@@ -37,23 +36,8 @@ pub async fn run(n: u64, rate: u64, concurrency: usize) -> anyhow::Result<Figure
             .await
     });
 
-    let load = LoadgenArgs {
-        url,
-        n,
-        rate,
-        concurrency,
-        campaign: ID.into(),
-        task: TASK.into(),
-    };
-    let cpu0 = crate::procfs::cpu_secs(None);
-    let generated = loadgen::spawn(&load).await;
-    let harness_cpu = crate::procfs::cpu_secs(None) - cpu0;
-    shutdown.cancel();
-    server
-        .await
-        .context("the server task failed")?
-        .context("serving")?;
-    let f = callbacks::load_figures("limit-http", "none", &load, &generated?, harness_cpu)?;
+    let load = callbacks::load(url, n, rate, concurrency);
+    let f = callbacks::drive("limit-http", "none", &load, server, shutdown).await?;
     let seen = served.load(Ordering::Relaxed);
     if seen != 2 * n {
         bail!(

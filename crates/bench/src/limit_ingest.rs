@@ -17,7 +17,7 @@ use store::{CallbackIngest, Store};
 
 use crate::callbacks::{self, ID, TASK};
 use crate::env::{self, StoreKind};
-use crate::loadgen;
+use crate::loadgen::{self, Phase};
 use crate::report::{Figures, short};
 
 pub async fn run(n: u64, kind: StoreKind, batch: usize) -> anyhow::Result<Figures> {
@@ -38,7 +38,7 @@ pub async fn run(n: u64, kind: StoreKind, batch: usize) -> anyhow::Result<Figure
     let writers = env.store.write_concurrency().max(1);
     let cpu0 = crate::procfs::cpu_secs(None);
     let t = Instant::now();
-    let mut took = write(env.store.clone(), ingests.into(), batch, writers).await?;
+    let took = write(env.store.clone(), ingests.into(), batch, writers).await?;
     let secs = t.elapsed().as_secs_f64();
     let cpu = crate::procfs::cpu_secs(None) - cpu0;
 
@@ -46,13 +46,13 @@ pub async fn run(n: u64, kind: StoreKind, batch: usize) -> anyhow::Result<Figure
     if counts.finished != n {
         bail!("the callbacks did not reach the store: {counts:?}");
     }
-    took.sort();
-    let ms = |p: usize| {
-        took.get((took.len() * p / 100).min(took.len().saturating_sub(1)))
-            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
-    };
-    let (p50, p99) = (ms(50), ms(99));
-    let max = took.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0);
+    let batches = took.len() as u64;
+    let Phase {
+        p50_ms: p50,
+        p99_ms: p99,
+        max_ms: max,
+        ..
+    } = Phase::from(took, 0, Duration::from_secs_f64(secs));
     let rate = n as f64 / secs;
     let build_us = build_secs * 1e6 / n as f64;
 
@@ -60,7 +60,7 @@ pub async fn run(n: u64, kind: StoreKind, batch: usize) -> anyhow::Result<Figure
     f.put("durability", env.durability.clone());
     f.put("batch", batch as u64)
         .put("writers", writers as u64)
-        .put("batches", took.len() as u64)
+        .put("batches", batches)
         .put("secs", secs)
         .put("callbacks_per_s", rate)
         .put("batch_p50_ms", p50)

@@ -546,7 +546,8 @@ pub struct Phase {
 }
 
 impl Phase {
-    fn from(mut latencies: Vec<Duration>, failed: u64, elapsed: Duration) -> Phase {
+    /// The figures of `latencies` (one per request, in any order) taken over `elapsed`.
+    pub(crate) fn from(mut latencies: Vec<Duration>, failed: u64, elapsed: Duration) -> Phase {
         latencies.sort();
         let pct = |p: usize| {
             latencies
