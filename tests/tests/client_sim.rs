@@ -1,5 +1,6 @@
 //! The real client against the real simulator over a socket on 127.0.0.1:0: every endpoint, every fault kind,
-//! signature failures, limits, an independent (Python) signer, and callbacks checked with the client's verifier.
+//! signature failures, limits, response signatures and the response size cap, an independent (Python) signer, and
+//! callbacks checked with the client's verifier.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
@@ -14,7 +15,8 @@ use callbot_api::wire::{
     StartupType, StopOrderRequest, TaskCreateSetting, TaskOperate, TaskStatus, UpdateTaskRequest,
 };
 use callbot_api::{
-    ActionObserver, ActionOutcome, ActionRecord, ApiError, Client, ClientConfig, RetryPolicy,
+    ActionObserver, ActionOutcome, ActionRecord, ApiError, Client, ClientConfig,
+    ResponseVerification, RetryPolicy, SignatureCheck, SignatureOutcome,
 };
 use callbot_sim::{
     Account, CallbackPolicy, FaultKind, ForcedFault, Outcome, SimConfig, SimHandle, Simulator,
@@ -33,11 +35,27 @@ fn t0() -> DateTime<Utc> {
 }
 
 #[derive(Default)]
-struct Recorder(Mutex<Vec<ActionRecord>>);
+struct Recorder(Mutex<Vec<ActionRecord>>, Mutex<Vec<SignatureCheck>>);
 
 impl ActionObserver for Recorder {
     fn record(&self, action: &ActionRecord) {
         self.0.lock().unwrap().push(action.clone());
+    }
+
+    fn response_signature(&self, check: &SignatureCheck) {
+        self.1.lock().unwrap().push(check.clone());
+    }
+}
+
+impl Recorder {
+    /// (endpoint, outcome, HTTP status) of every response signature check so far.
+    fn signatures(&self) -> Vec<(&'static str, SignatureOutcome, u16)> {
+        self.1
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| (c.endpoint.name(), c.outcome, c.http_status))
+            .collect()
     }
 }
 
@@ -87,16 +105,32 @@ async fn world(tweak: impl FnOnce(&mut SimConfig)) -> World {
 }
 
 fn client_for(base: &str, uuid: &str, secret: &str, clock: &ManualClock) -> Client {
+    client_with(base, uuid, secret, clock, |_| {})
+}
+
+/// [`client_for`], with `tweak` applied to its configuration last.
+fn client_with(
+    base: &str,
+    uuid: &str,
+    secret: &str,
+    clock: &ManualClock,
+    tweak: impl FnOnce(&mut ClientConfig),
+) -> Client {
     let mut cfg = ClientConfig::new(base, uuid, SecretKey::from(secret));
     cfg.requests_per_second = 0;
     cfg.request_timeout = StdDuration::from_millis(500);
     // The simulator signs responses with the account's real secret: only a client holding it can verify them.
-    cfg.verify_responses = secret == SECRET && uuid == UUID;
+    cfg.verify_responses = if secret == SECRET && uuid == UUID {
+        ResponseVerification::Enforce
+    } else {
+        ResponseVerification::Off
+    };
     cfg.retry = RetryPolicy {
         max_attempts: 4,
         base_delay: StdDuration::from_millis(5),
         max_delay: StdDuration::from_millis(20),
     };
+    tweak(&mut cfg);
     Client::new(cfg, clock.shared()).unwrap()
 }
 
@@ -491,6 +525,149 @@ async fn order_list_of_501_is_invalid_in_the_client_and_4001_from_the_simulator(
             .unwrap();
     let (_, v) = raw_post(&w, "listOrderDetail", &body).await;
     assert_eq!(v["retCode"], 4001, "{v}");
+}
+
+#[tokio::test]
+async fn report_mode_counts_the_simulators_signatures_on_every_answer_and_a_502_as_unsigned() {
+    let w = world(|_| {}).await;
+    let rec = Arc::new(Recorder::default());
+    let client = client_with(&w.base, UUID, SECRET, &w.clock, |c| {
+        c.verify_responses = ResponseVerification::Report;
+    })
+    .with_observer(rec.clone());
+    client
+        .ping(&PingRequest { data: "x".into() })
+        .await
+        .unwrap();
+    let req = create("t1", "", &[("o1", "8613800000001")], true);
+    client.create_and_call(&req).await.unwrap();
+    // A refusal (retCode 4, duplicate userTaskID) is signed too; a 502 comes from a "gateway", unsigned.
+    assert_eq!(
+        client
+            .create_and_call(&req)
+            .await
+            .unwrap_err()
+            .rejected_code(),
+        Some(4)
+    );
+    w.sim
+        .push_fault(ForcedFault::on("addBatchCall", FaultKind::Http502));
+    client
+        .add_batch_call(&add("t1", &[("o2", "8613800000002")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        rec.signatures(),
+        [
+            ("ping", SignatureOutcome::Ok, 200),
+            ("createAndCall", SignatureOutcome::Ok, 200),
+            ("createAndCall", SignatureOutcome::Ok, 200),
+            ("addBatchCall", SignatureOutcome::Missing, 502),
+            ("addBatchCall", SignatureOutcome::Ok, 200),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_answer_signed_with_another_secret_is_counted_in_report_mode_and_refused_in_enforce_mode()
+ {
+    let w = world(|_| {}).await;
+    // The simulator signs its answer with the account's secret; to a client holding another one, the answer's
+    // signature does not verify (and the simulator refuses the request: retCode 6).
+    let req = create("t1", "", &[("o1", "8613800000001")], true);
+    let rec = Arc::new(Recorder::default());
+    let report = client_with(&w.base, UUID, "not-the-secret", &w.clock, |c| {
+        c.verify_responses = ResponseVerification::Report;
+    })
+    .with_observer(rec.clone());
+    let err = report.create_and_call(&req).await.unwrap_err();
+    assert_eq!(err.rejected_code(), Some(6), "the answer is used: {err}");
+    assert_eq!(
+        rec.signatures(),
+        [("createAndCall", SignatureOutcome::Mismatch, 200)]
+    );
+
+    let rec = Arc::new(Recorder::default());
+    let enforce = client_with(&w.base, UUID, "not-the-secret", &w.clock, |c| {
+        c.verify_responses = ResponseVerification::Enforce;
+    })
+    .with_observer(rec.clone());
+    let err = enforce.create_and_call(&req).await.unwrap_err();
+    assert!(
+        err.is_ambiguous(),
+        "an unverified answer says nothing: {err}"
+    );
+    let err = enforce
+        .list_task(&ListTaskRequest {
+            product_id: callbot_api::PRODUCT_ID.into(),
+            page: 1,
+            size: 10,
+            query_conditions: QueryConditions::default(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.rejected_code(), Some(200), "a read is refused: {err}");
+    assert_eq!(
+        rec.signatures(),
+        [
+            ("createAndCall", SignatureOutcome::Mismatch, 200),
+            ("listTask", SignatureOutcome::Mismatch, 200),
+        ]
+    );
+    assert!(w.sim.tasks().is_empty());
+}
+
+#[tokio::test]
+async fn answers_over_the_size_cap_are_ambiguous_for_writes_and_refused_for_reads() {
+    let w = world(|c| {
+        for phone in ["8613800000001", "8613800000002"] {
+            c.outcomes.forced.insert(phone.into(), Outcome::Answered);
+        }
+    })
+    .await;
+    // createAndCall's answer is over 64 bytes: the task is created, but the client cannot know it.
+    let tiny = client_with(&w.base, UUID, SECRET, &w.clock, |c| {
+        c.max_response_bytes = 64
+    });
+    let err = tiny
+        .create_and_call(&create(
+            "t1",
+            "",
+            &[("o1", "8613800000001"), ("o2", "8613800000002")],
+            true,
+        ))
+        .await
+        .unwrap_err();
+    assert!(err.is_ambiguous(), "{err}");
+    assert!(err.to_string().contains("max_response_bytes"), "{err}");
+    assert!(w.sim.task("t1").is_some(), "it was applied");
+
+    // Two answered calls with their transcripts are well over 1 KiB: a read is refused, not retried.
+    w.clock.advance(Duration::minutes(10));
+    let rec = Arc::new(Recorder::default());
+    let small = client_with(&w.base, UUID, SECRET, &w.clock, |c| {
+        c.max_response_bytes = 1024;
+    })
+    .with_observer(rec.clone());
+    let ids = vec!["o1".to_string(), "o2".to_string()];
+    let err = small
+        .list_order_detail(&ListOrderDetailRequest::new("t1", ids.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.rejected_code(), Some(200), "{err}");
+    assert_eq!(rec.0.lock().unwrap().len(), 1, "not retried");
+    // The default cap has room for it.
+    let d = w
+        .client
+        .list_order_detail(&ListOrderDetailRequest::new("t1", ids))
+        .await
+        .unwrap();
+    assert_eq!(d.order_detail_list.len(), 2);
+    assert!(
+        d.order_detail_list
+            .iter()
+            .all(|o| !o.call_info_detail_list[0].record_detail.is_empty())
+    );
 }
 
 async fn raw_post(w: &World, endpoint: &str, body: &[u8]) -> (HeaderMap, Value) {

@@ -1,6 +1,7 @@
 //! The daemon end to end: real simulator over a socket, real store (SQLite and PostgreSQL), real webhook listener,
 //! the daemon's reconcile step driven on a manual clock shared with the simulator.
 
+#[macro_use]
 mod daemon_support;
 
 use callbot_api::sign::{SecretKey, SignedHeaders};
@@ -62,27 +63,6 @@ variables = ["amount"]
 batch_size = {batch}
 "#
     )
-}
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
 }
 
 both_backends!(

@@ -38,27 +38,66 @@ impl Switchable {
     }
 }
 
+/// Every method checks the switch, then forwards.
 #[async_trait]
 impl Store for Switchable {
     async fn ping(&self) -> Result<(), StoreError> {
         self.check()?;
         self.inner.ping().await
     }
-    async fn upsert_campaign(&self, c: &CampaignRecord) -> Result<(), StoreError> {
+    async fn upsert_campaigns(&self, cs: &[CampaignRecord]) -> Result<(), StoreError> {
         self.check()?;
-        self.inner.upsert_campaign(c).await
+        self.inner.upsert_campaigns(cs).await
     }
     async fn campaigns(&self) -> Result<Vec<CampaignRecord>, StoreError> {
         self.check()?;
         self.inner.campaigns().await
     }
-    async fn upsert_task(&self, t: &TaskRecord) -> Result<(), StoreError> {
-        self.check()?;
-        self.inner.upsert_task(t).await
-    }
     async fn tasks(&self, campaign_id: &str) -> Result<Vec<TaskRecord>, StoreError> {
         self.check()?;
         self.inner.tasks(campaign_id).await
+    }
+    async fn tasks_of(&self, campaign_ids: &[String]) -> Result<Vec<TaskRecord>, StoreError> {
+        self.check()?;
+        self.inner.tasks_of(campaign_ids).await
+    }
+    async fn task_create_intent(
+        &self,
+        key: &TaskKey,
+        settings: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.task_create_intent(key, settings, at).await
+    }
+    async fn task_status_observed(
+        &self,
+        ut: &str,
+        status: i64,
+        task_id: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner
+            .task_status_observed(ut, status, task_id, at)
+            .await
+    }
+    async fn task_settings_sent(
+        &self,
+        ut: &str,
+        settings: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.task_settings_sent(ut, settings, at).await
+    }
+    async fn task_settings_forgotten(&self, ut: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.task_settings_forgotten(ut, at).await
+    }
+    async fn task_not_created(&self, ut: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.task_not_created(ut, at).await
     }
     async fn insert_planned_orders(&self, orders: &[NewOrder]) -> Result<u64, StoreError> {
         self.check()?;
@@ -86,13 +125,18 @@ impl Store for Switchable {
         self.check()?;
         self.inner.set_upload_state(ids, state, at).await
     }
-    async fn reject_orders(
+    async fn settle_and_claim(
         &self,
+        sent: &[String],
         rejected: &[(String, String)],
+        ut: &str,
+        claim: u32,
         at: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Vec<OrderRecord>, StoreError> {
         self.check()?;
-        self.inner.reject_orders(rejected, at).await
+        self.inner
+            .settle_and_claim(sent, rejected, ut, claim, at)
+            .await
     }
     async fn orders_to_poll(&self, ut: &str, limit: u32) -> Result<Vec<String>, StoreError> {
         self.check()?;
@@ -118,32 +162,51 @@ impl Store for Switchable {
         self.check()?;
         self.inner.order_counts(campaign_id).await
     }
-    async fn record_action(&self, a: &ActionRecord) -> Result<(), StoreError> {
+    async fn order_progress(&self, ut: &str) -> Result<OrderProgress, StoreError> {
         self.check()?;
-        self.inner.record_action(a).await
+        self.inner.order_progress(ut).await
+    }
+    async fn order_progress_of(&self, uts: &[String]) -> Result<Vec<OrderProgress>, StoreError> {
+        self.check()?;
+        self.inner.order_progress_of(uts).await
+    }
+    async fn record_actions(&self, actions: &[ActionRecord]) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.record_actions(actions).await
     }
     async fn recent_actions(&self, limit: u32) -> Result<Vec<ActionRecord>, StoreError> {
         self.check()?;
         self.inner.recent_actions(limit).await
     }
-    async fn record_callback(&self, c: &CallbackRecord) -> Result<i64, StoreError> {
-        self.check()?;
-        self.inner.record_callback(c).await
-    }
     async fn recent_callbacks(&self, limit: u32) -> Result<Vec<CallbackRecord>, StoreError> {
         self.check()?;
         self.inner.recent_callbacks(limit).await
     }
-    async fn try_acquire_lease(
+    async fn ingest_callbacks(
         &self,
-        campaign_id: &str,
+        batch: &[CallbackIngest],
+    ) -> Result<Vec<Ingested>, StoreError> {
+        self.check()?;
+        self.inner.ingest_callbacks(batch).await
+    }
+    async fn prune_ledger(
+        &self,
+        older_than: DateTime<Utc>,
+        max_rows: u32,
+    ) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.prune_ledger(older_than, max_rows).await
+    }
+    async fn try_acquire_leases(
+        &self,
+        campaign_ids: &[String],
         owner: &str,
         now: DateTime<Utc>,
         ttl: StdDuration,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Vec<bool>, StoreError> {
         self.check()?;
         self.inner
-            .try_acquire_lease(campaign_id, owner, now, ttl)
+            .try_acquire_leases(campaign_ids, owner, now, ttl)
             .await
     }
     async fn release_lease(&self, campaign_id: &str, owner: &str) -> Result<(), StoreError> {

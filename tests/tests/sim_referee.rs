@@ -80,7 +80,7 @@ async fn no_call_falls_outside_the_effective_window_or_inside_a_pause_over_a_wee
     let mut ccfg = ClientConfig::new(base, UUID, SecretKey::from(SECRET));
     ccfg.requests_per_second = 0;
     ccfg.request_timeout = StdDuration::from_secs(5);
-    ccfg.verify_responses = true;
+    ccfg.verify_responses = callbot_api::ResponseVerification::Enforce;
     let client = Client::new(ccfg, clock.shared()).unwrap();
 
     // Nepal time (UTC+05:45): 09:00-12:00 and 13:30-17:00, Monday to Friday.

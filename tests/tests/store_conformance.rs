@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use store::{
-    ActionRecord, CallFacts, CallbackIngest, CallbackRecord, CampaignRecord, FactSource,
-    IntentFact, NewOrder, OrderFacts, ReportFilter, SmsFact, Store, TranscriptLine, UploadState,
+    ActionRecord, CallFacts, CallbackIngest, CallbackRecord, CampaignRecord, FactSource, Ingested,
+    IntentFact, NewOrder, OrderFacts, ReportFilter, SmsFact, Store, StoreError, TaskKey,
+    TaskRecord, TaskStatusFact, TranscriptLine, UploadState,
 };
 
 /// A fresh database of one backend, kept alive for the test.
@@ -30,6 +31,19 @@ impl Db {
                     .await
                     .expect("open PostgreSQL store"),
             ),
+        }
+    }
+
+    fn is_postgres(&self) -> bool {
+        matches!(self, Db::Postgres(_))
+    }
+
+    /// Text as this backend stores it: PostgreSQL replaces NUL by U+FFFD, SQLite keeps it.
+    fn stored(&self, text: &str) -> String {
+        if self.is_postgres() {
+            text.replace('\0', "\u{FFFD}")
+        } else {
+            text.to_owned()
         }
     }
 }
@@ -119,6 +133,70 @@ fn facts(order_id: &str, finished: bool, calls: Vec<CallFacts>) -> OrderFacts {
     }
 }
 
+/// One campaign's lease, through the batch call (the store has no single-lease method).
+trait LeaseOne {
+    async fn lease(
+        &self,
+        campaign_id: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+}
+
+impl<S: Store + ?Sized> LeaseOne for S {
+    async fn lease(
+        &self,
+        campaign_id: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let granted = self
+            .try_acquire_leases(&[campaign_id.to_owned()], owner, now, ttl)
+            .await?;
+        Ok(granted == [true])
+    }
+}
+
+fn task_key(ut: &str) -> TaskKey {
+    TaskKey {
+        user_task_id: ut.into(),
+        campaign_id: "spring".into(),
+        generation: 1,
+        task_index: 0,
+    }
+}
+
+/// The stored row of one task of the campaign `spring`.
+async fn task(store: &dyn Store, ut: &str) -> Option<TaskRecord> {
+    store
+        .tasks("spring")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.user_task_id == ut)
+}
+
+/// A task callback as the webhook hands it over (verified, its own requestID), carrying a status.
+fn task_callback(request_id: &str, ut: &str, status: i64, task_id: Option<&str>) -> CallbackIngest {
+    CallbackIngest {
+        record: CallbackRecord {
+            kind: "task".into(),
+            body: format!(r#"{{"callbackType":"task","userTaskID":"{ut}","taskStatus":{status}}}"#),
+            verified: true,
+            received_at: at(status * 10),
+            request_id: Some(request_id.into()),
+        },
+        facts: None,
+        task_status: Some(TaskStatusFact {
+            user_task_id: ut.into(),
+            status,
+            task_id: task_id.map(str::to_owned),
+        }),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 
 async fn migrations_apply_twice_idempotently(db: Db) {
@@ -133,7 +211,10 @@ async fn migrations_apply_twice_idempotently(db: Db) {
         last_error: None,
         updated_at: at(0),
     };
-    first.upsert_campaign(&campaign).await.unwrap();
+    first
+        .upsert_campaigns(std::slice::from_ref(&campaign))
+        .await
+        .unwrap();
     assert_eq!(
         first
             .insert_planned_orders(&[new_order("spring", "t1", 1)])
@@ -152,34 +233,242 @@ async fn migrations_apply_twice_idempotently(db: Db) {
     updated.generation = 4;
     updated.state = "invalid".into();
     updated.last_error = Some("line 3: bad window".into());
-    second.upsert_campaign(&updated).await.unwrap();
+    second
+        .upsert_campaigns(std::slice::from_ref(&updated))
+        .await
+        .unwrap();
     assert_eq!(first.campaigns().await.unwrap(), vec![updated]);
 }
 
-async fn tasks_upsert_by_user_task_id(db: Db) {
+async fn narrow_task_writes_touch_only_their_fields(db: Db) {
     let store = db.open().await;
-    let mut task = store::TaskRecord {
-        user_task_id: "spring-g1-0".into(),
+    let ut = "spring-g1-0";
+    let first = serde_json::json!({ "dialAtWeekDay": "1,2,3" });
+    // Updates only: a task never created stays missing.
+    assert!(
+        !store
+            .task_status_observed(ut, 2, Some("T-1"), at(1))
+            .await
+            .unwrap()
+    );
+    store.task_settings_sent(ut, &first, at(1)).await.unwrap();
+    store.task_settings_forgotten(ut, at(1)).await.unwrap();
+    store.task_not_created(ut, at(1)).await.unwrap();
+    assert_eq!(task(store.as_ref(), ut).await, None);
+
+    // The intent to create inserts the row, in doubt: settings recorded, no status, no platform ID.
+    store
+        .task_create_intent(&task_key(ut), &first, at(5))
+        .await
+        .unwrap();
+    let created = TaskRecord {
+        user_task_id: ut.into(),
         campaign_id: "spring".into(),
         generation: 1,
         task_index: 0,
         task_id: None,
-        settings: Some(serde_json::json!({ "dialAtWeekDay": "1,2,3" })),
+        settings: Some(first.clone()),
         settings_sent_at: Some(at(5)),
-        platform_status: Some(1),
-        desired_status: Some(2),
+        platform_status: None,
         updated_at: at(5),
     };
-    store.upsert_task(&task).await.unwrap();
-    task.task_id = Some("T-991".into());
-    task.platform_status = Some(2);
-    task.updated_at = at(9);
-    store.upsert_task(&task).await.unwrap();
-    let mut later = task.clone();
-    later.task_id = None; // an update that doesn't know the platform ID keeps it
-    store.upsert_task(&later).await.unwrap();
-    assert_eq!(store.tasks("spring").await.unwrap(), vec![task]);
+    assert_eq!(task(store.as_ref(), ut).await.unwrap(), created);
+
+    // A status with the platform's ID, then one without: the ID is kept.
+    assert!(
+        store
+            .task_status_observed(ut, 1, Some("T-991"), at(6))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .task_status_observed(ut, 2, None, at(7))
+            .await
+            .unwrap()
+    );
+    let running = TaskRecord {
+        task_id: Some("T-991".into()),
+        platform_status: Some(2),
+        updated_at: at(7),
+        ..created.clone()
+    };
+    assert_eq!(task(store.as_ref(), ut).await.unwrap(), running);
+
+    // Settings sent: only they and their time change.
+    let second = serde_json::json!({ "dialAtWeekDay": "4,5" });
+    store.task_settings_sent(ut, &second, at(8)).await.unwrap();
+    let updated = TaskRecord {
+        settings: Some(second.clone()),
+        settings_sent_at: Some(at(8)),
+        updated_at: at(8),
+        ..running
+    };
+    assert_eq!(task(store.as_ref(), ut).await.unwrap(), updated);
+
+    // Forgotten: the JSON value null (send again), not SQL NULL (never sent); when they were sent is kept.
+    store.task_settings_forgotten(ut, at(9)).await.unwrap();
+    let forgotten = task(store.as_ref(), ut).await.unwrap();
+    assert_eq!(forgotten.settings, Some(serde_json::Value::Null));
+    assert_eq!(
+        forgotten,
+        TaskRecord {
+            settings: Some(serde_json::Value::Null),
+            updated_at: at(9),
+            ..updated
+        }
+    );
+
+    // A second intent to create (the first is known not to have applied) puts the task in doubt again.
+    store
+        .task_create_intent(&task_key(ut), &first, at(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        task(store.as_ref(), ut).await.unwrap(),
+        TaskRecord {
+            settings_sent_at: Some(at(10)),
+            updated_at: at(10),
+            ..created.clone()
+        }
+    );
+
+    // Not created: settings, their time and the status cleared (SQL NULL).
+    store.task_not_created(ut, at(11)).await.unwrap();
+    let cleared = task(store.as_ref(), ut).await.unwrap();
+    assert_eq!(
+        (
+            &cleared.settings,
+            cleared.settings_sent_at,
+            cleared.platform_status,
+            cleared.updated_at
+        ),
+        (&None, None, None, at(11))
+    );
     assert!(store.tasks("other").await.unwrap().is_empty());
+}
+
+async fn a_terminal_task_status_is_never_replaced(db: Db) {
+    let store = db.open().await;
+    let settings = serde_json::json!({ "maxCall": 1 });
+    // (terminal, what comes after it): an older running status, a pause, the other terminal one, the same again.
+    for (n, (terminal, later)) in [(3, 2), (3, 5), (3, 4), (4, 3), (4, 1), (4, 4)]
+        .into_iter()
+        .enumerate()
+    {
+        let ut = format!("spring-g1-{n}");
+        store
+            .task_create_intent(&task_key(&ut), &settings, at(0))
+            .await
+            .unwrap();
+        assert!(
+            store
+                .task_status_observed(&ut, 2, Some("T-1"), at(1))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .task_status_observed(&ut, terminal, None, at(2))
+                .await
+                .unwrap(),
+            "a running task ends"
+        );
+        let ended = task(store.as_ref(), &ut).await.unwrap();
+        assert_eq!(ended.platform_status, Some(terminal));
+
+        assert!(
+            !store
+                .task_status_observed(&ut, later, Some("T-2"), at(3))
+                .await
+                .unwrap(),
+            "{terminal} then {later}: refused"
+        );
+        store
+            .task_create_intent(&task_key(&ut), &serde_json::json!({}), at(4))
+            .await
+            .unwrap();
+        store.task_not_created(&ut, at(5)).await.unwrap();
+        assert_eq!(
+            task(store.as_ref(), &ut).await.unwrap(),
+            ended,
+            "{terminal}: nothing changes a task that ended"
+        );
+    }
+}
+
+async fn a_terminal_task_status_from_callbacks_is_never_replaced(db: Db) {
+    let store = db.open().await;
+    let settings = serde_json::json!({ "maxCall": 1 });
+    for ut in ["t-a", "t-b", "t-c"] {
+        store
+            .task_create_intent(&task_key(ut), &settings, at(0))
+            .await
+            .unwrap();
+    }
+    let status = |tasks: Vec<TaskRecord>, ut: &str| {
+        tasks
+            .iter()
+            .find(|t| t.user_task_id == ut)
+            .map(|t| (t.platform_status, t.task_id.clone()))
+    };
+    // Within one batch: t-a ends (4), then a late "running" for it; t-b completes (3). A task never created is
+    // not created by its callback.
+    let batch = [
+        task_callback("r1", "t-a", 2, Some("P-a")),
+        task_callback("r2", "t-a", 4, None),
+        task_callback("r3", "t-a", 2, Some("P-late")),
+        task_callback("r4", "t-b", 3, Some("P-b")),
+        task_callback("r5", "t-missing", 4, None),
+    ];
+    assert_eq!(
+        store.ingest_callbacks(&batch).await.unwrap(),
+        vec![Ingested::Stored; 5]
+    );
+    let tasks = store.tasks("spring").await.unwrap();
+    assert_eq!(
+        status(tasks.clone(), "t-a"),
+        Some((Some(4), Some("P-a".into())))
+    );
+    assert_eq!(
+        status(tasks.clone(), "t-b"),
+        Some((Some(3), Some("P-b".into())))
+    );
+    assert_eq!(tasks.len(), 3, "no row for the task never created");
+
+    // In a later batch: the other terminal status and a pause are refused; t-c takes its first status.
+    store
+        .ingest_callbacks(&[
+            task_callback("r6", "t-a", 3, None),
+            task_callback("r7", "t-b", 5, Some("P-x")),
+            task_callback("r8", "t-c", 2, Some("P-c")),
+        ])
+        .await
+        .unwrap();
+    let tasks = store.tasks("spring").await.unwrap();
+    assert_eq!(
+        status(tasks.clone(), "t-a"),
+        Some((Some(4), Some("P-a".into())))
+    );
+    assert_eq!(
+        status(tasks.clone(), "t-b"),
+        Some((Some(3), Some("P-b".into())))
+    );
+    assert_eq!(status(tasks, "t-c"), Some((Some(2), Some("P-c".into()))));
+
+    // A poll says t-c ended; its late "running" callback does not bring it back.
+    assert!(
+        store
+            .task_status_observed("t-c", 3, None, at(50))
+            .await
+            .unwrap()
+    );
+    store
+        .ingest_callbacks(&[task_callback("r9", "t-c", 2, None)])
+        .await
+        .unwrap();
+    let tasks = store.tasks("spring").await.unwrap();
+    assert_eq!(status(tasks, "t-c"), Some((Some(3), Some("P-c".into()))));
 }
 
 async fn bulk_planned_insert_is_idempotent(db: Db) {
@@ -281,7 +570,14 @@ async fn upload_state_moves_only_forward(db: Db) {
         (all[3].clone(), "retCode 4: bad phone".to_string()),
         (all[0].clone(), "already sent: must not move".to_string()),
     ];
-    assert_eq!(store.reject_orders(&rejected, at(14)).await.unwrap(), 1);
+    // Settling rejects from planned or sending only; nothing is claimed.
+    assert!(
+        store
+            .settle_and_claim(&[], &rejected, "t1", 0, at(14))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
         store
             .set_upload_state(&all[3..4], UploadState::Sent, at(15))
@@ -557,21 +853,16 @@ fn ingest_batch(order_ids: &[String]) -> Vec<CallbackIngest> {
             batch.push(CallbackIngest {
                 record: record(batch.len(), "call"),
                 facts: Some(f),
+                task_status: None,
             });
         }
-        batch.push(CallbackIngest {
-            record: record(batch.len(), "task"),
-            facts: None,
-        });
+        batch.push(CallbackIngest::raw(record(batch.len(), "task")));
     }
-    batch.push(CallbackIngest {
-        record: CallbackRecord {
-            body: "not json {".into(),
-            kind: "unknown".into(),
-            ..record(batch.len(), "unknown")
-        },
-        facts: None,
-    });
+    batch.push(CallbackIngest::raw(CallbackRecord {
+        body: "not json {".into(),
+        kind: "unknown".into(),
+        ..record(batch.len(), "unknown")
+    }));
     batch
 }
 
@@ -598,7 +889,10 @@ async fn ingested_batch_equals_facts_applied_one_by_one(db: Db) {
     let (batched, single) = (all[..3].to_vec(), all[3..].to_vec());
 
     let batch = ingest_batch(&batched);
-    store.ingest_callbacks(&batch).await.unwrap();
+    assert_eq!(
+        store.ingest_callbacks(&batch).await.unwrap(),
+        vec![Ingested::Stored; batch.len()]
+    );
     for item in ingest_batch(&single) {
         if let Some(f) = item.facts {
             store
@@ -647,6 +941,7 @@ async fn a_refused_stale_report_leaves_the_calls_children(db: Db) {
                     request_id: None,
                 },
                 facts: Some(f.clone()),
+                task_status: None,
             })
             .collect()
     };
@@ -664,7 +959,7 @@ async fn a_refused_stale_report_leaves_the_calls_children(db: Db) {
     assert_eq!(calls[0].transcript.len(), 3);
 }
 
-async fn ingesting_the_same_batch_twice_changes_no_fact(db: Db) {
+async fn a_replayed_batch_is_stored_once_and_changes_no_fact(db: Db) {
     let store = db.open().await;
     let orders: Vec<NewOrder> = (0..3).map(|n| new_order("twice", "t1", n)).collect();
     store.insert_planned_orders(&orders).await.unwrap();
@@ -674,16 +969,20 @@ async fn ingesting_the_same_batch_twice_changes_no_fact(db: Db) {
     for o in &orders {
         once.push(order_view(store.as_ref(), &o.order_id).await);
     }
-    store.ingest_callbacks(&batch).await.unwrap();
+    // Every callback of the batch is verified and has a requestID: the second delivery is all repeats.
+    assert_eq!(
+        store.ingest_callbacks(&batch).await.unwrap(),
+        vec![Ingested::Repeat; batch.len()]
+    );
     for (o, before) in orders.iter().zip(&once) {
         assert_eq!(&order_view(store.as_ref(), &o.order_id).await, before);
     }
-    // Each delivery is logged: the raw ledger holds both.
     assert_eq!(
         store.recent_callbacks(1_000).await.unwrap().len(),
-        2 * batch.len()
+        batch.len(),
+        "a replay is not stored again"
     );
-    store.ingest_callbacks(&[]).await.unwrap();
+    assert!(store.ingest_callbacks(&[]).await.unwrap().is_empty());
 }
 
 async fn ledger_keeps_every_action_and_callback(db: Db) {
@@ -714,8 +1013,11 @@ async fn ledger_keeps_every_action_and_callback(db: Db) {
         campaign_id: None,
         user_task_id: None,
     };
-    store.record_action(&ok).await.unwrap();
-    store.record_action(&timeout).await.unwrap();
+    store
+        .record_actions(&[ok.clone(), timeout.clone()])
+        .await
+        .unwrap();
+    store.record_actions(&[]).await.unwrap();
     assert_eq!(
         store.recent_actions(10).await.unwrap(),
         vec![timeout.clone(), ok]
@@ -736,9 +1038,14 @@ async fn ledger_keeps_every_action_and_callback(db: Db) {
         received_at: at(4),
         ..good.clone()
     };
-    let id1 = store.record_callback(&good).await.unwrap();
-    let id2 = store.record_callback(&bad).await.unwrap();
-    assert!(id2 > id1);
+    store
+        .ingest_callbacks(&[CallbackIngest::raw(good.clone())])
+        .await
+        .unwrap();
+    store
+        .ingest_callbacks(&[CallbackIngest::raw(bad.clone())])
+        .await
+        .unwrap();
     let stored = store.recent_callbacks(10).await.unwrap();
     assert_eq!(stored, vec![bad, good]);
     assert_eq!(stored[1].body, raw, "the raw body is kept byte for byte");
@@ -749,61 +1056,61 @@ async fn leases_refuse_a_second_owner_until_expiry(db: Db) {
     let ttl = Duration::from_secs(30);
     assert!(
         store
-            .try_acquire_lease("spring", "replica-a", at(0), ttl)
+            .lease("spring", "replica-a", at(0), ttl)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .try_acquire_lease("spring", "replica-b", at(10), ttl)
+            .lease("spring", "replica-b", at(10), ttl)
             .await
             .unwrap()
     );
     assert!(
         store
-            .try_acquire_lease("summer", "replica-b", at(10), ttl)
+            .lease("summer", "replica-b", at(10), ttl)
             .await
             .unwrap(),
         "leases are per campaign"
     );
     assert!(
         store
-            .try_acquire_lease("spring", "replica-a", at(20), ttl)
+            .lease("spring", "replica-a", at(20), ttl)
             .await
             .unwrap(),
         "the owner renews"
     );
     assert!(
         !store
-            .try_acquire_lease("spring", "replica-b", at(49), ttl)
+            .lease("spring", "replica-b", at(49), ttl)
             .await
             .unwrap(),
         "renewed until 50"
     );
     assert!(
         store
-            .try_acquire_lease("spring", "replica-b", at(50), ttl)
+            .lease("spring", "replica-b", at(50), ttl)
             .await
             .unwrap(),
         "expired: taken over"
     );
     assert!(
         !store
-            .try_acquire_lease("spring", "replica-a", at(51), ttl)
+            .lease("spring", "replica-a", at(51), ttl)
             .await
             .unwrap()
     );
     store.release_lease("spring", "replica-a").await.unwrap(); // not the owner: no effect
     assert!(
         !store
-            .try_acquire_lease("spring", "replica-a", at(52), ttl)
+            .lease("spring", "replica-a", at(52), ttl)
             .await
             .unwrap()
     );
     store.release_lease("spring", "replica-b").await.unwrap();
     assert!(
         store
-            .try_acquire_lease("spring", "replica-a", at(53), ttl)
+            .lease("spring", "replica-a", at(53), ttl)
             .await
             .unwrap()
     );
@@ -813,12 +1120,7 @@ async fn batched_leases_and_campaigns_match_the_single_calls(db: Db) {
     let store = db.open().await;
     let ttl = Duration::from_secs(30);
     let ids = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-    assert!(
-        store
-            .try_acquire_lease("b", "replica-b", at(0), ttl)
-            .await
-            .unwrap()
-    );
+    assert!(store.lease("b", "replica-b", at(0), ttl).await.unwrap());
     assert_eq!(
         store
             .try_acquire_leases(&ids(&["a", "b", "c"]), "replica-a", at(1), ttl)
@@ -836,10 +1138,7 @@ async fn batched_leases_and_campaigns_match_the_single_calls(db: Db) {
         "renewed, and the expired one taken over"
     );
     assert!(
-        !store
-            .try_acquire_lease("a", "replica-b", at(60), ttl)
-            .await
-            .unwrap(),
+        !store.lease("a", "replica-b", at(60), ttl).await.unwrap(),
         "the batch renewal holds until 61"
     );
     assert_eq!(
@@ -860,7 +1159,10 @@ async fn batched_leases_and_campaigns_match_the_single_calls(db: Db) {
         last_error: None,
         updated_at: at(5),
     };
-    store.upsert_campaign(&record("b", "active")).await.unwrap();
+    store
+        .upsert_campaigns(&[record("b", "active")])
+        .await
+        .unwrap();
     store
         .upsert_campaigns(&[record("a", "active"), record("b", "done")])
         .await
@@ -900,24 +1202,25 @@ async fn batched_leases_and_campaigns_match_the_single_calls(db: Db) {
     assert_eq!(store.campaigns().await.unwrap().len(), 3 + many.len());
 
     // Tasks and progress of several campaigns at once equal the single reads, in the order asked.
-    let task = |ut: &str, campaign: &str, generation: i64| store::TaskRecord {
-        user_task_id: ut.into(),
-        campaign_id: campaign.into(),
-        generation,
-        task_index: 0,
-        task_id: Some(format!("T-{ut}")),
-        settings: Some(serde_json::json!({ "maxCall": 2 })),
-        settings_sent_at: Some(at(1)),
-        platform_status: Some(5),
-        desired_status: None,
-        updated_at: at(2),
-    };
-    for t in [
-        task("a-2", "a", 2),
-        task("a-1", "a", 1),
-        task("c-1", "c", 1),
-    ] {
-        store.upsert_task(&t).await.unwrap();
+    for (ut, campaign, generation) in [("a-2", "a", 2), ("a-1", "a", 1), ("c-1", "c", 1)] {
+        let key = TaskKey {
+            user_task_id: ut.into(),
+            campaign_id: campaign.into(),
+            generation,
+            task_index: 0,
+        };
+        let settings = serde_json::json!({ "maxCall": 2 });
+        store
+            .task_create_intent(&key, &settings, at(1))
+            .await
+            .unwrap();
+        let task_id = format!("T-{ut}");
+        assert!(
+            store
+                .task_status_observed(ut, 5, Some(&task_id), at(2))
+                .await
+                .unwrap()
+        );
     }
     let mut orders = vec![new_order("a", "a-2", 1), new_order("a", "a-2", 2)];
     orders.push(new_order("c", "c-1", 3));
@@ -929,7 +1232,7 @@ async fn batched_leases_and_campaigns_match_the_single_calls(db: Db) {
         single.extend(store.tasks(id).await.unwrap());
     }
     let batched = store.tasks_of(&asked).await.unwrap();
-    let key = |t: &store::TaskRecord| (t.campaign_id.clone(), t.generation);
+    let key = |t: &TaskRecord| (t.campaign_id.clone(), t.generation);
     let mut sorted = single.clone();
     sorted.sort_by_key(key);
     assert_eq!(batched, sorted, "by campaign, then generation");
@@ -1207,6 +1510,277 @@ async fn report_figures_match_a_known_data_set(db: Db) {
     );
 }
 
+async fn a_replayed_callback_is_stored_once_and_applied_once(db: Db) {
+    let store = db.open().await;
+    store
+        .insert_planned_orders(&[new_order("replay", "t1", 0)])
+        .await
+        .unwrap();
+    store
+        .task_create_intent(&task_key("t1"), &serde_json::json!({}), at(0))
+        .await
+        .unwrap();
+    let id = "replay-o000000";
+    let record = |request_id: &str, verified: bool, n: i64| CallbackRecord {
+        kind: "call".into(),
+        body: format!(r#"{{"callbackType":3,"n":{n}}}"#),
+        verified,
+        received_at: at(n),
+        request_id: Some(request_id.into()),
+    };
+    let first = CallbackIngest {
+        record: record("r1", true, 1),
+        facts: Some(facts(id, false, vec![call(id, "c1", 3)])),
+        task_status: Some(TaskStatusFact {
+            user_task_id: "t1".into(),
+            status: 2,
+            task_id: None,
+        }),
+    };
+    // The same requestID again, carrying other facts: were they applied, the order would be finished, its call
+    // final, and the task ended.
+    let replay = CallbackIngest {
+        record: record("r1", true, 2),
+        facts: Some(facts(id, true, vec![call(id, "c1", 6)])),
+        task_status: Some(TaskStatusFact {
+            user_task_id: "t1".into(),
+            status: 4,
+            task_id: None,
+        }),
+    };
+    // Unverified: anyone could have sent it, so it never suppresses (nor is suppressed by) a verified one.
+    let forged = CallbackIngest::raw(record("r1", false, 3));
+    let other = CallbackIngest::raw(record("r2", true, 4));
+    use Ingested::{Repeat, Stored};
+    assert_eq!(
+        store
+            .ingest_callbacks(&[first.clone(), replay.clone(), forged.clone(), other.clone()])
+            .await
+            .unwrap(),
+        [Stored, Repeat, Stored, Stored],
+        "the second r1 in one batch is a repeat"
+    );
+    assert_eq!(
+        store
+            .ingest_callbacks(&[
+                replay.clone(),
+                forged.clone(),
+                other,
+                CallbackIngest::raw(record("r3", true, 5))
+            ])
+            .await
+            .unwrap(),
+        [Repeat, Stored, Repeat, Stored],
+        "stored ones are repeats in a later batch"
+    );
+
+    let stored = store.recent_callbacks(100).await.unwrap();
+    let keys: Vec<(Option<&str>, bool)> = stored
+        .iter()
+        .rev()
+        .map(|c| (c.request_id.as_deref(), c.verified))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (Some("r1"), true),
+            (Some("r1"), false),
+            (Some("r2"), true),
+            (Some("r1"), false),
+            (Some("r3"), true)
+        ]
+    );
+    assert_eq!(
+        stored.last().unwrap(),
+        &first.record,
+        "the first delivery is the one kept"
+    );
+    let order = store.order(id).await.unwrap().unwrap();
+    assert!(!order.finished, "the repeat's facts were not applied");
+    assert_eq!(order.last_call_status, Some(3));
+    assert_eq!(
+        task(store.as_ref(), "t1").await.unwrap().platform_status,
+        Some(2),
+        "nor its task status"
+    );
+}
+
+async fn text_with_nul_is_stored_never_refused(db: Db) {
+    let store = db.open().await;
+    // A contact whose fields carry NUL (PostgreSQL refuses it in text and in jsonb).
+    let mut o = new_order("nul", "t1", 1);
+    o.phone = "86130\u{0}000001".into();
+    o.name = Some("A\0B".into());
+    o.other = Some("ref\0".into());
+    o.variables = serde_json::json!({ "k\u{0}": "v\u{0}" });
+    assert_eq!(
+        store
+            .insert_planned_orders(std::slice::from_ref(&o))
+            .await
+            .unwrap(),
+        1
+    );
+    let stored = store.order(&o.order_id).await.unwrap().unwrap();
+    assert_eq!(stored.phone, db.stored(&o.phone));
+    assert_eq!(stored.name.as_deref(), Some(db.stored("A\0B").as_str()));
+    assert_eq!(stored.other.as_deref(), Some(db.stored("ref\0").as_str()));
+    let key = db.stored("k\0");
+    assert_eq!(
+        stored.variables,
+        serde_json::json!({ key: db.stored("v\0") })
+    );
+    let reason = "retCode 7: bad\0number";
+    store
+        .settle_and_claim(&[], &[(o.order_id.clone(), reason.into())], "t1", 0, at(1))
+        .await
+        .unwrap();
+    let rejected = store.order(&o.order_id).await.unwrap().unwrap();
+    assert_eq!(rejected.reject_reason, Some(db.stored(reason)));
+
+    // A callback whose body, transcript, intents and SMS carry NUL.
+    let mut c = call(&o.order_id, "nul-c1", 6);
+    c.hangup_cause = Some("NORMAL\0".into());
+    c.intents = vec![intent("in\0terested", "hot")];
+    c.sms = vec![SmsFact {
+        content: "thanks\0".into(),
+        ..sms("s1", Some(1))
+    }];
+    c.transcript = vec![line(1, "hello\0there")];
+    c.agent = Some(serde_json::json!({ "agentName": "A\u{0}nn" }));
+    let body = "{\"callbackType\":3,\"word\":\"\0\"}";
+    let ingest = CallbackIngest {
+        record: CallbackRecord {
+            kind: "call".into(),
+            body: body.into(),
+            verified: true,
+            received_at: at(2),
+            request_id: Some("req\0nul".into()),
+        },
+        facts: Some(facts(&o.order_id, true, vec![c])),
+        task_status: None,
+    };
+    assert_eq!(
+        store
+            .ingest_callbacks(std::slice::from_ref(&ingest))
+            .await
+            .unwrap(),
+        [Ingested::Stored]
+    );
+    let cb = &store.recent_callbacks(1).await.unwrap()[0];
+    assert_eq!(cb.body, db.stored(body));
+    assert_eq!(cb.request_id, Some(db.stored("req\0nul")));
+    let calls = store.calls_of_order(&o.order_id).await.unwrap();
+    assert_eq!(calls[0].transcript[0].word, db.stored("hello\0there"));
+    assert_eq!(calls[0].intents[0].intent_name, db.stored("in\0terested"));
+    assert_eq!(calls[0].sms[0].content, db.stored("thanks\0"));
+    assert_eq!(calls[0].hangup_cause, Some(db.stored("NORMAL\0")));
+    assert_eq!(
+        calls[0].agent,
+        Some(serde_json::json!({ "agentName": db.stored("A\0nn") }))
+    );
+    assert!(store.order(&o.order_id).await.unwrap().unwrap().finished);
+    // Its replay is recognised by the requestID as stored.
+    assert_eq!(
+        store.ingest_callbacks(&[ingest]).await.unwrap(),
+        [Ingested::Repeat]
+    );
+
+    // The ledger's texts and a campaign's error.
+    let action = ActionRecord {
+        endpoint: "addBatchCall".into(),
+        request_id: "req-1".into(),
+        response_id: None,
+        ret_code: Some(3),
+        message: Some("bad\0message".into()),
+        http_status: Some(200),
+        duration_ms: 5,
+        at: at(3),
+        outcome: "rejected".into(),
+        campaign_id: Some("nul".into()),
+        user_task_id: Some("t1".into()),
+    };
+    store
+        .record_actions(std::slice::from_ref(&action))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.recent_actions(1).await.unwrap()[0].message,
+        Some(db.stored("bad\0message"))
+    );
+    let campaign = CampaignRecord {
+        id: "nul".into(),
+        generation: 1,
+        source_file: "nul.toml".into(),
+        content_hash: "h".into(),
+        spec: Some(serde_json::json!({ "name": "N\u{0}" })),
+        state: "invalid".into(),
+        last_error: Some("line 3: \0".into()),
+        updated_at: at(4),
+    };
+    store.upsert_campaigns(&[campaign]).await.unwrap();
+    let campaign = &store.campaigns().await.unwrap()[0];
+    assert_eq!(campaign.last_error, Some(db.stored("line 3: \0")));
+    assert_eq!(
+        campaign.spec,
+        Some(serde_json::json!({ "name": db.stored("N\0") }))
+    );
+}
+
+async fn prune_ledger_deletes_the_oldest_rows_in_bounded_steps(db: Db) {
+    let store = db.open().await;
+    let action = |n: i64| ActionRecord {
+        endpoint: "listOrderDetail".into(),
+        request_id: format!("req-{n}"),
+        response_id: None,
+        ret_code: Some(0),
+        message: None,
+        http_status: Some(200),
+        duration_ms: 3,
+        at: at(n),
+        outcome: "ok".into(),
+        campaign_id: None,
+        user_task_id: None,
+    };
+    // Written newest first: age, not insertion order, decides.
+    let actions: Vec<ActionRecord> = (0..2_500).rev().map(action).collect();
+    store.record_actions(&actions).await.unwrap();
+    let callbacks: Vec<CallbackIngest> = (0..30)
+        .map(|n| {
+            CallbackIngest::raw(CallbackRecord {
+                kind: "task".into(),
+                body: "{}".into(),
+                verified: n % 2 == 0,
+                received_at: at(n),
+                request_id: Some(format!("cb-{n}")),
+            })
+        })
+        .collect();
+    store.ingest_callbacks(&callbacks).await.unwrap();
+    let oldest_action = |actions: Vec<ActionRecord>| actions.iter().map(|a| a.at).min();
+
+    assert_eq!(
+        store.prune_ledger(at(0), 100).await.unwrap(),
+        0,
+        "nothing is older"
+    );
+    // The limit holds, the actions go first, oldest first, across several short transactions.
+    assert_eq!(store.prune_ledger(at(2_000), 1_500).await.unwrap(), 1_500);
+    let left = store.recent_actions(10_000).await.unwrap();
+    assert_eq!(left.len(), 1_000);
+    assert_eq!(oldest_action(left), Some(at(1_500)));
+    assert_eq!(store.recent_callbacks(100).await.unwrap().len(), 30);
+    // Fewer than asked: nothing older is left in either table.
+    assert_eq!(
+        store.prune_ledger(at(2_000), 10_000).await.unwrap(),
+        500 + 30
+    );
+    let left = store.recent_actions(10_000).await.unwrap();
+    assert_eq!(left.len(), 500);
+    assert_eq!(oldest_action(left), Some(at(2_000)));
+    assert!(store.recent_callbacks(100).await.unwrap().is_empty());
+    assert_eq!(store.prune_ledger(at(2_000), 10).await.unwrap(), 0);
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -1230,7 +1804,9 @@ macro_rules! conformance {
 
 conformance!(
     migrations_apply_twice_idempotently,
-    tasks_upsert_by_user_task_id,
+    narrow_task_writes_touch_only_their_fields,
+    a_terminal_task_status_is_never_replaced,
+    a_terminal_task_status_from_callbacks_is_never_replaced,
     bulk_planned_insert_is_idempotent,
     upload_state_moves_only_forward,
     polls_oldest_checked_first,
@@ -1238,10 +1814,44 @@ conformance!(
     facts_within_one_batch_converge,
     concurrent_callbacks_and_polls_converge,
     ingested_batch_equals_facts_applied_one_by_one,
-    ingesting_the_same_batch_twice_changes_no_fact,
+    a_replayed_batch_is_stored_once_and_changes_no_fact,
+    a_replayed_callback_is_stored_once_and_applied_once,
+    text_with_nul_is_stored_never_refused,
+    prune_ledger_deletes_the_oldest_rows_in_bounded_steps,
     a_refused_stale_report_leaves_the_calls_children,
     ledger_keeps_every_action_and_callback,
     leases_refuse_a_second_owner_until_expiry,
     batched_leases_and_campaigns_match_the_single_calls,
     report_figures_match_a_known_data_set,
 );
+
+/// PostgreSQL has no timestamps before 4713 BC: writing one is a data exception (SQLSTATE 22008), which the store
+/// reports as refused data, not as an outage, and the next write goes through. (SQLite stores any text; its own
+/// refusals are mapped in `store_sqlite`'s unit tests.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_reports_data_it_refuses_as_bad_input() {
+    let db = Db::Postgres(testkit::postgres_database().await);
+    let store = db.open().await;
+    let campaign = |id: &str, updated_at: DateTime<Utc>| CampaignRecord {
+        id: id.into(),
+        generation: 1,
+        source_file: format!("{id}.toml"),
+        content_hash: "h".into(),
+        spec: None,
+        state: "active".into(),
+        last_error: None,
+        updated_at,
+    };
+    let e = store
+        .upsert_campaigns(&[campaign("ancient", DateTime::<Utc>::MIN_UTC)])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Refused(_)), "{e:?}");
+    assert!(!e.is_retryable());
+    assert!(e.to_string().contains("retrying will not help"), "{e}");
+    store
+        .upsert_campaigns(&[campaign("fine", at(1))])
+        .await
+        .unwrap();
+    assert_eq!(store.campaigns().await.unwrap(), [campaign("fine", at(1))]);
+}

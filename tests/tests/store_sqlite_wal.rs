@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use store::{CallbackRecord, Store};
+use store::{CallbackIngest, CallbackRecord, Store};
 
 fn main_file_len(url: &str) -> u64 {
     let path = url.trim_start_matches("sqlite://");
@@ -20,13 +20,13 @@ async fn writes_reach_the_database_file_without_a_checkpoint_at_commit() {
     let body = "x".repeat(4_000);
     for i in 0..500 {
         store
-            .record_callback(&CallbackRecord {
+            .ingest_callbacks(&[CallbackIngest::raw(CallbackRecord {
                 kind: "call".into(),
                 body: body.clone(),
                 verified: true,
                 received_at: at,
                 request_id: Some(format!("req-{i}")),
-            })
+            })])
             .await
             .unwrap();
     }

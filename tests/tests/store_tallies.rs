@@ -124,12 +124,18 @@ async fn progress_equals_the_orders_counted_after_any_writes(db: Db) {
                     store.set_upload_state(&batch, state, when).await.unwrap();
                 }
                 2 => {
+                    // Rejections named across both tasks: each task's settle moves only its own.
                     let len = rng.below(20) + 1;
                     let batch: Vec<(String, String)> = ids(0, len, &mut rng)
                         .into_iter()
                         .map(|id| (id, "refused".to_owned()))
                         .collect();
-                    store.reject_orders(&batch, when).await.unwrap();
+                    for task in &tasks {
+                        store
+                            .settle_and_claim(&[], &batch, task, 0, when)
+                            .await
+                            .unwrap();
+                    }
                 }
                 3 | 4 => {
                     let task = &tasks[rng.below(tasks.len())];

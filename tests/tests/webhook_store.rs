@@ -1,6 +1,6 @@
 //! The webhook over real HTTP with a real store, on both backends: callbacks go through the group-commit writers
-//! (one on SQLite, several on PostgreSQL) and are durable before their answer; an unreadable body is stored, then
-//! answered 400; a forged one is refused and not stored.
+//! (one on SQLite, several on PostgreSQL) and are durable before their answer; a signed object that is not a
+//! callback is stored, then answered 400; a forged one is refused and not stored.
 
 use std::sync::Arc;
 
@@ -41,7 +41,7 @@ fn call_callback(order_id: &str, phone: &str, call_id: &str, ts: i64) -> Vec<u8>
 
 async fn seed(store: &dyn Store, orders: usize, now: DateTime<Utc>) -> Vec<(String, String)> {
     store
-        .upsert_campaign(&CampaignRecord {
+        .upsert_campaigns(&[CampaignRecord {
             id: "hook".into(),
             generation: 1,
             source_file: "hook.toml".into(),
@@ -50,7 +50,7 @@ async fn seed(store: &dyn Store, orders: usize, now: DateTime<Utc>) -> Vec<(Stri
             state: "active".into(),
             last_error: None,
             updated_at: now,
-        })
+        }])
         .await
         .unwrap();
     let pairs: Vec<(String, String)> = (0..orders)
@@ -113,8 +113,9 @@ async fn callbacks_are_stored_before_their_answer(store: Arc<dyn Store>) {
     );
     assert_eq!(store.calls_of_order("o-007").await.unwrap().len(), 1);
 
-    // Signed but unreadable: stored as received, then 400 (the platform should not resend it).
-    assert_eq!(post(&url, b"{not json", SECRET, ts, "req-bad").await, 400);
+    // Signed, one JSON object, but not a callback: stored as received, then 400 (the platform should not resend it).
+    let unreadable = br#"{"callbackType":"nonsense"}"#;
+    assert_eq!(post(&url, unreadable, SECRET, ts, "req-bad").await, 400);
     // Forged: refused and not stored.
     let forged = call_callback("o-001", &orders[1].1, "call-forged", ts);
     assert_eq!(post(&url, &forged, "wrong", ts, "req-forged").await, 401);
@@ -125,7 +126,7 @@ async fn callbacks_are_stored_before_their_answer(store: Arc<dyn Store>) {
         .iter()
         .find(|c| c.request_id.as_deref() == Some("req-bad"))
         .expect("the unreadable callback is stored");
-    assert_eq!(bad.body, "{not json");
+    assert_eq!(bad.body.as_bytes(), unreadable);
     assert!(bad.verified);
     assert!(
         stored

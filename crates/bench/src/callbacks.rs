@@ -16,7 +16,7 @@ use clock::Clock as _;
 use clock::SystemClock;
 use daemon::{Hub, Metrics, Webhook};
 use serde_json::json;
-use store::{NewOrder, TaskRecord, UploadState};
+use store::{NewOrder, TaskKey, UploadState};
 use tokio_util::sync::CancellationToken;
 
 use crate::env::{self, StoreKind};
@@ -166,19 +166,15 @@ pub(crate) async fn seed(
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     crate::limits::record_campaign(store, ID, now).await?;
+    let key = TaskKey {
+        user_task_id: TASK.into(),
+        campaign_id: ID.into(),
+        generation: 1,
+        task_index: 0,
+    };
+    store.task_create_intent(&key, &json!({}), now).await?;
     store
-        .upsert_task(&TaskRecord {
-            user_task_id: TASK.into(),
-            campaign_id: ID.into(),
-            generation: 1,
-            task_index: 0,
-            task_id: Some("sim-task-1".into()),
-            settings: None,
-            settings_sent_at: Some(now),
-            platform_status: Some(2),
-            desired_status: Some(2),
-            updated_at: now,
-        })
+        .task_status_observed(TASK, 2, Some("sim-task-1"), now)
         .await?;
     let all: Vec<(String, String)> = (0..n)
         .map(|i| {

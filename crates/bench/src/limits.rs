@@ -58,7 +58,7 @@ pub(crate) async fn record_campaign(
     now: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<()> {
     store
-        .upsert_campaign(&CampaignRecord {
+        .upsert_campaigns(&[CampaignRecord {
             id: id.into(),
             generation: 1,
             source_file: format!("{id}.toml"),
@@ -67,7 +67,7 @@ pub(crate) async fn record_campaign(
             state: "active".into(),
             last_error: None,
             updated_at: now,
-        })
+        }])
         .await?;
     Ok(())
 }

@@ -1,4 +1,7 @@
 //! The HTTP client: signing, one shared rate limit, retries of retryable failures only, and an observer hook.
+//! Reading and checking the platform's answers lives in [`response`].
+
+mod response;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,8 +15,13 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::error::ApiError;
-use crate::sign::{self, Algorithm, SecretKey, SignedHeaders};
+use crate::sign::{Algorithm, SecretKey, SignedHeaders};
 use crate::wire::{self, ApiRequest, Endpoint, Envelope};
+
+pub use response::{
+    DEFAULT_MAX_RESPONSE_BYTES, ResponseVerification, SignatureCheck, SignatureOutcome,
+    UnknownVerification,
+};
 
 /// How retryable failures are retried: exponential backoff with full jitter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,13 +85,16 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// Retries of retryable failures.
     pub retry: RetryPolicy,
-    /// Verify the signature of responses (a failure is `Ambiguous`).
-    pub verify_responses: bool,
+    /// What to do with response signatures: not look ([`ResponseVerification::Off`]), count them
+    /// (`Report`, the default) or refuse a response that fails (`Enforce`).
+    pub verify_responses: ResponseVerification,
+    /// The largest response body read, in bytes ([`DEFAULT_MAX_RESPONSE_BYTES`]); a larger answer is refused.
+    pub max_response_bytes: usize,
 }
 
 impl ClientConfig {
     /// A configuration with defaults: MD5, 10 requests per second, 30 s per attempt, [`RetryPolicy::default`],
-    /// no response verification.
+    /// response signatures reported but not enforced, responses up to [`DEFAULT_MAX_RESPONSE_BYTES`].
     pub fn new(base_url: impl Into<String>, uuid: impl Into<String>, secret: SecretKey) -> Self {
         Self {
             base_url: base_url.into(),
@@ -93,7 +104,8 @@ impl ClientConfig {
             requests_per_second: 10,
             request_timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
-            verify_responses: false,
+            verify_responses: ResponseVerification::default(),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -156,6 +168,11 @@ pub struct ActionRecord {
 pub trait ActionObserver: Send + Sync {
     /// One attempt finished.
     fn record(&self, action: &ActionRecord);
+
+    /// A response's signature was checked (unless [`ResponseVerification::Off`]): once per response read whole,
+    /// before [`ActionObserver::record`] of the same attempt. For a metric such as
+    /// `campaignd_response_signature_total{outcome}`. Does nothing unless implemented.
+    fn response_signature(&self, _check: &SignatureCheck) {}
 }
 
 /// A requests-per-second limit shared by all clones: each request takes the next free slot, one every
@@ -230,6 +247,8 @@ struct Attempt<T> {
     response_id: Option<String>,
     ret_code: Option<i64>,
     http_status: Option<u16>,
+    /// What the response's signature check found, when one ran.
+    signature: Option<SignatureOutcome>,
 }
 
 impl Client {
@@ -256,6 +275,11 @@ impl Client {
         if config.request_timeout.is_zero() {
             return Err(ApiError::Config(
                 "request_timeout must be more than zero".into(),
+            ));
+        }
+        if config.max_response_bytes == 0 {
+            return Err(ApiError::Config(
+                "max_response_bytes must be more than zero".into(),
             ));
         }
         ensure_crypto_provider();
@@ -396,6 +420,7 @@ impl Client {
                         response_id: None,
                         ret_code: None,
                         http_status: None,
+                        signature: None,
                     },
                 );
                 return Err(err);
@@ -446,6 +471,7 @@ impl Client {
             response_id: None,
             ret_code: None,
             http_status: None,
+            signature: None,
         };
         let signed = SignedHeaders::signed(
             &cfg.secret,
@@ -468,7 +494,7 @@ impl Client {
             .timeout(cfg.request_timeout)
             .send()
             .await;
-        let response = match sent {
+        let mut response = match sent {
             Ok(r) => r,
             Err(e) => {
                 attempt.result = Err(classify_send_error(endpoint, &e));
@@ -478,9 +504,13 @@ impl Client {
         let status = response.status();
         attempt.http_status = Some(status.as_u16());
         let response_headers = response.headers().clone();
-        let raw = match response.bytes().await {
+        let raw = match response::read_capped(&mut response, cfg.max_response_bytes).await {
             Ok(b) => b,
-            Err(e) => {
+            Err(response::BodyError::TooLarge(reason)) => {
+                attempt.result = Err(response::refused(endpoint, status, reason));
+                return attempt;
+            }
+            Err(response::BodyError::Read(e)) => {
                 attempt.result = Err(if status.is_server_error() {
                     ApiError::Retryable {
                         endpoint,
@@ -495,6 +525,30 @@ impl Client {
                 return attempt;
             }
         };
+        if cfg.verify_responses != ResponseVerification::Off {
+            let (outcome, reason) = response::check_signature(
+                &cfg.secret,
+                &cfg.uuid,
+                &response_headers,
+                &raw,
+                self.inner.clock.now().timestamp(),
+            );
+            attempt.signature = Some(outcome);
+            let refuse = response::refuses(cfg.verify_responses, outcome, status);
+            let check = SignatureCheck {
+                endpoint,
+                request_id: attempt.request_id.clone(),
+                http_status: status.as_u16(),
+                outcome,
+                reason: reason.clone(),
+                mode: cfg.verify_responses,
+            };
+            self.report_signature(&check, refuse);
+            if refuse {
+                attempt.result = Err(response::refused(endpoint, status, reason));
+                return attempt;
+            }
+        }
         if status.is_server_error() {
             attempt.result = Err(ApiError::Retryable {
                 endpoint,
@@ -509,12 +563,6 @@ impl Client {
                 message: format!("HTTP {status}: {}", snippet(&raw)),
                 response_id: String::new(),
             });
-            return attempt;
-        }
-        if cfg.verify_responses
-            && let Err(reason) = self.verify_response(&response_headers, &raw)
-        {
-            attempt.result = Err(ApiError::Ambiguous { endpoint, reason });
             return attempt;
         }
         let value: Value = match serde_json::from_slice(&raw) {
@@ -573,23 +621,29 @@ impl Client {
         attempt
     }
 
-    /// Checks a response's signature: its own `requestID`, `uuid`, `createTs` and `algorithm` headers over the raw
-    /// response body, the secret being ours, and its `createTs` within the allowed skew.
-    fn verify_response(&self, headers: &HeaderMap, raw: &[u8]) -> Result<(), String> {
-        let cfg = &self.inner.config;
-        let signed = SignedHeaders::from_header_map(headers)
-            .map_err(|e| format!("response signature not usable: {e}"))?;
-        if signed.uuid != cfg.uuid {
-            return Err(format!("response uuid {:?} is not ours", signed.uuid));
+    /// Tells the observer about a signature check. A mismatch the response survives (not refused) is handled here,
+    /// so it is logged here; a refused one is logged by whoever handles the error.
+    fn report_signature(&self, check: &SignatureCheck, refused: bool) {
+        match check.outcome {
+            SignatureOutcome::Mismatch if !refused => tracing::info!(
+                endpoint = check.endpoint.name(),
+                request_id = %check.request_id,
+                http_status = check.http_status,
+                mode = check.mode.as_str(),
+                reason = %check.reason,
+                "response signature does not verify; response used anyway"
+            ),
+            SignatureOutcome::Missing if !refused => tracing::debug!(
+                endpoint = check.endpoint.name(),
+                request_id = %check.request_id,
+                http_status = check.http_status,
+                "response carries no signature"
+            ),
+            _ => {}
         }
-        sign::verify(
-            &cfg.secret,
-            raw,
-            &signed,
-            self.inner.clock.now().timestamp(),
-            sign::DEFAULT_MAX_SKEW_SECS,
-        )
-        .map_err(|e| format!("response signature does not verify: {e}"))
+        if let Some(observer) = &self.inner.observer {
+            observer.response_signature(check);
+        }
     }
 
     fn observe<T>(
@@ -613,6 +667,7 @@ impl Client {
             ret_code = a.ret_code,
             http_status = a.http_status,
             response_id = a.response_id.as_deref(),
+            signature = a.signature.map(SignatureOutcome::as_str),
             duration_ms,
             "callbot request attempt"
         );

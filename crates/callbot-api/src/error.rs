@@ -16,7 +16,8 @@ pub enum ApiError {
         reason: String,
     },
     /// The request may or may not have been applied (timeout or reset after it was sent, a 200 with an unreadable
-    /// body, a response whose signature does not verify). Check the platform's state before acting again.
+    /// body; from an endpoint that changes state, an answer over `max_response_bytes` or whose signature
+    /// `ResponseVerification::Enforce` refuses). Check the platform's state before acting again.
     #[error("{endpoint}: outcome unknown, the request may have been applied: {reason}")]
     Ambiguous {
         /// Which endpoint.
@@ -25,7 +26,9 @@ pub enum ApiError {
         reason: String,
     },
     /// The platform refused the request: a non-zero retCode other than the retryable ones, or an HTTP 3xx/4xx
-    /// (then `code` is the HTTP status and `response_id` is empty).
+    /// (then `code` is the HTTP status and `response_id` is empty). Also a read (`listOrderDetail`, `listTask`,
+    /// `ping`) whose answer the client refuses (over `max_response_bytes`, or its signature under `Enforce`): then
+    /// `code` is the HTTP status and `response_id` is empty.
     #[error("{endpoint}: rejected with code {code}: {message} (responseID {response_id:?})")]
     Rejected {
         /// Which endpoint.

@@ -6,7 +6,8 @@ pub mod sign;
 pub mod wire;
 
 pub use client::{
-    ActionObserver, ActionOutcome, ActionRecord, Client, ClientConfig, RetryPolicy,
+    ActionObserver, ActionOutcome, ActionRecord, Client, ClientConfig, DEFAULT_MAX_RESPONSE_BYTES,
+    ResponseVerification, RetryPolicy, SignatureCheck, SignatureOutcome, UnknownVerification,
     ensure_crypto_provider,
 };
 pub use error::ApiError;

@@ -12,6 +12,8 @@ use chrono::{
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+use crate::diagnostics::escape_input;
+
 /// Minutes in a day.
 pub(crate) const DAY_MINUTES: u16 = 1440;
 /// Half-hour slots in a day.
@@ -140,11 +142,11 @@ impl TryFrom<String> for Zone {
         if s.starts_with('+') || s.starts_with('-') {
             parse_offset(&s)
                 .map(Zone::Fixed)
-                .ok_or_else(|| format!("bad UTC offset `{s}`"))
+                .ok_or_else(|| format!("bad UTC offset `{}`", escape_input(&s)))
         } else {
             s.parse::<Tz>()
                 .map(Zone::Iana)
-                .map_err(|_| format!("unknown time zone `{s}`"))
+                .map_err(|_| format!("unknown time zone `{}`", escape_input(&s)))
         }
     }
 }

@@ -7,13 +7,16 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use phonenumber::country::Id;
 
+use crate::contacts_file::{ContactsFileError, open_contacts_file};
+use crate::diagnostics::escape_input;
 use crate::ids::order_id;
+use crate::limits::ContactLimits;
+use crate::records::{RecordError, RecordReader};
 use crate::spec::CampaignSpec;
 
 /// One accepted contact.
@@ -67,10 +70,20 @@ pub enum ContactIssueKind {
         /// The variable.
         name: String,
     },
-    /// The record could not be read (e.g. not UTF-8).
+    /// The record could not be read (e.g. not UTF-8, a stray quote, too long, too many fields).
     Malformed {
         /// Why.
         reason: String,
+    },
+    /// A field that is sent or stored holds a control character other than tab and line breaks (a NUL, which
+    /// PostgreSQL cannot store, an escape sequence, ...).
+    ControlCharacter {
+        /// 1-based column of the field in the CSV.
+        column: usize,
+        /// The column's name in the header.
+        name: String,
+        /// The character.
+        character: char,
     },
 }
 
@@ -84,13 +97,26 @@ impl fmt::Display for ContactIssueKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ContactIssueKind::InvalidPhone { raw, reason } => {
-                write!(f, "invalid phone `{raw}`: {reason}")
+                write!(f, "invalid phone `{}`: {reason}", escape_input(raw))
             }
             ContactIssueKind::Duplicate { phone, first_line } => {
                 write!(f, "duplicate of line {first_line} (+{phone})")
             }
-            ContactIssueKind::MissingVariable { name } => write!(f, "variable `{name}` is empty"),
+            ContactIssueKind::MissingVariable { name } => {
+                write!(f, "variable `{}` is empty", escape_input(name))
+            }
             ContactIssueKind::Malformed { reason } => write!(f, "unreadable record: {reason}"),
+            ContactIssueKind::ControlCharacter {
+                column,
+                name,
+                character,
+            } => write!(
+                f,
+                "column {column} (`{}`) contains the control character U+{:04X}; remove it (only tab and quoted \
+                 line breaks may appear in a field)",
+                escape_input(name),
+                u32::from(*character)
+            ),
         }
     }
 }
@@ -99,8 +125,11 @@ impl fmt::Display for ContactIssueKind {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ContactsError {
-    /// The file cannot be opened or its header read.
-    #[error("cannot read contacts file {path}: {source}")]
+    /// The file is refused before it is read: outside the campaigns directory, not a regular file, or too large.
+    #[error(transparent)]
+    Refused(#[from] ContactsFileError),
+    /// The file cannot be read or its header is unreadable.
+    #[error("cannot read contacts file {}: {source}", escape_input(&path.display().to_string()))]
     Io {
         /// The file.
         path: PathBuf,
@@ -108,13 +137,20 @@ pub enum ContactsError {
         source: std::io::Error,
     },
     /// The header has no `phone` column.
-    #[error("contacts file {path} has no `phone` column; add a header line starting with `phone`")]
+    #[error(
+        "contacts file {} has no `phone` column; add a header line starting with `phone`",
+        escape_input(&path.display().to_string())
+    )]
     NoPhoneColumn {
         /// The file.
         path: PathBuf,
     },
     /// A declared variable is not a column.
-    #[error("contacts file {path} has no column for the declared variable `{name}`")]
+    #[error(
+        "contacts file {} has no column for the declared variable `{}`",
+        escape_input(&path.display().to_string()),
+        escape_input(name)
+    )]
     MissingColumn {
         /// The file.
         path: PathBuf,
@@ -122,7 +158,7 @@ pub enum ContactsError {
         name: String,
     },
     /// `default_country` is not a region code.
-    #[error("`default_country = \"{0}\"` is not a region code")]
+    #[error("`default_country = \"{}\"` is not a region code", escape_input(.0))]
     BadCountry(String),
 }
 
@@ -162,126 +198,46 @@ pub fn normalize_phone(raw: &str, default_country: Option<&str>) -> Result<Strin
     Ok(digits)
 }
 
-/// A record's first line and its fields, or why it cannot be read.
-pub(crate) type RawRecord = (u64, Result<Vec<String>, String>);
-
-/// Reads CSV records one at a time, knowing the physical line each starts on (quoted fields may span lines;
-/// blank lines are skipped). RFC 4180: fields separated by commas, optionally quoted, `""` is a quote inside quotes.
+/// What [`inspect_csv`] found wrong with a contacts file as a whole.
 #[derive(Debug)]
-pub(crate) struct RecordReader {
-    inner: BufReader<File>,
-    line: u64,
-    buf: Vec<u8>,
+pub(crate) enum CsvProblem {
+    /// Refused before reading: outside the directory, not a regular file, too large, or missing.
+    File(ContactsFileError),
+    /// A read failed part-way.
+    Read(std::io::Error),
+    /// The file has no header line.
+    Empty,
+    /// The header record cannot be read.
+    Header(u64, RecordError),
+    /// A quote is never closed: every line after it would be one field.
+    Unclosed(u64, RecordError),
 }
 
-impl RecordReader {
-    pub(crate) fn open(path: &Path) -> std::io::Result<Self> {
-        Ok(Self {
-            inner: BufReader::new(File::open(path)?),
-            line: 0,
-            buf: Vec::new(),
-        })
-    }
-
-    /// The next non-blank record: its first line and its fields (or why it cannot be read). `None` at the end.
-    pub(crate) fn next_record(&mut self) -> std::io::Result<Option<RawRecord>> {
-        loop {
-            self.buf.clear();
-            if self.inner.read_until(b'\n', &mut self.buf)? == 0 {
-                return Ok(None);
-            }
-            self.line += 1;
-            let start = self.line;
-            while self.buf.iter().filter(|b| **b == b'"').count() % 2 == 1 {
-                if self.inner.read_until(b'\n', &mut self.buf)? == 0 {
-                    return Ok(Some((
-                        start,
-                        Err("a quoted field is never closed".to_string()),
-                    )));
-                }
-                self.line += 1;
-            }
-            while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
-                self.buf.pop();
-            }
-            if self.buf.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let text = match std::str::from_utf8(&self.buf) {
-                Ok(t) => t.strip_prefix('\u{feff}').unwrap_or(t),
-                Err(_) => {
-                    return Ok(Some((
-                        start,
-                        Err("not UTF-8; save the CSV as UTF-8".to_string()),
-                    )));
-                }
-            };
-            return Ok(Some((start, split_fields(text))));
+/// Checks a contacts file the way a campaign file's validation needs: opens it under the directory rule and the
+/// limits, reads the header, and passes once over the rest to find a quote that is never closed (which would swallow
+/// the rest of the file). Rows are not checked here; [`ContactReader`] does that. Returns the header's columns.
+pub(crate) fn inspect_csv(
+    campaign_file: &Path,
+    csv: &Path,
+    limits: &ContactLimits,
+) -> Result<Vec<String>, CsvProblem> {
+    let file = open_contacts_file(campaign_file, csv, limits).map_err(CsvProblem::File)?;
+    let mut reader = RecordReader::new(Box::new(file), *limits).map_err(CsvProblem::Read)?;
+    let columns = match reader.next_record().map_err(CsvProblem::Read)? {
+        Some((_, Ok(fields))) => fields,
+        Some((line, Err(e @ RecordError::Unclosed { .. }))) => {
+            return Err(CsvProblem::Unclosed(line, e));
         }
-    }
-}
-
-/// Splits one complete CSV record into trimmed fields.
-fn split_fields(text: &str) -> Result<Vec<String>, String> {
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut chars = text.chars().peekable();
-    let mut quoted = false;
-    let mut was_quoted = false;
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            (true, '"') => quoted = false,
-            (true, c) => field.push(c),
-            (false, '"') if field.trim().is_empty() && !was_quoted => {
-                field.clear();
-                quoted = true;
-                was_quoted = true;
-            }
-            (false, '"') => {
-                return Err("a quote inside an unquoted field; quote the whole field".to_string());
-            }
-            (false, ',') => {
-                fields.push(finish(&mut field, was_quoted));
-                was_quoted = false;
-            }
-            (false, c) if was_quoted && !c.is_whitespace() => {
-                return Err("text after a closing quote; quote the whole field".to_string());
-            }
-            (false, c) => field.push(c),
-        }
-    }
-    fields.push(finish(&mut field, was_quoted));
-    Ok(fields)
-}
-
-fn finish(field: &mut String, quoted: bool) -> String {
-    let out = if quoted {
-        field.clone()
-    } else {
-        field.trim().to_string()
+        Some((line, Err(e))) => return Err(CsvProblem::Header(line, e)),
+        None => return Err(CsvProblem::Empty),
     };
-    field.clear();
-    out
-}
-
-/// The header of a CSV file (trimmed column names).
-pub(crate) fn read_header(path: &Path) -> std::io::Result<Vec<String>> {
-    let mut r = RecordReader::open(path)?;
-    match r.next_record()? {
-        Some((_, Ok(fields))) => Ok(fields),
-        Some((line, Err(reason))) => Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("line {line}: {reason}"),
-        )),
-        None => Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "the file is empty; it needs a header line",
-        )),
+    reader.skip_fields();
+    while let Some((line, record)) = reader.next_record().map_err(CsvProblem::Read)? {
+        if let Err(e @ RecordError::Unclosed { .. }) = record {
+            return Err(CsvProblem::Unclosed(line, e));
+        }
     }
+    Ok(columns)
 }
 
 /// Streams the contacts of a campaign: `Ok` for each accepted contact, `Err` for each row left out.
@@ -293,6 +249,8 @@ pub struct ContactReader {
     customer: Option<usize>,
     other: Option<usize>,
     variables: Vec<(String, usize)>,
+    /// The columns that are sent or stored, in CSV order, with their names (for the control-character check).
+    checked: Vec<(usize, String)>,
     default_country: Option<String>,
     campaign_id: String,
     generation: u32,
@@ -301,20 +259,46 @@ pub struct ContactReader {
 }
 
 impl ContactReader {
-    /// Opens the campaign's CSV and checks its header. The campaign id and generation are needed for order IDs.
+    /// Opens the campaign's CSV, with the default [`ContactLimits`], and checks its header. The campaign id and
+    /// generation are needed for order IDs. The file must be inside the directory of the campaign file
+    /// (`campaign.source`); see [`open_contacts_file`].
     pub fn open(campaign: &CampaignSpec) -> Result<Self, ContactsError> {
+        Self::open_with_limits(campaign, &ContactLimits::default())
+    }
+
+    /// Like [`ContactReader::open`], with the given limits.
+    pub fn open_with_limits(
+        campaign: &CampaignSpec,
+        limits: &ContactLimits,
+    ) -> Result<Self, ContactsError> {
+        check_country(campaign)?;
+        let file = open_contacts_file(&campaign.source, &campaign.contacts.file, limits)?;
+        Self::start(campaign, Box::new(file), limits)
+    }
+
+    /// Reads the contacts from `source` instead of the campaign's file: for tests and fuzzing. The directory rule
+    /// and the file checks do not apply (the caller chose the bytes); every other limit does.
+    pub fn from_reader(
+        campaign: &CampaignSpec,
+        source: impl Read + Send + 'static,
+        limits: &ContactLimits,
+    ) -> Result<Self, ContactsError> {
+        check_country(campaign)?;
+        Self::start(campaign, Box::new(source), limits)
+    }
+
+    fn start(
+        campaign: &CampaignSpec,
+        source: Box<dyn Read + Send>,
+        limits: &ContactLimits,
+    ) -> Result<Self, ContactsError> {
         let spec = &campaign.contacts;
         let path = spec.file.clone();
-        if let Some(c) = &spec.default_country
-            && c.parse::<Id>().is_err()
-        {
-            return Err(ContactsError::BadCountry(c.clone()));
-        }
         let io = |source| ContactsError::Io {
             path: path.clone(),
             source,
         };
-        let mut reader = RecordReader::open(&path).map_err(io)?;
+        let mut reader = RecordReader::new(source, *limits).map_err(io)?;
         let columns = match reader.next_record().map_err(io)? {
             Some((_, Ok(fields))) => fields,
             Some((line, Err(reason))) => {
@@ -336,13 +320,23 @@ impl ContactReader {
             })?;
             variables.push((name.clone(), idx));
         }
+        let (name, customer, other) = (find("name"), find("customer"), find("other"));
+        let mut checked: Vec<(usize, String)> = [Some(phone), name, customer, other]
+            .into_iter()
+            .flatten()
+            .chain(variables.iter().map(|(_, i)| *i))
+            .map(|i| (i, columns[i].clone()))
+            .collect();
+        checked.sort();
+        checked.dedup();
         Ok(Self {
             reader,
             phone,
-            name: find("name"),
-            customer: find("customer"),
-            other: find("other"),
+            name,
+            customer,
+            other,
             variables,
+            checked,
             default_country: spec.default_country.clone(),
             campaign_id: campaign.id.clone(),
             generation: campaign.generation,
@@ -373,6 +367,19 @@ impl ContactReader {
 
     fn row(&mut self, line: u64, fields: &[String]) -> Result<Contact, ContactIssue> {
         let issue = |kind| ContactIssue { line, kind };
+        for (idx, name) in &self.checked {
+            let bad = fields.get(*idx).and_then(|f| {
+                f.chars()
+                    .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+            });
+            if let Some(character) = bad {
+                return Err(issue(ContactIssueKind::ControlCharacter {
+                    column: idx + 1,
+                    name: name.clone(),
+                    character,
+                }));
+            }
+        }
         let field =
             |idx: Option<usize>| idx.and_then(|i| fields.get(i)).cloned().unwrap_or_default();
         let raw = field(Some(self.phone));
@@ -433,11 +440,13 @@ impl Iterator for ContactReader {
             Ok(Some((line, Ok(fields)))) => Some(self.row(line, &fields)),
             Ok(Some((line, Err(reason)))) => Some(Err(ContactIssue {
                 line,
-                kind: ContactIssueKind::Malformed { reason },
+                kind: ContactIssueKind::Malformed {
+                    reason: reason.to_string(),
+                },
             })),
             Err(e) => {
                 self.done = true;
-                let line = self.reader.line + 1;
+                let line = self.reader.line() + 1;
                 Some(Err(ContactIssue {
                     line,
                     kind: ContactIssueKind::Malformed {
@@ -446,6 +455,13 @@ impl Iterator for ContactReader {
                 }))
             }
         }
+    }
+}
+
+fn check_country(campaign: &CampaignSpec) -> Result<(), ContactsError> {
+    match &campaign.contacts.default_country {
+        Some(c) if c.parse::<Id>().is_err() => Err(ContactsError::BadCountry(c.clone())),
+        _ => Ok(()),
     }
 }
 
@@ -598,6 +614,141 @@ variables = ["amount"]
             ContactIssueKind::Malformed { .. }
         ));
         assert_eq!(items[1].as_ref().unwrap().line, 3);
+    }
+
+    #[test]
+    fn a_control_character_in_a_field_is_a_bad_row_and_the_rest_still_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = "phone,name,amount,unused\n\
+                   020 7946 0001,Ann,10,\u{0}\n\
+                   020 7946 0002,B\u{0}b,20,x\n\
+                   020 7946 0003,Cid,\"3\u{1b}[2J\",x\n\
+                   020 7946 0004,\"Dee\tE\r\nF\",40,x\n";
+        let spec = campaign(dir.path(), csv);
+        let items: Vec<_> = ContactReader::open(&spec).unwrap().collect();
+        assert_eq!(items.len(), 4);
+        // A NUL in a column that is neither sent nor stored does no harm.
+        assert_eq!(items[0].as_ref().unwrap().line, 2);
+        let e = items[1].as_ref().unwrap_err();
+        assert_eq!(e.line, 3);
+        assert_eq!(
+            e.kind,
+            ContactIssueKind::ControlCharacter {
+                column: 2,
+                name: "name".into(),
+                character: '\0'
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "line 3: column 2 (`name`) contains the control character U+0000; remove it (only tab and quoted \
+             line breaks may appear in a field)"
+        );
+        let e = items[2].as_ref().unwrap_err();
+        assert_eq!(
+            (e.line, &e.kind),
+            (
+                4,
+                &ContactIssueKind::ControlCharacter {
+                    column: 3,
+                    name: "amount".into(),
+                    character: '\u{1b}'
+                }
+            )
+        );
+        // Tab and quoted line breaks are text.
+        assert_eq!(items[3].as_ref().unwrap().name, "Dee\tE\r\nF");
+        let s = ContactReader::open(&spec).unwrap().summarize(10);
+        assert_eq!((s.valid, s.invalid), (2, 2));
+    }
+
+    #[test]
+    fn quoted_input_in_issues_is_escaped_and_cut() {
+        let kind = ContactIssueKind::InvalidPhone {
+            raw: format!("\u{202e}12{}", "9".repeat(200)),
+            reason: "r".into(),
+        };
+        let text = kind.to_string();
+        assert!(text.starts_with("invalid phone `\\u{202e}12999"), "{text}");
+        assert!(text.contains("…`"), "{text}");
+        assert!(text.chars().count() < 120, "{text}");
+    }
+
+    #[test]
+    fn rows_over_the_limits_are_bad_rows_naming_the_limit_and_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let wide = vec!["x"; 300].join(",");
+        let long = "y".repeat(70_000);
+        let csv = format!(
+            "phone,amount\n020 7946 0001,{wide}\n020 7946 0002,\"{long}\"\n020 7946 0003,3\n"
+        );
+        let spec = campaign(dir.path(), &csv);
+        let items: Vec<_> = ContactReader::open(&spec).unwrap().collect();
+        assert_eq!(items.len(), 3);
+        let e = items[0].as_ref().unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(
+            e.to_string()
+                .contains("more than 256 fields (the limit `max_fields`)"),
+            "{e}"
+        );
+        let e = items[1].as_ref().unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(
+            e.to_string()
+                .contains("longer than 65536 bytes (the limit `max_record_bytes`)"),
+            "{e}"
+        );
+        assert_eq!(items[2].as_ref().unwrap().line, 4);
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_reported_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = campaign(
+            dir.path(),
+            "phone,amount\n020 7946 0001,1\n020 7946 0002,\"2\n020 7946 0003,3\n",
+        );
+        let items: Vec<_> = ContactReader::open(&spec).unwrap().collect();
+        assert_eq!(items.len(), 2);
+        let e = items[1].as_ref().unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(
+            e.to_string().contains("opened on line 3 is never closed"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_reader_refuses_a_file_outside_the_campaigns_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("campaigns");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(root.path().join("c.csv"), "phone,amount\n").unwrap();
+        // The spec as a stored, older version might have it: resolved outside the campaign file's directory.
+        let (mut spec, _) = parse_campaign(&dir.join("c.toml"), TOML).unwrap();
+        spec.contacts.file = root.path().join("c.csv");
+        let e = ContactReader::open(&spec).unwrap_err();
+        assert!(
+            matches!(e, ContactsError::Refused(ContactsFileError::Outside { .. })),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn reads_from_any_source_for_tests_and_fuzzing() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = campaign(dir.path(), "phone\n");
+        let bytes = b"phone,amount\n020 7946 0001,1\n".to_vec();
+        let items: Vec<_> = ContactReader::from_reader(
+            &spec,
+            std::io::Cursor::new(bytes),
+            &ContactLimits::default(),
+        )
+        .unwrap()
+        .collect();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].as_ref().unwrap().phone, "442079460001");
     }
 
     #[test]

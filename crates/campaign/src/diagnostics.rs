@@ -69,6 +69,85 @@ impl Diagnostic {
     }
 }
 
+/// The most characters of one piece of input that a message quotes; longer input is cut and ends in `…`.
+pub const MAX_QUOTED_CHARS: usize = 80;
+
+/// A piece of input (a field, a key, a value, a path) as every message quotes it: control characters and the
+/// bidirectional-text controls are escaped (`\n`, `\t`, `\0`, `\u{1b}`), and it is cut after [`MAX_QUOTED_CHARS`]
+/// characters. Messages quote at most the offending piece this way, never a whole line of a file, so that a hostile
+/// file can neither leak its neighbours' text nor drive the terminal.
+pub fn escape_input(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().min(4 * MAX_QUOTED_CHARS));
+    for (i, c) in s.chars().enumerate() {
+        if i == MAX_QUOTED_CHARS {
+            out.push('…');
+            break;
+        }
+        push_escaped(&mut out, c);
+    }
+    out
+}
+
+/// Pushes `c`, escaped if it is a control character or a bidirectional-text control.
+fn push_escaped(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\0' => out.push_str("\\0"),
+        c if needs_escape(c) => {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        }
+        c => out.push(c),
+    }
+}
+
+/// Control characters (C0, DEL, C1) and the invisible controls that reorder text on a terminal.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A source line for the rustc-style quote: escaped like [`escape_input`] but not cut by that limit (a window of at
+/// most [`MAX_SOURCE_LINE_CHARS`] characters around `column` instead), with the caret column moved to match.
+fn quote_source_line(line: &str, column: usize) -> (String, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    let col = column.saturating_sub(1).min(chars.len());
+    let (from, to) = if chars.len() <= MAX_SOURCE_LINE_CHARS {
+        (0, chars.len())
+    } else {
+        let from = col.saturating_sub(MAX_SOURCE_LINE_CHARS / 2);
+        (from, (from + MAX_SOURCE_LINE_CHARS).min(chars.len()))
+    };
+    let mut out = String::new();
+    let mut caret = 0;
+    if from > 0 {
+        out.push('…');
+        caret += 1;
+    }
+    for (i, c) in chars[from..to].iter().enumerate() {
+        if from + i == col {
+            caret = out.chars().count();
+        }
+        // A tab is harmless; it is widened (as rustc does) so that the caret lines up.
+        if *c == '\t' {
+            out.push_str("    ");
+        } else {
+            push_escaped(&mut out, *c);
+        }
+    }
+    if col >= to {
+        caret = out.chars().count();
+    }
+    if to < chars.len() {
+        out.push('…');
+    }
+    (out, caret)
+}
+
+/// The most characters of a source line that a rustc-style quote shows.
+const MAX_SOURCE_LINE_CHARS: usize = 160;
+
 /// 1-based line and column (in characters) of a byte offset.
 pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
@@ -129,11 +208,12 @@ impl Diagnostics {
                 .get(&d.file)
                 .and_then(|text| text.lines().nth(d.line.wrapping_sub(1)));
             if let (Some(src), true) = (quoted, d.line > 0) {
+                let (src, caret) = quote_source_line(src, d.column);
                 let gutter = d.line.to_string();
                 let pad = " ".repeat(gutter.len());
                 let _ = writeln!(out, "{pad} |");
                 let _ = writeln!(out, "{gutter} | {src}");
-                let caret_pad = " ".repeat(d.column.saturating_sub(1));
+                let caret_pad = " ".repeat(caret);
                 let _ = writeln!(out, "{pad} | {caret_pad}^");
                 let _ = writeln!(out, "{pad} = help: {}", d.help);
             } else {
@@ -227,6 +307,50 @@ mod tests {
         assert_eq!(closest("robot", keys), Some("robots"));
         assert_eq!(closest("sceneid", keys), Some("scene_id"));
         assert_eq!(closest("colour", keys), None);
+    }
+
+    #[test]
+    fn escape_input_escapes_controls_and_cuts_long_input() {
+        assert_eq!(escape_input("plain é"), "plain é");
+        assert_eq!(
+            escape_input("a\0b\nc\td\u{1b}[2J\u{7f}\u{85}\u{202e}"),
+            "a\\0b\\nc\\td\\u{1b}[2J\\u{7f}\\u{85}\\u{202e}"
+        );
+        let long = "x".repeat(MAX_QUOTED_CHARS + 5);
+        assert_eq!(
+            escape_input(&long),
+            format!("{}…", "x".repeat(MAX_QUOTED_CHARS))
+        );
+    }
+
+    #[test]
+    fn quoted_source_lines_are_escaped_and_windowed_with_the_caret_kept_in_place() {
+        let file = PathBuf::from("c.toml");
+        let text = "k = \"\u{1b}[31m\" x\n";
+        let d = Diagnostic::error_at("c", &file, text, text.find('x').unwrap(), "m", "h");
+        let mut sources = BTreeMap::new();
+        sources.insert(file.clone(), text.to_string());
+        let out = Diagnostics(vec![d]).render_human(&sources);
+        let quoted = "k = \"\\u{1b}[31m\" x";
+        let caret = format!("  | {}^\n", " ".repeat(quoted.find('x').unwrap()));
+        assert!(out.contains(&format!("1 | {quoted}\n{caret}")), "{out}");
+        assert!(!out.contains('\u{1b}'), "{out}");
+
+        let long = format!("k = \"{}\" # {}\n", "a".repeat(500), "b".repeat(500));
+        let d = Diagnostic::error_at("c", &file, &long, long.find('#').unwrap(), "m", "h");
+        sources.insert(file, long.clone());
+        let out = Diagnostics(vec![d]).render_human(&sources);
+        let quoted = out.lines().find(|l| l.starts_with("1 | ")).unwrap();
+        assert!(
+            quoted.chars().count() < MAX_SOURCE_LINE_CHARS + 10,
+            "{quoted}"
+        );
+        let caret = out
+            .lines()
+            .find(|l| l.trim_start().starts_with("| ") && l.ends_with('^'))
+            .unwrap();
+        let at = caret.chars().count() - 1;
+        assert_eq!(quoted.chars().nth(at), Some('#'), "{quoted}\n{caret}");
     }
 
     #[test]

@@ -2,9 +2,12 @@
 
 mod calendar;
 mod contacts;
+mod contacts_file;
 mod diagnostics;
 mod ids;
+mod limits;
 mod parse;
+mod records;
 mod spec;
 
 pub use calendar::{
@@ -15,11 +18,13 @@ pub use contacts::{
     Contact, ContactIssue, ContactIssueKind, ContactReader, ContactSummary, ContactsError,
     normalize_phone,
 };
-pub use diagnostics::{Diagnostic, Diagnostics, Severity};
+pub use contacts_file::{ContactsFileError, open_contacts_file};
+pub use diagnostics::{Diagnostic, Diagnostics, MAX_QUOTED_CHARS, Severity, escape_input};
 pub use ids::{ID_NAMESPACE, order_id, user_task_id};
+pub use limits::{ContactLimits, MAX_CONTACTS_FILE_BYTES, MAX_FIELDS, MAX_RECORD_BYTES};
 pub use parse::{
-    MAX_BATCH_SIZE, load_campaign, load_campaign_with_warnings, parse_campaign, validate_set,
-    warnings_at,
+    MAX_BATCH_SIZE, load_campaign, load_campaign_with_limits, load_campaign_with_warnings,
+    parse_campaign, validate_set, warnings_at,
 };
 pub use spec::{CampaignSpec, ContactsSpec, Dispatch, Features, ManualCall, SmsRule};
 

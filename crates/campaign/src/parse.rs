@@ -17,7 +17,10 @@ use crate::calendar::{
     DAY_MINUTES, HourRange, Location, Schedule, WindowRule, Zone, hhmm, offset_changes,
     parse_offset, stretch_at,
 };
-use crate::diagnostics::{Diagnostic, Diagnostics, Severity, closest, line_col};
+use crate::contacts::{CsvProblem, inspect_csv};
+use crate::contacts_file::lexical_problem;
+use crate::diagnostics::{Diagnostic, Diagnostics, Severity, closest, escape_input, line_col};
+use crate::limits::ContactLimits;
 use crate::spec::{CampaignSpec, ContactsSpec, Dispatch, Features, ManualCall, SmsRule};
 
 type Val<'i> = Spanned<DeValue<'i>>;
@@ -77,6 +80,15 @@ pub fn load_campaign(path: &Path) -> Result<CampaignSpec, Diagnostics> {
 pub fn load_campaign_with_warnings(
     path: &Path,
 ) -> Result<(CampaignSpec, Vec<Diagnostic>), Diagnostics> {
+    load_campaign_with_limits(path, &ContactLimits::default())
+}
+
+/// Like [`load_campaign_with_warnings`], checking the contacts file against `limits`: it must be a regular file
+/// inside the campaign file's directory, of at most `max_file_bytes`, with a readable header and no quote left open.
+pub fn load_campaign_with_limits(
+    path: &Path,
+    limits: &ContactLimits,
+) -> Result<(CampaignSpec, Vec<Diagnostic>), Diagnostics> {
     let whole_file = |message: String, help: &str| Diagnostic {
         severity: Severity::Error,
         file: path.to_path_buf(),
@@ -88,17 +100,22 @@ pub fn load_campaign_with_warnings(
     };
     let bytes = std::fs::read(path).map_err(|e| {
         Diagnostics(vec![whole_file(
-            format!("cannot read campaign file {}: {e}", path.display()),
+            format!("cannot read campaign file {}: {e}", shown(path)),
             "check that the file exists and is readable",
         )])
     })?;
     let text = String::from_utf8(bytes).map_err(|e| {
         Diagnostics(vec![whole_file(
-            format!("campaign file {} is not UTF-8: {e}", path.display()),
+            format!("campaign file {} is not UTF-8: {e}", shown(path)),
             "save the file as UTF-8",
         )])
     })?;
-    parse_inner(path, &text, true)
+    parse_inner(path, &text, Some(limits))
+}
+
+/// A path as messages show it (escaped and cut like any quoted input).
+fn shown(path: &Path) -> String {
+    escape_input(&path.display().to_string())
 }
 
 /// Parses and checks a campaign file held in memory. The CSV is not opened. Returns the spec and its warnings, or
@@ -107,7 +124,7 @@ pub fn parse_campaign(
     source_path: &Path,
     text: &str,
 ) -> Result<(CampaignSpec, Vec<Diagnostic>), Diagnostics> {
-    parse_inner(source_path, text, false)
+    parse_inner(source_path, text, None)
 }
 
 /// Rules across files: the same campaign id may not appear in two files. Reports every file after the first.
@@ -121,7 +138,7 @@ pub fn validate_set(specs: &[CampaignSpec]) -> Diagnostics {
                 file: spec.source.clone(),
                 line: spec.id_at.line,
                 column: spec.id_at.column,
-                message: format!("campaign id `{}` is also used by {}", spec.id, prev.source.display()),
+                message: format!("campaign id `{}` is also used by {}", escape_input(&spec.id), shown(&prev.source)),
                 help: "give one of them a different `id` (or rename the file: the file stem is the default id)"
                     .to_string(),
                 code: "duplicate-id".into(),
@@ -154,7 +171,7 @@ pub fn warnings_at(spec: &CampaignSpec, now: DateTime<Utc>) -> Vec<Diagnostic> {
             file: spec.source.clone(),
             line: sched.at.line,
             column: sched.at.column,
-            message: format!("campaign `{}` has no dialling time left: {reason}", spec.id),
+            message: format!("campaign `{}` has no dialling time left: {reason}", escape_input(&spec.id)),
             help: "move `end` later or change the windows, or remove the file when the campaign is over".to_string(),
             code: "no-time-left".into(),
         });
@@ -221,7 +238,7 @@ impl Ctx<'_> {
             self.error(
                 "unknown-key",
                 key.span(),
-                format!("unknown key `{name}` in {section}"),
+                format!("unknown key `{}` in {section}", escape_input(name)),
                 help,
             );
         }
@@ -375,10 +392,11 @@ fn key_span(table: &DeTable<'_>, key: &str) -> Option<Range<usize>> {
         .map(|(k, _)| k.span())
 }
 
+/// Parses and checks `text`; with `csv_limits`, also the contacts file under those limits.
 fn parse_inner(
     path: &Path,
     text: &str,
-    check_csv: bool,
+    csv_limits: Option<&ContactLimits>,
 ) -> Result<(CampaignSpec, Vec<Diagnostic>), Diagnostics> {
     let mut cx = Ctx {
         file: path,
@@ -392,7 +410,10 @@ fn parse_inner(
             cx.error(
                 "toml-syntax",
                 at..at,
-                format!("this is not valid TOML: {}", e.message().trim()),
+                format!(
+                    "this is not valid TOML: {}",
+                    escape_input(e.message().trim())
+                ),
                 "fix the TOML syntax at the marked place",
             );
             return Err(Diagnostics(cx.diags));
@@ -424,7 +445,10 @@ fn parse_inner(
         cx.error(
             "bad-id",
             id_at.clone(),
-            format!("campaign id `{id}` must be 1-64 letters, digits, `-`, `_` or `.`"),
+            format!(
+                "campaign id `{}` must be 1-64 letters, digits, `-`, `_` or `.`",
+                escape_input(&id)
+            ),
             "set `id = \"spring-renewals\"` or rename the file",
         );
     }
@@ -531,7 +555,7 @@ fn parse_inner(
                     &mut cx,
                     t,
                     key_span(root, "contacts").unwrap_or(v.span()),
-                    check_csv,
+                    csv_limits,
                 )
             }),
         None => {
@@ -692,7 +716,7 @@ fn parse_manual_call(cx: &mut Ctx<'_>, v: &Val<'_>) -> Option<ManualCall> {
                 cx.error(
                     "bad-value",
                     d.span(),
-                    format!("unknown dispatch `{other}`"),
+                    format!("unknown dispatch `{}`", escape_input(other)),
                     "use one of \"none\", \"ratio\", \"predictive\"",
                 );
                 return None;
@@ -724,7 +748,7 @@ fn parse_contacts(
     cx: &mut Ctx<'_>,
     t: &DeTable<'_>,
     section: Range<usize>,
-    check_csv: bool,
+    csv_limits: Option<&ContactLimits>,
 ) -> Option<ContactsSpec> {
     cx.check_keys(t, CONTACT_KEYS, "[contacts]");
     let (file, file_span) = match get(t, "file") {
@@ -742,7 +766,7 @@ fn parse_contacts(
                 cx.error(
                     "bad-country",
                     v.span(),
-                    format!("`{c}` is not a region code"),
+                    format!("`{}` is not a region code", escape_input(&c)),
                     "use a two-letter ISO 3166 code in capitals, e.g. \"US\", \"GB\", \"SG\"",
                 );
                 return None;
@@ -761,7 +785,10 @@ fn parse_contacts(
             cx.error(
                 "bad-variable",
                 span.clone(),
-                format!("variable `{name}` is empty, repeated, or a reserved column"),
+                format!(
+                    "variable `{}` is empty, repeated, or a reserved column",
+                    escape_input(name)
+                ),
                 "list each template variable once; phone, name, customer and other are not variables",
             );
         }
@@ -769,10 +796,23 @@ fn parse_contacts(
     let batch_size = get(t, "batch_size").map_or(Some(500), |v| {
         cx.u32_in(v, "batch_size", 1, i64::from(MAX_BATCH_SIZE), "500")
     })?;
+    if let Some(problem) = lexical_problem(&file) {
+        cx.error(
+            "contacts-outside-dir",
+            file_span,
+            format!(
+                "the contacts file `{}` {problem}; it must be inside the campaigns directory",
+                escape_input(&file)
+            ),
+            "name a CSV in the campaign file's directory (or a folder inside it), relative to the campaign file, \
+             e.g. `file = \"contacts.csv\"`",
+        );
+        return None;
+    }
     let base = cx.file.parent().unwrap_or(Path::new(""));
     let resolved = base.join(&file);
-    if check_csv {
-        check_csv_header(cx, &resolved, &file, file_span, &variables);
+    if let Some(limits) = csv_limits {
+        check_csv_header(cx, &resolved, &file, file_span, &variables, limits);
     }
     Some(ContactsSpec {
         file: resolved,
@@ -788,34 +828,66 @@ fn check_csv_header(
     written: &str,
     file_span: Range<usize>,
     variables: &[(String, Range<usize>)],
+    limits: &ContactLimits,
 ) {
-    let headers = match crate::contacts::read_header(csv_path) {
+    let written = escape_input(written);
+    let headers = match inspect_csv(cx.file, csv_path, limits) {
         Ok(h) => h,
-        Err(e) => {
-            cx.error(
-                "contacts-file",
-                file_span,
-                format!("cannot read the contacts file {}: {e}", csv_path.display()),
-                format!("create `{written}` next to the campaign file, or fix the `file` path"),
-            );
+        Err(problem) => {
+            let (code, message, help) = match problem {
+                CsvProblem::File(e) => (e.code(), e.to_string(), e.help()),
+                CsvProblem::Read(e) => (
+                    "contacts-file",
+                    format!("cannot read the contacts file {}: {e}", shown(csv_path)),
+                    "check that the CSV is readable".to_string(),
+                ),
+                CsvProblem::Empty => (
+                    "contacts-header",
+                    format!("{written} is empty; it needs a header line"),
+                    "make the first line of the CSV a header such as `phone,name,customer,other,<variables>`"
+                        .to_string(),
+                ),
+                CsvProblem::Header(line, e) => (
+                    "contacts-header",
+                    format!("the header of {written} (line {line}) cannot be read: {e}"),
+                    "make the first line of the CSV a header such as `phone,name,customer,other,<variables>`"
+                        .to_string(),
+                ),
+                CsvProblem::Unclosed(line, e) => (
+                    "contacts-unclosed-quote",
+                    format!("{written}, the record on line {line}: {e}"),
+                    "fix the CSV: until the quote is closed, no contact after it can be read".to_string(),
+                ),
+            };
+            cx.error(code, file_span, message, help);
             return;
         }
     };
     let columns: Vec<&str> = headers.iter().map(String::as_str).collect();
     if !columns.contains(&"phone") {
+        let help = match closest("phone", columns.iter().copied()) {
+            Some(c) => format!(
+                "the header has `{}`: did you mean `phone`? Column names are case-sensitive",
+                escape_input(c)
+            ),
+            None => "make the first line of the CSV a header such as `phone,name,customer,other,<variables>`"
+                .to_string(),
+        };
         cx.error(
             "contacts-header",
             file_span.clone(),
-            format!("{written} has no `phone` column (header: {})", columns.join(",")),
-            "make the first line of the CSV a header such as `phone,name,customer,other,<variables>`",
+            format!("{written} has no `phone` column in its header (line 1)"),
+            help,
         );
     }
     for (name, span) in variables {
         if !columns.contains(&name.as_str()) {
-            let help = match closest(name, columns.iter().copied()) {
-                Some(c) => {
-                    format!("the CSV has `{c}`: did you mean that? Otherwise add a `{name}` column")
-                }
+            let name = escape_input(name);
+            let help = match closest(&name, columns.iter().copied()) {
+                Some(c) => format!(
+                    "the CSV has `{}`: did you mean that? Otherwise add a `{name}` column",
+                    escape_input(c)
+                ),
                 None => format!(
                     "add a `{name}` column to {written}, or remove `{name}` from `variables`"
                 ),
@@ -823,10 +895,7 @@ fn check_csv_header(
             cx.error(
                 "missing-variable",
                 span.clone(),
-                format!(
-                    "variable `{name}` is not a column of {written} (columns: {})",
-                    columns.join(",")
-                ),
+                format!("variable `{name}` is not a column of {written}"),
                 help,
             );
         }
@@ -835,6 +904,7 @@ fn check_csv_header(
         let known = ["phone", "name", "customer", "other"].contains(col)
             || variables.iter().any(|(v, _)| v == col);
         if !known {
+            let col = escape_input(col);
             cx.warn(
                 "unused-column",
                 file_span.clone(),
@@ -924,7 +994,7 @@ fn parse_schedule(
                     cx.error(
                         "zone",
                         tz.span(),
-                        format!("unknown time zone `{name}`"),
+                        format!("unknown time zone `{}`", escape_input(&name)),
                         help,
                     );
                     None
@@ -939,7 +1009,7 @@ fn parse_schedule(
                     cx.error(
                         "zone",
                         off.span(),
-                        format!("`{s}` is not a UTC offset"),
+                        format!("`{}` is not a UTC offset", escape_input(&s)),
                         "write it as \"+HH:MM\" or \"-HH:MM\", at most 14:00, e.g. \"+08:00\"",
                     );
                     None
@@ -1120,7 +1190,10 @@ fn parse_windows(cx: &mut Ctx<'_>, v: &Val<'_>) -> Option<Vec<WindowRule>> {
                         cx.error(
                             "bad-days",
                             d.span(),
-                            format!("`{bad}` is not a day of the week (mon..sun)"),
+                            format!(
+                                "`{}` is not a day of the week (mon..sun)",
+                                escape_input(&bad)
+                            ),
                             help,
                         );
                         None
@@ -1152,7 +1225,7 @@ fn parse_windows(cx: &mut Ctx<'_>, v: &Val<'_>) -> Option<Vec<WindowRule>> {
                         Err(HoursError::Syntax) => cx.error(
                             "bad-hours",
                             span,
-                            format!("`{s}` is not a time range"),
+                            format!("`{}` is not a time range", escape_input(&s)),
                             "write it as \"HH:MM-HH:MM\" in 24-hour local time, e.g. \"09:00-17:00\"",
                         ),
                         Err(HoursError::NotAligned { from, to }) => {
@@ -1161,7 +1234,7 @@ fn parse_windows(cx: &mut Ctx<'_>, v: &Val<'_>) -> Option<Vec<WindowRule>> {
                             cx.error(
                                 "not-half-hour",
                                 span,
-                                format!("window `{s}` is not aligned to half hours"),
+                                format!("window `{}` is not aligned to half hours", escape_input(&s)),
                                 format!(
                                     "the platform dials in half hours: start and end on :00 or :30, e.g. \"{}-{}\"",
                                     hhmm(up.min(DAY_MINUTES - 30)),
@@ -1172,7 +1245,7 @@ fn parse_windows(cx: &mut Ctx<'_>, v: &Val<'_>) -> Option<Vec<WindowRule>> {
                         Err(HoursError::Empty) => cx.error(
                             "empty-window",
                             span,
-                            format!("window `{s}` is empty"),
+                            format!("window `{}` is empty", escape_input(&s)),
                             "give an end different from the start, e.g. \"09:00-17:00\" (\"00:00-24:00\" is the whole day)",
                         ),
                     }
@@ -1675,9 +1748,10 @@ file = "c.csv"
         let errs = load_campaign(&path).unwrap_err().0;
         assert_eq!(errs.len(), 1, "{errs:#?}");
         assert_eq!(errs[0].code, "missing-variable");
+        // The message names the variable and the file; it never quotes the header line.
         assert_eq!(
             errs[0].message,
-            "variable `amount` is not a column of c.csv (columns: phone,name,amout)"
+            "variable `amount` is not a column of c.csv"
         );
         assert!(
             errs[0].help.starts_with("the CSV has `amout`"),
@@ -1688,6 +1762,184 @@ file = "c.csv"
         std::fs::write(dir.path().join("c.csv"), "phone,name,amount\n").unwrap();
         let spec = load_campaign(&path).unwrap();
         assert_eq!(spec.contacts.file, dir.path().join("c.csv"));
+    }
+
+    /// A campaign file `c.toml` (BASE with `file = "<file>"`) in `<tmp>/campaigns`, and its load errors.
+    fn load_with_file(root: &Path, file: &str) -> Vec<Diagnostic> {
+        let dir = root.join("campaigns");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, BASE.replace("\"c.csv\"", &format!("\"{file}\""))).unwrap();
+        load_campaign(&path).unwrap_err().0
+    }
+
+    #[test]
+    fn refuses_a_contacts_file_outside_the_campaigns_directory() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("secret.csv"), "phone,amount\n").unwrap();
+        for (file, problem) in [
+            ("/proc/self/environ", "is an absolute path"),
+            ("/dev/zero", "is an absolute path"),
+            ("../secret.csv", "leaves the campaigns directory with `..`"),
+        ] {
+            let errs = load_with_file(root.path(), file);
+            assert_eq!(errs.len(), 1, "{errs:#?}");
+            let d = &errs[0];
+            assert_eq!(d.code, "contacts-outside-dir", "{d:#?}");
+            assert_eq!(
+                d.message,
+                format!(
+                    "the contacts file `{file}` {problem}; it must be inside the campaigns directory"
+                )
+            );
+            assert_eq!((d.line, d.column), (11, 8), "on the `file` value");
+            assert!(
+                d.help.contains("relative to the campaign file"),
+                "{}",
+                d.help
+            );
+        }
+        // The in-memory parse (no I/O) refuses them too.
+        let text = BASE.replace("\"c.csv\"", "\"/etc/passwd\"");
+        assert_eq!(only_error(&text, "contacts-outside-dir").line, 11);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn refuses_a_symlink_out_of_the_campaigns_directory_without_quoting_the_target() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("campaigns");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink("/proc/self/environ", dir.join("env.csv")).unwrap();
+        let errs = load_with_file(root.path(), "env.csv");
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert_eq!(errs[0].code, "contacts-outside-dir");
+        assert_eq!((errs[0].line, errs[0].column), (11, 8));
+        assert!(
+            errs[0]
+                .message
+                .contains("is outside the campaigns directory"),
+            "{}",
+            errs[0].message
+        );
+        let environ = std::fs::read("/proc/self/environ").unwrap_or_default();
+        let first =
+            String::from_utf8_lossy(environ.split(|b| *b == 0).next().unwrap_or(b"")).into_owned();
+        if !first.is_empty() {
+            assert!(!errs[0].message.contains(&first) && !errs[0].help.contains(&first));
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn refuses_a_fifo_at_once_instead_of_hanging() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("campaigns");
+        std::fs::create_dir_all(&dir).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(dir.join("f.csv"))
+            .status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        let errs = load_with_file(root.path(), "f.csv");
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert_eq!(errs[0].code, "contacts-not-a-file");
+        assert!(
+            errs[0].message.ends_with("is a FIFO, not a regular file"),
+            "{}",
+            errs[0].message
+        );
+        assert_eq!((errs[0].line, errs[0].column), (11, 8));
+    }
+
+    #[test]
+    fn refuses_a_contacts_file_over_the_size_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("c.csv"), "phone,amount\n+14155550100,1\n").unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, BASE).unwrap();
+        let limits = ContactLimits {
+            max_file_bytes: 16,
+            ..ContactLimits::default()
+        };
+        let errs = load_campaign_with_limits(&path, &limits).unwrap_err().0;
+        assert_eq!(errs[0].code, "contacts-too-large");
+        assert!(
+            errs[0]
+                .message
+                .contains("the limit `max_file_bytes` (16 bytes)"),
+            "{}",
+            errs[0].message
+        );
+        assert!(load_campaign(&path).is_ok());
+    }
+
+    #[test]
+    fn an_unclosed_quote_in_the_contacts_is_an_error_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut csv = String::from("phone,amount\n+14155550100,1\n+14155550101,\"2\n");
+        for i in 0..1000 {
+            csv.push_str(&format!("+1415555{i:04},3\n"));
+        }
+        std::fs::write(dir.path().join("c.csv"), &csv).unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, BASE).unwrap();
+        let errs = load_campaign(&path).unwrap_err().0;
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert_eq!(errs[0].code, "contacts-unclosed-quote");
+        assert!(
+            errs[0].message.starts_with(
+                "c.csv, the record on line 3: the quoted field opened on line 3 is never closed"
+            ),
+            "{}",
+            errs[0].message
+        );
+        assert_eq!((errs[0].line, errs[0].column), (11, 8));
+    }
+
+    #[test]
+    fn a_header_without_phone_is_not_quoted_and_control_characters_are_escaped() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("c.csv"),
+            "Phone,amount,API_KEY=hunter2,\"\u{1b}[2J\"\n+14155550100,1,x,y\n",
+        )
+        .unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, BASE).unwrap();
+        let errs = load_campaign(&path).unwrap_err().0;
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert_eq!(errs[0].code, "contacts-header");
+        assert_eq!(
+            errs[0].message,
+            "c.csv has no `phone` column in its header (line 1)"
+        );
+        assert!(
+            errs[0].help.starts_with("the header has `Phone`"),
+            "{}",
+            errs[0].help
+        );
+        std::fs::write(
+            dir.path().join("c.csv"),
+            "phone,amount,\"\u{1b}[2J\"\n+14155550100,1,y\n",
+        )
+        .unwrap();
+        let (_, warnings) = load_campaign_with_warnings(&path).unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        assert_eq!(
+            warnings[0].message,
+            "column `\\u{1b}[2J` of c.csv is not a declared variable and will not be sent"
+        );
+    }
+
+    #[test]
+    fn messages_escape_control_characters_in_the_campaign_file() {
+        let d = only_error(&format!("\"bad\\u001b[31mkey\" = 1\n{BASE}"), "unknown-key");
+        assert_eq!(
+            d.message,
+            "unknown key `bad\\u{1b}[31mkey` in the campaign file"
+        );
+        let d = only_error(&BASE.replace("America/New_York", "Evil\\u0007Zone"), "zone");
+        assert_eq!(d.message, "unknown time zone `Evil\\u{7}Zone`");
     }
 
     #[test]

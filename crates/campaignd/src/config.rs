@@ -46,12 +46,155 @@ pub struct PlatformSettings {
     pub algorithm: Algorithm,
     pub requests_per_second: u32,
     pub request_timeout: Duration,
-    pub verify_responses: bool,
+    pub verify_responses: callbot_api::ResponseVerification,
+    pub max_response_bytes: usize,
 }
 
-#[derive(Debug, Clone)]
+/// `[store]`. `Debug` shows the URL with every password replaced by `***` (see [`redact_store_url`]), so that
+/// `campaignd config check` and logs never print it.
+#[derive(Clone)]
 pub struct StoreSettings {
     pub url: String,
+}
+
+impl std::fmt::Debug for StoreSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreSettings")
+            .field("url", &redact_store_url(&self.url))
+            .finish()
+    }
+}
+
+/// The query parameters and libpq keys whose values are secrets.
+const PASSWORD_KEYS: &[&str] = &["password", "sslpassword"];
+
+/// A store URL as it may be printed or logged: every password in it replaced by `***`, in each form PostgreSQL and
+/// SQLite accept:
+/// - the URL's user info: `postgres://user:secret@host/db` becomes `postgres://user:***@host/db` (also when the
+///   password holds an unescaped `@`, `/` or `?`);
+/// - `password` and `sslpassword` query parameters: `?sslmode=require&password=secret` becomes `…&password=***`;
+/// - libpq's key/value form: `host=db password=secret` (or `password = 'a b'`) becomes `host=db password=***`.
+///
+/// `passfile` names a file and is kept.
+pub fn redact_store_url(url: &str) -> String {
+    if let Some(i) = url.find("://") {
+        return redact_url(url, i + 3);
+    }
+    let looks_like_scheme = url.split_once(':').is_some_and(|(scheme, _)| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    if looks_like_scheme {
+        redact_query(url, 0)
+    } else {
+        redact_key_values(url)
+    }
+}
+
+/// `url` has an authority starting at byte `auth`.
+fn redact_url(url: &str, auth: usize) -> String {
+    let rest = &url[auth..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    // The user info ends at the last `@` of the authority; if the authority has none, a password holding a `/`, `?`
+    // or `#` may have cut it short, so the last `@` anywhere is taken (a password is never shown, even if that hides
+    // more than the password).
+    let at = rest[..authority_end].rfind('@').or_else(|| rest.rfind('@'));
+    let mut out = String::with_capacity(url.len());
+    let mut query_from = auth;
+    match at {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            match userinfo.find(':') {
+                Some(colon) if !userinfo[..colon].contains(['/', '?', '#']) => {
+                    out.push_str(&url[..auth + colon + 1]);
+                    out.push_str("***");
+                }
+                _ => out.push_str(&url[..auth + at]),
+            }
+            query_from = auth + at;
+        }
+        None => out.push_str(&url[..auth]),
+    }
+    out.push_str(&redact_query(&url[query_from..], 0));
+    out
+}
+
+/// Replaces the values of password query parameters after the first `?` at or after `from`.
+fn redact_query(url: &str, from: usize) -> String {
+    let Some(q) = url[from..].find('?').map(|q| from + q + 1) else {
+        return url.to_owned();
+    };
+    let (query, fragment) = match url[q..].find('#') {
+        Some(h) => (&url[q..q + h], &url[q + h..]),
+        None => (&url[q..], ""),
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|param| match param.split_once('=') {
+            Some((key, _)) if PASSWORD_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key)) => {
+                format!("{key}=***")
+            }
+            _ => param.to_owned(),
+        })
+        .collect();
+    format!("{}{}{fragment}", &url[..q], params.join("&"))
+}
+
+/// libpq's `key=value` form: values are separated by white space, may have spaces around `=`, and may be quoted
+/// with `'` (a backslash escapes the next character, quoted or not).
+fn redact_key_values(conninfo: &str) -> String {
+    let bytes = conninfo.as_bytes();
+    let mut secrets = Vec::new();
+    let mut i = 0;
+    let skip_space = |mut i: usize| {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        i
+    };
+    loop {
+        i = skip_space(i);
+        if i >= bytes.len() {
+            break;
+        }
+        let key_start = i;
+        while i < bytes.len() && bytes[i] != b'=' && !bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let key = &conninfo[key_start..i];
+        i = skip_space(i);
+        if i >= bytes.len() || bytes[i] != b'=' {
+            break;
+        }
+        i = skip_space(i + 1);
+        let value_start = i;
+        if i < bytes.len() && bytes[i] == b'\'' {
+            i += 1;
+            while i < bytes.len() && bytes[i] != b'\'' {
+                i += if bytes[i] == b'\\' { 2 } else { 1 };
+            }
+            i = (i + 1).min(bytes.len());
+        } else {
+            while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
+                i += if bytes[i] == b'\\' { 2 } else { 1 };
+            }
+            i = i.min(bytes.len());
+        }
+        if PASSWORD_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key)) {
+            secrets.push(value_start..i);
+        }
+    }
+    let mut out = String::with_capacity(conninfo.len());
+    let mut last = 0;
+    for r in secrets {
+        out.push_str(&conninfo[last..r.start]);
+        out.push_str("***");
+        last = r.end;
+    }
+    out.push_str(&conninfo[last..]);
+    out
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +208,14 @@ pub struct WebhookSettings {
     pub listen: SocketAddr,
     /// `None` when not configured.
     pub public_url: Option<url::Url>,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served instead of `listen`; `None`: on `listen`.
+    pub admin_listen: Option<SocketAddr>,
+    pub max_body_bytes: usize,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub max_connections: usize,
+    pub max_clock_skew: Duration,
+    pub stuck_after: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -95,7 +246,9 @@ struct RawPlatform {
     algorithm: String,
     requests_per_second: u32,
     request_timeout: String,
-    verify_responses: bool,
+    /// A mode name, or the boolean of earlier versions (see [`verify_responses`]).
+    verify_responses: Value,
+    max_response_bytes: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +269,13 @@ struct RawCampaigns {
 struct RawWebhook {
     listen: String,
     public_url: String,
+    admin_listen: String,
+    max_body_bytes: usize,
+    header_read_timeout: String,
+    body_read_timeout: String,
+    max_connections: usize,
+    max_clock_skew: String,
+    stuck_after: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,8 +314,14 @@ impl Settings {
             let text = std::fs::read_to_string(path).with_context(|| {
                 format!("cannot read the configuration file {}", path.display())
             })?;
+            // The place and the message only: toml's own rendering quotes the whole line, which may hold a password.
             let layer: Table = text.parse().map_err(|e: toml::de::Error| {
-                anyhow!("{}: {}", path.display(), e.to_string().trim_end())
+                let (line, column) = line_col(&text, e.span().map_or(0, |s| s.start));
+                anyhow!(
+                    "{}:{line}:{column}: {}",
+                    path.display(),
+                    e.message().trim_end()
+                )
             })?;
             merge(
                 &mut table,
@@ -236,6 +402,21 @@ impl Settings {
                     .with_context(|| format!("[webhook] public_url = {s:?} is not a URL"))?,
             ),
         };
+        let admin_listen = match raw.webhook.admin_listen.as_str() {
+            "" => None,
+            s => Some(s.parse::<SocketAddr>().with_context(|| {
+                format!("[webhook] admin_listen = {s:?} is not an address like 127.0.0.1:9090")
+            })?),
+        };
+        if raw.webhook.max_body_bytes < 1024 {
+            bail!(
+                "[webhook] max_body_bytes = {} is too small for a callback: use at least 1024",
+                raw.webhook.max_body_bytes
+            );
+        }
+        if raw.webhook.max_connections == 0 {
+            bail!("[webhook] max_connections must be at least 1");
+        }
         Ok(Settings {
             platform: PlatformSettings {
                 base_url,
@@ -244,7 +425,8 @@ impl Settings {
                 algorithm,
                 requests_per_second: p.requests_per_second,
                 request_timeout: duration("[platform] request_timeout", &p.request_timeout)?,
-                verify_responses: p.verify_responses,
+                verify_responses: verify_responses(&p.verify_responses)?,
+                max_response_bytes: max_response_bytes(p.max_response_bytes)?,
             },
             store: StoreSettings { url: raw.store.url },
             campaigns: CampaignsSettings {
@@ -254,7 +436,23 @@ impl Settings {
                     &raw.campaigns.rescan_interval,
                 )?,
             },
-            webhook: WebhookSettings { listen, public_url },
+            webhook: WebhookSettings {
+                listen,
+                public_url,
+                admin_listen,
+                max_body_bytes: raw.webhook.max_body_bytes,
+                header_read_timeout: duration(
+                    "[webhook] header_read_timeout",
+                    &raw.webhook.header_read_timeout,
+                )?,
+                body_read_timeout: duration(
+                    "[webhook] body_read_timeout",
+                    &raw.webhook.body_read_timeout,
+                )?,
+                max_connections: raw.webhook.max_connections,
+                max_clock_skew: duration("[webhook] max_clock_skew", &raw.webhook.max_clock_skew)?,
+                stuck_after: duration("[webhook] stuck_after", &raw.webhook.stuck_after)?,
+            },
             reconcile: ReconcileSettings {
                 poll_interval: duration("[reconcile] poll_interval", &raw.reconcile.poll_interval)?,
                 apply_delay: duration("[reconcile] apply_delay", &raw.reconcile.apply_delay)?,
@@ -276,6 +474,16 @@ impl Settings {
         };
         Ok((&self.platform.uuid, secret))
     }
+}
+
+/// 1-based line and column (in characters) of a byte offset of `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (
+        before.matches('\n').count() + 1,
+        before[line_start..].chars().count() + 1,
+    )
 }
 
 /// Deep-merges `layer` into `base`, refusing keys that `base` does not have.
@@ -323,6 +531,40 @@ fn env_value(raw: &str, default: Option<&Value>) -> Value {
         .ok()
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| Value::String(raw.to_string()))
+}
+
+/// `[platform] verify_responses`: `"off"`, `"report"` or `"enforce"`. The boolean of earlier versions still loads,
+/// `true` as `"enforce"` and `false` as `"off"`, also as the text `true`/`false` from the environment.
+fn verify_responses(value: &Value) -> anyhow::Result<callbot_api::ResponseVerification> {
+    use callbot_api::ResponseVerification::{Enforce, Off};
+    let mode = match value {
+        Value::Boolean(true) => Enforce,
+        Value::Boolean(false) => Off,
+        Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Enforce,
+        Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Off,
+        Value::String(s) => s.parse().map_err(|_| {
+            anyhow!(
+                "[platform] verify_responses = {s:?} is not a mode: use \"off\", \"report\" or \"enforce\""
+            )
+        })?,
+        other => bail!(
+            "[platform] verify_responses = {other} is not a mode: use \"off\", \"report\" or \"enforce\""
+        ),
+    };
+    Ok(mode)
+}
+
+/// `[platform] max_response_bytes`, at least 64 KiB: below that even ordinary answers would be refused, and a
+/// refused answer to a request that changes a task leaves its outcome unknown.
+fn max_response_bytes(n: usize) -> anyhow::Result<usize> {
+    const MIN: usize = 64 * 1024;
+    if n < MIN {
+        bail!(
+            "[platform] max_response_bytes = {n} is too small for the platform's answers (listOrderDetail with \
+             transcripts runs to megabytes): use at least {MIN}"
+        );
+    }
+    Ok(n)
 }
 
 /// Parses `500ms`, `30s`, `5m`, `2h`.
@@ -445,6 +687,150 @@ mod tests {
         let s = Settings::load(None, env(&[])).unwrap();
         let err = s.require_platform().unwrap_err().to_string();
         assert!(err.contains("CAMPAIGND_PLATFORM__UUID"), "{err}");
+    }
+
+    #[test]
+    fn verify_responses_takes_a_mode_or_the_old_boolean() {
+        use callbot_api::ResponseVerification::{Enforce, Off, Report};
+        let s = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(s.platform.verify_responses, Report);
+        for (text, want) in [
+            ("enforce", Enforce),
+            ("OFF", Off),
+            ("true", Enforce),
+            ("false", Off),
+        ] {
+            let s = Settings::load(None, env(&[("CAMPAIGND_PLATFORM__VERIFY_RESPONSES", text)]))
+                .unwrap();
+            assert_eq!(s.platform.verify_responses, want, "{text}");
+        }
+        // A file written for an earlier version, with the boolean.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("campaignd.toml");
+        for (value, want) in [("true", Enforce), ("false", Off), ("\"report\"", Report)] {
+            std::fs::write(&path, format!("[platform]\nverify_responses = {value}\n")).unwrap();
+            let s = Settings::load(Some(&path), env(&[])).unwrap();
+            assert_eq!(s.platform.verify_responses, want, "{value}");
+        }
+        let err = Settings::load(
+            None,
+            env(&[("CAMPAIGND_PLATFORM__VERIFY_RESPONSES", "maybe")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("[platform] verify_responses") && err.contains("enforce"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn max_response_bytes_defaults_to_the_clients_and_refuses_tiny_values() {
+        let s = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(
+            s.platform.max_response_bytes,
+            callbot_api::DEFAULT_MAX_RESPONSE_BYTES
+        );
+        let s = Settings::load(
+            None,
+            env(&[("CAMPAIGND_PLATFORM__MAX_RESPONSE_BYTES", "1048576")]),
+        )
+        .unwrap();
+        assert_eq!(s.platform.max_response_bytes, 1_048_576);
+        let err = Settings::load(
+            None,
+            env(&[("CAMPAIGND_PLATFORM__MAX_RESPONSE_BYTES", "100")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("[platform] max_response_bytes"), "{err}");
+    }
+
+    #[test]
+    fn redacts_the_password_in_every_form_of_store_url() {
+        let cases = [
+            // URL user info.
+            (
+                "postgres://app:s3cret@db:5432/campaignd",
+                "postgres://app:***@db:5432/campaignd",
+            ),
+            ("postgresql://:s3cret@db/x", "postgresql://:***@db/x"),
+            ("postgres://app:p%40ss@db/x", "postgres://app:***@db/x"),
+            ("postgres://app:pa@ss@db/x", "postgres://app:***@db/x"),
+            ("postgres://app:pa/ss@db/x", "postgres://app:***@db/x"),
+            ("postgres://app:pa?ss@db/x", "postgres://app:***@db/x"),
+            ("postgres://app@db/x", "postgres://app@db/x"),
+            ("postgres://db:5432/x", "postgres://db:5432/x"),
+            // Query parameters.
+            (
+                "postgres://db/x?user=app&password=s3cret&sslmode=require",
+                "postgres://db/x?user=app&password=***&sslmode=require",
+            ),
+            (
+                "postgres://db/x?sslpassword=s3cret",
+                "postgres://db/x?sslpassword=***",
+            ),
+            (
+                "postgres://db/x?PASSWORD=s3cret#frag",
+                "postgres://db/x?PASSWORD=***#frag",
+            ),
+            (
+                "postgres://u:s3cret@db/x?password=s3cret",
+                "postgres://u:***@db/x?password=***",
+            ),
+            (
+                "postgres://db/x?passfile=/run/secrets/pgpass",
+                "postgres://db/x?passfile=/run/secrets/pgpass",
+            ),
+            ("sqlite:x.db?password=s3cret", "sqlite:x.db?password=***"),
+            // libpq key/value.
+            (
+                "host=db user=app password=s3cret dbname=x",
+                "host=db user=app password=*** dbname=x",
+            ),
+            ("host=db password = s3cret", "host=db password = ***"),
+            (
+                "host=db password='a s3cret \\' b' dbname=x",
+                "host=db password=*** dbname=x",
+            ),
+            ("password=s3\\ cret port=5432", "password=*** port=5432"),
+            ("host=db sslpassword=s3cret", "host=db sslpassword=***"),
+            ("password='s3cret unterminated", "password=***"),
+            // Nothing secret.
+            ("sqlite://campaignd.db", "sqlite://campaignd.db"),
+            ("sqlite::memory:", "sqlite::memory:"),
+            ("campaignd.db", "campaignd.db"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(redact_store_url(url), want, "{url}");
+            assert!(!redact_store_url(url).contains("s3"), "{url}");
+        }
+    }
+
+    #[test]
+    fn config_check_output_never_shows_the_store_password() {
+        for url in [
+            "postgres://app:s3cret@db/x",
+            "postgres://db/x?sslpassword=s3cret",
+            "host=db password='s3 cret'",
+        ] {
+            let s = Settings::load(None, env(&[("CAMPAIGND_STORE__URL", url)])).unwrap();
+            assert_eq!(s.store.url, url, "the real value is kept for connecting");
+            // What `campaignd config check` prints.
+            let shown = format!("{s:#?}");
+            assert!(!shown.contains("s3"), "{shown}");
+            assert!(shown.contains("***"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_config_syntax_error_names_its_place_without_quoting_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("campaignd.toml");
+        std::fs::write(&path, "[store]\nurl = \"postgres://app:s3cret@db/x\n").unwrap();
+        let err = format!("{:#}", Settings::load(Some(&path), env(&[])).unwrap_err());
+        assert!(!err.contains("s3cret"), "{err}");
+        assert!(err.contains(&format!("{}:2:", path.display())), "{err}");
     }
 
     #[test]

@@ -10,6 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 mod commands;
 mod config;
+mod logging;
+mod notify;
 mod open_store;
 
 /// Runs outbound AI-call campaigns on NXCloud Callbot, from campaign files in a watched directory.
@@ -68,9 +70,11 @@ enum ConfigCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo draws progress bars on the terminal; routine log lines would interleave with them.
+    // One-shot commands print their answer on stdout; only real problems reach stderr, never routine notices (a
+    // slow statement, a migration applied) in the middle of a table.
     let default_filter = match cli.command {
-        Command::Demo(_) => "warn",
-        _ => "info",
+        Command::Run(_) | Command::Sim(_) => "info",
+        _ => "warn,sqlx=error",
     };
     init_logging(cli.log_format, default_filter);
     // reqwest is built without a bundled crypto provider; install ring's once for HTTPS to the platform.
@@ -142,14 +146,5 @@ async fn forward_signals(shutdown: CancellationToken) {
 }
 
 fn init_logging(format: LogFormat, default_filter: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("CAMPAIGND_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
+    logging::init(matches!(format, LogFormat::Json), default_filter);
 }

@@ -207,7 +207,7 @@ fn with_a_store_that_does_not_exist_plan_refuses_rather_than_creating_it() {
 
 #[tokio::test]
 async fn with_a_store_plan_shows_what_is_on_the_platform_and_what_run_would_do() {
-    use store::{NewOrder, Store, TaskRecord, UploadState};
+    use store::{NewOrder, Store, TaskKey, UploadState};
     let dir = tempfile::tempdir().unwrap();
     regular(dir.path(), "Asia/Shanghai");
     let db = dir.path().join("campaignd.db");
@@ -216,21 +216,23 @@ async fn with_a_store_plan_shows_what_is_on_the_platform_and_what_run_would_do()
     let ut = campaign::user_task_id("weekdays", 1, 0);
     let now: campaign::chrono::DateTime<campaign::chrono::Utc> =
         "2026-11-23T02:00:00Z".parse().unwrap(); // Monday 10:00 in Shanghai
+    let key = TaskKey {
+        user_task_id: ut.clone(),
+        campaign_id: "weekdays".into(),
+        generation: 1,
+        task_index: 0,
+    };
+    let sent_at = now - campaign::chrono::Duration::hours(1);
     store
-        .upsert_task(&TaskRecord {
-            user_task_id: ut.clone(),
-            campaign_id: "weekdays".into(),
-            generation: 1,
-            task_index: 0,
-            task_id: Some("P-77".into()),
-            settings: None,
-            settings_sent_at: Some(now - campaign::chrono::Duration::hours(1)),
-            platform_status: Some(5),
-            desired_status: Some(5),
-            updated_at: now,
-        })
+        .task_create_intent(&key, &serde_json::Value::Null, sent_at)
         .await
         .unwrap();
+    assert!(
+        store
+            .task_status_observed(&ut, 5, Some("P-77"), now)
+            .await
+            .unwrap()
+    );
     let orders: Vec<NewOrder> = ["442079460001", "442079460002"]
         .iter()
         .enumerate()

@@ -335,3 +335,208 @@ fn explicit_files_are_checked_instead_of_the_directory() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("1 file(s) checked"));
 }
+
+/// Runs `campaignd validate` on `dir` with a deadline, so that a read that blocks (a FIFO) or never ends (a device)
+/// fails the test instead of hanging it. `secret` is put in the child's environment, to check it never leaks.
+fn validate_within(dir: &Path, secret: &str) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_campaignd"))
+        .arg("validate")
+        .arg("--campaigns-dir")
+        .arg(dir)
+        .env_remove("CAMPAIGND_CAMPAIGNS__DIR")
+        .env("CAMPAIGND_TEST_SECRET", secret)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("campaignd runs");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(out) => out.expect("campaignd output"),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            panic!("campaignd validate did not finish within 60 s");
+        }
+    }
+}
+
+fn all_output(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn a_contacts_file_outside_the_campaigns_directory_is_refused_and_never_quoted() {
+    let secret = "hunter2-4d1e9";
+    // Named directly: an absolute path.
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "c.toml",
+        &GOOD.replace("\"people.csv\"", "\"/proc/self/environ\""),
+    );
+    let out = validate_within(dir.path(), secret);
+    let all = all_output(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("error[contacts-outside-dir]"), "{all}");
+    assert!(
+        all.contains(&format!("--> {}:9:8", file.display())),
+        "{all}"
+    );
+    assert!(!all.contains(secret), "the environment leaked:\n{all}");
+
+    // Through a symbolic link in the campaigns directory, and with `..`.
+    #[cfg(unix)]
+    for (name, target) in [("env.csv", "/proc/self/environ"), ("zero.csv", "/dev/zero")] {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "c.toml", &GOOD.replace("people.csv", name));
+        std::os::unix::fs::symlink(target, dir.path().join(name)).unwrap();
+        let out = validate_within(dir.path(), secret);
+        let all = all_output(&out);
+        assert_eq!(out.status.code(), Some(1), "{name}: {all}");
+        assert!(all.contains("error[contacts-outside-dir]"), "{name}: {all}");
+        assert!(all.contains("is outside the campaigns directory"), "{all}");
+        assert!(all.contains("= help: move the CSV into"), "{all}");
+        assert!(!all.contains(secret), "the environment leaked:\n{all}");
+    }
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("campaigns");
+    std::fs::create_dir(&dir).unwrap();
+    write(root.path(), "people.csv", CSV);
+    write(&dir, "c.toml", &GOOD.replace("people.csv", "../people.csv"));
+    let out = validate_within(&dir, secret);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("leaves the campaigns directory with `..`"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_as_contacts_file_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "c.toml", GOOD);
+    let made = Command::new("mkfifo")
+        .arg(dir.path().join("people.csv"))
+        .status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    let out = validate_within(dir.path(), "x");
+    let all = all_output(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("error[contacts-not-a-file]"), "{all}");
+    assert!(all.contains("is a FIFO, not a regular file"), "{all}");
+    assert!(
+        all.contains(&format!("--> {}:9:8", file.display())),
+        "{all}"
+    );
+}
+
+#[test]
+fn an_unclosed_quote_in_the_contacts_fails_validation_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "c.toml", GOOD);
+    let mut csv = format!("{CSV}020 7946 0003,\"Cid,30\n");
+    for i in 0..2000 {
+        csv.push_str(&format!("020 7946 {:04},Row {i},1\n", 1000 + i % 9000));
+    }
+    write(dir.path(), "people.csv", &csv);
+    let out = validate(dir.path(), &[]);
+    let stdout = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("error[contacts-unclosed-quote]: people.csv, the record on line 4: the quoted field opened on line 4 is never closed"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_nul_in_a_contact_field_is_a_bad_row_and_the_rest_still_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "c.toml", GOOD);
+    write(
+        dir.path(),
+        "people.csv",
+        "phone,name,amount\n020 7946 0001,Ann,10\n020 7946 0002,B\u{0}b,20\n020 7946 0003,Cid,\"3\u{1b}[2J\"\n020 7946 0004,Dee,40\n",
+    );
+    let out = validate(dir.path(), &[]);
+    let stdout = text(&out);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("c: 2 contacts valid, 2 invalid, 0 duplicate"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "people.csv:3: column 2 (`name`) contains the control character U+0000; remove it"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("people.csv:4: column 3 (`amount`) contains the control character U+001B"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains('\u{1b}') && !stdout.contains('\u{0}'),
+        "{stdout:?}"
+    );
+    assert_eq!(
+        validate(dir.path(), &["--strict-contacts"]).status.code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn errors_quote_at_most_the_offending_field_never_a_csv_line() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "c.toml", GOOD);
+    let header = "mobile,name,amount,token=hunter2-4d1e9";
+    write(
+        dir.path(),
+        "people.csv",
+        &format!("{header}\n020 7946 0001,Ann,10,x\n"),
+    );
+    let out = validate(dir.path(), &[]);
+    let stdout = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(
+            "error[contacts-header]: people.csv has no `phone` column in its header (line 1)"
+        ),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(header), "{stdout}");
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+}
+
+// `campaignd config check` (here because it is the other command that prints what a user configured).
+#[test]
+fn config_check_never_prints_the_store_password() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        "postgres://app:s3cret@db:5432/campaignd?sslpassword=k3y",
+        "host=db user=app password='s3cret k3y' dbname=campaignd",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_campaignd"))
+            .args(["config", "check"])
+            .current_dir(dir.path())
+            .env_remove("CAMPAIGND_CONFIG")
+            .env("CAMPAIGND_STORE__URL", url)
+            .output()
+            .expect("campaignd runs");
+        let all = all_output(&out);
+        assert!(out.status.success(), "{all}");
+        assert!(all.contains("***"), "{all}");
+        assert!(
+            !all.contains("s3cret") && !all.contains("k3y"),
+            "the password leaked:\n{all}"
+        );
+    }
+}

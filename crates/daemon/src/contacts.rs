@@ -1,21 +1,58 @@
-//! Streaming a campaign's CSV into planned orders.
-
-use std::time::SystemTime;
+//! Streaming a campaign's CSV into the store as planned orders. Reads files and writes orders; never calls the
+//! platform.
 
 use campaign::{CampaignSpec, ContactReader};
-use store::NewOrder;
+use store::{NewOrder, Store};
 
-/// What identifies a version of the contacts: CSV size and mtime, and the campaign file's hash (variables may
-/// change how rows read).
-pub type CsvStamp = (u64, Option<SystemTime>, String);
+use crate::actions::{StepError, StepResult};
+use crate::scan::FileStamp;
 
-pub fn csv_stamp(spec: &CampaignSpec) -> CsvStamp {
-    let meta = std::fs::metadata(&spec.contacts.file).ok();
+/// Orders written to the store per bulk insert while streaming a CSV.
+const PLAN_CHUNK: usize = 5_000;
+/// Chunks the CSV reader may run ahead of the store writes.
+const PLAN_CHUNKS_AHEAD: usize = 2;
+
+/// What identifies a version of the contacts: the CSV's file stamp (the same stamp as the campaign files'), and the
+/// campaign file's hash (variables may change how rows read).
+pub(crate) type CsvStamp = (Option<FileStamp>, String);
+
+pub(crate) fn csv_stamp(spec: &CampaignSpec) -> CsvStamp {
     (
-        meta.as_ref().map_or(0, |m| m.len()),
-        meta.and_then(|m| m.modified().ok()),
+        FileStamp::of(&spec.contacts.file),
         spec.content_hash.clone(),
     )
+}
+
+/// Streams the campaign's CSV into the store as planned orders of task `ut`. Idempotent: order IDs are
+/// deterministic and inserts skip IDs already present, so rows uploaded before are never planned (or sent) again,
+/// and rows appended later are picked up. Returns how many orders were newly planned, and the counts of the rows.
+pub(crate) async fn plan_into_store(
+    store: &dyn Store,
+    spec: &CampaignSpec,
+    ut: &str,
+) -> StepResult<(u64, Stats)> {
+    let reader = read(spec, ut).map_err(StepError::Contacts)?;
+    let (mut chunks, reading) = read_in_chunks(reader, PLAN_CHUNK, PLAN_CHUNKS_AHEAD);
+    let mut inserted = 0u64;
+    let mut failed = None;
+    while let Some(chunk) = chunks.recv().await {
+        match store.insert_planned_orders(&chunk).await {
+            Ok(n) => inserted += n,
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    // Dropping the receiver stops the reader if it is still going (after a failed write).
+    drop(chunks);
+    let stats = reading
+        .await
+        .map_err(|e| StepError::Reader(e.to_string()))?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    Ok((inserted, stats))
 }
 
 /// Counts of the rows read.

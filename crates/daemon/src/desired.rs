@@ -1,6 +1,7 @@
 //! From a campaign file (and `now`) to the inputs of the decision: the settings to program, the target stretch, and
 //! whether the settings last sent still fit. Pure: `now` is an argument.
 
+use callbot_api::wire::DispatchType;
 use campaign::{CampaignSpec, Schedule, Stretch, stretches};
 use chrono::{DateTime, Duration, Utc};
 
@@ -38,12 +39,20 @@ pub fn task_settings(spec: &CampaignSpec, stretch: &Stretch) -> TaskSettings {
             })
             .collect(),
         manual_call: spec.manual_call.as_ref().map(|m| {
-            let dispatch_type = i64::from(m.dispatch.dispatch_type());
+            let dispatch_type = DispatchType::from_code(i64::from(m.dispatch.dispatch_type()));
             ManualCallSetting {
                 agent_group: m.agent_group.clone(),
                 dispatch_type,
-                ratio_call_rate: if dispatch_type == 1 { m.rate } else { 0.0 },
-                predict_call_rate: if dispatch_type == 3 { m.rate } else { 0.0 },
+                ratio_call_rate: if dispatch_type == DispatchType::Ratio {
+                    m.rate
+                } else {
+                    0.0
+                },
+                predict_call_rate: if dispatch_type == DispatchType::Predictive {
+                    m.rate
+                } else {
+                    0.0
+                },
             }
         }),
     }

@@ -1,11 +1,10 @@
-//! What the webhook listener, the watcher and the reconcile loop share: a wake-up signal, readiness, metrics, and
-//! task statuses reported by callbacks.
+//! What the webhook listener, the watcher and the reconcile loop share: a wake-up signal, readiness, the last
+//! completed pass, metrics, and which tasks had callbacks. Imports nothing of theirs.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use callbot_api::wire::TaskStatus;
 use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
@@ -14,9 +13,11 @@ use crate::metrics::Metrics;
 pub struct Hub {
     notify: Notify,
     ready: AtomicBool,
+    /// When the reconciler last completed a pass (for `/healthz` and the systemd watchdog).
+    last_pass: Mutex<Option<std::time::Instant>>,
     pub metrics: Metrics,
-    /// Terminal statuses (3 completed, 4 failed) from task callbacks, by userTaskID, for the owner to apply.
-    task_statuses: Mutex<HashMap<String, i64>>,
+    /// Tasks whose callbacks were stored since their campaign was last reconciled (see [`Hub::task_touched`]).
+    touched: Mutex<HashSet<String>>,
 }
 
 impl Hub {
@@ -45,24 +46,33 @@ impl Hub {
         self.ready.load(Ordering::SeqCst)
     }
 
-    /// A task callback reported `status`; only terminal statuses are kept (the daemon is the source of truth for
-    /// start and pause, which it caused itself; a late callback must not undo them).
-    pub fn task_status(&self, user_task_id: &str, status: TaskStatus) {
-        if crate::webhook::is_terminal_status(status) {
-            let mut map = self.task_statuses.lock().unwrap_or_else(|e| e.into_inner());
-            map.insert(user_task_id.to_owned(), status.code());
-        }
+    /// The reconciler completed a pass at `at`.
+    pub fn pass_completed(&self, at: std::time::Instant) {
+        *self.last_pass.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
     }
 
-    /// Whether a terminal status waits for `user_task_id` (the reconciler then reconciles its campaign now).
-    pub fn has_task_status(&self, user_task_id: &str) -> bool {
-        let map = self.task_statuses.lock().unwrap_or_else(|e| e.into_inner());
-        map.contains_key(user_task_id)
+    /// When the reconciler last completed a pass; `None` before the first one.
+    pub fn last_pass(&self) -> Option<std::time::Instant> {
+        *self.last_pass.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Takes the terminal status reported for `user_task_id`, if any.
-    pub fn take_task_status(&self, user_task_id: &str) -> Option<i64> {
-        let mut map = self.task_statuses.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(user_task_id)
+    /// A task callback for `user_task_id` was stored: its campaign is worth a reconcile now. Only a hint: the
+    /// status itself is in the store, where the owner reads it (on whichever replica it runs).
+    pub fn task_touched(&self, user_task_id: &str) {
+        self.touched().insert(user_task_id.to_owned());
+    }
+
+    /// Whether a task callback was stored for `user_task_id` since its campaign was last reconciled.
+    pub fn is_touched(&self, user_task_id: &str) -> bool {
+        self.touched().contains(user_task_id)
+    }
+
+    /// Clears the hint for `user_task_id`; returns whether it was set.
+    pub fn take_touched(&self, user_task_id: &str) -> bool {
+        self.touched().remove(user_task_id)
+    }
+
+    fn touched(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.touched.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

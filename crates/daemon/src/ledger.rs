@@ -21,41 +21,66 @@ tokio::task_local! {
 
 #[derive(Debug)]
 pub struct Ledger {
-    buffer: Mutex<VecDeque<store::ActionRecord>>,
+    buffer: Mutex<Buffer>,
     metrics: Metrics,
+}
+
+/// The records not written yet, each with its sequence number (so a flush removes exactly what it wrote, even when
+/// the cap dropped older records meanwhile).
+#[derive(Debug, Default)]
+struct Buffer {
+    records: VecDeque<(u64, store::ActionRecord)>,
+    next: u64,
 }
 
 impl Ledger {
     pub fn new(metrics: Metrics) -> Arc<Ledger> {
         Arc::new(Ledger {
-            buffer: Mutex::new(VecDeque::new()),
+            buffer: Mutex::new(Buffer::default()),
             metrics,
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<store::ActionRecord>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Buffer> {
         self.buffer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes the buffered records to the store. On a store error the unwritten records stay buffered.
+    /// Writes the buffered records to the store, a chunk per call. On a store error the unwritten records stay
+    /// buffered.
     pub async fn flush(&self, store: &dyn Store) -> Result<usize, store::StoreError> {
+        const CHUNK: usize = 500;
         let mut written = 0;
         loop {
-            let Some(next) = self.lock().front().cloned() else {
+            let (last, chunk): (Option<u64>, Vec<store::ActionRecord>) = {
+                let buf = self.lock();
+                let chunk: Vec<_> = buf.records.iter().take(CHUNK).cloned().collect();
+                (
+                    chunk.last().map(|(seq, _)| *seq),
+                    chunk.into_iter().map(|(_, r)| r).collect(),
+                )
+            };
+            let Some(last) = last else {
                 return Ok(written);
             };
-            store.record_action(&next).await?;
-            self.lock().pop_front();
-            written += 1;
+            store.record_actions(&chunk).await?;
+            let mut buf = self.lock();
+            while buf.records.front().is_some_and(|(seq, _)| *seq <= last) {
+                buf.records.pop_front();
+            }
+            written += chunk.len();
         }
     }
 
     pub fn pending(&self) -> usize {
-        self.lock().len()
+        self.lock().records.len()
     }
 }
 
 impl ActionObserver for Ledger {
+    fn response_signature(&self, check: &callbot_api::SignatureCheck) {
+        self.metrics.response_signature(check.outcome.as_str());
+    }
+
     fn record(&self, a: &ActionRecord) {
         self.metrics.api_request(
             a.endpoint.name(),
@@ -76,13 +101,15 @@ impl ActionObserver for Ledger {
             user_task_id: CONTEXT.try_with(|(_, t)| t.clone()).ok(),
         };
         let mut buf = self.lock();
-        if buf.len() >= MAX_BUFFERED {
-            buf.pop_front();
+        if buf.records.len() >= MAX_BUFFERED {
+            buf.records.pop_front();
             tracing::warn!(
                 buffered = MAX_BUFFERED,
                 "ledger buffer full (store down?): dropping the oldest record"
             );
         }
-        buf.push_back(row);
+        let seq = buf.next;
+        buf.next += 1;
+        buf.records.push_back((seq, row));
     }
 }

@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+mod actions;
+mod campaigns;
 mod contacts;
 mod daemon;
 mod desired;
@@ -9,23 +11,27 @@ mod ledger;
 mod metrics;
 mod observe;
 mod plan;
+mod records;
 mod requests;
 mod scan;
 mod settings;
+mod task;
 mod watcher;
 mod webhook;
 
-pub use daemon::{CampaignOutcome, Daemon, DaemonConfig, Outcome, user_task_id};
+pub use campaigns::{CampaignEntry, CampaignSet, CampaignState, FailedFile, Reloaded, SetDiff};
+pub use daemon::{CampaignOutcome, Daemon, DaemonConfig, Outcome};
 pub use desired::{desired, fit, local_label, target_at, task_settings};
 pub use hub::Hub;
 pub use metrics::Metrics;
 pub use observe::{Snapshot, observed_at, snapshot};
 pub use plan::{Action, Desired, Observed, Orders, Plan, Target, TaskState, Why, decide};
 pub use requests::{CallbackUrls, func_flag, task_create_setting};
-pub use scan::{FileScan, campaign_files, scan_dir};
+pub use scan::{FileScan, campaign_files, is_campaign_file_name, scan_dir};
 pub use settings::{
     ManualCallSetting, SmsSetting, TaskSettings, Window, equivalent_in_stretch,
     equivalent_over_gap, next_open,
 };
+pub use task::user_task_id;
 pub use watcher::Watcher;
-pub use webhook::{Webhook, callback_ingest};
+pub use webhook::{ConnLimits, Webhook, WebhookLimits, callback_ingest};

@@ -71,6 +71,21 @@ const HELP: &[(&str, &str, &str)] = &[
         "counter",
         "Reconcile steps that failed, by campaign.",
     ),
+    (
+        "campaignd_reconcile_last_pass_timestamp_seconds",
+        "gauge",
+        "Unix time at which the reconciler last completed a pass.",
+    ),
+    (
+        "campaignd_response_signature_total",
+        "counter",
+        "Platform responses by what checking their signature found (ok, mismatch, missing).",
+    ),
+    (
+        "campaignd_webhook_connections_refused_total",
+        "counter",
+        "Connections to a webhook listener closed at once because the most allowed were open.",
+    ),
 ];
 
 impl Metrics {
@@ -88,6 +103,29 @@ impl Metrics {
 
     fn set(&self, name: &'static str, labels: Labels, value: f64) {
         self.lock().gauges.insert((name, labels), value);
+    }
+
+    /// The reconciler completed a pass at Unix time `at`.
+    pub fn reconcile_pass(&self, at: f64) {
+        self.set(
+            "campaignd_reconcile_last_pass_timestamp_seconds",
+            vec![],
+            at,
+        );
+    }
+
+    /// One platform response's signature was checked: `outcome` ok/mismatch/missing.
+    pub fn response_signature(&self, outcome: &str) {
+        self.add(
+            "campaignd_response_signature_total",
+            vec![("outcome", outcome.to_owned())],
+            1.0,
+        );
+    }
+
+    /// A connection was refused because `max_connections` were open.
+    pub fn connection_refused(&self) {
+        self.add("campaignd_webhook_connections_refused_total", vec![], 1.0);
     }
 
     /// One platform request attempt.

@@ -5,9 +5,9 @@ use campaign::CampaignSpec;
 use chrono::{DateTime, Duration, Utc};
 use store::{OrderCounts, OrderProgress, Store, StoreError, TaskRecord};
 
-use crate::daemon::{task_view, user_task_id};
 use crate::desired::{desired, fit};
 use crate::plan::{Desired, Observed, Orders, Plan, TaskState, decide};
+use crate::task::{TaskView, user_task_id};
 
 /// Everything known about one campaign at one instant.
 #[derive(Debug, Clone)]
@@ -71,18 +71,15 @@ fn observed_with(
     apply_delay: Duration,
     next_poll_at: Option<DateTime<Utc>>,
 ) -> Observed {
-    let (state, sent, sent_at) = task_view(task);
+    let view = TaskView::of(task);
+    let state = view.state;
     let (matches, safe) = fit(
         &spec.schedule,
         d.target.as_ref(),
-        sent.as_ref().map(|s| &s.settings),
+        view.sent.as_ref().map(|s| &s.settings),
         d.now,
     );
-    let effective_at = match (&sent, sent_at) {
-        (Some(s), Some(at)) if s.via == "update" => Some(at + apply_delay),
-        (Some(_), Some(at)) => Some(at),
-        _ => None,
-    };
+    let effective_at = view.settings_effective_at(apply_delay);
     Observed {
         task: state,
         sent_matches_target: matches,

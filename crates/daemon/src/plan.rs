@@ -4,6 +4,7 @@
 //! Nothing here reads a clock, a file, the store or the network. The executor gathers the inputs; `status` and `plan`
 //! print the output; tests check it exhaustively.
 
+use callbot_api::wire::TaskStatus;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -30,27 +31,15 @@ pub enum TaskState {
 }
 
 impl TaskState {
-    /// From the platform's `taskStatus` code; unknown codes are treated as paused-like (not running, not terminal):
-    /// the daemon will neither rely on them dialling nor give up on them.
-    pub fn from_platform(code: i64) -> TaskState {
-        match code {
-            1 => TaskState::Pending,
-            2 => TaskState::Running,
-            3 => TaskState::Completed,
-            4 => TaskState::Failed,
-            _ => TaskState::Paused,
-        }
-    }
-
-    /// The platform's code for this state, when it has one.
-    pub fn platform_code(self) -> Option<i64> {
-        match self {
-            TaskState::Pending => Some(1),
-            TaskState::Running => Some(2),
-            TaskState::Completed => Some(3),
-            TaskState::Failed => Some(4),
-            TaskState::Paused => Some(5),
-            TaskState::NotCreated | TaskState::CreateInDoubt => None,
+    /// From the platform's `taskStatus`; unknown codes are treated as paused-like (not running, not terminal): the
+    /// daemon will neither rely on them dialling nor give up on them.
+    pub fn from_status(status: TaskStatus) -> TaskState {
+        match status {
+            TaskStatus::Pending => TaskState::Pending,
+            TaskStatus::Running => TaskState::Running,
+            TaskStatus::Completed => TaskState::Completed,
+            TaskStatus::Failed => TaskState::Failed,
+            TaskStatus::Paused | TaskStatus::Unknown(_) => TaskState::Paused,
         }
     }
 

@@ -2,8 +2,8 @@
 
 use callbot_api::PRODUCT_ID;
 use callbot_api::wire::{
-    CallInfoList, CallItem, DispatchType, FuncFlag, ManualCallSetting, Param, SmsFuncFlag,
-    StartupType, TaskCreateSetting,
+    CallInfoList, CallItem, FuncFlag, ManualCallSetting, Param, SmsFuncFlag, StartupType,
+    TaskCreateSetting,
 };
 use store::OrderRecord;
 
@@ -51,7 +51,7 @@ pub fn task_create_setting(s: &TaskSettings, urls: &CallbackUrls) -> TaskCreateS
         task_callback_url: urls.task.clone(),
         manual_call_setting: s.manual_call.as_ref().map(|m| ManualCallSetting {
             agent_group: m.agent_group.clone(),
-            dispatch_type: DispatchType::from_code(m.dispatch_type),
+            dispatch_type: m.dispatch_type,
             ratio_call_rate: m.ratio_call_rate,
             predict_call_rate: m.predict_call_rate,
         }),

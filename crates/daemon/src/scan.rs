@@ -16,13 +16,20 @@ pub struct FileScan {
     pub files: Vec<(PathBuf, Result<CampaignSpec, String>)>,
 }
 
-/// The campaign files of `dir`, sorted by path. Hidden files (`.x.toml`, editor swap files) are skipped.
+/// Whether a file name in the campaigns directory is a campaign file: it ends in `.toml`, and it is not hidden
+/// or temporary (`.x.toml`, an editor's `#x.toml#` or `~x.toml`, or a name that is only `.toml`). The one rule
+/// `run`, `validate`, `plan` and `status` share.
+pub fn is_campaign_file_name(name: &str) -> bool {
+    name.len() > ".toml".len() && name.ends_with(".toml") && !name.starts_with(['.', '#', '~'])
+}
+
+/// The campaign files of `dir` ([`is_campaign_file_name`]), sorted by path; symlinks are followed.
 pub fn campaign_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.starts_with('.') || !name.ends_with(".toml") {
+        if !is_campaign_file_name(name) {
             continue;
         }
         // `is_file` follows symlinks.
@@ -57,7 +64,7 @@ pub fn scan_dir(dir: &Path) -> FileScan {
 /// What identifies one version of a file without reading it: size, modification and change times (nanoseconds on
 /// Linux file systems), and inode (a ConfigMap's `..data` swap or an editor's rename-over gives a new one).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct FileStamp {
+pub struct FileStamp {
     len: u64,
     modified: Option<SystemTime>,
     changed: (i64, i64),
@@ -192,6 +199,25 @@ fn load_file(path: &Path) -> Result<CampaignSpec, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hidden_and_temporary_files_are_not_campaign_files() {
+        for name in ["a.toml", "spring-renewals.toml", "a.b.toml"] {
+            assert!(is_campaign_file_name(name), "{name}");
+        }
+        for name in [
+            ".a.toml",
+            "#a.toml#",
+            "~a.toml",
+            "a.toml~",
+            "a.toml.swp",
+            ".toml",
+            "a.csv",
+            "a.TOML",
+        ] {
+            assert!(!is_campaign_file_name(name), "{name}");
+        }
+    }
 
     const CAMPAIGN: &str = r#"
 scene_id = "SC-1"

@@ -3,6 +3,7 @@
 //!
 //! Pure: no clock, no I/O.
 
+use callbot_api::wire::DispatchType;
 use chrono::{DateTime, Duration, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -21,8 +22,8 @@ pub struct SmsSetting {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ManualCallSetting {
     pub agent_group: String,
-    /// 0 none, 1 ratio, 3 predictive.
-    pub dispatch_type: i64,
+    /// How calls are dispatched to agents (stored as its wire code, so settings recorded before keep reading).
+    pub dispatch_type: DispatchType,
     pub ratio_call_rate: f64,
     pub predict_call_rate: f64,
 }

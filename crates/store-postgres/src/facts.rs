@@ -1,22 +1,24 @@
-//! Applying poll and callback facts, and reading calls back.
+//! Poll and callback facts: applying them (calls, their children, the orders' flags) and reading calls back.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnection, PgPool};
-use sqlx::types::Json;
+use sqlx::postgres::PgConnection;
+use store::backend::{OfCall, assemble_calls};
 use store::{
-    CallFacts, CallbackIngest, FactSource, IntentFact, OrderFacts, SmsFact, StoreError,
-    TranscriptLine, merge_order_facts, talk_secs,
+    CallFacts, FactSource, IntentFact, OrderFacts, SmsFact, StoreError, TranscriptLine,
+    merge_order_facts, talk_secs,
 };
 
-use crate::util::{db_err, get};
+use crate::PgStore;
+use crate::util::{db_err, decode_all, json_text, nul_free};
 
 /// Applies facts in one transaction: calls (never regressing a final status), their children, then the orders'
 /// finished flag and last call status.
 #[tracing::instrument(skip_all, fields(orders = facts.len(), source = source.as_str()))]
 pub(crate) async fn apply_order_facts(
-    pool: &PgPool,
+    s: &PgStore,
     facts: &[OrderFacts],
     source: FactSource,
 ) -> Result<(), StoreError> {
@@ -24,40 +26,63 @@ pub(crate) async fn apply_order_facts(
     if merged.is_empty() {
         return Ok(());
     }
-    let mut tx = pool.begin().await.map_err(db_err)?;
+    let mut tx = s.pool.begin().await.map_err(db_err)?;
     apply_merged(&mut tx, merged, source).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(())
 }
 
-/// Stores a batch of callbacks in one transaction (one WAL flush): the raw records (one multi-row insert), then
-/// their facts as [`apply_order_facts`] does.
-#[tracing::instrument(skip_all, fields(callbacks = batch.len()))]
-pub(crate) async fn ingest_callbacks(
-    pool: &PgPool,
-    batch: &[CallbackIngest],
-) -> Result<(), StoreError> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let facts: Vec<OrderFacts> = batch.iter().filter_map(|i| i.facts.clone()).collect();
-    let merged = merge_order_facts(&facts);
-    let mut tx = pool.begin().await.map_err(db_err)?;
-    insert_callbacks(&mut tx, batch).await?;
-    if !merged.is_empty() {
-        apply_merged(&mut tx, merged, FactSource::Callback).await?;
-    }
-    tx.commit().await.map_err(db_err)?;
-    Ok(())
+/// Four reads: the calls, then their intents, SMS and transcript lines.
+#[tracing::instrument(skip_all, fields(order.id = %order_id))]
+pub(crate) async fn calls_of_order(
+    s: &PgStore,
+    order_id: &str,
+) -> Result<Vec<CallFacts>, StoreError> {
+    let rows = |sql: &'static str| async move {
+        sqlx::query(sql)
+            .bind(order_id)
+            .fetch_all(&s.pool)
+            .await
+            .map_err(db_err)
+    };
+    let calls: Vec<CallFacts> = decode_all(&rows(
+        "SELECT call_id, order_id, call_status, started_at, answered_at, ended_at, duration_secs, audio_url,
+                hangup_cause, term_sip_code, calling_number, agent
+         FROM calls WHERE order_id = $1 ORDER BY started_at NULLS LAST, call_id",
+    )
+    .await?)?;
+    let intents: Vec<OfCall<IntentFact>> = decode_all(
+        &rows(
+            "SELECT i.call_id, i.intent_id, i.intent_tag, i.intent_name, i.intent_level
+         FROM call_intents i JOIN calls c ON c.call_id = i.call_id WHERE c.order_id = $1
+         ORDER BY i.call_id, i.position",
+        )
+        .await?,
+    )?;
+    let sms: Vec<OfCall<SmsFact>> = decode_all(&rows(
+        "SELECT s.call_id, s.sys_message_id, s.sent_at, s.content, s.status
+         FROM call_sms s JOIN calls c ON c.call_id = s.call_id WHERE c.order_id = $1 ORDER BY s.call_id, s.position",
+    )
+    .await?)?;
+    let transcript: Vec<OfCall<TranscriptLine>> = decode_all(
+        &rows(
+            "SELECT t.call_id, t.record_index, t.role, t.kind, t.word, t.node_id, t.node_desc, t.at
+         FROM call_transcript t JOIN calls c ON c.call_id = t.call_id WHERE c.order_id = $1
+         ORDER BY t.call_id, t.record_index",
+        )
+        .await?,
+    )?;
+    Ok(assemble_calls(calls, intents, sms, transcript))
 }
 
 /// The statements of [`apply_order_facts`], inside the caller's transaction. `merged` comes from
 /// [`merge_order_facts`] (one entry per order and per call).
-async fn apply_merged(
+pub(crate) async fn apply_merged(
     conn: &mut PgConnection,
-    mut merged: Vec<OrderFacts>,
+    merged: Vec<OrderFacts>,
     source: FactSource,
 ) -> Result<(), StoreError> {
+    let mut merged = nul_free_facts(merged);
     // Row locks taken in ID order, so concurrent writers of overlapping orders and calls cannot deadlock.
     merged.sort_by(|a, b| a.order_id.cmp(&b.order_id));
     let mut calls: Vec<&CallFacts> = merged.iter().flat_map(|o| o.calls.iter()).collect();
@@ -82,44 +107,51 @@ async fn apply_merged(
     update_orders(conn, &merged).await
 }
 
-#[tracing::instrument(skip_all, fields(callbacks = batch.len()))]
-async fn insert_callbacks(
-    conn: &mut PgConnection,
-    batch: &[CallbackIngest],
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO callbacks (received_at, kind, request_id, verified, body)
-         SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::text[], $4::bool[], $5::text[])",
-    )
-    .bind(
-        batch
-            .iter()
-            .map(|i| i.record.received_at)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        batch
-            .iter()
-            .map(|i| i.record.kind.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        batch
-            .iter()
-            .map(|i| i.record.request_id.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind(batch.iter().map(|i| i.record.verified).collect::<Vec<_>>())
-    .bind(
-        batch
-            .iter()
-            .map(|i| i.record.body.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .execute(&mut *conn)
-    .await
-    .map_err(db_err)?;
-    Ok(())
+/// The facts with every text NUL-free (see [`nul_free`]), so that everything below binds them as they are; merged
+/// again when that made two IDs equal (one statement must not touch a row twice).
+fn nul_free_facts(mut merged: Vec<OrderFacts>) -> Vec<OrderFacts> {
+    let mut changed = false;
+    let mut fix = |s: &mut String| {
+        if let Cow::Owned(clean) = nul_free(s) {
+            *s = clean;
+            changed = true;
+        }
+    };
+    for o in &mut merged {
+        fix(&mut o.order_id);
+        fix(&mut o.user_task_id);
+        for c in &mut o.calls {
+            fix(&mut c.call_id);
+            fix(&mut c.order_id);
+            for s in [
+                &mut c.audio_url,
+                &mut c.hangup_cause,
+                &mut c.term_sip_code,
+                &mut c.calling_number,
+            ] {
+                s.iter_mut().for_each(&mut fix);
+            }
+            for i in &mut c.intents {
+                fix(&mut i.intent_id);
+                fix(&mut i.intent_tag);
+                fix(&mut i.intent_name);
+            }
+            for m in &mut c.sms {
+                fix(&mut m.sys_message_id);
+                fix(&mut m.content);
+            }
+            for l in &mut c.transcript {
+                fix(&mut l.word);
+                l.node_id.iter_mut().for_each(&mut fix);
+                l.node_desc.iter_mut().for_each(&mut fix);
+            }
+        }
+    }
+    if changed {
+        merge_order_facts(&merged)
+    } else {
+        merged
+    }
 }
 
 #[tracing::instrument(skip_all, fields(calls = calls.len()))]
@@ -139,7 +171,7 @@ async fn upsert_calls(
         |f: fn(&CallFacts) -> Option<DateTime<Utc>>| calls.iter().map(|c| f(c)).collect::<Vec<_>>();
     let oi =
         |f: fn(&CallFacts) -> Option<i64>| calls.iter().map(|c| f(c)).collect::<Vec<Option<i64>>>();
-    let rows = sqlx::query(
+    let rows: Vec<(String, bool)> = sqlx::query_as(
         "INSERT INTO calls (call_id, order_id, call_status, started_at, answered_at, ended_at, duration_secs,
                             talk_secs, audio_url, hangup_cause, term_sip_code, calling_number, agent, source)
          SELECT u.call_id, u.order_id, u.call_status, u.started_at, u.answered_at, u.ended_at, u.duration_secs,
@@ -177,14 +209,12 @@ async fn upsert_calls(
     .bind(os(|c| c.hangup_cause.clone()))
     .bind(os(|c| c.term_sip_code.clone()))
     .bind(os(|c| c.calling_number.clone()))
-    .bind(os(|c| c.agent.as_ref().map(|a| a.to_string())))
+    .bind(os(|c| c.agent.as_ref().map(json_text)))
     .bind(source.as_str())
     .fetch_all(&mut *conn)
     .await
     .map_err(db_err)?;
-    rows.iter()
-        .map(|r| Ok((get::<String>(r, "call_id")?, get::<bool>(r, "inserted")?)))
-        .collect()
+    Ok(rows.into_iter().collect())
 }
 
 /// A non-empty intent list replaces the stored one; an empty one leaves it.
@@ -353,110 +383,4 @@ async fn update_orders(conn: &mut PgConnection, merged: &[OrderFacts]) -> Result
     .await
     .map_err(db_err)?;
     Ok(())
-}
-
-#[tracing::instrument(skip_all, fields(order.id = %order_id))]
-pub(crate) async fn calls_of_order(
-    pool: &PgPool,
-    order_id: &str,
-) -> Result<Vec<CallFacts>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT call_id, order_id, call_status, started_at, answered_at, ended_at, duration_secs, audio_url,
-                hangup_cause, term_sip_code, calling_number, agent
-         FROM calls WHERE order_id = $1 ORDER BY started_at NULLS LAST, call_id",
-    )
-    .bind(order_id)
-    .fetch_all(pool)
-    .await
-    .map_err(db_err)?;
-    let mut calls = rows
-        .iter()
-        .map(|r| {
-            Ok(CallFacts {
-                call_id: get(r, "call_id")?,
-                order_id: get(r, "order_id")?,
-                call_status: get(r, "call_status")?,
-                started_at: get(r, "started_at")?,
-                answered_at: get(r, "answered_at")?,
-                ended_at: get(r, "ended_at")?,
-                duration_secs: get(r, "duration_secs")?,
-                audio_url: get(r, "audio_url")?,
-                hangup_cause: get(r, "hangup_cause")?,
-                term_sip_code: get(r, "term_sip_code")?,
-                calling_number: get(r, "calling_number")?,
-                intents: Vec::new(),
-                sms: Vec::new(),
-                agent: get::<Option<Json<serde_json::Value>>>(r, "agent")?.map(|j| j.0),
-                transcript: Vec::new(),
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    let index: HashMap<String, usize> = calls
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.call_id.clone(), i))
-        .collect();
-
-    let rows = sqlx::query(
-        "SELECT i.call_id, i.intent_id, i.intent_tag, i.intent_name, i.intent_level
-         FROM call_intents i JOIN calls c ON c.call_id = i.call_id WHERE c.order_id = $1
-         ORDER BY i.call_id, i.position",
-    )
-    .bind(order_id)
-    .fetch_all(pool)
-    .await
-    .map_err(db_err)?;
-    for r in &rows {
-        if let Some(&i) = index.get(&get::<String>(r, "call_id")?) {
-            calls[i].intents.push(IntentFact {
-                intent_id: get(r, "intent_id")?,
-                intent_tag: get(r, "intent_tag")?,
-                intent_name: get(r, "intent_name")?,
-                intent_level: get(r, "intent_level")?,
-            });
-        }
-    }
-
-    let rows = sqlx::query(
-        "SELECT s.call_id, s.sys_message_id, s.sent_at, s.content, s.status
-         FROM call_sms s JOIN calls c ON c.call_id = s.call_id WHERE c.order_id = $1 ORDER BY s.call_id, s.position",
-    )
-    .bind(order_id)
-    .fetch_all(pool)
-    .await
-    .map_err(db_err)?;
-    for r in &rows {
-        if let Some(&i) = index.get(&get::<String>(r, "call_id")?) {
-            calls[i].sms.push(SmsFact {
-                sys_message_id: get(r, "sys_message_id")?,
-                sent_at: get(r, "sent_at")?,
-                content: get(r, "content")?,
-                status: get(r, "status")?,
-            });
-        }
-    }
-
-    let rows = sqlx::query(
-        "SELECT t.call_id, t.record_index, t.role, t.kind, t.word, t.node_id, t.node_desc, t.at
-         FROM call_transcript t JOIN calls c ON c.call_id = t.call_id WHERE c.order_id = $1
-         ORDER BY t.call_id, t.record_index",
-    )
-    .bind(order_id)
-    .fetch_all(pool)
-    .await
-    .map_err(db_err)?;
-    for r in &rows {
-        if let Some(&i) = index.get(&get::<String>(r, "call_id")?) {
-            calls[i].transcript.push(TranscriptLine {
-                index: get(r, "record_index")?,
-                role: get(r, "role")?,
-                kind: get(r, "kind")?,
-                word: get(r, "word")?,
-                node_id: get(r, "node_id")?,
-                node_desc: get(r, "node_desc")?,
-                at: get(r, "at")?,
-            });
-        }
-    }
-    Ok(calls)
 }

@@ -1,29 +1,26 @@
-//! Applying poll and callback facts, and reading calls back.
+//! Poll and callback facts: applying them (calls, their children, the orders' flags) and reading calls back.
 //!
-//! Writing facts is one script per transaction: every statement (multi-row, chunked under SQLite's bind limit) goes
-//! to the connection's worker thread in one command, so a batch costs three hand-offs (`BEGIN`, the script,
-//! `COMMIT`) whatever its size. No statement reads what an earlier one wrote back to Rust: a call's children are
-//! written only where the call's stored status equals the reported one after the upsert, which is exactly when the
-//! upsert took the report (a refused report is in flight while the stored status is final, so they differ).
+//! Writing facts is one script per transaction (see [`Script`]). No statement reads what an earlier one wrote back
+//! to Rust: a call's children are written only where the call's stored status equals the reported one after the
+//! upsert, which is exactly when the upsert took the report (a refused report is in flight while the stored status
+//! is final, so they differ).
 
-use std::collections::HashMap;
-
-use sqlx::sqlite::{SqliteConnection, SqlitePool};
-use sqlx::{QueryBuilder, Sqlite};
+use store::backend::{OfCall, assemble_calls};
 use store::{
-    CallFacts, CallbackIngest, FactSource, IntentFact, OrderFacts, SmsFact, StoreError,
-    TranscriptLine, merge_order_facts, talk_secs,
+    CallFacts, FactSource, IntentFact, OrderFacts, SmsFact, StoreError, TranscriptLine,
+    merge_order_facts, talk_secs,
 };
 
+use crate::SqliteStore;
 use crate::util::{
-    IDS_PER_CHUNK, db_err, get, get_opt_json, get_opt_ts, json_text, opt_ts, rows_per_chunk, ts,
+    IDS_PER_CHUNK, Script, db_err, decode_all, json_text, opt_ts, push_id_list, rows_per_chunk,
 };
 
 /// Applies facts in one transaction: calls (never regressing a final status), their children, then the orders'
 /// finished flag and last call status.
 #[tracing::instrument(skip_all, fields(orders = facts.len(), source = source.as_str()))]
 pub(crate) async fn apply_order_facts(
-    pool: &SqlitePool,
+    s: &SqliteStore,
     facts: &[OrderFacts],
     source: FactSource,
 ) -> Result<(), StoreError> {
@@ -33,92 +30,59 @@ pub(crate) async fn apply_order_facts(
     }
     let mut script = Script::default();
     push_facts(&mut script, &merged, source);
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+    let mut tx = s
+        .writer
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(db_err)?;
     script.run(&mut tx).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(())
 }
 
-/// Stores a batch of callbacks in one transaction: the raw records, then their facts as [`apply_order_facts`] does.
-#[tracing::instrument(skip_all, fields(callbacks = batch.len()))]
-pub(crate) async fn ingest_callbacks(
-    pool: &SqlitePool,
-    batch: &[CallbackIngest],
-) -> Result<(), StoreError> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let facts: Vec<OrderFacts> = batch.iter().filter_map(|i| i.facts.clone()).collect();
-    let merged = merge_order_facts(&facts);
-    let mut script = Script::default();
-    push_callbacks(&mut script, batch);
-    push_facts(&mut script, &merged, FactSource::Callback);
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-    script.run(&mut tx).await?;
-    tx.commit().await.map_err(db_err)?;
-    Ok(())
-}
-
-/// Several statements and their binds, run as one query. Each statement stays under SQLite's bind limit (the limit
-/// is per statement).
-struct Script {
-    qb: QueryBuilder<Sqlite>,
-    statements: usize,
-}
-
-impl Default for Script {
-    fn default() -> Self {
-        Script {
-            qb: QueryBuilder::new(""),
-            statements: 0,
-        }
-    }
-}
-
-impl Script {
-    /// Starts a statement; the caller pushes its text and binds.
-    fn statement(&mut self) -> &mut QueryBuilder<Sqlite> {
-        if self.statements > 0 {
-            self.qb.push(";\n");
-        }
-        self.statements += 1;
-        &mut self.qb
-    }
-
-    #[tracing::instrument(skip_all, fields(statements = self.statements))]
-    async fn run(mut self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
-        if self.statements == 0 {
-            return Ok(());
-        }
-        // The text depends on the batch's size: not worth a slot in the connection's statement cache.
-        self.qb
-            .build()
-            .persistent(false)
-            .execute(&mut *conn)
+/// Four reads: the calls, then their intents, SMS and transcript lines.
+#[tracing::instrument(skip_all, fields(order.id = %order_id))]
+pub(crate) async fn calls_of_order(
+    s: &SqliteStore,
+    order_id: &str,
+) -> Result<Vec<CallFacts>, StoreError> {
+    let rows = |sql: &'static str| async move {
+        sqlx::query(sql)
+            .bind(order_id)
+            .fetch_all(&s.reader)
             .await
-            .map_err(db_err)?;
-        Ok(())
-    }
-}
-
-fn push_callbacks(script: &mut Script, batch: &[CallbackIngest]) {
-    for chunk in batch.chunks(rows_per_chunk(5)) {
-        let qb = script.statement();
-        qb.push("INSERT INTO callbacks (received_at, kind, request_id, verified, body) ");
-        qb.push_values(chunk, |mut b, i| {
-            let c = &i.record;
-            b.push_bind(ts(c.received_at))
-                .push_bind(c.kind.clone())
-                .push_bind(c.request_id.clone())
-                .push_bind(c.verified)
-                .push_bind(c.body.clone());
-        });
-    }
+            .map_err(db_err)
+    };
+    let calls: Vec<CallFacts> = decode_all(&rows(
+        "SELECT call_id, order_id, call_status, started_at, answered_at, ended_at, duration_secs, audio_url,
+                hangup_cause, term_sip_code, calling_number, agent
+         FROM calls WHERE order_id = ? ORDER BY started_at IS NULL, started_at, call_id",
+    )
+    .await?)?;
+    let intents: Vec<OfCall<IntentFact>> = decode_all(&rows(
+        "SELECT i.call_id, i.intent_id, i.intent_tag, i.intent_name, i.intent_level
+         FROM call_intents i JOIN calls c ON c.call_id = i.call_id WHERE c.order_id = ? ORDER BY i.call_id, i.position",
+    )
+    .await?)?;
+    let sms: Vec<OfCall<SmsFact>> = decode_all(&rows(
+        "SELECT s.call_id, s.sys_message_id, s.sent_at, s.content, s.status
+         FROM call_sms s JOIN calls c ON c.call_id = s.call_id WHERE c.order_id = ? ORDER BY s.call_id, s.position",
+    )
+    .await?)?;
+    let transcript: Vec<OfCall<TranscriptLine>> = decode_all(
+        &rows(
+            "SELECT t.call_id, t.record_index, t.role, t.kind, t.word, t.node_id, t.node_desc, t.at
+         FROM call_transcript t JOIN calls c ON c.call_id = t.call_id WHERE c.order_id = ?
+         ORDER BY t.call_id, t.record_index",
+        )
+        .await?,
+    )?;
+    Ok(assemble_calls(calls, intents, sms, transcript))
 }
 
 /// The statements of [`apply_order_facts`]. `merged` comes from [`merge_order_facts`] (one entry per order and
 /// per call).
-fn push_facts(script: &mut Script, merged: &[OrderFacts], source: FactSource) {
+pub(crate) fn push_facts(script: &mut Script, merged: &[OrderFacts], source: FactSource) {
     if merged.is_empty() {
         return;
     }
@@ -212,15 +176,6 @@ fn push_facts(script: &mut Script, merged: &[OrderFacts], source: FactSource) {
     push_update_orders(script, merged);
 }
 
-fn push_id_list<S: AsRef<str>>(qb: &mut QueryBuilder<Sqlite>, ids: &[S]) {
-    qb.push("(");
-    let mut sep = qb.separated(", ");
-    for id in ids {
-        sep.push_bind(id.as_ref().to_owned());
-    }
-    qb.push(")");
-}
-
 fn push_upsert_calls(script: &mut Script, calls: &[&CallFacts], source: FactSource) {
     for chunk in calls.chunks(rows_per_chunk(14)) {
         let qb = script.statement();
@@ -306,109 +261,4 @@ fn push_update_orders(script: &mut Script, merged: &[OrderFacts]) {
         let ids: Vec<&str> = chunk.iter().map(|o| o.order_id.as_str()).collect();
         push_id_list(qb, &ids);
     }
-}
-
-#[tracing::instrument(skip_all, fields(order.id = %order_id))]
-pub(crate) async fn calls_of_order(
-    pool: &SqlitePool,
-    order_id: &str,
-) -> Result<Vec<CallFacts>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT call_id, order_id, call_status, started_at, answered_at, ended_at, duration_secs, audio_url,
-                hangup_cause, term_sip_code, calling_number, agent
-         FROM calls WHERE order_id = ? ORDER BY started_at IS NULL, started_at, call_id",
-    )
-    .bind(order_id)
-    .fetch_all(pool)
-    .await
-    .map_err(db_err)?;
-    let mut calls = rows
-        .iter()
-        .map(|r| {
-            Ok(CallFacts {
-                call_id: get(r, "call_id")?,
-                order_id: get(r, "order_id")?,
-                call_status: get(r, "call_status")?,
-                started_at: get_opt_ts(r, "started_at")?,
-                answered_at: get_opt_ts(r, "answered_at")?,
-                ended_at: get_opt_ts(r, "ended_at")?,
-                duration_secs: get(r, "duration_secs")?,
-                audio_url: get(r, "audio_url")?,
-                hangup_cause: get(r, "hangup_cause")?,
-                term_sip_code: get(r, "term_sip_code")?,
-                calling_number: get(r, "calling_number")?,
-                intents: Vec::new(),
-                sms: Vec::new(),
-                agent: get_opt_json(r, "agent")?,
-                transcript: Vec::new(),
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    let index: HashMap<String, usize> = calls
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.call_id.clone(), i))
-        .collect();
-
-    let rows = sqlx::query(
-        "SELECT i.call_id, i.intent_id, i.intent_tag, i.intent_name, i.intent_level
-         FROM call_intents i JOIN calls c ON c.call_id = i.call_id WHERE c.order_id = ? ORDER BY i.call_id, i.position",
-    )
-    .bind(order_id)
-    .fetch_all(pool)
-    .await
-    .map_err(db_err)?;
-    for r in &rows {
-        if let Some(&i) = index.get(&get::<String>(r, "call_id")?) {
-            calls[i].intents.push(IntentFact {
-                intent_id: get(r, "intent_id")?,
-                intent_tag: get(r, "intent_tag")?,
-                intent_name: get(r, "intent_name")?,
-                intent_level: get(r, "intent_level")?,
-            });
-        }
-    }
-
-    let rows = sqlx::query(
-        "SELECT s.call_id, s.sys_message_id, s.sent_at, s.content, s.status
-         FROM call_sms s JOIN calls c ON c.call_id = s.call_id WHERE c.order_id = ? ORDER BY s.call_id, s.position",
-    )
-    .bind(order_id)
-    .fetch_all(pool)
-    .await
-    .map_err(db_err)?;
-    for r in &rows {
-        if let Some(&i) = index.get(&get::<String>(r, "call_id")?) {
-            calls[i].sms.push(SmsFact {
-                sys_message_id: get(r, "sys_message_id")?,
-                sent_at: get_opt_ts(r, "sent_at")?,
-                content: get(r, "content")?,
-                status: get(r, "status")?,
-            });
-        }
-    }
-
-    let rows = sqlx::query(
-        "SELECT t.call_id, t.record_index, t.role, t.kind, t.word, t.node_id, t.node_desc, t.at
-         FROM call_transcript t JOIN calls c ON c.call_id = t.call_id WHERE c.order_id = ?
-         ORDER BY t.call_id, t.record_index",
-    )
-    .bind(order_id)
-    .fetch_all(pool)
-    .await
-    .map_err(db_err)?;
-    for r in &rows {
-        if let Some(&i) = index.get(&get::<String>(r, "call_id")?) {
-            calls[i].transcript.push(TranscriptLine {
-                index: get(r, "record_index")?,
-                role: get(r, "role")?,
-                kind: get(r, "kind")?,
-                word: get(r, "word")?,
-                node_id: get(r, "node_id")?,
-                node_desc: get(r, "node_desc")?,
-                at: get_opt_ts(r, "at")?,
-            });
-        }
-    }
-    Ok(calls)
 }

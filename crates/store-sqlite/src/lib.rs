@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 
+mod campaigns;
 mod facts;
-mod queries;
+mod ledger;
+mod orders;
 mod report;
 mod util;
 
@@ -9,17 +11,11 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use store::{
-    ActionRecord, CallFacts, CallbackIngest, CallbackRecord, CampaignRecord, FactSource, NewOrder,
-    OrderCounts, OrderFacts, OrderProgress, OrderRecord, Report, ReportFilter, Store, StoreError,
-    TaskRecord, UploadState,
-};
+use store::StoreError;
 use tokio::sync::watch;
 
 use crate::util::db_err;
@@ -36,8 +32,8 @@ static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 /// it: each read transaction starts from the latest commit.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    pub(crate) writer: SqlitePool,
+    pub(crate) reader: SqlitePool,
     /// Keeps the WAL checkpointer running while any clone of the store lives (file databases only).
     _checkpointer: Option<Arc<watch::Sender<()>>>,
 }
@@ -186,170 +182,6 @@ async fn restart_wal(pool: &SqlitePool, wait: &'static str) -> Result<(), sqlx::
     restarted.map(|_| ())
 }
 
-#[async_trait]
-impl Store for SqliteStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        queries::ping(&self.reader).await
-    }
-
-    async fn upsert_campaign(&self, c: &CampaignRecord) -> Result<(), StoreError> {
-        queries::upsert_campaign(&self.writer, c).await
-    }
-
-    async fn upsert_campaigns(&self, cs: &[CampaignRecord]) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
-        queries::upsert_campaigns(&mut tx, cs).await?;
-        tx.commit().await.map_err(db_err)
-    }
-
-    async fn campaigns(&self) -> Result<Vec<CampaignRecord>, StoreError> {
-        queries::campaigns(&self.reader).await
-    }
-
-    async fn upsert_task(&self, t: &TaskRecord) -> Result<(), StoreError> {
-        queries::upsert_task(&self.writer, t).await
-    }
-
-    async fn tasks(&self, campaign_id: &str) -> Result<Vec<TaskRecord>, StoreError> {
-        queries::tasks(&self.reader, campaign_id).await
-    }
-
-    async fn tasks_of(&self, campaign_ids: &[String]) -> Result<Vec<TaskRecord>, StoreError> {
-        queries::tasks_of(&self.reader, campaign_ids).await
-    }
-
-    async fn insert_planned_orders(&self, orders: &[NewOrder]) -> Result<u64, StoreError> {
-        queries::insert_planned_orders(&self.writer, orders).await
-    }
-
-    async fn orders_in_state(
-        &self,
-        user_task_id: &str,
-        state: UploadState,
-        limit: u32,
-    ) -> Result<Vec<OrderRecord>, StoreError> {
-        queries::orders_in_state(&self.reader, user_task_id, state, limit).await
-    }
-
-    async fn order(&self, order_id: &str) -> Result<Option<OrderRecord>, StoreError> {
-        queries::order(&self.reader, order_id).await
-    }
-
-    async fn set_upload_state(
-        &self,
-        order_ids: &[String],
-        state: UploadState,
-        at: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        queries::set_upload_state(&self.writer, order_ids, state, at).await
-    }
-
-    async fn reject_orders(
-        &self,
-        rejected: &[(String, String)],
-        at: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        queries::reject_orders(&self.writer, rejected, at).await
-    }
-
-    async fn orders_to_poll(
-        &self,
-        user_task_id: &str,
-        limit: u32,
-    ) -> Result<Vec<String>, StoreError> {
-        queries::orders_to_poll(&self.reader, user_task_id, limit).await
-    }
-
-    async fn mark_polled(&self, order_ids: &[String], at: DateTime<Utc>) -> Result<(), StoreError> {
-        queries::mark_polled(&self.writer, order_ids, at).await
-    }
-
-    async fn apply_order_facts(
-        &self,
-        facts: &[OrderFacts],
-        source: FactSource,
-    ) -> Result<(), StoreError> {
-        facts::apply_order_facts(&self.writer, facts, source).await
-    }
-
-    async fn calls_of_order(&self, order_id: &str) -> Result<Vec<CallFacts>, StoreError> {
-        facts::calls_of_order(&self.reader, order_id).await
-    }
-
-    async fn order_counts(&self, campaign_id: &str) -> Result<OrderCounts, StoreError> {
-        queries::order_counts(&self.reader, campaign_id).await
-    }
-
-    async fn order_progress(&self, user_task_id: &str) -> Result<OrderProgress, StoreError> {
-        queries::order_progress(&self.reader, user_task_id).await
-    }
-
-    async fn order_progress_of(
-        &self,
-        user_task_ids: &[String],
-    ) -> Result<Vec<OrderProgress>, StoreError> {
-        queries::order_progress_of(&self.reader, user_task_ids).await
-    }
-
-    async fn settle_and_claim(
-        &self,
-        sent: &[String],
-        rejected: &[(String, String)],
-        user_task_id: &str,
-        claim: u32,
-        at: DateTime<Utc>,
-    ) -> Result<Vec<OrderRecord>, StoreError> {
-        queries::settle_and_claim(&self.writer, sent, rejected, user_task_id, claim, at).await
-    }
-
-    async fn record_action(&self, a: &ActionRecord) -> Result<(), StoreError> {
-        queries::record_action(&self.writer, a).await
-    }
-
-    async fn recent_actions(&self, limit: u32) -> Result<Vec<ActionRecord>, StoreError> {
-        queries::recent_actions(&self.reader, limit).await
-    }
-
-    async fn record_callback(&self, c: &CallbackRecord) -> Result<i64, StoreError> {
-        queries::record_callback(&self.writer, c).await
-    }
-
-    async fn recent_callbacks(&self, limit: u32) -> Result<Vec<CallbackRecord>, StoreError> {
-        queries::recent_callbacks(&self.reader, limit).await
-    }
-
-    async fn ingest_callbacks(&self, batch: &[CallbackIngest]) -> Result<(), StoreError> {
-        facts::ingest_callbacks(&self.writer, batch).await
-    }
-
-    async fn try_acquire_lease(
-        &self,
-        campaign_id: &str,
-        owner: &str,
-        now: DateTime<Utc>,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        queries::try_acquire_lease(&self.writer, campaign_id, owner, now, ttl).await
-    }
-
-    async fn try_acquire_leases(
-        &self,
-        campaign_ids: &[String],
-        owner: &str,
-        now: DateTime<Utc>,
-        ttl: Duration,
-    ) -> Result<Vec<bool>, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let granted = queries::try_acquire_leases(&mut tx, campaign_ids, owner, now, ttl).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(granted)
-    }
-
-    async fn release_lease(&self, campaign_id: &str, owner: &str) -> Result<(), StoreError> {
-        queries::release_lease(&self.writer, campaign_id, owner).await
-    }
-
-    async fn report(&self, filter: &ReportFilter) -> Result<Report, StoreError> {
-        report::report(&self.reader, filter).await
-    }
-}
+// Each method is the function of the same name in `campaigns`, `orders`, `facts`, `ledger` or `report`: writes go
+// through the writer connection, reads through the reader. One writer: SQLite takes one at a time.
+store::impl_store!(SqliteStore, write_concurrency = 1);

@@ -1,17 +1,18 @@
-//! Reading the report views.
+//! The report views, read with a filter.
 
-use sqlx::sqlite::SqlitePool;
+use sqlx::sqlite::SqliteRow;
 use store::{CallStatusRow, DailyRow, IntentRow, Report, ReportFilter, StoreError, TotalsRow};
 
-use crate::util::{db_err, get, get_opt_ts, parse_day};
+use crate::SqliteStore;
+use crate::util::{db_err, decode_all};
 
 #[tracing::instrument(skip_all)]
-pub(crate) async fn report(pool: &SqlitePool, filter: &ReportFilter) -> Result<Report, StoreError> {
+pub(crate) async fn report(s: &SqliteStore, filter: &ReportFilter) -> Result<Report, StoreError> {
     Ok(Report {
-        totals: totals(pool, filter).await?,
-        daily: daily(pool, filter).await?,
-        call_status: call_status(pool, filter).await?,
-        intents: intents(pool, filter).await?,
+        totals: decode_all::<TotalsRow>(&totals(s, filter).await?)?,
+        daily: decode_all::<DailyRow>(&daily(s, filter).await?)?,
+        call_status: decode_all::<CallStatusRow>(&call_status(s, filter).await?)?,
+        intents: decode_all::<IntentRow>(&intents(s, filter).await?)?,
     })
 }
 
@@ -19,131 +20,57 @@ fn since(filter: &ReportFilter) -> Option<String> {
     filter.since.map(|d| d.format("%Y-%m-%d").to_string())
 }
 
-#[tracing::instrument(skip_all)]
-async fn totals(pool: &SqlitePool, filter: &ReportFilter) -> Result<Vec<TotalsRow>, StoreError> {
-    let rows = sqlx::query(
+async fn totals(s: &SqliteStore, filter: &ReportFilter) -> Result<Vec<SqliteRow>, StoreError> {
+    sqlx::query(
         "SELECT campaign_id, orders_total, orders_dialled, orders_answered, orders_finished, calls, calls_answered,
                 answer_rate, finish_rate, avg_talk_secs, p90_talk_secs, sms_sent, first_call_at, last_call_at
          FROM report_campaign_totals
-         WHERE (? IS NULL OR campaign_id = ?)
+         WHERE (?1 IS NULL OR campaign_id = ?1)
          ORDER BY campaign_id",
     )
     .bind(&filter.campaign)
-    .bind(&filter.campaign)
-    .fetch_all(pool)
+    .fetch_all(&s.reader)
     .await
-    .map_err(db_err)?;
-    rows.iter()
-        .map(|r| {
-            Ok(TotalsRow {
-                campaign_id: get(r, "campaign_id")?,
-                orders_total: get(r, "orders_total")?,
-                orders_dialled: get(r, "orders_dialled")?,
-                orders_answered: get(r, "orders_answered")?,
-                orders_finished: get(r, "orders_finished")?,
-                calls: get(r, "calls")?,
-                calls_answered: get(r, "calls_answered")?,
-                answer_rate: get(r, "answer_rate")?,
-                finish_rate: get(r, "finish_rate")?,
-                avg_talk_secs: get(r, "avg_talk_secs")?,
-                p90_talk_secs: get(r, "p90_talk_secs")?,
-                sms_sent: get(r, "sms_sent")?,
-                first_call_at: get_opt_ts(r, "first_call_at")?,
-                last_call_at: get_opt_ts(r, "last_call_at")?,
-            })
-        })
-        .collect()
+    .map_err(db_err)
 }
 
-#[tracing::instrument(skip_all)]
-async fn daily(pool: &SqlitePool, filter: &ReportFilter) -> Result<Vec<DailyRow>, StoreError> {
-    let rows = sqlx::query(
+async fn daily(s: &SqliteStore, filter: &ReportFilter) -> Result<Vec<SqliteRow>, StoreError> {
+    sqlx::query(
         "SELECT campaign_id, day, orders_total, orders_dialled, orders_answered, orders_finished, calls,
                 calls_answered, answer_rate, finish_rate, avg_talk_secs, p90_talk_secs, sms_sent
          FROM report_campaign_daily
-         WHERE (? IS NULL OR campaign_id = ?) AND (? IS NULL OR day >= ?)
+         WHERE (?1 IS NULL OR campaign_id = ?1) AND (?2 IS NULL OR day >= ?2)
          ORDER BY campaign_id, day",
     )
     .bind(&filter.campaign)
-    .bind(&filter.campaign)
     .bind(since(filter))
-    .bind(since(filter))
-    .fetch_all(pool)
+    .fetch_all(&s.reader)
     .await
-    .map_err(db_err)?;
-    rows.iter()
-        .map(|r| {
-            Ok(DailyRow {
-                campaign_id: get(r, "campaign_id")?,
-                day: parse_day(&get::<String>(r, "day")?)?,
-                orders_total: get(r, "orders_total")?,
-                orders_dialled: get(r, "orders_dialled")?,
-                orders_answered: get(r, "orders_answered")?,
-                orders_finished: get(r, "orders_finished")?,
-                calls: get(r, "calls")?,
-                calls_answered: get(r, "calls_answered")?,
-                answer_rate: get(r, "answer_rate")?,
-                finish_rate: get(r, "finish_rate")?,
-                avg_talk_secs: get(r, "avg_talk_secs")?,
-                p90_talk_secs: get(r, "p90_talk_secs")?,
-                sms_sent: get(r, "sms_sent")?,
-            })
-        })
-        .collect()
+    .map_err(db_err)
 }
 
-#[tracing::instrument(skip_all)]
-async fn call_status(
-    pool: &SqlitePool,
-    filter: &ReportFilter,
-) -> Result<Vec<CallStatusRow>, StoreError> {
-    let rows = sqlx::query(
+async fn call_status(s: &SqliteStore, filter: &ReportFilter) -> Result<Vec<SqliteRow>, StoreError> {
+    sqlx::query(
         "SELECT campaign_id, day, call_status, status_name, calls FROM report_call_status
-         WHERE (? IS NULL OR campaign_id = ?) AND (? IS NULL OR day >= ?)
+         WHERE (?1 IS NULL OR campaign_id = ?1) AND (?2 IS NULL OR day >= ?2)
          ORDER BY campaign_id, day, call_status",
     )
     .bind(&filter.campaign)
-    .bind(&filter.campaign)
     .bind(since(filter))
-    .bind(since(filter))
-    .fetch_all(pool)
+    .fetch_all(&s.reader)
     .await
-    .map_err(db_err)?;
-    rows.iter()
-        .map(|r| {
-            Ok(CallStatusRow {
-                campaign_id: get(r, "campaign_id")?,
-                day: parse_day(&get::<String>(r, "day")?)?,
-                call_status: get(r, "call_status")?,
-                status_name: get(r, "status_name")?,
-                calls: get(r, "calls")?,
-            })
-        })
-        .collect()
+    .map_err(db_err)
 }
 
-#[tracing::instrument(skip_all)]
-async fn intents(pool: &SqlitePool, filter: &ReportFilter) -> Result<Vec<IntentRow>, StoreError> {
-    let rows = sqlx::query(
+async fn intents(s: &SqliteStore, filter: &ReportFilter) -> Result<Vec<SqliteRow>, StoreError> {
+    sqlx::query(
         "SELECT campaign_id, day, intent, calls FROM report_intents
-         WHERE (? IS NULL OR campaign_id = ?) AND (? IS NULL OR day >= ?)
+         WHERE (?1 IS NULL OR campaign_id = ?1) AND (?2 IS NULL OR day >= ?2)
          ORDER BY campaign_id, day, calls DESC, intent",
     )
     .bind(&filter.campaign)
-    .bind(&filter.campaign)
     .bind(since(filter))
-    .bind(since(filter))
-    .fetch_all(pool)
+    .fetch_all(&s.reader)
     .await
-    .map_err(db_err)?;
-    rows.iter()
-        .map(|r| {
-            Ok(IntentRow {
-                campaign_id: get(r, "campaign_id")?,
-                day: parse_day(&get::<String>(r, "day")?)?,
-                intent: get(r, "intent")?,
-                calls: get(r, "calls")?,
-            })
-        })
-        .collect()
+    .map_err(db_err)
 }

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod backend;
 mod error;
 mod facts;
 mod records;
@@ -13,8 +14,9 @@ pub use facts::{
     is_final_call_status, may_replace_call_status, merge_order_facts, talk_secs,
 };
 pub use records::{
-    ActionRecord, CallbackIngest, CallbackRecord, CampaignRecord, NewOrder, OrderCounts,
-    OrderProgress, OrderRecord, TaskRecord, UploadState,
+    ActionRecord, CallbackIngest, CallbackRecord, CampaignRecord, Ingested, NewOrder, OrderCounts,
+    OrderProgress, OrderRecord, TERMINAL_TASK_STATUSES, TaskKey, TaskRecord, TaskStatusFact,
+    UploadState, is_terminal_task_status,
 };
 pub use report::{CallStatusRow, DailyRow, IntentRow, Report, ReportFilter, TotalsRow};
 pub use store::Store;

@@ -42,11 +42,39 @@ pub struct TaskRecord {
     /// The settings last sent to the platform (createTask/updateTask body), as JSON.
     pub settings: Option<serde_json::Value>,
     pub settings_sent_at: Option<DateTime<Utc>>,
-    /// The platform's `taskStatus` as last seen (1 pending, 2 running, 3 completed, 4 ended, 5 paused).
+    /// The platform's `taskStatus` as last seen (1 pending, 2 running, 3 completed, 4 ended, 5 paused). A terminal
+    /// one ([`TERMINAL_TASK_STATUSES`]) is never replaced.
     pub platform_status: Option<i64>,
-    /// The status the daemon wants the task in (same values).
-    pub desired_status: Option<i64>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// What identifies a task row when the daemon is about to create the task: its key and where it belongs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskKey {
+    pub user_task_id: String,
+    pub campaign_id: String,
+    pub generation: i64,
+    pub task_index: i64,
+}
+
+/// The platform's terminal `taskStatus` values: 3 completed, 4 ended. A task in one of them never runs again, so
+/// the store never replaces a stored terminal status by anything (not by another terminal one either).
+pub const TERMINAL_TASK_STATUSES: [i64; 2] = [3, 4];
+
+/// Whether a `taskStatus` is terminal (see [`TERMINAL_TASK_STATUSES`]).
+pub fn is_terminal_task_status(status: i64) -> bool {
+    TERMINAL_TASK_STATUSES.contains(&status)
+}
+
+/// A task status the platform reported in a task callback, applied by [`crate::Store::ingest_callbacks`] with the
+/// rule of [`crate::Store::task_status_observed`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskStatusFact {
+    pub user_task_id: String,
+    /// `taskStatus`.
+    pub status: i64,
+    /// The platform's `taskID`, when the callback gives one.
+    pub task_id: Option<String>,
 }
 
 /// Where an order is in its upload to the platform.
@@ -235,9 +263,42 @@ pub struct CallbackRecord {
 }
 
 /// One received callback as the webhook hands it to [`crate::Store::ingest_callbacks`]: the raw record, plus the
-/// order facts it carries when it was readable and is an order or call callback.
+/// order facts it carries when it was readable and is an order or call callback, and the task status it carries
+/// when it is a task callback the daemon trusts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallbackIngest {
     pub record: CallbackRecord,
     pub facts: Option<OrderFacts>,
+    pub task_status: Option<TaskStatusFact>,
+}
+
+impl CallbackIngest {
+    /// A callback carrying nothing but its raw record.
+    pub fn raw(record: CallbackRecord) -> CallbackIngest {
+        CallbackIngest {
+            record,
+            facts: None,
+            task_status: None,
+        }
+    }
+
+    /// The key under which a replay of this callback is recognised: its `requestID` when its signature verified.
+    /// Unverified records have none (anyone can send them, so they never suppress anything).
+    pub fn replay_key(&self) -> Option<&str> {
+        match (&self.record.request_id, self.record.verified) {
+            (Some(id), true) => Some(id.as_str()),
+            _ => None,
+        }
+    }
+}
+
+/// What [`crate::Store::ingest_callbacks`] did with one callback of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ingested {
+    /// Stored, and its facts applied.
+    Stored,
+    /// A verified callback whose `requestID` is already stored (a replay, or a second delivery of one already
+    /// answered): not stored again, and its facts not applied again.
+    Repeat,
 }

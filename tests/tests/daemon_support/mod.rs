@@ -320,3 +320,27 @@ pub fn campaignd_bin() -> std::path::PathBuf {
         })
         .clone()
 }
+
+/// Runs each named `async fn name(backend: Backend)` of the including test file as two tests, `sqlite::name` and
+/// `postgres::name`.
+#[allow(unused_macros)]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}

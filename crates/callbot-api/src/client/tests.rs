@@ -80,12 +80,39 @@ async fn handle(
     reply: Arc<impl Fn(usize, &Seen) -> Reply>,
     count: Arc<AtomicUsize>,
 ) -> std::io::Result<()> {
+    let Some(req) = read_request(&mut stream).await? else {
+        return Ok(());
+    };
+    seen.lock().unwrap().push(req.clone());
+    let n = count.fetch_add(1, Ordering::SeqCst);
+    match reply(n, &req) {
+        Reply::Http(status, extra, body) => {
+            let mut out = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+                body.len()
+            );
+            for (k, v) in extra {
+                out.push_str(&format!("{k}: {v}\r\n"));
+            }
+            out.push_str("\r\n");
+            stream.write_all(out.as_bytes()).await?;
+            stream.write_all(&body).await?;
+            stream.shutdown().await?;
+        }
+        Reply::Drop => drop(stream),
+        Reply::Stall => std::future::pending::<()>().await,
+    }
+    Ok(())
+}
+
+/// Reads one request (head and `content-length` body); `None` if the connection closed first.
+async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Seen>> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
-            return Ok(());
+            return Ok(None);
         }
         buf.extend_from_slice(&chunk[..n]);
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -116,31 +143,11 @@ async fn handle(
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    let req = Seen {
+    Ok(Some(Seen {
         path,
         headers,
         body: buf[head_end..].to_vec(),
-    };
-    seen.lock().unwrap().push(req.clone());
-    let n = count.fetch_add(1, Ordering::SeqCst);
-    match reply(n, &req) {
-        Reply::Http(status, extra, body) => {
-            let mut out = format!(
-                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
-                body.len()
-            );
-            for (k, v) in extra {
-                out.push_str(&format!("{k}: {v}\r\n"));
-            }
-            out.push_str("\r\n");
-            stream.write_all(out.as_bytes()).await?;
-            stream.write_all(&body).await?;
-            stream.shutdown().await?;
-        }
-        Reply::Drop => drop(stream),
-        Reply::Stall => std::future::pending::<()>().await,
-    }
-    Ok(())
+    }))
 }
 
 fn clock() -> ManualClock {
@@ -160,17 +167,36 @@ fn config(url: &str) -> ClientConfig {
 }
 
 #[derive(Default)]
-struct Recorder(Mutex<Vec<ActionRecord>>);
+struct Recorder {
+    actions: Mutex<Vec<ActionRecord>>,
+    signatures: Mutex<Vec<SignatureCheck>>,
+}
 
 impl ActionObserver for Recorder {
     fn record(&self, action: &ActionRecord) {
-        self.0.lock().unwrap().push(action.clone());
+        self.actions.lock().unwrap().push(action.clone());
+    }
+
+    fn response_signature(&self, check: &SignatureCheck) {
+        self.signatures.lock().unwrap().push(check.clone());
     }
 }
 
 impl Recorder {
     fn records(&self) -> Vec<ActionRecord> {
-        self.0.lock().unwrap().clone()
+        self.actions.lock().unwrap().clone()
+    }
+
+    fn signatures(&self) -> Vec<SignatureCheck> {
+        self.signatures.lock().unwrap().clone()
+    }
+
+    /// (outcome, HTTP status) of every signature check so far.
+    fn signature_outcomes(&self) -> Vec<(SignatureOutcome, u16)> {
+        self.signatures()
+            .iter()
+            .map(|c| (c.outcome, c.http_status))
+            .collect()
     }
 }
 
@@ -426,40 +452,171 @@ async fn rejects_wrong_product_id_before_sending() {
     assert!(server.seen().is_empty());
 }
 
-/// A server that signs its responses: over the raw response body, with its own createTs and requestID.
+/// An answer signed the way the platform is assumed to sign: over the raw response body, with its own createTs and
+/// requestID. `tamper` changes the body after signing (`"retMsg":"ok"` becomes `"OK"`, still valid JSON).
+fn signed(status: u16, body: &str, tamper: bool) -> Reply {
+    let h = SignedHeaders::signed(
+        &SecretKey::new(SECRET.into()),
+        body.as_bytes(),
+        (NOW + 2).to_string(),
+        "server-request-id",
+        UUID,
+        Algorithm::Md5,
+    );
+    let sent = if tamper {
+        assert!(body.contains(r#""retMsg":"ok""#), "nothing to tamper with");
+        body.replace(r#""retMsg":"ok""#, r#""retMsg":"OK""#)
+    } else {
+        body.to_owned()
+    };
+    Reply::Http(
+        status,
+        vec![
+            ("requestID".into(), h.request_id),
+            ("uuid".into(), h.uuid),
+            ("createTs".into(), h.create_ts),
+            ("sign".into(), h.sign),
+        ],
+        sent.into_bytes(),
+    )
+}
+
 fn signed_reply(body: &'static str, tamper: bool) -> impl Fn(usize, &Seen) -> Reply {
-    move |_, _| {
-        let h = SignedHeaders::signed(
-            &SecretKey::new(SECRET.into()),
-            body.as_bytes(),
-            (NOW + 2).to_string(),
-            "server-request-id",
-            UUID,
-            Algorithm::Md5,
-        );
-        let mut sent = body.as_bytes().to_vec();
-        if tamper {
-            let i = sent.len() - 2;
-            sent[i] = b'6';
-        }
-        Reply::Http(
-            200,
-            vec![
-                ("requestID".into(), h.request_id),
-                ("uuid".into(), h.uuid),
-                ("createTs".into(), h.create_ts),
-                ("sign".into(), h.sign),
-            ],
-            sent,
-        )
-    }
+    move |_, _| signed(200, body, tamper)
+}
+
+const OK_LIST: &str = r#"{"retCode":0,"retMsg":"ok","responseID":"resp-2","orderDetailList":[]}"#;
+const NOT_FOUND: &str = r#"{"retCode":404,"retMsg":"ok","responseID":""}"#;
+
+fn list_one() -> ListOrderDetailRequest {
+    ListOrderDetailRequest::new("ut-1", vec!["o-1".into()])
 }
 
 #[tokio::test]
-async fn verifies_response_signatures_when_asked() {
+async fn reports_signatures_by_default_and_uses_every_response() {
+    assert_eq!(
+        ClientConfig::new("http://x", UUID, SecretKey::new(SECRET.into())).verify_responses,
+        ResponseVerification::Report
+    );
+    let server = serve(|n, _| match n {
+        0 => signed(200, OK_MGR, false),
+        1 => signed(200, OK_MGR, true),
+        _ => json(200, OK_MGR),
+    })
+    .await;
+    let (client, rec) = client_with_recorder(config(&server.url));
+    for _ in 0..3 {
+        client.mgr_task_status(&pause()).await.unwrap();
+    }
+    assert_eq!(
+        rec.signature_outcomes(),
+        vec![
+            (SignatureOutcome::Ok, 200),
+            (SignatureOutcome::Mismatch, 200),
+            (SignatureOutcome::Missing, 200),
+        ]
+    );
+    let checks = rec.signatures();
+    let records = rec.records();
+    for (check, record) in checks.iter().zip(&records) {
+        assert_eq!(check.request_id, record.request_id);
+        assert_eq!(check.endpoint, Endpoint::MgrTaskStatus);
+        assert_eq!(check.mode, ResponseVerification::Report);
+        assert_eq!(record.outcome, ActionOutcome::Ok);
+    }
+    assert!(checks[0].reason.is_empty());
+    assert!(checks[1].reason.contains("does not verify"), "{checks:?}");
+}
+
+#[tokio::test]
+async fn enforce_refuses_a_mismatch_as_ambiguous_for_writes_and_rejected_for_reads() {
+    let server = serve(|_, _| signed(200, OK_MGR, true)).await;
+    let mut cfg = config(&server.url);
+    cfg.verify_responses = ResponseVerification::Enforce;
+    let (client, rec) = client_with_recorder(cfg.clone());
+    let err = client.mgr_task_status(&pause()).await.unwrap_err();
+    assert!(err.is_ambiguous(), "{err:?}");
+    assert!(err.to_string().contains("does not verify"), "{err}");
+    assert_eq!(server.seen().len(), 1, "not retried");
+    assert_eq!(
+        rec.signature_outcomes(),
+        [(SignatureOutcome::Mismatch, 200)]
+    );
+
+    let server = serve(|_, _| signed(200, OK_LIST, true)).await;
+    cfg.base_url = server.url.clone();
+    let (client, _) = client_with_recorder(cfg);
+    let err = client.list_order_detail(&list_one()).await.unwrap_err();
+    assert_eq!(err.rejected_code(), Some(200), "{err:?}");
+    assert_eq!(server.seen().len(), 1, "not retried");
+}
+
+#[tokio::test]
+async fn checks_the_signature_of_non_2xx_responses_too() {
+    // Report: a mis-signed 404 is counted and stays a rejection; a signed 503 is counted and retried.
+    let server = serve(|n, _| match n {
+        0 => signed(404, NOT_FOUND, true),
+        1 => signed(503, OK_MGR, false),
+        _ => signed(200, OK_MGR, false),
+    })
+    .await;
+    let (client, rec) = client_with_recorder(config(&server.url));
+    let err = client.mgr_task_status(&pause()).await.unwrap_err();
+    assert_eq!(err.rejected_code(), Some(404), "{err:?}");
+    client.mgr_task_status(&pause()).await.unwrap();
+    assert_eq!(
+        rec.signature_outcomes(),
+        [
+            (SignatureOutcome::Mismatch, 404),
+            (SignatureOutcome::Ok, 503),
+            (SignatureOutcome::Ok, 200),
+        ]
+    );
+
+    // Enforce: a mis-signed 404 says nothing reliable, so the write may have been applied.
+    let server = serve(|_, _| signed(404, NOT_FOUND, true)).await;
+    let mut cfg = config(&server.url);
+    cfg.verify_responses = ResponseVerification::Enforce;
+    let (client, _) = client_with_recorder(cfg.clone());
+    let err = client.mgr_task_status(&pause()).await.unwrap_err();
+    assert!(err.is_ambiguous(), "{err:?}");
+
+    // Enforce: an unsigned 502 (a gateway's) is counted as missing and still retried.
+    let server = serve(|n, _| {
+        if n == 0 {
+            json(502, "bad gateway")
+        } else {
+            signed(200, OK_MGR, false)
+        }
+    })
+    .await;
+    cfg.base_url = server.url.clone();
+    let (client, rec) = client_with_recorder(cfg);
+    client.mgr_task_status(&pause()).await.unwrap();
+    assert_eq!(
+        rec.signature_outcomes(),
+        [
+            (SignatureOutcome::Missing, 502),
+            (SignatureOutcome::Ok, 200)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn off_checks_no_signature() {
+    let server = serve(signed_reply(OK_MGR, true)).await;
+    let mut cfg = config(&server.url);
+    cfg.verify_responses = ResponseVerification::Off;
+    let (client, rec) = client_with_recorder(cfg);
+    client.mgr_task_status(&pause()).await.unwrap();
+    assert!(rec.signatures().is_empty());
+}
+
+#[tokio::test]
+async fn enforce_refuses_bad_and_missing_signatures_on_success() {
     let server = serve(signed_reply(OK_MGR, false)).await;
     let mut cfg = config(&server.url);
-    cfg.verify_responses = true;
+    cfg.verify_responses = ResponseVerification::Enforce;
     let (client, _) = client_with_recorder(cfg.clone());
     client.mgr_task_status(&pause()).await.unwrap();
 
@@ -470,7 +627,7 @@ async fn verifies_response_signatures_when_asked() {
     assert!(err.is_ambiguous(), "{err:?}");
     assert_eq!(server.seen().len(), 1);
 
-    // Unsigned response with verification on: ambiguous too.
+    // Unsigned 200 under enforce: ambiguous too.
     let server = serve(|_, _| json(200, OK_MGR)).await;
     cfg.base_url = server.url.clone();
     let (client, _) = client_with_recorder(cfg);
@@ -481,6 +638,116 @@ async fn verifies_response_signatures_when_asked() {
             .unwrap_err()
             .is_ambiguous()
     );
+}
+
+const HUGE: usize = 256 * 1024 * 1024;
+
+/// A one-connection server whose answer is a valid JSON body of `total` bytes,
+/// `{"retCode":0,…,"pad":"aaa…"}`, written in 64 KiB pieces, with a `Content-Length` or (`declare_length` false)
+/// running until the connection closes. The task returns how many body bytes it wrote before the client hung up.
+async fn serve_huge(
+    declare_length: bool,
+    total: usize,
+) -> (String, tokio::task::JoinHandle<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        read_request(&mut stream).await.unwrap().unwrap();
+        let length = if declare_length {
+            format!("content-length: {total}\r\n")
+        } else {
+            String::new()
+        };
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{length}connection: close\r\n\r\n"
+        );
+        if stream.write_all(head.as_bytes()).await.is_err() {
+            return 0;
+        }
+        let (open, close) = (
+            br#"{"retCode":0,"retMsg":"ok","responseID":"r","pad":""#.as_slice(),
+            br#""}"#.as_slice(),
+        );
+        let pad = vec![b'a'; 64 * 1024];
+        let mut written = 0;
+        while written < total {
+            let piece = if written == 0 {
+                open
+            } else if total - written == close.len() {
+                close
+            } else {
+                &pad[..pad.len().min(total - written - close.len())]
+            };
+            if stream.write_all(piece).await.is_err() {
+                return written;
+            }
+            written += piece.len();
+        }
+        let _ = stream.shutdown().await;
+        written
+    });
+    (url, task)
+}
+
+fn capped(url: &str, cap: usize) -> ClientConfig {
+    let mut cfg = config(url);
+    cfg.max_response_bytes = cap;
+    cfg
+}
+
+#[tokio::test]
+async fn refuses_a_response_declared_over_the_cap_without_reading_it() {
+    let (url, server) = serve_huge(true, HUGE).await;
+    let (client, rec) = client_with_recorder(capped(&url, 64 * 1024));
+    let err = client.mgr_task_status(&pause()).await.unwrap_err();
+    assert!(err.is_ambiguous(), "a write may have been applied: {err:?}");
+    assert!(
+        err.to_string().contains("max_response_bytes = 65536"),
+        "{err}"
+    );
+    let written = server.await.unwrap();
+    assert!(written < HUGE / 4, "the client took {written} bytes");
+    let records = rec.records();
+    assert_eq!(records.len(), 1, "not retried");
+    assert_eq!(records[0].http_status, Some(200));
+    assert_eq!(records[0].outcome, ActionOutcome::Ambiguous);
+}
+
+#[tokio::test]
+async fn stops_reading_a_response_without_length_at_the_cap() {
+    let (url, server) = serve_huge(false, HUGE).await;
+    let (client, _) = client_with_recorder(capped(&url, 64 * 1024));
+    let err = client.list_order_detail(&list_one()).await.unwrap_err();
+    assert_eq!(
+        err.rejected_code(),
+        Some(200),
+        "a read is a plain refusal: {err:?}"
+    );
+    assert!(err.to_string().contains("max_response_bytes"), "{err}");
+    let written = server.await.unwrap();
+    assert!(written < HUGE / 4, "the client took {written} bytes");
+
+    let (url, server) = serve_huge(false, HUGE).await;
+    let (client, _) = client_with_recorder(capped(&url, 64 * 1024));
+    let err = client.mgr_task_status(&pause()).await.unwrap_err();
+    assert!(err.is_ambiguous(), "{err:?}");
+    assert!(server.await.unwrap() < HUGE / 4);
+}
+
+#[tokio::test]
+async fn accepts_a_response_of_exactly_the_cap_either_way() {
+    const CAP: usize = 100_000;
+    for declare_length in [true, false] {
+        let (url, _server) = serve_huge(declare_length, CAP).await;
+        let (client, _) = client_with_recorder(capped(&url, CAP));
+        client.list_order_detail(&list_one()).await.unwrap();
+
+        let (url, _server) = serve_huge(declare_length, CAP + 1).await;
+        let (client, _) = client_with_recorder(capped(&url, CAP));
+        let err = client.list_order_detail(&list_one()).await.unwrap_err();
+        assert_eq!(err.rejected_code(), Some(200), "{declare_length}: {err:?}");
+    }
 }
 
 #[tokio::test]
@@ -515,7 +782,10 @@ async fn keeps_base_url_path_prefix() {
 
 #[test]
 fn refuses_bad_configuration() {
+    let mut no_room = ClientConfig::new("http://x", UUID, SecretKey::new("k".into()));
+    no_room.max_response_bytes = 0;
     let bad = [
+        no_room,
         ClientConfig::new("not a url", UUID, SecretKey::new("k".into())),
         ClientConfig::new("ftp://x", UUID, SecretKey::new("k".into())),
         ClientConfig::new("http://x", "", SecretKey::new("k".into())),

@@ -119,6 +119,19 @@ impl Endpoint {
     pub fn from_path(path: &str) -> Option<Endpoint> {
         Endpoint::ALL.into_iter().find(|e| e.path() == path)
     }
+
+    /// Only reads the platform's state (`listOrderDetail`, `listTask`, `ping`): a request whose answer is lost or
+    /// refused changed nothing. Every other endpoint may change a task or its orders.
+    pub fn is_read_only(self) -> bool {
+        match self {
+            Endpoint::ListOrderDetail | Endpoint::ListTask | Endpoint::Ping => true,
+            Endpoint::CreateAndCall
+            | Endpoint::AddBatchCall
+            | Endpoint::UpdateTask
+            | Endpoint::MgrTaskStatus
+            | Endpoint::StopOrder => false,
+        }
+    }
 }
 
 impl std::fmt::Display for Endpoint {

@@ -331,6 +331,12 @@ fn endpoints_have_v3_paths_and_names() {
     assert!(ret_code::is_retryable(ret_code::MAINTENANCE));
     assert!(!ret_code::is_retryable(ret_code::BAD_SIGN));
     assert!(!ret_code::is_retryable(ret_code::OK));
+    let reads: Vec<&str> = Endpoint::ALL
+        .into_iter()
+        .filter(|e| e.is_read_only())
+        .map(Endpoint::name)
+        .collect();
+    assert_eq!(reads, ["listOrderDetail", "listTask", "ping"]);
 }
 
 mod props {

@@ -167,6 +167,7 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
         webhook,
         watcher,
         web_listener,
+        None,
         inner.clone(),
     ));
 

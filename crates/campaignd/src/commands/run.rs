@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use callbot_api::{Client, ClientConfig};
 use clock::SystemClock;
-use daemon::{Daemon, DaemonConfig, Hub, Metrics, Watcher, Webhook};
+use daemon::{ConnLimits, Daemon, DaemonConfig, Hub, Metrics, Watcher, Webhook, WebhookLimits};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -30,6 +30,8 @@ pub struct RunArgs {
 pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<ExitCode> {
     let settings = Settings::from_cli()?;
     let (uuid, secret) = settings.require_platform()?;
+    // Under systemd's Type=notify: None when $NOTIFY_SOCKET is unset.
+    let systemd = crate::notify::Notifier::from_env()?;
     let store = crate::open_store::open_store(&settings.store.url).await?;
     let clock = SystemClock::shared();
 
@@ -43,6 +45,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<E
     cc.requests_per_second = p.requests_per_second;
     cc.request_timeout = p.request_timeout;
     cc.verify_responses = p.verify_responses;
+    cc.max_response_bytes = p.max_response_bytes;
     let client = Client::new(cc, clock.clone()).context("cannot build the platform client")?;
 
     let listener = TcpListener::bind(settings.webhook.listen)
@@ -93,8 +96,30 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<E
 
     let hub = Arc::new(Hub::new(Metrics::new()));
     let daemon = Daemon::new(store.clone(), client, clock.clone(), hub.clone(), dc);
+    let wh = &settings.webhook;
+    let limits = WebhookLimits {
+        conn: ConnLimits {
+            header_read_timeout: wh.header_read_timeout,
+            max_connections: wh.max_connections,
+            ..ConnLimits::default()
+        },
+        max_body_bytes: wh.max_body_bytes,
+        body_read_timeout: wh.body_read_timeout,
+        max_skew_secs: i64::try_from(wh.max_clock_skew.as_secs()).unwrap_or(i64::MAX),
+        stuck_after: wh.stuck_after,
+    };
     let webhook = Webhook::new(store.clone(), secret.clone(), clock.clone(), hub.clone())
-        .with_algorithm(p.algorithm);
+        .with_algorithm(p.algorithm)
+        .with_account(uuid)
+        .with_limits(limits);
+    let admin = match wh.admin_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} ([webhook] admin_listen)"))?,
+        ),
+        None => None,
+    };
     let watcher = Watcher::new(
         &settings.campaigns.dir,
         hub.clone(),
@@ -108,7 +133,22 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<E
         replica = %replica,
         "campaignd running"
     );
-    serve(daemon, webhook, watcher, listener, shutdown).await
+    // READY=1 after the first reconcile pass, WATCHDOG=1 while passes complete, STOPPING=1 as shutdown begins
+    // (SIGTERM) or once `serve` returns (a component failed).
+    let notify_stop = shutdown.child_token();
+    let notify_task = systemd.map(|(notifier, watchdog)| {
+        tokio::spawn(notifier.run(
+            crate::notify::Watchdog::new(watchdog),
+            hub.clone(),
+            notify_stop.clone(),
+        ))
+    });
+    let code = serve(daemon, webhook, watcher, listener, admin, shutdown).await;
+    notify_stop.cancel();
+    if let Some(task) = notify_task {
+        let _ = task.await;
+    }
+    code
 }
 
 /// Runs the three components until `shutdown`, then waits for them at most [`SHUTDOWN_DEADLINE`].
@@ -117,6 +157,7 @@ pub async fn serve(
     webhook: Webhook,
     watcher: Watcher,
     listener: TcpListener,
+    admin: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<ExitCode> {
     let tracker = TaskTracker::new();
@@ -134,7 +175,7 @@ pub async fn serve(
     {
         let (token, failed) = (inner.clone(), failed.clone());
         tracker.spawn(async move {
-            if let Err(e) = webhook.run(listener, token).await {
+            if let Err(e) = webhook.run_with_admin(listener, admin, token).await {
                 tracing::error!(error = %e, "the webhook listener stopped");
                 failed.cancel();
             }

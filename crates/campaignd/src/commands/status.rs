@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use callbot_api::wire::TaskStatus;
 use campaign::CampaignSpec;
 use campaign::chrono::{DateTime, Utc};
 use clock::Clock;
@@ -85,45 +86,44 @@ pub async fn run(args: StatusArgs, _shutdown: CancellationToken) -> anyhow::Resu
     };
     let store = crate::open_store::open_store(&url).await?;
 
-    // The files as they are now, then the last good specs the daemon kept for files that are gone or broken.
-    let scan = daemon::scan_dir(&dir);
-    if let Some(e) = &scan.dir_error {
-        eprintln!("warning: cannot read the campaigns directory: {e}");
-    }
+    // The campaign set as the daemon builds it: the last good specs kept in the store (finished ones included, so
+    // they can be shown), then the files as they are now.
     let records = store
         .campaigns()
         .await
         .context("cannot read the campaigns from the store")?;
-    let mut entries: Vec<(CampaignSpec, bool, Option<String>, Option<String>)> = Vec::new();
-    let mut file_errors = Vec::new();
-    for (path, result) in &scan.files {
-        match result {
-            Ok(spec) => entries.push((spec.clone(), true, None, None)),
-            Err(e) => file_errors.push((path.clone(), e.clone())),
-        }
+    let mut set = daemon::CampaignSet::new();
+    for id in set.load_stored(&records, true) {
+        eprintln!("warning: the stored spec of campaign {id} cannot be read; it is left out");
     }
-    for rec in &records {
-        if entries.iter().any(|(s, ..)| s.id == rec.id) {
-            if let Some(e) = entries.iter_mut().find(|(s, ..)| s.id == rec.id) {
-                e.3 = rec.last_error.clone();
-            }
-            continue;
-        }
-        let Some(spec) = rec
-            .spec
-            .clone()
-            .and_then(|v| serde_json::from_value::<CampaignSpec>(v).ok())
-        else {
-            continue;
-        };
-        let broken = file_errors
+    let diff = set.scan(&dir);
+    if let Some(e) = &diff.dir_error {
+        eprintln!("warning: cannot read the campaigns directory: {e}");
+    }
+    let file_errors: Vec<(PathBuf, String)> = set
+        .apply(diff)
+        .into_iter()
+        .filter(|(path, ..)| !set.entries().any(|c| c.spec.source == *path))
+        .map(|(path, error, _)| (path, error))
+        .collect();
+    let last_error = |id: &str| {
+        records
             .iter()
-            .find(|(p, _)| p == &spec.source)
-            .map(|(_, e)| e.clone());
-        let present = broken.is_some();
-        entries.push((spec, present, broken, rec.last_error.clone()));
-    }
-    entries.retain(|(s, ..)| args.campaign.as_ref().is_none_or(|c| *c == s.id));
+            .find(|r| r.id == id)
+            .and_then(|r| r.last_error.clone())
+    };
+    let entries: Vec<(CampaignSpec, bool, Option<String>, Option<String>)> = set
+        .entries()
+        .filter(|c| args.campaign.as_ref().is_none_or(|id| *id == c.spec.id))
+        .map(|c| {
+            (
+                c.spec.clone(),
+                c.file_present,
+                c.file_error.map(str::to_owned),
+                last_error(&c.spec.id),
+            )
+        })
+        .collect();
     if entries.is_empty()
         && let Some(c) = &args.campaign
     {
@@ -161,12 +161,10 @@ pub async fn run(args: StatusArgs, _shutdown: CancellationToken) -> anyhow::Resu
                 print_human(c);
             }
             for (path, e) in &file_errors {
-                if !out.iter().any(|c| c.file == path.display().to_string()) {
-                    println!(
-                        "file {} is not a valid campaign (nothing runs from it):\n{e}",
-                        path.display()
-                    );
-                }
+                println!(
+                    "file {} is not a valid campaign (nothing runs from it):\n{e}",
+                    path.display()
+                );
             }
         }
     }
@@ -261,7 +259,9 @@ fn print_human(c: &CampaignStatus) {
     };
     println!("  task:     {task}");
     for (ut, generation, status) in &c.other_tasks {
-        let state = status.map_or("not created", |s| TaskState::from_platform(s).as_str());
+        let state = status.map_or("not created", |s| {
+            TaskState::from_status(TaskStatus::from_code(s)).as_str()
+        });
         println!("            {ut} (generation {generation}): {state}");
     }
     let o = &c.orders;

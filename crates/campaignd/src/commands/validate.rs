@@ -41,25 +41,14 @@ pub struct ValidateArgs {
     pub strict_contacts: bool,
 }
 
-/// Every `*.toml` file directly in `dir`, sorted.
+/// The campaign files of `dir`, by the daemon's own rule (hidden and temporary files are not campaigns), sorted.
 pub(crate) fn campaign_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).with_context(|| {
+    daemon::campaign_files(dir).with_context(|| {
         format!(
             "cannot list the campaigns directory {} (set --campaigns-dir)",
             dir.display()
         )
-    })?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let path = entry
-            .with_context(|| format!("cannot list {}", dir.display()))?
-            .path();
-        if path.extension().is_some_and(|e| e == "toml") && path.is_file() {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
+    })
 }
 
 /// The files' parsed campaigns, every diagnostic (errors and warnings, including the cross-file ones and the

@@ -1,0 +1,115 @@
+//! Polling unfinished orders (`listOrderDetail`): the backstop of callbacks.
+
+use std::collections::{HashSet, VecDeque};
+
+use callbot_api::wire::ListOrderDetailRequest;
+use campaign::CampaignSpec;
+use chrono::{DateTime, Utc};
+use store::{FactSource, StoreError};
+
+use super::resolve::POLL_CHUNK;
+use super::{Executor, Learned, StepResult};
+use crate::task::TaskView;
+
+/// Work budget of one poll action: no further chunk is requested once this much time went by (measured, not a
+/// decision input: it only bounds how long one campaign keeps the reconciler).
+const POLL_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
+/// Order IDs read from the store per refill of a poll action's queue, in chunks.
+const POLL_PREFETCH_CHUNKS: u32 = 8;
+
+impl Executor {
+    /// listOrderDetail for unfinished sent orders, oldest-checked first, in chunks of at most 500, for at most
+    /// [`POLL_BUDGET`] of work per action; the orders not reached wait for the next poll, `poll_interval` later (they
+    /// are the least recently checked, so they come first then). Polls are the backstop of callbacks: a backlog is
+    /// worked off over several intervals rather than taking the reconciler (and the platform's request rate) from
+    /// uploads and other campaigns.
+    /// The request for the next chunk is in flight while the previous chunk's facts are written.
+    pub(super) async fn poll(
+        &self,
+        spec: &CampaignSpec,
+        ut: &str,
+        now: DateTime<Utc>,
+    ) -> StepResult<Learned> {
+        let started = std::time::Instant::now();
+        // Every order ID taken for a request in this action: never asked twice in one action.
+        let mut polled: HashSet<String> = HashSet::new();
+        let mut queue: VecDeque<String> = VecDeque::new();
+        let mut current: Vec<String> = self
+            .next_poll_chunk(ut, &mut queue, &mut polled)
+            .await?
+            .unwrap_or_default();
+        let mut resp = if current.is_empty() {
+            None
+        } else {
+            Some(
+                self.client
+                    .list_order_detail(&ListOrderDetailRequest::new(ut, current.clone()))
+                    .await?,
+            )
+        };
+        while let Some(r) = resp.take() {
+            let facts: Vec<_> = r
+                .order_detail_list
+                .iter()
+                .map(|d| crate::facts::from_order_detail(d, ut))
+                .collect();
+            let gaps = facts.iter().filter(|f| f.finished).count() as u64;
+            let next = if self.stop.is_cancelled() || started.elapsed() >= POLL_BUDGET {
+                None
+            } else {
+                self.next_poll_chunk(ut, &mut queue, &mut polled).await?
+            };
+            let store = &self.store;
+            let write = async {
+                store.apply_order_facts(&facts, FactSource::Poll).await?;
+                store.mark_polled(&current, now).await
+            };
+            let client = &self.client;
+            let fetch = async {
+                match &next {
+                    Some(ids) => Some(
+                        client
+                            .list_order_detail(&ListOrderDetailRequest::new(ut, ids.clone()))
+                            .await,
+                    ),
+                    None => None,
+                }
+            };
+            let (written, fetched) = tokio::join!(write, fetch);
+            written?;
+            self.metrics.callback_gaps(gaps);
+            if let (Some(ids), Some(fetched)) = (next, fetched) {
+                current = ids;
+                resp = Some(fetched?);
+            }
+        }
+        let task = self.task_record(&spec.id, ut).await?;
+        Ok(Learned::Polled {
+            task_terminal: TaskView::of(task.as_ref()).state.is_terminal(),
+        })
+    }
+
+    /// The next chunk (at most 500) of the task's unfinished orders not yet taken in this poll action, least
+    /// recently polled first; refills `queue` from the store a few chunks at a time. `None` when none is left.
+    async fn next_poll_chunk(
+        &self,
+        ut: &str,
+        queue: &mut VecDeque<String>,
+        polled: &mut HashSet<String>,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        if queue.is_empty() {
+            let ids = self
+                .store
+                .orders_to_poll(ut, POLL_CHUNK * POLL_PREFETCH_CHUNKS)
+                .await?;
+            queue.extend(ids.into_iter().filter(|o| !polled.contains(o)));
+        }
+        let n = queue.len().min(POLL_CHUNK as usize);
+        if n == 0 {
+            return Ok(None);
+        }
+        let ids: Vec<String> = queue.drain(..n).collect();
+        polled.extend(ids.iter().cloned());
+        Ok(Some(ids))
+    }
+}

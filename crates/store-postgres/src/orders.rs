@@ -1,0 +1,398 @@
+//! Orders: planning, upload states (with the per-task tallies), polling marks and counts.
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgConnection;
+use store::backend::upload::{self, UploadStatements};
+use store::{
+    NewOrder, OrderCounts, OrderProgress, OrderRecord, StoreError, TallyDelta, UploadState,
+};
+
+use crate::PgStore;
+use crate::util::{apply_tallies, db_err, decode, decode_all, json_text, nul_free};
+
+const ORDER_COLUMNS: &str = "order_id, campaign_id, user_task_id, phone, name, customer, other, variables, \
+     source_line, upload_state, reject_reason, state_changed_at, finished, last_call_status, last_polled_at";
+
+/// `COPY` into a temporary table dropped at commit, then one `INSERT .. SELECT .. ON CONFLICT DO NOTHING` that also
+/// tells how many rows of each task were new (for the tallies), all in one transaction.
+#[tracing::instrument(skip_all, fields(orders = orders.len()))]
+pub(crate) async fn insert_planned_orders(
+    s: &PgStore,
+    orders: &[NewOrder],
+) -> Result<u64, StoreError> {
+    if orders.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = s.pool.begin().await.map_err(db_err)?;
+    sqlx::query(
+        "CREATE TEMPORARY TABLE planned_in (
+             order_id text, campaign_id text, user_task_id text, phone text, name text, customer text, other text,
+             variables text, source_line int8, n int8
+         ) ON COMMIT DROP",
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    let mut copy = tx
+        .copy_in_raw("COPY planned_in FROM STDIN")
+        .await
+        .map_err(db_err)?;
+    copy.send(copy_rows(orders)).await.map_err(db_err)?;
+    copy.finish().await.map_err(db_err)?;
+    let per_task: Vec<(String, i64)> = sqlx::query_as(
+        "WITH ins AS (
+             INSERT INTO orders (order_id, campaign_id, user_task_id, phone, name, customer, other, variables,
+                                 source_line)
+             SELECT order_id, campaign_id, user_task_id, phone, name, customer, other, variables::jsonb, source_line
+             FROM planned_in ORDER BY n
+             ON CONFLICT DO NOTHING
+             RETURNING user_task_id
+         )
+         SELECT user_task_id, COUNT(*) FROM ins GROUP BY user_task_id",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    let mut tallies = TallyDelta::default();
+    let mut inserted = 0;
+    for (ut, n) in &per_task {
+        tallies.add(ut, UploadState::Planned, *n);
+        inserted += u64::try_from(*n).unwrap_or(0);
+    }
+    apply_tallies(tallies, &mut tx).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(inserted)
+}
+
+#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id, state = %state))]
+pub(crate) async fn orders_in_state(
+    s: &PgStore,
+    user_task_id: &str,
+    state: UploadState,
+    limit: u32,
+) -> Result<Vec<OrderRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE user_task_id = $1 AND upload_state = $2
+         ORDER BY source_line, order_id LIMIT $3"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(user_task_id)
+        .bind(state.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&s.pool)
+        .await
+        .map_err(db_err)?;
+    decode_all(&rows)
+}
+
+#[tracing::instrument(skip_all, fields(order.id = %order_id))]
+pub(crate) async fn order(s: &PgStore, order_id: &str) -> Result<Option<OrderRecord>, StoreError> {
+    let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(order_id)
+        .fetch_optional(&s.pool)
+        .await
+        .map_err(db_err)?;
+    row.as_ref().map(decode).transpose()
+}
+
+#[tracing::instrument(skip_all, fields(orders = order_ids.len(), state = %state))]
+pub(crate) async fn set_upload_state(
+    s: &PgStore,
+    order_ids: &[String],
+    state: UploadState,
+    at: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    if order_ids.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = s.pool.begin().await.map_err(db_err)?;
+    let moved = upload::set_upload_state(&mut Upload(&mut tx), order_ids, state, at).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(moved)
+}
+
+#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id, sent = sent.len(), rejected = rejected.len(), claim))]
+pub(crate) async fn settle_and_claim(
+    s: &PgStore,
+    sent: &[String],
+    rejected: &[(String, String)],
+    user_task_id: &str,
+    claim: u32,
+    at: DateTime<Utc>,
+) -> Result<Vec<OrderRecord>, StoreError> {
+    if sent.is_empty() && rejected.is_empty() && claim == 0 {
+        return Ok(Vec::new());
+    }
+    let mut tx = s.pool.begin().await.map_err(db_err)?;
+    let mut upload = Upload(&mut tx);
+    let claimed =
+        upload::settle_and_claim(&mut upload, sent, rejected, user_task_id, claim, at).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(claimed)
+}
+
+#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
+pub(crate) async fn orders_to_poll(
+    s: &PgStore,
+    user_task_id: &str,
+    limit: u32,
+) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT order_id FROM orders
+         WHERE user_task_id = $1 AND upload_state = 'sent' AND NOT finished
+         ORDER BY last_polled_at NULLS FIRST, order_id
+         LIMIT $2",
+    )
+    .bind(user_task_id)
+    .bind(i64::from(limit))
+    .fetch_all(&s.pool)
+    .await
+    .map_err(db_err)?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+#[tracing::instrument(skip_all, fields(orders = order_ids.len()))]
+pub(crate) async fn mark_polled(
+    s: &PgStore,
+    order_ids: &[String],
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if order_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "WITH locked AS MATERIALIZED (
+             SELECT order_id FROM orders WHERE order_id = ANY($2) ORDER BY order_id FOR UPDATE)
+         UPDATE orders o SET last_polled_at = $1 FROM locked l WHERE o.order_id = l.order_id",
+    )
+    .bind(at)
+    .bind(order_ids)
+    .execute(&s.pool)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(campaign.id = %campaign_id))]
+pub(crate) async fn order_counts(
+    s: &PgStore,
+    campaign_id: &str,
+) -> Result<OrderCounts, StoreError> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS total,
+                COUNT(*) FILTER (WHERE upload_state = 'planned') AS planned,
+                COUNT(*) FILTER (WHERE upload_state = 'sending') AS sending,
+                COUNT(*) FILTER (WHERE upload_state = 'sent') AS sent,
+                COUNT(*) FILTER (WHERE upload_state = 'rejected') AS rejected,
+                COUNT(*) FILTER (WHERE EXISTS (SELECT 1 FROM calls c WHERE c.order_id = o.order_id)) AS dialled,
+                COUNT(*) FILTER (WHERE EXISTS (SELECT 1 FROM calls c
+                                               WHERE c.order_id = o.order_id AND c.call_status = 6)) AS answered,
+                COUNT(*) FILTER (WHERE finished) AS finished
+         FROM orders o WHERE campaign_id = $1",
+    )
+    .bind(campaign_id)
+    .fetch_one(&s.pool)
+    .await
+    .map_err(db_err)?;
+    decode(&row)
+}
+
+#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
+pub(crate) async fn order_progress(
+    s: &PgStore,
+    user_task_id: &str,
+) -> Result<OrderProgress, StoreError> {
+    let row = sqlx::query(
+        "SELECT COALESCE(SUM(planned), 0)::int8 AS planned, COALESCE(SUM(sending), 0)::int8 AS sending,
+                COALESCE(SUM(sent), 0)::int8 AS sent, COALESCE(SUM(rejected), 0)::int8 AS rejected,
+                (SELECT COUNT(*) FROM orders
+                 WHERE user_task_id = $1 AND upload_state = 'sent' AND NOT finished) AS unfinished
+         FROM order_tallies WHERE user_task_id = $1",
+    )
+    .bind(user_task_id)
+    .fetch_one(&s.pool)
+    .await
+    .map_err(db_err)?;
+    decode(&row)
+}
+
+#[tracing::instrument(skip_all, fields(tasks = user_task_ids.len()))]
+pub(crate) async fn order_progress_of(
+    s: &PgStore,
+    user_task_ids: &[String],
+) -> Result<Vec<OrderProgress>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT u.user_task_id,
+                COALESCE(t.planned, 0)::int8 AS planned, COALESCE(t.sending, 0)::int8 AS sending,
+                COALESCE(t.sent, 0)::int8 AS sent, COALESCE(t.rejected, 0)::int8 AS rejected,
+                (SELECT COUNT(*) FROM orders o
+                 WHERE o.user_task_id = u.user_task_id AND o.upload_state = 'sent' AND NOT o.finished) AS unfinished
+         FROM unnest($1::text[]) WITH ORDINALITY AS u (user_task_id, position)
+         LEFT JOIN order_tallies t ON t.user_task_id = u.user_task_id
+         ORDER BY u.position",
+    )
+    .bind(user_task_ids)
+    .fetch_all(&s.pool)
+    .await
+    .map_err(db_err)?;
+    decode_all(&rows)
+}
+
+/// The statements of an upload transaction, on its connection. Every statement that moves orders locks them in
+/// order-ID order first, so overlapping transactions wait for each other instead of deadlocking.
+struct Upload<'c>(&'c mut PgConnection);
+
+impl UploadStatements for Upload<'_> {
+    async fn move_from(
+        &mut self,
+        order_ids: &[String],
+        task: Option<&str>,
+        from: UploadState,
+        to: UploadState,
+        at: DateTime<Utc>,
+        tallies: &mut TallyDelta,
+    ) -> Result<u64, StoreError> {
+        let per_task: Vec<(String, i64)> = sqlx::query_as(
+            "WITH locked AS MATERIALIZED (
+                 SELECT order_id FROM orders WHERE order_id = ANY($3) ORDER BY order_id FOR UPDATE
+             ), m AS (
+                 UPDATE orders o SET upload_state = $1, state_changed_at = $2
+                 FROM locked l
+                 WHERE o.order_id = l.order_id AND o.upload_state = $4 AND ($5::text IS NULL OR o.user_task_id = $5)
+                 RETURNING o.user_task_id
+             )
+             SELECT user_task_id, COUNT(*) FROM m GROUP BY user_task_id",
+        )
+        .bind(to.as_str())
+        .bind(at)
+        .bind(order_ids)
+        .bind(from.as_str())
+        .bind(task)
+        .fetch_all(&mut *self.0)
+        .await
+        .map_err(db_err)?;
+        Ok(count_moves(&per_task, from, to, tallies))
+    }
+
+    async fn reject_from(
+        &mut self,
+        rejected: &[(String, String)],
+        task: &str,
+        from: UploadState,
+        at: DateTime<Utc>,
+        tallies: &mut TallyDelta,
+    ) -> Result<u64, StoreError> {
+        let per_task: Vec<(String, i64)> = sqlx::query_as(
+            "WITH locked AS MATERIALIZED (
+                 SELECT order_id FROM orders WHERE order_id = ANY($1::text[]) ORDER BY order_id FOR UPDATE
+             ), m AS (
+                 UPDATE orders o SET upload_state = 'rejected', reject_reason = u.reason, state_changed_at = $3
+                 FROM locked l JOIN UNNEST($1::text[], $2::text[]) AS u(order_id, reason) ON u.order_id = l.order_id
+                 WHERE o.order_id = l.order_id AND o.upload_state = $4 AND o.user_task_id = $5
+                 RETURNING o.user_task_id
+             )
+             SELECT user_task_id, COUNT(*) FROM m GROUP BY user_task_id",
+        )
+        .bind(rejected.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>())
+        .bind(rejected.iter().map(|(_, r)| nul_free(r)).collect::<Vec<_>>())
+        .bind(at)
+        .bind(from.as_str())
+        .bind(task)
+        .fetch_all(&mut *self.0)
+        .await
+        .map_err(db_err)?;
+        Ok(count_moves(&per_task, from, UploadState::Rejected, tallies))
+    }
+
+    async fn claim(
+        &mut self,
+        task: &str,
+        n: u32,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        // The outer state check makes a concurrent claim of the same rows (two replicas racing for a lease) skip
+        // them once the first commits, instead of claiming them twice. `= ANY(ARRAY(..))` evaluates the batch's
+        // IDs once and keeps the planner on primary-key look-ups (an `IN (subquery)` may become a hash join over a
+        // scan of the whole table).
+        let sql = format!(
+            "UPDATE orders SET upload_state = 'sending', state_changed_at = $1
+             WHERE upload_state = 'planned'
+               AND order_id = ANY(ARRAY(SELECT order_id FROM orders WHERE user_task_id = $2 AND upload_state = 'planned'
+                                        ORDER BY source_line, order_id LIMIT $3))
+             RETURNING {ORDER_COLUMNS}"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(at)
+            .bind(task)
+            .bind(i64::from(n))
+            .fetch_all(&mut *self.0)
+            .await
+            .map_err(db_err)?;
+        decode_all(&rows)
+    }
+
+    async fn write_tallies(&mut self, tallies: TallyDelta) -> Result<(), StoreError> {
+        apply_tallies(tallies, self.0).await
+    }
+}
+
+/// Counts the moves a statement reported per task (`user_task_id, COUNT(*)`); returns how many moved.
+fn count_moves(
+    per_task: &[(String, i64)],
+    from: UploadState,
+    to: UploadState,
+    tallies: &mut TallyDelta,
+) -> u64 {
+    let mut moved = 0;
+    for (ut, n) in per_task {
+        tallies.moved(ut, from, to, *n);
+        moved += u64::try_from(*n).unwrap_or(0);
+    }
+    moved
+}
+
+/// Text of one field in `COPY ... FROM STDIN` (text format): `\N` for NULL, else the value, NUL-free, with
+/// backslash, tab, newline and carriage return escaped.
+fn copy_field(buf: &mut Vec<u8>, value: Option<&str>) {
+    let Some(v) = value else {
+        buf.extend_from_slice(b"\\N");
+        return;
+    };
+    for b in nul_free(v).bytes() {
+        match b {
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            b'\t' => buf.extend_from_slice(b"\\t"),
+            b'\n' => buf.extend_from_slice(b"\\n"),
+            b'\r' => buf.extend_from_slice(b"\\r"),
+            _ => buf.push(b),
+        }
+    }
+}
+
+/// The orders as `COPY` text rows, in the column order of the `planned_in` temporary table.
+fn copy_rows(orders: &[NewOrder]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(orders.len() * 160);
+    for (n, o) in orders.iter().enumerate() {
+        let variables = json_text(&o.variables);
+        let fields = [
+            Some(o.order_id.as_str()),
+            Some(o.campaign_id.as_str()),
+            Some(o.user_task_id.as_str()),
+            Some(o.phone.as_str()),
+            o.name.as_deref(),
+            o.customer.as_deref(),
+            o.other.as_deref(),
+            Some(variables.as_str()),
+        ];
+        for f in fields {
+            copy_field(&mut buf, f);
+            buf.push(b'\t');
+        }
+        buf.extend_from_slice(o.source_line.to_string().as_bytes());
+        buf.push(b'\t');
+        buf.extend_from_slice(n.to_string().as_bytes());
+        buf.push(b'\n');
+    }
+    buf
+}

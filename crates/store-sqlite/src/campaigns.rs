@@ -1,0 +1,238 @@
+//! Campaigns and tasks: the campaign records, the task rows and their narrow writes.
+
+use chrono::{DateTime, Utc};
+use sqlx::{QueryBuilder, Sqlite};
+use store::backend::{ObservedStatus, last_of_each};
+use store::{CampaignRecord, StoreError, TERMINAL_TASK_STATUSES, TaskKey, TaskRecord};
+
+use crate::SqliteStore;
+use crate::util::{IN_LIST_MAX, Script, db_err, decode_all, json_text, rows_per_chunk, ts};
+
+const TASK_COLUMNS: &str = "user_task_id, campaign_id, generation, task_index, task_id, settings, \
+     settings_sent_at, platform_status, updated_at";
+
+/// `(<status> IS NULL OR <status> NOT IN (3, 4))`: the stored task status is not terminal.
+fn not_terminal(status: &str) -> String {
+    let [a, b] = TERMINAL_TASK_STATUSES;
+    format!("({status} IS NULL OR {status} NOT IN ({a}, {b}))")
+}
+
+/// One multi-row statement per chunk, in one transaction.
+#[tracing::instrument(skip_all, fields(campaigns = cs.len()))]
+pub(crate) async fn upsert_campaigns(
+    s: &SqliteStore,
+    cs: &[CampaignRecord],
+) -> Result<(), StoreError> {
+    let cs = last_of_each(cs, |c| c.id.as_str());
+    if cs.is_empty() {
+        return Ok(());
+    }
+    let mut tx = s.writer.begin().await.map_err(db_err)?;
+    for chunk in cs.chunks(rows_per_chunk(8)) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO campaigns (campaign_id, generation, source_file, content_hash, spec, state, last_error, \
+             updated_at) ",
+        );
+        qb.push_values(chunk, |mut b, c| {
+            b.push_bind(c.id.clone())
+                .push_bind(c.generation)
+                .push_bind(c.source_file.clone())
+                .push_bind(c.content_hash.clone())
+                .push_bind(c.spec.as_ref().map(json_text))
+                .push_bind(c.state.clone())
+                .push_bind(c.last_error.clone())
+                .push_bind(ts(c.updated_at));
+        });
+        qb.push(
+            " ON CONFLICT (campaign_id) DO UPDATE SET
+                 generation = excluded.generation, source_file = excluded.source_file,
+                 content_hash = excluded.content_hash, spec = excluded.spec, state = excluded.state,
+                 last_error = excluded.last_error, updated_at = excluded.updated_at",
+        );
+        qb.build()
+            .persistent(false)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+    }
+    tx.commit().await.map_err(db_err)
+}
+
+#[tracing::instrument(skip_all)]
+pub(crate) async fn campaigns(s: &SqliteStore) -> Result<Vec<CampaignRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT campaign_id, generation, source_file, content_hash, spec, state, last_error, updated_at
+         FROM campaigns ORDER BY campaign_id",
+    )
+    .fetch_all(&s.reader)
+    .await
+    .map_err(db_err)?;
+    decode_all(&rows)
+}
+
+#[tracing::instrument(skip_all, fields(campaign.id = %campaign_id))]
+pub(crate) async fn tasks(
+    s: &SqliteStore,
+    campaign_id: &str,
+) -> Result<Vec<TaskRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {TASK_COLUMNS} FROM tasks WHERE campaign_id = ? ORDER BY generation, task_index, user_task_id"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(campaign_id)
+        .fetch_all(&s.reader)
+        .await
+        .map_err(db_err)?;
+    decode_all(&rows)
+}
+
+#[tracing::instrument(skip_all, fields(campaigns = campaign_ids.len()))]
+pub(crate) async fn tasks_of(
+    s: &SqliteStore,
+    campaign_ids: &[String],
+) -> Result<Vec<TaskRecord>, StoreError> {
+    let mut out = Vec::new();
+    for ids in campaign_ids.chunks(IN_LIST_MAX) {
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE campaign_id IN ("
+        ));
+        let mut list = q.separated(", ");
+        for id in ids {
+            list.push_bind(id);
+        }
+        q.push(") ORDER BY campaign_id, generation, task_index, user_task_id");
+        let rows = q.build().fetch_all(&s.reader).await.map_err(db_err)?;
+        out.extend(decode_all::<TaskRecord>(&rows)?);
+    }
+    Ok(out)
+}
+
+#[tracing::instrument(skip_all, fields(task.user_id = %key.user_task_id))]
+pub(crate) async fn task_create_intent(
+    s: &SqliteStore,
+    key: &TaskKey,
+    settings: &serde_json::Value,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "INSERT INTO tasks (user_task_id, campaign_id, generation, task_index, settings, settings_sent_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+         ON CONFLICT (user_task_id) DO UPDATE SET
+             settings = excluded.settings, settings_sent_at = excluded.settings_sent_at, platform_status = NULL,
+             task_id = NULL, updated_at = excluded.updated_at
+         WHERE {}",
+        not_terminal("tasks.platform_status")
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&key.user_task_id)
+        .bind(&key.campaign_id)
+        .bind(key.generation)
+        .bind(key.task_index)
+        .bind(json_text(settings))
+        .bind(ts(at))
+        .execute(&s.writer)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id, status))]
+pub(crate) async fn task_status_observed(
+    s: &SqliteStore,
+    user_task_id: &str,
+    status: i64,
+    task_id: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let sql = format!(
+        "UPDATE tasks SET platform_status = ?, task_id = COALESCE(?, task_id), updated_at = ?
+         WHERE user_task_id = ? AND {}",
+        not_terminal("platform_status")
+    );
+    let changed = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(status)
+        .bind(task_id)
+        .bind(ts(at))
+        .bind(user_task_id)
+        .execute(&s.writer)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+    Ok(changed == 1)
+}
+
+#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
+pub(crate) async fn task_settings_sent(
+    s: &SqliteStore,
+    user_task_id: &str,
+    settings: &serde_json::Value,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE tasks SET settings = ?1, settings_sent_at = ?2, updated_at = ?2 WHERE user_task_id = ?3",
+    )
+    .bind(json_text(settings))
+    .bind(ts(at))
+    .bind(user_task_id)
+    .execute(&s.writer)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
+pub(crate) async fn task_settings_forgotten(
+    s: &SqliteStore,
+    user_task_id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    // The JSON value null (text `null`), not SQL NULL: "sent once, whether the platform has them is unknown".
+    sqlx::query("UPDATE tasks SET settings = 'null', updated_at = ? WHERE user_task_id = ?")
+        .bind(ts(at))
+        .bind(user_task_id)
+        .execute(&s.writer)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
+pub(crate) async fn task_not_created(
+    s: &SqliteStore,
+    user_task_id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "UPDATE tasks SET settings = NULL, settings_sent_at = NULL, platform_status = NULL, updated_at = ?
+         WHERE user_task_id = ? AND {}",
+        not_terminal("platform_status")
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(ts(at))
+        .bind(user_task_id)
+        .execute(&s.writer)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// The statements that apply task statuses reported by callbacks (merged: one per task), with the rule of
+/// [`task_status_observed`].
+pub(crate) fn push_task_statuses(script: &mut Script, statuses: &[ObservedStatus]) {
+    for chunk in statuses.chunks(rows_per_chunk(4)) {
+        let qb = script.statement();
+        qb.push(
+            "UPDATE tasks SET platform_status = v.column2, task_id = COALESCE(v.column3, tasks.task_id),
+                 updated_at = v.column4
+             FROM (",
+        );
+        qb.push_values(chunk, |mut b, o| {
+            b.push_bind(o.fact.user_task_id.clone())
+                .push_bind(o.fact.status)
+                .push_bind(o.fact.task_id.clone())
+                .push_bind(ts(o.at));
+        });
+        qb.push(") AS v WHERE tasks.user_task_id = v.column1 AND ");
+        qb.push(not_terminal("tasks.platform_status"));
+    }
+}

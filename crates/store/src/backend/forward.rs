@@ -1,0 +1,95 @@
+//! A backend's `impl Store`, written once for every backend.
+
+/// Implements [`Store`](crate::Store) for a backend type by forwarding each method to the function of the same name
+/// and arguments in the backend's module for it, with the backend itself first: `campaigns::tasks(self,
+/// campaign_id)`. The modules are the layout every backend keeps, side by side: `campaigns` (campaigns and tasks),
+/// `orders`, `facts`, `ledger` (ledger, callbacks, leases), `report`, and `util::ping`. A function missing from its
+/// module, or with other arguments, is a compile error in the backend.
+///
+/// ```ignore
+/// store::impl_store!(SqliteStore, write_concurrency = 1);
+/// ```
+#[macro_export]
+macro_rules! impl_store {
+    ($backend:ty, write_concurrency = $writers:expr) => {
+        $crate::impl_store!(@forward $backend, $writers;
+            util::ping() -> ();
+            campaigns::upsert_campaigns(cs: &[$crate::CampaignRecord]) -> ();
+            campaigns::campaigns() -> Vec<$crate::CampaignRecord>;
+            campaigns::tasks(campaign_id: &str) -> Vec<$crate::TaskRecord>;
+            campaigns::tasks_of(campaign_ids: &[String]) -> Vec<$crate::TaskRecord>;
+            campaigns::task_create_intent(
+                key: &$crate::TaskKey,
+                settings: &$crate::backend::serde_json::Value,
+                at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>
+            ) -> ();
+            campaigns::task_status_observed(
+                user_task_id: &str,
+                status: i64,
+                task_id: Option<&str>,
+                at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>
+            ) -> bool;
+            campaigns::task_settings_sent(
+                user_task_id: &str,
+                settings: &$crate::backend::serde_json::Value,
+                at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>
+            ) -> ();
+            campaigns::task_settings_forgotten(user_task_id: &str, at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>) -> ();
+            campaigns::task_not_created(user_task_id: &str, at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>) -> ();
+            orders::insert_planned_orders(orders: &[$crate::NewOrder]) -> u64;
+            orders::orders_in_state(
+                user_task_id: &str,
+                state: $crate::UploadState,
+                limit: u32
+            ) -> Vec<$crate::OrderRecord>;
+            orders::order(order_id: &str) -> Option<$crate::OrderRecord>;
+            orders::set_upload_state(
+                order_ids: &[String],
+                state: $crate::UploadState,
+                at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>
+            ) -> u64;
+            orders::settle_and_claim(
+                sent: &[String],
+                rejected: &[(String, String)],
+                user_task_id: &str,
+                claim: u32,
+                at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>
+            ) -> Vec<$crate::OrderRecord>;
+            orders::orders_to_poll(user_task_id: &str, limit: u32) -> Vec<String>;
+            orders::mark_polled(order_ids: &[String], at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>) -> ();
+            facts::apply_order_facts(facts: &[$crate::OrderFacts], source: $crate::FactSource) -> ();
+            facts::calls_of_order(order_id: &str) -> Vec<$crate::CallFacts>;
+            orders::order_counts(campaign_id: &str) -> $crate::OrderCounts;
+            orders::order_progress(user_task_id: &str) -> $crate::OrderProgress;
+            orders::order_progress_of(user_task_ids: &[String]) -> Vec<$crate::OrderProgress>;
+            ledger::record_actions(actions: &[$crate::ActionRecord]) -> ();
+            ledger::recent_actions(limit: u32) -> Vec<$crate::ActionRecord>;
+            ledger::recent_callbacks(limit: u32) -> Vec<$crate::CallbackRecord>;
+            ledger::ingest_callbacks(batch: &[$crate::CallbackIngest]) -> Vec<$crate::Ingested>;
+            ledger::prune_ledger(older_than: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>, max_rows: u32) -> u64;
+            ledger::try_acquire_leases(
+                campaign_ids: &[String],
+                owner: &str,
+                now: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>,
+                ttl: std::time::Duration
+            ) -> Vec<bool>;
+            ledger::release_lease(campaign_id: &str, owner: &str) -> ();
+            report::report(filter: &$crate::ReportFilter) -> $crate::Report;
+        );
+    };
+    (@forward $backend:ty, $writers:expr;
+        $($module:ident :: $method:ident ($($arg:ident : $ty:ty),* $(,)?) -> $ret:ty;)*
+    ) => {
+        #[$crate::backend::async_trait]
+        impl $crate::Store for $backend {
+            fn write_concurrency(&self) -> usize {
+                $writers
+            }
+            $(
+                async fn $method(&self, $($arg: $ty),*) -> ::std::result::Result<$ret, $crate::StoreError> {
+                    $module::$method(self, $($arg),*).await
+                }
+            )*
+        }
+    };
+}

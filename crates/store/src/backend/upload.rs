@@ -1,0 +1,125 @@
+//! The rules of the transactions that move orders between upload states, written once over the statements each
+//! backend writes ([`UploadStatements`]).
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use crate::{OrderRecord, StoreError, TallyDelta, UploadState};
+
+/// The statements of one transaction that moves orders between upload states, in the backend's SQL. Each counts
+/// the orders it moves in the tallies it is given.
+pub trait UploadStatements: Send {
+    /// Moves the orders among `order_ids` that are in `from` (with `task`, only that task's) to `to`, at `at`.
+    /// Returns how many moved.
+    fn move_from(
+        &mut self,
+        order_ids: &[String],
+        task: Option<&str>,
+        from: UploadState,
+        to: UploadState,
+        at: DateTime<Utc>,
+        tallies: &mut TallyDelta,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Moves the task's orders among `rejected` that are in `from` to `rejected`, with their reasons, at `at`.
+    /// Returns how many moved.
+    fn reject_from(
+        &mut self,
+        rejected: &[(String, String)],
+        task: &str,
+        from: UploadState,
+        at: DateTime<Utc>,
+        tallies: &mut TallyDelta,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Moves up to `n` planned orders of the task, by source line, to `sending` at `at`, and returns them as they
+    /// now are (in any order). Tallies are counted by the caller.
+    fn claim(
+        &mut self,
+        task: &str,
+        n: u32,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send;
+
+    /// Adds the transaction's tally changes to the per-task tallies, last before the commit.
+    fn write_tallies(
+        &mut self,
+        tallies: TallyDelta,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// [`crate::Store::set_upload_state`] inside the caller's transaction: from each predecessor of `state` in turn, so
+/// the tallies know where every moved order came from.
+pub async fn set_upload_state(
+    st: &mut impl UploadStatements,
+    order_ids: &[String],
+    state: UploadState,
+    at: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let mut tallies = TallyDelta::default();
+    let mut moved = 0;
+    for &from in state.predecessors() {
+        moved += st
+            .move_from(order_ids, None, from, state, at, &mut tallies)
+            .await?;
+    }
+    st.write_tallies(tallies).await?;
+    Ok(moved)
+}
+
+/// [`crate::Store::settle_and_claim`] inside the caller's transaction.
+pub async fn settle_and_claim(
+    st: &mut impl UploadStatements,
+    sent: &[String],
+    rejected: &[(String, String)],
+    user_task_id: &str,
+    claim: u32,
+    at: DateTime<Utc>,
+) -> Result<Vec<OrderRecord>, StoreError> {
+    let mut tallies = TallyDelta::default();
+    if !rejected.is_empty() {
+        for &from in UploadState::Rejected.predecessors() {
+            st.reject_from(rejected, user_task_id, from, at, &mut tallies)
+                .await?;
+        }
+    }
+    if !sent.is_empty() {
+        // The batch was claimed `sending`; only when some of it was not found there is `planned` looked at too.
+        let task = Some(user_task_id);
+        let found = st
+            .move_from(
+                sent,
+                task,
+                UploadState::Sending,
+                UploadState::Sent,
+                at,
+                &mut tallies,
+            )
+            .await?;
+        if found < sent.len() as u64 {
+            st.move_from(
+                sent,
+                task,
+                UploadState::Planned,
+                UploadState::Sent,
+                at,
+                &mut tallies,
+            )
+            .await?;
+        }
+    }
+    let mut claimed = Vec::new();
+    if claim > 0 {
+        claimed = st.claim(user_task_id, claim, at).await?;
+        claimed.sort_by(|a, b| (a.source_line, &a.order_id).cmp(&(b.source_line, &b.order_id)));
+        tallies.moved(
+            user_task_id,
+            UploadState::Planned,
+            UploadState::Sending,
+            claimed.len() as i64,
+        );
+    }
+    st.write_tallies(tallies).await?;
+    Ok(claimed)
+}
