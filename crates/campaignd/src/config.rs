@@ -55,12 +55,15 @@ pub struct PlatformSettings {
 #[derive(Clone)]
 pub struct StoreSettings {
     pub url: String,
+    /// How long the ledger (platform actions, callbacks) is kept.
+    pub ledger_retention: Duration,
 }
 
 impl std::fmt::Debug for StoreSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreSettings")
             .field("url", &redact_store_url(&self.url))
+            .field("ledger_retention", &self.ledger_retention)
             .finish()
     }
 }
@@ -255,6 +258,8 @@ struct RawPlatform {
 #[serde(deny_unknown_fields)]
 struct RawStore {
     url: String,
+    url_file: String,
+    ledger_retention: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -428,7 +433,13 @@ impl Settings {
                 verify_responses: verify_responses(&p.verify_responses)?,
                 max_response_bytes: max_response_bytes(p.max_response_bytes)?,
             },
-            store: StoreSettings { url: raw.store.url },
+            store: StoreSettings {
+                url: store_url(raw.store.url, &raw.store.url_file)?,
+                ledger_retention: duration(
+                    "[store] ledger_retention",
+                    &raw.store.ledger_retention,
+                )?,
+            },
             campaigns: CampaignsSettings {
                 dir: PathBuf::from(raw.campaigns.dir),
                 rescan_interval: duration(
@@ -568,6 +579,21 @@ fn max_response_bytes(n: usize) -> anyhow::Result<usize> {
 }
 
 /// Parses `500ms`, `30s`, `5m`, `2h`.
+/// The store URL: `[store] url`, or the content of `url_file` (a Kubernetes Secret or systemd credential holding a
+/// URL with a password) when that is set.
+fn store_url(url: String, url_file: &str) -> anyhow::Result<String> {
+    if url_file.is_empty() {
+        return Ok(url);
+    }
+    let text = std::fs::read_to_string(url_file)
+        .with_context(|| format!("[store] url_file: cannot read {url_file}"))?;
+    let url = text.trim();
+    if url.is_empty() {
+        bail!("[store] url_file: {url_file} is empty; put the store URL in it");
+    }
+    Ok(url.to_owned())
+}
+
 pub fn duration(what: &str, text: &str) -> anyhow::Result<Duration> {
     let text = text.trim();
     let split = text
@@ -582,7 +608,8 @@ pub fn duration(what: &str, text: &str) -> anyhow::Result<Duration> {
         "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n * 60),
         "h" => Duration::from_secs(n * 3600),
-        _ => bail!("{what} = {text:?}: the unit must be ms, s, m or h"),
+        "d" => Duration::from_secs(n * 86_400),
+        _ => bail!("{what} = {text:?}: the unit must be ms, s, m, h or d"),
     };
     Ok(d)
 }
@@ -636,6 +663,41 @@ mod tests {
         assert!(
             !format!("{s:?}").contains("s3cret"),
             "the secret leaked into Debug"
+        );
+    }
+
+    #[test]
+    fn the_store_url_can_come_from_a_file_and_the_webhook_limits_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("db-url");
+        std::fs::write(&file, "postgres://u:secret@db/x\n").unwrap();
+        let s = Settings::load(
+            None,
+            env(&[
+                ("CAMPAIGND_STORE__URL_FILE", file.to_str().unwrap()),
+                ("CAMPAIGND_WEBHOOK__ADMIN_LISTEN", "127.0.0.1:9090"),
+                ("CAMPAIGND_WEBHOOK__MAX_BODY_BYTES", "65536"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.store.url, "postgres://u:secret@db/x");
+        assert_eq!(
+            s.webhook.admin_listen,
+            Some("127.0.0.1:9090".parse().unwrap())
+        );
+        assert_eq!(s.webhook.max_body_bytes, 65536);
+        assert_eq!(s.webhook.header_read_timeout, Duration::from_secs(10));
+        let err = Settings::load(
+            None,
+            env(&[("CAMPAIGND_STORE__URL_FILE", "/nonexistent/db-url")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("[store] url_file"), "{err}");
+        let err =
+            Settings::load(None, env(&[("CAMPAIGND_WEBHOOK__ADMIN_LISTEN", "nope")])).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("[webhook] admin_listen"),
+            "{err:#}"
         );
     }
 

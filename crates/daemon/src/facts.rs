@@ -1,8 +1,10 @@
 //! Wire (callbot-api) → storage (store) conversion of what the platform reports about orders and calls.
 //!
-//! Unix seconds of 0 on the wire mean "absent".
+//! Unix seconds of 0 on the wire mean "absent". A `callStatus` this client does not know is stored as 0 (no status):
+//! the store treats 6 and above as final, so an unknown code taken as it is would finish a call that may still be in
+//! flight, or replace a real final status. It is counted ([`unknown_call_statuses`]) and kept in the raw callback.
 
-use callbot_api::wire::{CallCallback, CallInfoDetail, OrderCallback, OrderDetail};
+use callbot_api::wire::{CallCallback, CallInfoDetail, CallStatus, OrderCallback, OrderDetail};
 use chrono::{DateTime, Utc};
 use store::{CallFacts, IntentFact, OrderFacts, SmsFact, TranscriptLine};
 
@@ -15,6 +17,17 @@ fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
 
+/// The `callStatus` codes of these calls that this client does not know.
+pub fn unknown_call_statuses<'a>(calls: impl IntoIterator<Item = &'a CallInfoDetail>) -> Vec<i64> {
+    calls
+        .into_iter()
+        .filter_map(|c| match c.call_status {
+            Some(CallStatus::Unknown(code)) => Some(code),
+            _ => None,
+        })
+        .collect()
+}
+
 /// One call as the store keeps it. `None` when the platform sent no callID (nothing to key it by).
 pub fn call_facts(order_id: &str, c: &CallInfoDetail) -> Option<CallFacts> {
     if c.call_id.is_empty() {
@@ -23,7 +36,10 @@ pub fn call_facts(order_id: &str, c: &CallInfoDetail) -> Option<CallFacts> {
     Some(CallFacts {
         call_id: c.call_id.clone(),
         order_id: order_id.to_owned(),
-        call_status: c.call_status.map_or(0, |s| s.code()),
+        call_status: c.call_status.map_or(0, |s| match s {
+            CallStatus::Unknown(_) => 0,
+            known => known.code(),
+        }),
         started_at: ts(c.call_start_ts),
         answered_at: ts(c.call_answer_ts),
         ended_at: ts(c.call_end_ts),
@@ -125,6 +141,22 @@ pub fn from_call_callback(c: &CallCallback) -> OrderFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_call_status_is_stored_without_a_status_and_counted() {
+        let mut c = CallInfoDetail {
+            call_id: "c-1".into(),
+            call_status: Some(CallStatus::from_code(99)),
+            ..CallInfoDetail::default()
+        };
+        let facts = call_facts("o-1", &c).unwrap();
+        assert_eq!(facts.call_status, 0);
+        assert!(!store::is_final_call_status(facts.call_status));
+        assert_eq!(unknown_call_statuses([&c]), vec![99]);
+        c.call_status = Some(CallStatus::Busy);
+        assert_eq!(call_facts("o-1", &c).unwrap().call_status, 10);
+        assert!(unknown_call_statuses([&c]).is_empty());
+    }
 
     #[test]
     fn zero_timestamps_are_absent_and_ids_are_kept() {

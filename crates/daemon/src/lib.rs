@@ -11,6 +11,7 @@ mod ledger;
 mod metrics;
 mod observe;
 mod plan;
+mod prune;
 mod records;
 mod requests;
 mod scan;
@@ -26,6 +27,7 @@ pub use hub::Hub;
 pub use metrics::Metrics;
 pub use observe::{Snapshot, observed_at, snapshot};
 pub use plan::{Action, Desired, Observed, Orders, Plan, Target, TaskState, Why, decide};
+pub use prune::Pruner;
 pub use requests::{CallbackUrls, func_flag, task_create_setting};
 pub use scan::{FileScan, campaign_files, is_campaign_file_name, scan_dir};
 pub use settings::{

@@ -77,6 +77,11 @@ const HELP: &[(&str, &str, &str)] = &[
         "Unix time at which the reconciler last completed a pass.",
     ),
     (
+        "campaignd_unknown_call_status_total",
+        "counter",
+        "Calls reported with a callStatus this version does not know (stored without a status), by code.",
+    ),
+    (
         "campaignd_response_signature_total",
         "counter",
         "Platform responses by what checking their signature found (ok, mismatch, missing).",
@@ -112,6 +117,21 @@ impl Metrics {
             vec![],
             at,
         );
+    }
+
+    /// Calls reported with `callStatus` codes this version does not know; each code is logged.
+    pub fn unknown_call_statuses(&self, codes: &[i64]) {
+        for code in codes {
+            tracing::warn!(
+                call.status = code,
+                "a call reported a callStatus this version does not know: stored without a status (neither finished nor final)"
+            );
+            self.add(
+                "campaignd_unknown_call_status_total",
+                vec![("code", code.to_string())],
+                1.0,
+            );
+        }
     }
 
     /// One platform response's signature was checked: `outcome` ok/mismatch/missing.

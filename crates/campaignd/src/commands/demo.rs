@@ -166,6 +166,7 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
         daemon,
         webhook,
         watcher,
+        None,
         web_listener,
         None,
         inner.clone(),

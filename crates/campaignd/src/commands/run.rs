@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use callbot_api::{Client, ClientConfig};
 use clock::SystemClock;
-use daemon::{ConnLimits, Daemon, DaemonConfig, Hub, Metrics, Watcher, Webhook, WebhookLimits};
+use daemon::{
+    ConnLimits, Daemon, DaemonConfig, Hub, Metrics, Pruner, Watcher, Webhook, WebhookLimits,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -120,6 +122,13 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<E
         ),
         None => None,
     };
+    let pruner = Pruner::new(
+        store.clone(),
+        clock.clone(),
+        campaign::chrono::Duration::from_std(settings.store.ledger_retention)
+            .context("[store] ledger_retention is too large")?,
+        Duration::from_secs(3600),
+    );
     let watcher = Watcher::new(
         &settings.campaigns.dir,
         hub.clone(),
@@ -143,7 +152,16 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<E
             notify_stop.clone(),
         ))
     });
-    let code = serve(daemon, webhook, watcher, listener, admin, shutdown).await;
+    let code = serve(
+        daemon,
+        webhook,
+        watcher,
+        Some(pruner),
+        listener,
+        admin,
+        shutdown,
+    )
+    .await;
     notify_stop.cancel();
     if let Some(task) = notify_task {
         let _ = task.await;
@@ -156,6 +174,7 @@ pub async fn serve(
     daemon: Daemon,
     webhook: Webhook,
     watcher: Watcher,
+    pruner: Option<Pruner>,
     listener: TcpListener,
     admin: Option<TcpListener>,
     shutdown: CancellationToken,
@@ -189,6 +208,14 @@ pub async fn serve(
                     error = format!("{e:#}"),
                     "the file watcher stopped; rescans continue"
                 );
+            }
+        });
+    }
+    if let Some(pruner) = pruner {
+        let token = inner.clone();
+        tracker.spawn(async move {
+            if let Err(e) = pruner.run(token).await {
+                tracing::warn!(error = format!("{e:#}"), "the ledger pruner stopped");
             }
         });
     }

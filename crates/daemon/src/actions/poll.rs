@@ -54,6 +54,12 @@ impl Executor {
                 .map(|d| crate::facts::from_order_detail(d, ut))
                 .collect();
             let gaps = facts.iter().filter(|f| f.finished).count() as u64;
+            self.metrics
+                .unknown_call_statuses(&crate::facts::unknown_call_statuses(
+                    r.order_detail_list
+                        .iter()
+                        .flat_map(|d| &d.call_info_detail_list),
+                ));
             let next = if self.stop.is_cancelled() || started.elapsed() >= POLL_BUDGET {
                 None
             } else {

@@ -464,6 +464,12 @@ async fn callback(
         }
     };
     metrics.callback(kind, "ok");
+    let details = match &cb {
+        Callback::Order(o) => o.call_info_detail.as_ref(),
+        Callback::Call(c) => c.call_info_detail.as_ref(),
+        Callback::Task(_) => None,
+    };
+    metrics.unknown_call_statuses(&crate::facts::unknown_call_statuses(details));
     tracing::debug!(callback.kind = kind, task.user_id = %cb.user_task_id(), "callback stored");
     if let Callback::Task(t) = &cb
         && t.task_status.is_some_and(|s| s.is_finished())
