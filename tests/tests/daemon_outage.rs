@@ -99,9 +99,13 @@ impl Store for Switchable {
         self.check()?;
         self.inner.task_not_created(ut, at).await
     }
-    async fn insert_planned_orders(&self, orders: &[NewOrder]) -> Result<u64, StoreError> {
+    async fn insert_planned_orders(
+        &self,
+        orders: &[NewOrder],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         self.check()?;
-        self.inner.insert_planned_orders(orders).await
+        self.inner.insert_planned_orders(orders, now).await
     }
     async fn orders_in_state(
         &self,
@@ -158,6 +162,24 @@ impl Store for Switchable {
         self.check()?;
         self.inner.calls_of_order(order_id).await
     }
+    async fn orders_to_stop(
+        &self,
+        ut: &str,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        self.check()?;
+        self.inner.orders_to_stop(ut, now, limit).await
+    }
+    async fn mark_stop(
+        &self,
+        ids: &[String],
+        state: StopState,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.mark_stop(ids, state, at).await
+    }
     async fn order_counts(&self, campaign_id: &str) -> Result<OrderCounts, StoreError> {
         self.check()?;
         self.inner.order_counts(campaign_id).await
@@ -169,6 +191,46 @@ impl Store for Switchable {
     async fn order_progress_of(&self, uts: &[String]) -> Result<Vec<OrderProgress>, StoreError> {
         self.check()?;
         self.inner.order_progress_of(uts).await
+    }
+    async fn suppress(&self, entries: &[Suppression]) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.suppress(entries).await
+    }
+    async fn unsuppress(&self, phones: &[String], source: Option<&str>) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.unsuppress(phones, source).await
+    }
+    async fn replace_suppression_source(
+        &self,
+        source: &str,
+        entries: &[Suppression],
+    ) -> Result<SourceSync, StoreError> {
+        self.check()?;
+        self.inner.replace_suppression_source(source, entries).await
+    }
+    async fn suppressions(
+        &self,
+        filter: &SuppressionFilter,
+    ) -> Result<Vec<Suppression>, StoreError> {
+        self.check()?;
+        self.inner.suppressions(filter).await
+    }
+    async fn suppression_file_sources(&self) -> Result<Vec<String>, StoreError> {
+        self.check()?;
+        self.inner.suppression_file_sources().await
+    }
+    async fn suppression_version(&self) -> Result<i64, StoreError> {
+        self.check()?;
+        self.inner.suppression_version().await
+    }
+    async fn opt_out_calls(
+        &self,
+        campaign_id: &str,
+        intents: &[String],
+        limit: u32,
+    ) -> Result<Vec<OptOutCall>, StoreError> {
+        self.check()?;
+        self.inner.opt_out_calls(campaign_id, intents, limit).await
     }
     async fn record_actions(&self, actions: &[ActionRecord]) -> Result<(), StoreError> {
         self.check()?;

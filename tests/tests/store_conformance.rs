@@ -8,8 +8,9 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use store::{
     ActionRecord, CallFacts, CallbackIngest, CallbackRecord, CampaignRecord, FactSource, Ingested,
-    IntentFact, NewOrder, OrderFacts, ReportFilter, SmsFact, Store, StoreError, TaskKey,
-    TaskRecord, TaskStatusFact, TranscriptLine, UploadState,
+    IntentFact, NewOrder, OptOutCall, OrderCounts, OrderFacts, OrderRecord, ReportFilter, SmsFact,
+    SourceSync, StopState, Store, StoreError, Suppression, SuppressionFilter, TaskKey, TaskRecord,
+    TaskStatusFact, TranscriptLine, UploadState, opt_out_source, suppressed_reason,
 };
 
 /// A fresh database of one backend, kept alive for the test.
@@ -217,7 +218,7 @@ async fn migrations_apply_twice_idempotently(db: Db) {
         .unwrap();
     assert_eq!(
         first
-            .insert_planned_orders(&[new_order("spring", "t1", 1)])
+            .insert_planned_orders(&[new_order("spring", "t1", 1)], at(0))
             .await
             .unwrap(),
         1
@@ -474,9 +475,12 @@ async fn a_terminal_task_status_from_callbacks_is_never_replaced(db: Db) {
 async fn bulk_planned_insert_is_idempotent(db: Db) {
     let store = db.open().await;
     let orders: Vec<NewOrder> = (0..20_000).map(|n| new_order("bulk", "t1", n)).collect();
-    assert_eq!(store.insert_planned_orders(&orders).await.unwrap(), 20_000);
     assert_eq!(
-        store.insert_planned_orders(&orders).await.unwrap(),
+        store.insert_planned_orders(&orders, at(0)).await.unwrap(),
+        20_000
+    );
+    assert_eq!(
+        store.insert_planned_orders(&orders, at(0)).await.unwrap(),
         0,
         "a second insert adds nothing"
     );
@@ -484,17 +488,23 @@ async fn bulk_planned_insert_is_idempotent(db: Db) {
     // Same phone under a new order ID in the same task: skipped (never dial a contact twice).
     let mut again = new_order("bulk", "t1", 7);
     again.order_id = "bulk-other-id".into();
-    assert_eq!(store.insert_planned_orders(&[again]).await.unwrap(), 0);
+    assert_eq!(
+        store.insert_planned_orders(&[again], at(0)).await.unwrap(),
+        0
+    );
     assert!(store.order("bulk-other-id").await.unwrap().is_none());
     // The same phone in the campaign's next generation (a new task) is a new order: the user asked for a re-run.
     let mut rerun = new_order("bulk", "t2", 7);
     rerun.order_id = "bulk-gen2-o7".into();
-    assert_eq!(store.insert_planned_orders(&[rerun]).await.unwrap(), 1);
+    assert_eq!(
+        store.insert_planned_orders(&[rerun], at(0)).await.unwrap(),
+        1
+    );
     assert!(store.order("bulk-gen2-o7").await.unwrap().is_some());
     // The same phone in another campaign is another order.
     assert_eq!(
         store
-            .insert_planned_orders(&[new_order("other", "t9", 7)])
+            .insert_planned_orders(&[new_order("other", "t9", 7)], at(0))
             .await
             .unwrap(),
         1
@@ -525,7 +535,7 @@ async fn bulk_planned_insert_is_idempotent(db: Db) {
 async fn upload_state_moves_only_forward(db: Db) {
     let store = db.open().await;
     let orders: Vec<NewOrder> = (0..6).map(|n| new_order("up", "t1", n)).collect();
-    store.insert_planned_orders(&orders).await.unwrap();
+    store.insert_planned_orders(&orders, at(0)).await.unwrap();
     let all = ids(&orders);
 
     assert_eq!(
@@ -617,7 +627,7 @@ async fn upload_state_moves_only_forward(db: Db) {
 async fn polls_oldest_checked_first(db: Db) {
     let store = db.open().await;
     let orders: Vec<NewOrder> = (0..7).map(|n| new_order("poll", "t1", n)).collect();
-    store.insert_planned_orders(&orders).await.unwrap();
+    store.insert_planned_orders(&orders, at(0)).await.unwrap();
     let all = ids(&orders);
     store
         .set_upload_state(&all[..6], UploadState::Sent, at(0))
@@ -697,7 +707,7 @@ fn convergence_facts(order_id: &str) -> (Vec<OrderFacts>, Vec<OrderFacts>) {
 async fn callback_and_poll_converge_in_either_order(db: Db) {
     let store = db.open().await;
     let orders: Vec<NewOrder> = (0..2).map(|n| new_order("conv", "t1", n)).collect();
-    store.insert_planned_orders(&orders).await.unwrap();
+    store.insert_planned_orders(&orders, at(0)).await.unwrap();
     store
         .set_upload_state(&ids(&orders), UploadState::Sent, at(0))
         .await
@@ -777,7 +787,7 @@ async fn callback_and_poll_converge_in_either_order(db: Db) {
 async fn facts_within_one_batch_converge(db: Db) {
     let store = db.open().await;
     store
-        .insert_planned_orders(&[new_order("batch", "t1", 0)])
+        .insert_planned_orders(&[new_order("batch", "t1", 0)], at(0))
         .await
         .unwrap();
     let id = "batch-o000000";
@@ -800,7 +810,7 @@ async fn facts_within_one_batch_converge(db: Db) {
 async fn concurrent_callbacks_and_polls_converge(db: Db) {
     let store = db.open().await;
     let orders: Vec<NewOrder> = (0..20).map(|n| new_order("race", "t1", n)).collect();
-    store.insert_planned_orders(&orders).await.unwrap();
+    store.insert_planned_orders(&orders, at(0)).await.unwrap();
     // Callbacks and stale polls for the same calls, written at the same time from several tasks.
     let mut writers = Vec::new();
     for round in 0..4 {
@@ -880,7 +890,7 @@ async fn order_view(store: &dyn Store, order_id: &str) -> String {
 async fn ingested_batch_equals_facts_applied_one_by_one(db: Db) {
     let store = db.open().await;
     let orders: Vec<NewOrder> = (0..6).map(|n| new_order("ingest", "t1", n)).collect();
-    store.insert_planned_orders(&orders).await.unwrap();
+    store.insert_planned_orders(&orders, at(0)).await.unwrap();
     store
         .set_upload_state(&ids(&orders), UploadState::Sent, at(0))
         .await
@@ -919,7 +929,7 @@ async fn ingested_batch_equals_facts_applied_one_by_one(db: Db) {
 async fn a_refused_stale_report_leaves_the_calls_children(db: Db) {
     let store = db.open().await;
     store
-        .insert_planned_orders(&[new_order("stale", "t1", 0)])
+        .insert_planned_orders(&[new_order("stale", "t1", 0)], at(0))
         .await
         .unwrap();
     let id = "stale-o000000";
@@ -962,7 +972,7 @@ async fn a_refused_stale_report_leaves_the_calls_children(db: Db) {
 async fn a_replayed_batch_is_stored_once_and_changes_no_fact(db: Db) {
     let store = db.open().await;
     let orders: Vec<NewOrder> = (0..3).map(|n| new_order("twice", "t1", n)).collect();
-    store.insert_planned_orders(&orders).await.unwrap();
+    store.insert_planned_orders(&orders, at(0)).await.unwrap();
     let batch = ingest_batch(&ids(&orders));
     store.ingest_callbacks(&batch).await.unwrap();
     let mut once = Vec::new();
@@ -1224,7 +1234,7 @@ async fn batched_leases_and_campaigns_match_the_single_calls(db: Db) {
     }
     let mut orders = vec![new_order("a", "a-2", 1), new_order("a", "a-2", 2)];
     orders.push(new_order("c", "c-1", 3));
-    store.insert_planned_orders(&orders).await.unwrap();
+    store.insert_planned_orders(&orders, at(0)).await.unwrap();
     let many: Vec<String> = (0..1200).map(|i| format!("x{i}")).collect();
     let asked: Vec<String> = ids(&["c", "b", "a"]).into_iter().chain(many).collect();
     let mut single = Vec::new();
@@ -1253,7 +1263,7 @@ async fn seed_report_data(store: &dyn Store) {
     let gamma: Vec<NewOrder> = (0..10).map(|n| new_order("gamma", "tg", n)).collect();
     let beta = vec![new_order("beta", "tb", 0)];
     for batch in [&alpha, &gamma, &beta] {
-        store.insert_planned_orders(batch).await.unwrap();
+        store.insert_planned_orders(batch, at(0)).await.unwrap();
         store
             .set_upload_state(&ids(batch), UploadState::Sent, at(0))
             .await
@@ -1513,7 +1523,7 @@ async fn report_figures_match_a_known_data_set(db: Db) {
 async fn a_replayed_callback_is_stored_once_and_applied_once(db: Db) {
     let store = db.open().await;
     store
-        .insert_planned_orders(&[new_order("replay", "t1", 0)])
+        .insert_planned_orders(&[new_order("replay", "t1", 0)], at(0))
         .await
         .unwrap();
     store
@@ -1615,7 +1625,7 @@ async fn text_with_nul_is_stored_never_refused(db: Db) {
     o.variables = serde_json::json!({ "k\u{0}": "v\u{0}" });
     assert_eq!(
         store
-            .insert_planned_orders(std::slice::from_ref(&o))
+            .insert_planned_orders(std::slice::from_ref(&o), at(0))
             .await
             .unwrap(),
         1
@@ -1724,6 +1734,54 @@ async fn text_with_nul_is_stored_never_refused(db: Db) {
         campaign.spec,
         Some(serde_json::json!({ "name": db.stored("N\0") }))
     );
+
+    // A suppression entry whose texts carry NUL suppresses the order of that phone (stored the same way).
+    let phone = "86131\u{0}000002";
+    let source = "file:n\0.csv";
+    store
+        .suppress(&[entry(phone, source, Some("said\0no"), None)])
+        .await
+        .unwrap();
+    let filter = SuppressionFilter {
+        phone: Some(phone.into()),
+        ..SuppressionFilter::default()
+    };
+    assert_eq!(
+        store.suppressions(&filter).await.unwrap(),
+        [entry(
+            &db.stored(phone),
+            &db.stored(source),
+            Some(&db.stored("said\0no")),
+            None
+        )]
+    );
+    let mut o2 = new_order("nul", "t1", 2);
+    o2.phone = phone.into();
+    store
+        .insert_planned_orders(std::slice::from_ref(&o2), at(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .order(&o2.order_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .reject_reason,
+        Some(db.stored("suppressed: said\0no"))
+    );
+    let sync = store
+        .replace_suppression_source(source, &[entry(phone, source, None, None)])
+        .await
+        .unwrap();
+    assert_eq!((sync.updated, sync.kept), (1, 0));
+    assert_eq!(
+        store
+            .unsuppress(&[phone.to_owned()], Some(source))
+            .await
+            .unwrap(),
+        1
+    );
 }
 
 async fn prune_ledger_deletes_the_oldest_rows_in_bounded_steps(db: Db) {
@@ -1781,6 +1839,793 @@ async fn prune_ledger_deletes_the_oldest_rows_in_bounded_steps(db: Db) {
     assert_eq!(store.prune_ledger(at(2_000), 10).await.unwrap(), 0);
 }
 
+// ---- suppression (do-not-call) lists
+
+fn entry(
+    phone: &str,
+    source: &str,
+    reason: Option<&str>,
+    expires_at: Option<DateTime<Utc>>,
+) -> Suppression {
+    Suppression {
+        phone: phone.into(),
+        source: source.into(),
+        reason: reason.map(str::to_owned),
+        expires_at,
+        added_at: at(1),
+    }
+}
+
+fn phone_of(n: usize) -> String {
+    new_order("x", "x", n).phone
+}
+
+/// The counts of a one-task campaign agree with the task's tallies (what the daemon decides on).
+async fn assert_tallies_match_counts(store: &dyn Store, campaign: &str, ut: &str) -> OrderCounts {
+    let counts = store.order_counts(campaign).await.unwrap();
+    let p = store.order_progress(ut).await.unwrap();
+    assert_eq!(
+        (p.total, p.planned, p.sending, p.sent, p.rejected),
+        (
+            counts.total,
+            counts.planned,
+            counts.sending,
+            counts.sent,
+            counts.rejected
+        ),
+        "tallies of {ut} against the counted orders of {campaign}"
+    );
+    counts
+}
+
+async fn a_suppressed_number_is_planned_rejected_with_its_reason(db: Db) {
+    let store = db.open().await;
+    store
+        .suppress(&[
+            entry(&phone_of(1), "cli", Some("asked us"), None),
+            entry(&phone_of(2), "file:dnc.csv", None, None),
+            // Expired before the insert: does not count.
+            entry(&phone_of(3), "cli", Some("old"), Some(at(10))),
+            // Expires after it: counts; the first active entry by source gives the reason.
+            entry(&phone_of(4), "file:a.csv", Some("from a"), Some(at(100))),
+            entry(&phone_of(4), "cli", None, Some(at(11))),
+        ])
+        .await
+        .unwrap();
+    let orders: Vec<NewOrder> = (0..6).map(|n| new_order("sup", "t1", n)).collect();
+    assert_eq!(
+        store.insert_planned_orders(&orders, at(10)).await.unwrap(),
+        6
+    );
+    let all = ids(&orders);
+    let state = |o: OrderRecord| (o.upload_state, o.reject_reason, o.state_changed_at);
+    let rejected = |why: &str| {
+        (
+            UploadState::Rejected,
+            Some(format!("suppressed: {why}")),
+            Some(at(10)),
+        )
+    };
+    let planned = (UploadState::Planned, None, None);
+    let mut got = Vec::new();
+    for id in &all {
+        got.push(state(store.order(id).await.unwrap().unwrap()));
+    }
+    assert_eq!(
+        got,
+        [
+            planned.clone(),
+            rejected("asked us"),
+            rejected("file:dnc.csv"),
+            planned.clone(),
+            rejected("cli"),
+            planned.clone(),
+        ]
+    );
+    assert_eq!(
+        got[1].1.as_deref(),
+        Some(suppressed_reason(Some("asked us"), "cli").as_str())
+    );
+    // A platform rejection is a rejection, not a suppression.
+    store
+        .settle_and_claim(
+            &[],
+            &[(all[0].clone(), "retCode 4: bad phone".into())],
+            "t1",
+            0,
+            at(12),
+        )
+        .await
+        .unwrap();
+    let counts = assert_tallies_match_counts(store.as_ref(), "sup", "t1").await;
+    assert_eq!(
+        (
+            counts.total,
+            counts.planned,
+            counts.rejected,
+            counts.suppressed
+        ),
+        (6, 2, 4, 3)
+    );
+    // Inserting them again changes nothing (the orders are stored).
+    assert_eq!(
+        store.insert_planned_orders(&orders, at(13)).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        assert_tallies_match_counts(store.as_ref(), "sup", "t1").await,
+        counts
+    );
+}
+
+async fn a_number_suppressed_after_planning_is_rejected_at_claim(db: Db) {
+    let store = db.open().await;
+    let orders: Vec<NewOrder> = (0..10).map(|n| new_order("late", "t1", n)).collect();
+    assert_eq!(
+        store.insert_planned_orders(&orders, at(0)).await.unwrap(),
+        10
+    );
+    let all = ids(&orders);
+    store
+        .suppress(&[
+            entry(&orders[1].phone, "cli", Some("asked"), None),
+            entry(&orders[2].phone, "file:dnc.csv", None, None),
+            // Further on than the first batch: rejected when a claim reaches it.
+            entry(&orders[7].phone, "cli", None, None),
+            // Expired by the claim that reaches it (at the very instant): sent as usual.
+            entry(&orders[9].phone, "cli", None, Some(at(30))),
+        ])
+        .await
+        .unwrap();
+    let claimed = |c: Vec<OrderRecord>| c.into_iter().map(|o| o.order_id).collect::<Vec<_>>();
+    let pick = |ns: &[usize]| ns.iter().map(|&n| all[n].clone()).collect::<Vec<_>>();
+
+    // The batch still fills up: the two suppressed orders in its way are passed over and rejected.
+    let first = store
+        .settle_and_claim(&[], &[], "t1", 4, at(20))
+        .await
+        .unwrap();
+    assert_eq!(claimed(first), pick(&[0, 3, 4, 5]));
+    let o1 = store.order(&all[1]).await.unwrap().unwrap();
+    assert_eq!(o1.upload_state, UploadState::Rejected);
+    assert_eq!(o1.reject_reason.as_deref(), Some("suppressed: asked"));
+    assert_eq!(o1.state_changed_at, Some(at(20)));
+    assert_eq!(
+        store
+            .order(&all[2])
+            .await
+            .unwrap()
+            .unwrap()
+            .reject_reason
+            .as_deref(),
+        Some("suppressed: file:dnc.csv")
+    );
+    assert_eq!(
+        store.order(&all[7]).await.unwrap().unwrap().upload_state,
+        UploadState::Planned,
+        "beyond the batch: not looked at yet"
+    );
+    let counts = assert_tallies_match_counts(store.as_ref(), "late", "t1").await;
+    assert_eq!(
+        (
+            counts.planned,
+            counts.sending,
+            counts.rejected,
+            counts.suppressed
+        ),
+        (4, 4, 2, 2)
+    );
+
+    // The last batch is short: every suppressed planned order left goes to rejected.
+    let sent = pick(&[0, 3, 4, 5]);
+    let second = store
+        .settle_and_claim(&sent, &[], "t1", 4, at(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed(second), pick(&[6, 8, 9]));
+    assert_eq!(
+        store
+            .order(&all[7])
+            .await
+            .unwrap()
+            .unwrap()
+            .reject_reason
+            .as_deref(),
+        Some("suppressed: cli")
+    );
+    let counts = assert_tallies_match_counts(store.as_ref(), "late", "t1").await;
+    assert_eq!(
+        (
+            counts.planned,
+            counts.sending,
+            counts.sent,
+            counts.rejected,
+            counts.suppressed
+        ),
+        (0, 3, 4, 3, 3)
+    );
+    // Nothing is left to claim; a suppression now does not touch orders already claimed or sent.
+    store
+        .suppress(&[entry(&orders[6].phone, "cli", None, None)])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .settle_and_claim(&[], &[], "t1", 4, at(40))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.order(&all[6]).await.unwrap().unwrap().upload_state,
+        UploadState::Sending
+    );
+    assert_eq!(
+        assert_tallies_match_counts(store.as_ref(), "late", "t1").await,
+        counts
+    );
+}
+
+async fn a_suppression_source_is_replaced_exactly(db: Db) {
+    let store = db.open().await;
+    let v0 = store.suppression_version().await.unwrap();
+    let file = "file:dnc.csv";
+    let (a, b, c, d) = (phone_of(1), phone_of(2), phone_of(3), phone_of(4));
+    let sync = store
+        .replace_suppression_source(
+            file,
+            &[
+                entry(&a, file, Some("r1"), None),
+                entry(&b, file, None, None),
+                entry(&c, file, None, Some(at(50))),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sync,
+        SourceSync {
+            added: 3,
+            updated: 0,
+            removed: 0,
+            kept: 0
+        }
+    );
+    let v1 = store.suppression_version().await.unwrap();
+    assert!(v1 > v0, "changed: {v0} -> {v1}");
+    // Another source lists A too, and E, which the file never had.
+    let e = phone_of(5);
+    assert_eq!(
+        store
+            .suppress(&[entry(&a, "cli", None, None), entry(&e, "cli", None, None)])
+            .await
+            .unwrap(),
+        2
+    );
+    let v2 = store.suppression_version().await.unwrap();
+    assert!(v2 > v1);
+
+    // The file again: A kept, B's reason changed, C gone, D new. A phone given twice keeps its last entry; a
+    // stored entry keeps when it was first added.
+    let added_later = |mut e: Suppression| {
+        e.added_at = at(99);
+        e
+    };
+    let sync = store
+        .replace_suppression_source(
+            file,
+            &[
+                entry(&b, file, Some("first"), None),
+                added_later(entry(&a, file, Some("r1"), None)),
+                added_later(entry(&b, file, Some("now a reason"), None)),
+                entry(&d, file, None, None),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sync,
+        SourceSync {
+            added: 1,
+            updated: 1,
+            removed: 1,
+            kept: 1
+        }
+    );
+    let v3 = store.suppression_version().await.unwrap();
+    assert!(v3 > v2);
+    let listed = store
+        .suppressions(&SuppressionFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        listed,
+        [
+            entry(&a, "cli", None, None),
+            entry(&a, file, Some("r1"), None),
+            entry(&b, file, Some("now a reason"), None),
+            entry(&d, file, None, None),
+            entry(&e, "cli", None, None),
+        ],
+        "by phone then source; other sources left alone; a stored entry keeps its added_at"
+    );
+    // The same file once more changes nothing, and the version stays.
+    let sync = store
+        .replace_suppression_source(
+            file,
+            &[
+                entry(&a, file, Some("r1"), None),
+                entry(&b, file, Some("now a reason"), None),
+                entry(&d, file, None, None),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sync,
+        SourceSync {
+            added: 0,
+            updated: 0,
+            removed: 0,
+            kept: 3
+        }
+    );
+    assert!(!sync.changed());
+    assert_eq!(store.suppression_version().await.unwrap(), v3);
+    // So does suppressing what is stored; a new expiry is a change.
+    assert_eq!(
+        store
+            .suppress(&[entry(&a, "cli", None, None)])
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(store.suppression_version().await.unwrap(), v3);
+    assert_eq!(
+        store
+            .suppress(&[added_later(entry(&a, "cli", None, Some(at(500))))])
+            .await
+            .unwrap(),
+        1
+    );
+    let v4 = store.suppression_version().await.unwrap();
+    assert!(v4 > v3);
+    // A source is replaced only by its own entries.
+    let e = store
+        .replace_suppression_source(file, &[entry(&a, "cli", None, None)])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Invalid(_)), "{e:?}");
+
+    // The file sources, by name, however many entries each has.
+    store
+        .suppress(&[
+            entry(&c, "file:b.csv", None, None),
+            entry(&d, "file:b.csv", None, None),
+            entry(&c, "opt_out:spring:C1", None, None),
+            entry(&c, "file-list", None, None),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.suppression_file_sources().await.unwrap(),
+        ["file:b.csv", file]
+    );
+
+    // Unsuppress by source, then for every source.
+    assert_eq!(
+        store
+            .unsuppress(std::slice::from_ref(&a), Some(file))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .suppressions(&SuppressionFilter {
+                phone: Some(a.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap(),
+        [entry(&a, "cli", None, Some(at(500)))],
+        "the other source's entry stays"
+    );
+    let v5 = store.suppression_version().await.unwrap();
+    assert!(v5 > v4);
+    assert_eq!(
+        store
+            .unsuppress(&[a.clone(), c.clone()], None)
+            .await
+            .unwrap(),
+        4,
+        "A's cli entry and C's three"
+    );
+    assert_eq!(
+        store
+            .unsuppress(std::slice::from_ref(&a), None)
+            .await
+            .unwrap(),
+        0
+    );
+    let v6 = store.suppression_version().await.unwrap();
+    assert!(v6 > v5);
+    // An empty file: its entries go, and so does its source.
+    let sync = store.replace_suppression_source(file, &[]).await.unwrap();
+    assert_eq!(
+        sync,
+        SourceSync {
+            added: 0,
+            updated: 0,
+            removed: 2,
+            kept: 0
+        }
+    );
+    assert_eq!(
+        store.suppression_file_sources().await.unwrap(),
+        ["file:b.csv"]
+    );
+    assert!(store.suppression_version().await.unwrap() > v6);
+}
+
+async fn uploaded_orders_of_suppressed_numbers_are_stopped_once(db: Db) {
+    let store = db.open().await;
+    let orders: Vec<NewOrder> = (0..8).map(|n| new_order("stop", "t1", n)).collect();
+    store.insert_planned_orders(&orders, at(0)).await.unwrap();
+    let all = ids(&orders);
+    store
+        .set_upload_state(&all[..7], UploadState::Sent, at(1))
+        .await
+        .unwrap(); // all[7] stays planned
+    store
+        .apply_order_facts(
+            &[facts(&all[5], true, vec![call(&all[5], "c5", 8)])],
+            FactSource::Poll,
+        )
+        .await
+        .unwrap();
+    // Another task's sent order of a suppressed number.
+    let mut other = new_order("stop", "t2", 1);
+    other.order_id = "stop-t2-o1".into();
+    store
+        .insert_planned_orders(&[other.clone()], at(0))
+        .await
+        .unwrap();
+    store
+        .set_upload_state(
+            std::slice::from_ref(&other.order_id),
+            UploadState::Sent,
+            at(1),
+        )
+        .await
+        .unwrap();
+    store
+        .suppress(&[
+            entry(&orders[1].phone, "cli", None, None),
+            entry(&orders[2].phone, "file:dnc.csv", None, Some(at(100))),
+            entry(&orders[3].phone, "cli", None, Some(at(20))), // expired at `now`
+            entry(&orders[5].phone, "cli", None, None),         // finished
+            entry(&orders[7].phone, "cli", None, None),         // not uploaded
+        ])
+        .await
+        .unwrap();
+    let now = at(20);
+    let pick = |ns: &[usize]| ns.iter().map(|&n| all[n].clone()).collect::<Vec<_>>();
+    assert_eq!(
+        store.orders_to_stop("t1", now, 10).await.unwrap(),
+        pick(&[1, 2])
+    );
+    assert_eq!(
+        store.orders_to_stop("t1", now, 1).await.unwrap(),
+        pick(&[1]),
+        "limit"
+    );
+    assert_eq!(
+        store.orders_to_stop("t2", now, 10).await.unwrap(),
+        ["stop-t2-o1"]
+    );
+    assert!(
+        store.orders_to_stop("t1", at(200), 10).await.unwrap() == pick(&[1]),
+        "the file entry expired by then"
+    );
+
+    // Write before send: `sending` is still to stop (the request may not have applied) ...
+    assert_eq!(
+        store
+            .mark_stop(&pick(&[1]), StopState::Sending, at(21))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store.orders_to_stop("t1", now, 10).await.unwrap(),
+        pick(&[1, 2])
+    );
+    let o1 = store.order(&all[1]).await.unwrap().unwrap();
+    assert_eq!(
+        (o1.stop_state, o1.stopped_at),
+        (Some(StopState::Sending), Some(at(21)))
+    );
+    // ... `stopped` is not, and is final.
+    assert_eq!(
+        store
+            .mark_stop(&pick(&[1]), StopState::Stopped, at(22))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store.orders_to_stop("t1", now, 10).await.unwrap(),
+        pick(&[2])
+    );
+    assert_eq!(
+        store
+            .mark_stop(&pick(&[1]), StopState::Sending, at(23))
+            .await
+            .unwrap(),
+        0,
+        "stopped is final"
+    );
+    let o1 = store.order(&all[1]).await.unwrap().unwrap();
+    assert_eq!(
+        (o1.stop_state, o1.stopped_at),
+        (Some(StopState::Stopped), Some(at(22)))
+    );
+    assert_eq!(
+        o1.upload_state,
+        UploadState::Sent,
+        "the upload state is not the stop's"
+    );
+    assert_eq!(
+        store
+            .mark_stop(&pick(&[2, 4]), StopState::Stopped, at(24))
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(
+        store
+            .orders_to_stop("t1", now, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.order(&all[0]).await.unwrap().unwrap().stop_state,
+        None,
+        "never asked"
+    );
+}
+
+async fn opt_out_calls_match_intents_by_id_and_by_name(db: Db) {
+    let store = db.open().await;
+    let orders: Vec<NewOrder> = (0..4).map(|n| new_order("optc", "t1", n)).collect();
+    store.insert_planned_orders(&orders, at(0)).await.unwrap();
+    let mut elsewhere = new_order("other", "t9", 0);
+    elsewhere.order_id = "other-o0".into();
+    store
+        .insert_planned_orders(&[elsewhere.clone()], at(0))
+        .await
+        .unwrap();
+    let all = ids(&orders);
+    let by_id = IntentFact {
+        intent_id: "OPT-9".into(),
+        intent_tag: "".into(),
+        intent_name: "whatever".into(),
+        intent_level: None,
+    };
+    let with = |order: &str, call_id: &str, intents: Vec<IntentFact>| {
+        let mut c = call(order, call_id, 6);
+        c.intents = intents;
+        c
+    };
+    store
+        .apply_order_facts(
+            &[
+                facts(
+                    &all[0],
+                    true,
+                    vec![with(&all[0], "c0", vec![intent("stop", "x")])],
+                ),
+                facts(
+                    &all[1],
+                    true,
+                    vec![with(
+                        &all[1],
+                        "c1",
+                        vec![intent("maybe", ""), by_id.clone()],
+                    )],
+                ),
+                facts(
+                    &all[2],
+                    true,
+                    vec![with(&all[2], "c2", vec![intent("interested", "")])],
+                ),
+                // Two matching intents: the first by position is the one named.
+                facts(
+                    &all[3],
+                    true,
+                    vec![
+                        with(&all[3], "c3a", vec![by_id.clone(), intent("stop", "")]),
+                        with(&all[3], "c3b", vec![]),
+                    ],
+                ),
+                OrderFacts {
+                    user_task_id: "t9".into(),
+                    ..facts(
+                        "other-o0",
+                        true,
+                        vec![with("other-o0", "c9", vec![intent("stop", "")])],
+                    )
+                },
+            ],
+            FactSource::Callback,
+        )
+        .await
+        .unwrap();
+    let wanted: Vec<String> = vec!["stop".into(), "OPT-9".into()];
+    let found = |calls: Vec<OptOutCall>| {
+        calls
+            .into_iter()
+            .map(|c| (c.call_id, c.intent))
+            .collect::<Vec<_>>()
+    };
+    let pair = |c: &str, i: &str| (c.to_owned(), i.to_owned());
+    let calls = store.opt_out_calls("optc", &wanted, 10).await.unwrap();
+    assert_eq!(
+        calls[0],
+        OptOutCall {
+            phone: orders[0].phone.clone(),
+            order_id: all[0].clone(),
+            call_id: "c0".into(),
+            intent: "stop".into(),
+        }
+    );
+    assert_eq!(
+        found(calls),
+        [
+            pair("c0", "stop"),
+            pair("c1", "OPT-9"),
+            pair("c3a", "OPT-9")
+        ]
+    );
+    assert_eq!(
+        found(store.opt_out_calls("optc", &wanted, 1).await.unwrap()),
+        [pair("c0", "stop")],
+        "limit"
+    );
+    assert!(
+        store
+            .opt_out_calls("optc", &[], 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Once its opt-out entry exists, a call is not returned again; an entry of another source does not count.
+    store
+        .suppress(&[
+            entry(&orders[0].phone, &opt_out_source("optc", "c0"), None, None),
+            entry(&orders[1].phone, "cli", None, None),
+            entry(
+                &orders[3].phone,
+                &opt_out_source("other", "c3a"),
+                None,
+                None,
+            ),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        found(store.opt_out_calls("optc", &wanted, 10).await.unwrap()),
+        [pair("c1", "OPT-9"), pair("c3a", "OPT-9")]
+    );
+    assert_eq!(
+        found(store.opt_out_calls("other", &wanted, 10).await.unwrap()),
+        [pair("c9", "stop")]
+    );
+}
+
+async fn suppressions_read_by_phone_and_activity_and_in_bulk(db: Db) {
+    let store = db.open().await;
+    // 100,000 entries in one call (a few statements, one transaction): one change of the version.
+    let v0 = store.suppression_version().await.unwrap();
+    let big: Vec<Suppression> = (0..100_000)
+        .map(|n| {
+            let expires = (n % 10 == 0).then(|| at(50));
+            entry(&phone_of(n), "file:big.csv", Some("listed"), expires)
+        })
+        .collect();
+    assert_eq!(store.suppress(&big).await.unwrap(), 100_000);
+    assert_eq!(store.suppression_version().await.unwrap(), v0 + 1);
+    store
+        .suppress(&[
+            entry(&phone_of(7), "cli", Some("asked"), Some(at(200))),
+            entry(&phone_of(7), "opt_out:c:x", None, None),
+        ])
+        .await
+        .unwrap();
+    let page = |phone: Option<String>, active_at: Option<DateTime<Utc>>, limit, offset| {
+        SuppressionFilter {
+            phone,
+            active_at,
+            limit,
+            offset,
+        }
+    };
+    let all = store
+        .suppressions(&page(None, None, None, 0))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 100_002);
+    assert!(
+        all.windows(2)
+            .all(|w| (&w[0].phone, &w[0].source) < (&w[1].phone, &w[1].source)),
+        "by phone, then source"
+    );
+    assert_eq!(all[0], big[0]);
+    let sources = |v: Vec<Suppression>| v.into_iter().map(|s| s.source).collect::<Vec<_>>();
+    let p7 = Some(phone_of(7));
+    assert_eq!(
+        sources(
+            store
+                .suppressions(&page(p7.clone(), None, None, 0))
+                .await
+                .unwrap()
+        ),
+        ["cli", "file:big.csv", "opt_out:c:x"]
+    );
+    assert_eq!(
+        sources(
+            store
+                .suppressions(&page(p7.clone(), Some(at(200)), None, 0))
+                .await
+                .unwrap()
+        ),
+        ["file:big.csv", "opt_out:c:x"],
+        "expired at the instant it expires"
+    );
+    assert_eq!(
+        sources(
+            store
+                .suppressions(&page(p7.clone(), None, Some(1), 1))
+                .await
+                .unwrap()
+        ),
+        ["file:big.csv"]
+    );
+    // Active at 50: every tenth entry of the file has expired.
+    let active = store
+        .suppressions(&page(None, Some(at(50)), None, 0))
+        .await
+        .unwrap();
+    assert_eq!(active.len(), 90_000 + 2);
+    assert!(active.iter().all(|s| s.is_active_at(at(50))));
+    assert_eq!(
+        store
+            .suppressions(&page(None, Some(at(49)), Some(5), 99_998))
+            .await
+            .unwrap()
+            .len(),
+        4,
+        "the last page"
+    );
+    // The same file re-read without one of its numbers, in one call.
+    let sync = store
+        .replace_suppression_source("file:big.csv", &big[1..])
+        .await
+        .unwrap();
+    assert_eq!(
+        sync,
+        SourceSync {
+            added: 0,
+            updated: 0,
+            removed: 1,
+            kept: 99_999
+        }
+    );
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -1823,6 +2668,12 @@ conformance!(
     leases_refuse_a_second_owner_until_expiry,
     batched_leases_and_campaigns_match_the_single_calls,
     report_figures_match_a_known_data_set,
+    a_suppressed_number_is_planned_rejected_with_its_reason,
+    a_number_suppressed_after_planning_is_rejected_at_claim,
+    a_suppression_source_is_replaced_exactly,
+    uploaded_orders_of_suppressed_numbers_are_stopped_once,
+    opt_out_calls_match_intents_by_id_and_by_name,
+    suppressions_read_by_phone_and_activity_and_in_bulk,
 );
 
 /// PostgreSQL has no timestamps before 4713 BC: writing one is a data exception (SQLSTATE 22008), which the store

@@ -207,7 +207,10 @@ async fn report_shows_what_the_simulator_reported(store: Arc<dyn Store>) {
             source_line: i as i64 + 1,
         })
         .collect();
-    store.insert_planned_orders(&planned).await.unwrap();
+    store
+        .insert_planned_orders(&planned, chrono::DateTime::UNIX_EPOCH)
+        .await
+        .unwrap();
     let ids: Vec<String> = planned.iter().map(|o| o.order_id.clone()).collect();
     store
         .set_upload_state(&ids, UploadState::Sent, t0())

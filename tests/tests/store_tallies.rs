@@ -115,7 +115,7 @@ async fn progress_equals_the_orders_counted_after_any_writes(db: Db) {
                     let chunk: Vec<NewOrder> = (from..from + len)
                         .map(|i| all[i % all.len()].clone())
                         .collect();
-                    store.insert_planned_orders(&chunk).await.unwrap();
+                    store.insert_planned_orders(&chunk, when).await.unwrap();
                 }
                 1 => {
                     let state = UploadState::ALL[rng.below(4)];
@@ -205,8 +205,8 @@ async fn claimed_batch_is_durably_sending_and_settling_keeps_final_states(db: Db
     let store = db.open().await;
     let orders: Vec<NewOrder> = (0..10).map(|n| new_order("t1", n)).collect();
     let other: Vec<NewOrder> = (0..3).map(|n| new_order("t2", n)).collect();
-    store.insert_planned_orders(&orders).await.unwrap();
-    store.insert_planned_orders(&other).await.unwrap();
+    store.insert_planned_orders(&orders, at(0)).await.unwrap();
+    store.insert_planned_orders(&other, at(0)).await.unwrap();
 
     let first = store
         .settle_and_claim(&[], &[], "t1", 4, at(1))

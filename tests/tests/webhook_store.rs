@@ -71,7 +71,7 @@ async fn seed(store: &dyn Store, orders: usize, now: DateTime<Utc>) -> Vec<(Stri
             source_line: i as i64 + 2,
         })
         .collect();
-    store.insert_planned_orders(&new).await.unwrap();
+    store.insert_planned_orders(&new, now).await.unwrap();
     let ids: Vec<String> = pairs.iter().map(|(o, _)| o.clone()).collect();
     store
         .set_upload_state(&ids, UploadState::Sent, now)

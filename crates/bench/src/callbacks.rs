@@ -198,7 +198,9 @@ pub(crate) async fn seed(
                 source_line: (c * 2000 + j + 2) as i64,
             })
             .collect();
-        store.insert_planned_orders(&new).await?;
+        store
+            .insert_planned_orders(&new, chrono::DateTime::UNIX_EPOCH)
+            .await?;
         let ids: Vec<String> = chunk.iter().map(|(o, _)| o.clone()).collect();
         store.set_upload_state(&ids, UploadState::Sent, now).await?;
     }

@@ -97,6 +97,8 @@ impl Zone {
         let step = Duration::hours(12);
         let mut lo = from;
         while lo < horizon {
+            #[cfg(test)]
+            OFFSET_PROBES.with(|n| n.set(n.get() + 1));
             let hi = (lo + step).min(horizon);
             if self.offset_at(hi) != base {
                 // Invariant: offset(a) == base, offset(b) != base. Offsets change on whole seconds: bisect those.
@@ -402,22 +404,52 @@ fn compile(schedule: &Schedule, from: DateTime<Utc>) -> Stretch {
     let end = schedule.end_utc();
     // Walk first as if the offset never changed: irregular calendars end within days, and only that span needs
     // searching for an offset change (the search is the costly part for stretches that last for years).
-    let fixed = walk(schedule, from, offset, end);
-    let horizon = fixed
-        .until
-        .unwrap_or(from + Duration::days(TRANSITION_HORIZON_DAYS));
+    let fixed = walk(schedule, from, offset, end, true);
+    // Past the horizon nothing changes, however far the stretch goes (a holiday in 9999 would otherwise mean probing
+    // the zone every 12 hours until then).
+    let cap = from + Duration::days(TRANSITION_HORIZON_DAYS);
+    let horizon = fixed.until.map_or(cap, |u| u.min(cap));
     match schedule.zone.next_transition(from, horizon) {
-        Some(t) => walk(schedule, from, offset, Some(end.map_or(t, |e| e.min(t)))),
+        Some(t) => walk(
+            schedule,
+            from,
+            offset,
+            Some(end.map_or(t, |e| e.min(t))),
+            true,
+        ),
         None => fixed,
     }
 }
 
+/// Regular days (not the first day, not a holiday, not the day after one) walked in a row before whole weeks may be
+/// skipped: one full week brings the requirements and the forbidden slots to their fixed point.
+const REGULAR_DAYS_BEFORE_SKIP: u32 = 7;
+
+#[cfg(test)]
+thread_local! {
+    /// Days walked by [`walk`] on this thread, for the tests that count the work.
+    static DAYS_WALKED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Zone probes made by [`Zone::next_transition`] on this thread, for the same tests.
+    static OFFSET_PROBES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// The stretch from `from` in the fixed offset `offset`, ending at `hard_end` at the latest.
+///
+/// With `skip`, whole weeks of regular days are jumped over once [`REGULAR_DAYS_BEFORE_SKIP`] have been walked,
+/// leaving the last full week before the next holiday, the hard end or the point where the pattern is proved to be
+/// walked as usual. A regular week after the fixed point can neither add a requirement nor end the stretch, and the
+/// day skipped to has the weekday of the day skipped from, so whether an open run is in progress is the same. The
+/// instants the walk keeps (the last close, where the open run began) are set again by the week walked before they
+/// are used, unless nothing opens in it (then they are the same with or without the skip) or everything does (then
+/// the run began before the skip, with or without it). So a holiday years ahead costs a few weeks of walking, not
+/// every half hour until then (without the skip, a campaign whose only holiday was in 9999 took seconds). The
+/// result is the same as without the skip; a property test checks it.
 fn walk(
     schedule: &Schedule,
     from: DateTime<Utc>,
     offset: i32,
     hard_end: Option<DateTime<Utc>>,
+    skip: bool,
 ) -> Stretch {
     let offset_d = Duration::seconds(i64::from(offset));
 
@@ -448,11 +480,34 @@ fn walk(
 
     let mut day = from_day;
     let mut stable = false;
+    let mut regular_days = 0u32;
+    let hard_end_day = hard_end.map(|h| (h.naive_utc() + offset_d).date());
     'walk: loop {
         if day >= forever_from {
             stable = true;
             break;
         }
+        let regular = day != from_day
+            && !schedule.holidays.contains(&day)
+            && !day
+                .pred_opt()
+                .is_some_and(|d| schedule.holidays.contains(&d));
+        regular_days = if regular { regular_days + 1 } else { 0 };
+        if skip && regular && regular_days > REGULAR_DAYS_BEFORE_SKIP {
+            let mut limit = forever_from;
+            if let Some(h) = schedule.holidays.range(day..).next() {
+                limit = limit.min(*h);
+            }
+            if let Some(h) = hard_end_day {
+                limit = limit.min(h);
+            }
+            let weeks = (limit - day).num_days() / 7 - 1;
+            if weeks > 0 {
+                day += Duration::weeks(weeks);
+            }
+        }
+        #[cfg(test)]
+        DAYS_WALKED.with(|n| n.set(n.get() + 1));
         let mask = schedule.day_mask(day);
         let w = iso_weekday(day);
         let start_slot = if day == from_day { first_slot } else { 0 };
@@ -949,6 +1004,175 @@ mod tests {
                 }
             }
             Ok(())
+        }
+
+        /// Schedules with holidays up to three years ahead and long or no ends: the walks that skip weeks. Half
+        /// are regular (one rule: the same hours on each of its days, which the platform can express for weeks on
+        /// end), half have several rules (which may disagree on any weekday, the seventh included).
+        fn sparse_schedule() -> impl Strategy<Value = Schedule> {
+            let one_rule = (1u8..128, prop::collection::vec((0u16..48, 1u16..48), 1..3)).prop_map(
+                |(days, ranges)| {
+                    vec![WindowRule {
+                        days: (1..=7).filter(|d| days & (1 << (d - 1)) != 0).collect(),
+                        hours: ranges
+                            .into_iter()
+                            .map(|(f, l)| HourRange {
+                                from: f * 30,
+                                to: (f + l) * 30,
+                            })
+                            .collect(),
+                        at: Location::default(),
+                    }]
+                },
+            );
+            (
+                0..ZONES.len(),
+                prop_oneof![one_rule, prop::collection::vec(window(), 2..5)],
+                prop::collection::btree_set(0i64..(3 * 366), 0..4),
+                prop::option::of(0i64..TWO_YEARS_MIN),
+                prop::option::of(1i64..(4 * 366 * 1440)),
+            )
+                .prop_map(|(z, windows, holidays, start, len)| {
+                    let day0 = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+                    let local = |m: i64| day0.and_time(NaiveTime::MIN) + Duration::minutes(m);
+                    let start = start.map(|m| local(m - m % 30));
+                    Schedule {
+                        zone: ZONES[z],
+                        start,
+                        end: len.map(|l| start.unwrap_or(local(0)) + Duration::minutes(l)),
+                        holidays: holidays
+                            .into_iter()
+                            .map(|d| day0 + Duration::days(d))
+                            .collect(),
+                        windows,
+                        at: Location::default(),
+                    }
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+            #[test]
+            fn skipping_regular_weeks_changes_nothing(
+                schedule in sparse_schedule(),
+                now_min in 0i64..TWO_YEARS_MIN,
+            ) {
+                let now = DateTime::from_timestamp(T0 + now_min * 60, 0).unwrap();
+                let from = schedule.start_utc().map_or(now, |s| s.max(now));
+                prop_assume!(schedule.end_utc().is_none_or(|e| from < e));
+                let offset = schedule.zone.offset_at(from);
+                let end = schedule.end_utc();
+                prop_assert_eq!(
+                    walk(&schedule, from, offset, end, true),
+                    walk(&schedule, from, offset, end, false)
+                );
+            }
+        }
+
+        /// The skip waits for every weekday to be walked whole: here Monday's morning is first seen a week after
+        /// the walk starts (on a Monday afternoon), and it is where the stretch ends.
+        #[test]
+        fn the_skip_waits_for_a_whole_week_of_every_weekday() {
+            let rule = |days: &[u8], from: u16, to: u16| WindowRule {
+                days: days.iter().copied().collect(),
+                hours: vec![HourRange { from, to }],
+                at: Location::default(),
+            };
+            let schedule = Schedule {
+                zone: Zone::Fixed(0),
+                start: None,
+                end: None,
+                holidays: [NaiveDate::from_ymd_opt(2031, 6, 5).unwrap()]
+                    .into_iter()
+                    .collect(),
+                windows: vec![rule(&[2, 3, 4, 5, 6, 7], 540, 600), rule(&[1], 480, 540)],
+                at: Location::default(),
+            };
+            // Monday 2026-11-23, 12:00 UTC.
+            let from = DateTime::from_timestamp(1_795_435_200, 0).unwrap();
+            let skipped = walk(&schedule, from, 0, None, true);
+            assert_eq!(skipped, walk(&schedule, from, 0, None, false));
+            assert_eq!(
+                skipped.until,
+                Some(DateTime::from_timestamp(1_795_435_200 + 7 * 86_400 - 4 * 3600, 0).unwrap())
+            );
+        }
+
+        #[test]
+        fn a_holiday_centuries_ahead_is_compiled_without_probing_the_zone_until_then() {
+            let schedule = Schedule {
+                zone: Zone::Iana(Tz::UTC),
+                start: None,
+                end: None,
+                holidays: [NaiveDate::from_ymd_opt(9999, 12, 30).unwrap()]
+                    .into_iter()
+                    .collect(),
+                windows: vec![WindowRule {
+                    days: (1..=5).collect(),
+                    hours: vec![HourRange {
+                        from: 540,
+                        to: 1020,
+                    }],
+                    at: Location::default(),
+                }],
+                at: Location::default(),
+            };
+            let probes = || OFFSET_PROBES.with(std::cell::Cell::get);
+            let before = probes();
+            let st = stretch_at(&schedule, DateTime::from_timestamp(T0, 0).unwrap()).unwrap();
+            // Every 12 hours for the 100-year horizon at most, not for 8,000 years.
+            let made = probes() - before;
+            assert!(made <= 2 * 366 * 100 + 1, "{made} probes");
+            assert_eq!(
+                st.until.map(|u| u.date_naive()),
+                NaiveDate::from_ymd_opt(9999, 12, 30)
+            );
+        }
+
+        #[test]
+        fn a_holiday_centuries_ahead_is_compiled_without_walking_to_it() {
+            let schedule = Schedule {
+                zone: Zone::Fixed(0),
+                start: None,
+                end: None,
+                holidays: [NaiveDate::from_ymd_opt(9999, 12, 30).unwrap()]
+                    .into_iter()
+                    .collect(),
+                windows: vec![WindowRule {
+                    days: (1..=5).collect(),
+                    hours: vec![HourRange {
+                        from: 540,
+                        to: 1020,
+                    }],
+                    at: Location::default(),
+                }],
+                at: Location::default(),
+            };
+            let now = DateTime::from_timestamp(T0, 0).unwrap();
+            let walked = || DAYS_WALKED.with(std::cell::Cell::get);
+            let before = walked();
+            let st = stretch_at(&schedule, now).unwrap();
+            // Counted in days walked: the plain walk would visit every day to 9999 (nearly three million of them).
+            let days = walked() - before;
+            assert!(days < 100, "walked {days} days");
+            // Thursday 9999-12-30 is the first day the settings cannot express.
+            let until = st.until.unwrap();
+            assert_eq!(
+                until.date_naive(),
+                NaiveDate::from_ymd_opt(9999, 12, 30).unwrap()
+            );
+            assert_eq!(st.settings.weekdays, 0b0011_1110);
+            assert_eq!(
+                st.last_close,
+                Some(
+                    NaiveDate::from_ymd_opt(9999, 12, 29)
+                        .unwrap()
+                        .and_hms_opt(17, 0, 0)
+                        .unwrap()
+                        .and_utc()
+                )
+            );
         }
 
         proptest! {

@@ -142,7 +142,7 @@ pub fn open_contacts_file(
         return Err(outside());
     }
     check_meta(contacts, &std::fs::metadata(&resolved).map_err(io)?, limits)?;
-    let file = open_nonblocking(&resolved).map_err(io)?;
+    let file = open_nonblocking(&resolved, false).map_err(io)?;
     // The same checks on what was opened, in case the file was swapped since.
     check_meta(contacts, &file.metadata().map_err(io)?, limits)?;
     if let Some(real) = real_path(&file)
@@ -151,6 +151,43 @@ pub fn open_contacts_file(
         return Err(outside());
     }
     Ok(file)
+}
+
+/// Reads a whole file the caller named (a campaign file), if it is a regular file of at most `max_bytes`: the type is
+/// checked before opening (symbolic links followed), the file is opened non-blocking, and no more than `max_bytes` is
+/// read. `Err` says why not, naming the file.
+pub(crate) fn read_regular_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let limits = ContactLimits {
+        max_file_bytes: max_bytes,
+        ..ContactLimits::default()
+    };
+    let refused = |e: ContactsFileError| match e {
+        ContactsFileError::NotRegular { kind, .. } => {
+            format!("{} is {kind}, not a regular file", shown(path))
+        }
+        ContactsFileError::TooLarge { size, limit, .. } => format!(
+            "{} has {size} bytes, more than the limit `MAX_CAMPAIGN_FILE_BYTES` ({limit} bytes)",
+            shown(path)
+        ),
+        e => e.to_string(),
+    };
+    let io = |e: std::io::Error| format!("cannot read {}: {e}", shown(path));
+    check_meta(path, &std::fs::metadata(path).map_err(io)?, &limits).map_err(refused)?;
+    let file = open_nonblocking(path, true).map_err(io)?;
+    check_meta(path, &file.metadata().map_err(io)?, &limits).map_err(refused)?;
+    let mut bytes = Vec::new();
+    file.take(max_bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(refused(ContactsFileError::TooLarge {
+            path: path.to_path_buf(),
+            size: bytes.len() as u64,
+            limit: max_bytes,
+        }));
+    }
+    Ok(bytes)
 }
 
 fn check_meta(
@@ -199,17 +236,24 @@ fn kind_of(meta: &Metadata) -> &'static str {
 }
 
 /// Opens for reading without blocking: opening a FIFO that was swapped in after the type check returns at once.
+/// Without `follow`, a symbolic link as the last component is refused (the contacts file is opened by its
+/// canonical path, so a link there was swapped in).
 #[cfg(unix)]
-fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+fn open_nonblocking(path: &Path, follow: bool) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt as _;
+    let flags = if follow {
+        libc::O_NONBLOCK
+    } else {
+        libc::O_NONBLOCK | libc::O_NOFOLLOW
+    };
     std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .custom_flags(flags)
         .open(path)
 }
 
 #[cfg(not(unix))]
-fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+fn open_nonblocking(path: &Path, _follow: bool) -> std::io::Result<File> {
     File::open(path)
 }
 

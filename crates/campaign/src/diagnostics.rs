@@ -257,16 +257,25 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// Words longer than this (in characters) get no "did you mean" suggestion, and candidates longer than this are not
+/// suggested: edit distance costs the product of the lengths, and no key, zone, day or column name is this long.
+const MAX_SUGGEST_CHARS: usize = 64;
+
 /// The candidate closest to `word`, if it is a plausible typo (distance at most a third of the length, at least 1;
 /// case-insensitive equality always counts).
 pub(crate) fn closest<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    let len = word.chars().count();
+    if len > MAX_SUGGEST_CHARS {
+        return None;
+    }
     let lower = word.to_ascii_lowercase();
-    let limit = (word.chars().count() / 3).max(1);
+    let limit = (len / 3).max(1);
     candidates
         .into_iter()
+        .filter(|c| c.len() <= 4 * MAX_SUGGEST_CHARS && c.chars().count() <= MAX_SUGGEST_CHARS)
         .map(|c| {
             let d = if c.to_ascii_lowercase() == lower {
                 0
@@ -307,6 +316,14 @@ mod tests {
         assert_eq!(closest("robot", keys), Some("robots"));
         assert_eq!(closest("sceneid", keys), Some("scene_id"));
         assert_eq!(closest("colour", keys), None);
+    }
+
+    #[test]
+    fn closest_does_no_work_on_overlong_words() {
+        // A megabyte against every zone name would be ~10^10 steps of edit distance; it is refused at once.
+        let long = "x".repeat(1 << 20);
+        assert_eq!(closest(&long, ["robots"]), None);
+        assert_eq!(closest("robots", [long.as_str(), "robot"]), Some("robot"));
     }
 
     #[test]

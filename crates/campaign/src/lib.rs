@@ -9,6 +9,7 @@ mod limits;
 mod parse;
 mod records;
 mod spec;
+mod suppression;
 
 pub use calendar::{
     DialWindow, HourRange, Location, Schedule, Stretch, WindowRule, Zone, format_offset,
@@ -21,12 +22,18 @@ pub use contacts::{
 pub use contacts_file::{ContactsFileError, open_contacts_file};
 pub use diagnostics::{Diagnostic, Diagnostics, MAX_QUOTED_CHARS, Severity, escape_input};
 pub use ids::{ID_NAMESPACE, order_id, user_task_id};
-pub use limits::{ContactLimits, MAX_CONTACTS_FILE_BYTES, MAX_FIELDS, MAX_RECORD_BYTES};
+pub use limits::{
+    ContactLimits, MAX_CAMPAIGN_FILE_BYTES, MAX_CONTACTS_FILE_BYTES, MAX_FIELDS, MAX_RECORD_BYTES,
+};
 pub use parse::{
     MAX_BATCH_SIZE, load_campaign, load_campaign_with_limits, load_campaign_with_warnings,
     parse_campaign, validate_set, warnings_at,
 };
-pub use spec::{CampaignSpec, ContactsSpec, Dispatch, Features, ManualCall, SmsRule};
+pub use spec::{CampaignSpec, ContactsSpec, Dispatch, Features, ManualCall, OptOut, SmsRule};
+pub use suppression::{
+    SuppressionEntry, SuppressionFile, SuppressionFileError, SuppressionIssue, expiry_of,
+    parse_suppressions, read_suppression_file,
+};
 
 /// Re-exported so that callers name the same time types without their own dependency.
 pub use chrono;

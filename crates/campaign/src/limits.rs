@@ -1,5 +1,8 @@
 //! The bounds on a contacts file: every one is named, has a default here, and is named again by the error that hits it.
 
+/// The largest campaign file `load_campaign` reads: 1 MiB (a campaign file is usually a few kilobytes).
+pub const MAX_CAMPAIGN_FILE_BYTES: u64 = 1024 * 1024;
+
 /// Default of [`ContactLimits::max_file_bytes`]: 512 MiB, room for about 10 million contacts.
 pub const MAX_CONTACTS_FILE_BYTES: u64 = 512 * 1024 * 1024;
 

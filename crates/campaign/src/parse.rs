@@ -18,10 +18,10 @@ use crate::calendar::{
     parse_offset, stretch_at,
 };
 use crate::contacts::{CsvProblem, inspect_csv};
-use crate::contacts_file::lexical_problem;
+use crate::contacts_file::{lexical_problem, read_regular_file};
 use crate::diagnostics::{Diagnostic, Diagnostics, Severity, closest, escape_input, line_col};
-use crate::limits::ContactLimits;
-use crate::spec::{CampaignSpec, ContactsSpec, Dispatch, Features, ManualCall, SmsRule};
+use crate::limits::{ContactLimits, MAX_CAMPAIGN_FILE_BYTES};
+use crate::spec::{CampaignSpec, ContactsSpec, Dispatch, Features, ManualCall, OptOut, SmsRule};
 
 type Val<'i> = Spanned<DeValue<'i>>;
 
@@ -44,7 +44,9 @@ const TOP_KEYS: &[&str] = &[
     "manual_call",
     "contacts",
     "lifecycle",
+    "opt_out",
 ];
+const OPT_OUT_KEYS: &[&str] = &["intents"];
 const SCHEDULE_KEYS: &[&str] = &[
     "timezone",
     "utc_offset",
@@ -98,10 +100,10 @@ pub fn load_campaign_with_limits(
         help: help.to_string(),
         code: "read".into(),
     };
-    let bytes = std::fs::read(path).map_err(|e| {
+    let bytes = read_regular_file(path, MAX_CAMPAIGN_FILE_BYTES).map_err(|reason| {
         Diagnostics(vec![whole_file(
-            format!("cannot read campaign file {}: {e}", shown(path)),
-            "check that the file exists and is readable",
+            format!("cannot read campaign file: {reason}"),
+            "check that the campaign file exists and is a readable, regular file of at most 1 MiB",
         )])
     })?;
     let text = String::from_utf8(bytes).map_err(|e| {
@@ -538,6 +540,32 @@ fn parse_inner(
         Some(v) => parse_sms(&mut cx, v),
     };
     let manual_call = get(root, "manual_call").and_then(|v| parse_manual_call(&mut cx, v));
+    let opt_out = get(root, "opt_out")
+        .and_then(|v| cx.table(v, "opt_out", "{ intents = [\"Do not call\"] }"))
+        .map(|t| {
+            cx.check_keys(t, OPT_OUT_KEYS, "[opt_out]");
+            let intents = get(t, "intents")
+                .and_then(|v| cx.strings(v, "intents", "[\"Do not call\"]"))
+                .unwrap_or_default();
+            for (name, span) in &intents {
+                if name.trim().is_empty() {
+                    cx.error(
+                        "empty-intent",
+                        span.clone(),
+                        "an empty intent in [opt_out] intents would match nothing",
+                        "write the intent's name or ID as the platform reports it, e.g. \"Do not call\"",
+                    );
+                }
+            }
+            OptOut {
+                intents: intents
+                    .into_iter()
+                    .map(|(s, _)| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            }
+        })
+        .unwrap_or_default();
     let delete_undialled_on_remove = get(root, "lifecycle")
         .and_then(|v| cx.table(v, "lifecycle", "{ delete_undialled_on_remove = false }"))
         .and_then(|t| {
@@ -641,6 +669,7 @@ fn parse_inner(
         sms,
         manual_call,
         contacts,
+        opt_out,
         delete_undialled_on_remove,
         source: path.to_path_buf(),
         content_hash: hex::encode(Sha256::digest(text.as_bytes())),
@@ -1153,6 +1182,9 @@ pub(crate) fn parse_hours(s: &str) -> Result<HourRange, HoursError> {
     Ok(HourRange { from, to })
 }
 
+/// The most overlapping windows reported for one campaign file; the overlap check stops there.
+const MAX_OVERLAP_ERRORS: usize = 20;
+
 /// A window range on one weekday after unfolding midnight: (from, to, span of the hours string, the range as text).
 type Piece = (u16, u16, Range<usize>, String);
 
@@ -1281,11 +1313,17 @@ fn parse_windows(cx: &mut Ctx<'_>, v: &Val<'_>) -> Option<Vec<WindowRule>> {
             at: cx.location(&item.span()),
         });
     }
-    // Overlaps: same weekday, after unfolding midnight crossings. Report each offending range once.
+    // Overlaps: same weekday, after unfolding midnight crossings. Report each offending range once, and at most
+    // MAX_OVERLAP_ERRORS: since ranges that do not overlap are at least 30 minutes long, at most 48 pieces of a day
+    // go unreported, so the check stops within (48 + MAX_OVERLAP_ERRORS)^2 comparisons a day, however many ranges
+    // the file has.
     let mut reported = BTreeSet::new();
-    for (day, list) in &mut pieces {
+    'days: for (day, list) in &mut pieces {
         list.sort_by_key(|p| (p.0, p.2.start));
         for i in 1..list.len() {
+            if reported.len() >= MAX_OVERLAP_ERRORS {
+                break 'days;
+            }
             for j in 0..i {
                 let (a, b) = (&list[j], &list[i]);
                 if b.0 < a.1 && a.0 < b.1 {
@@ -1943,12 +1981,102 @@ file = "c.csv"
     }
 
     #[test]
+    fn thousands_of_overlapping_windows_are_reported_up_to_a_cap() {
+        let hours = vec!["\"09:00-10:00\""; 5000].join(", ");
+        let text = BASE.replace("\"09:00-12:00\", \"13:30-20:00\"", &hours);
+        let errs = errors(&text);
+        assert_eq!(errs.len(), MAX_OVERLAP_ERRORS, "{:#?}", &errs[..3]);
+        assert!(errs.iter().all(|d| d.code == "overlap"));
+    }
+
+    #[test]
+    fn load_refuses_a_campaign_file_that_is_not_a_regular_file_or_too_large() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.toml");
+        std::fs::write(
+            &big,
+            format!(
+                "{BASE}\n#{}\n",
+                "x".repeat(MAX_CAMPAIGN_FILE_BYTES as usize)
+            ),
+        )
+        .unwrap();
+        let d = &load_campaign(&big).unwrap_err().0[0];
+        assert_eq!((d.code.as_ref(), d.line), ("read", 0));
+        assert!(
+            d.message
+                .contains("more than the limit `MAX_CAMPAIGN_FILE_BYTES`"),
+            "{}",
+            d.message
+        );
+        let d = &load_campaign(dir.path()).unwrap_err().0[0];
+        assert!(
+            d.message.ends_with("is a directory, not a regular file"),
+            "{}",
+            d.message
+        );
+        #[cfg(unix)]
+        {
+            let fifo = dir.path().join("f.toml");
+            let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+            assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+            // Reading a FIFO would block until a writer came; this returns at once.
+            let d = &load_campaign(&fifo).unwrap_err().0[0];
+            assert!(
+                d.message.ends_with("is a FIFO, not a regular file"),
+                "{}",
+                d.message
+            );
+            let d = &load_campaign(Path::new("/dev/zero")).unwrap_err().0[0];
+            assert!(
+                d.message
+                    .ends_with("is a character device, not a regular file"),
+                "{}",
+                d.message
+            );
+        }
+    }
+
+    #[test]
     fn rejects_a_missing_contacts_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, BASE).unwrap();
         let errs = load_campaign(&path).unwrap_err().0;
         assert_eq!(errs[0].code, "contacts-file");
+    }
+
+    #[test]
+    fn reads_opt_out_intents_and_refuses_empty_or_unknown_keys() {
+        let (spec, _) = parse_campaign(
+            Path::new("campaigns/a.toml"),
+            &format!("{BASE}\n[opt_out]\nintents = [\"Do not call\", \"I9\"]\n"),
+        )
+        .unwrap();
+        assert_eq!(spec.opt_out.intents, vec!["Do not call", "I9"]);
+        let (spec, _) = parse_campaign(Path::new("campaigns/a.toml"), BASE).unwrap();
+        assert!(spec.opt_out.intents.is_empty());
+        let errs = parse_campaign(
+            Path::new("campaigns/a.toml"),
+            &format!("{BASE}\n[opt_out]\nintents = [\" \"]\nintent = 1\n"),
+        )
+        .unwrap_err()
+        .0;
+        let codes: Vec<&str> = errs.iter().map(|d| d.code.as_ref()).collect();
+        assert!(codes.contains(&"empty-intent"), "{codes:?}");
+        assert!(
+            errs.iter()
+                .any(|d| d.message == "unknown key `intent` in [opt_out]"),
+            "{errs:?}"
+        );
+        let stored = serde_json::to_value(&spec).unwrap();
+        let mut old = stored.clone();
+        old.as_object_mut().unwrap().remove("opt_out");
+        let read: CampaignSpec = serde_json::from_value(old).unwrap();
+        assert!(
+            read.opt_out.intents.is_empty(),
+            "a spec stored before [opt_out] still reads"
+        );
     }
 
     #[test]

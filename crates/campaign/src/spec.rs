@@ -6,6 +6,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::calendar::{Location, Schedule};
 
+/// `[opt_out]`: the intents (by name or ID) that, reported for a call by a poll or a callback, suppress the number in
+/// every campaign (and stop its unfinished orders everywhere).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptOut {
+    pub intents: Vec<String>,
+}
+
 /// A campaign file after parsing and validation. Serializable so the store can keep the last good version as JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CampaignSpec {
@@ -37,6 +44,9 @@ pub struct CampaignSpec {
     pub manual_call: Option<ManualCall>,
     /// The contact list.
     pub contacts: ContactsSpec,
+    /// `[opt_out]`: what in a call means "do not call me".
+    #[serde(default)]
+    pub opt_out: OptOut,
     /// `[lifecycle] delete_undialled_on_remove`: removing the file deletes undialled orders only when this is true.
     pub delete_undialled_on_remove: bool,
     /// The campaign file this came from.

@@ -35,6 +35,16 @@ pub struct Settings {
     pub campaigns: CampaignsSettings,
     pub webhook: WebhookSettings,
     pub reconcile: ReconcileSettings,
+    pub suppression: SuppressionSettings,
+}
+
+/// `[suppression]`: the do-not-call files, watched like campaign files.
+#[derive(Debug, Clone)]
+pub struct SuppressionSettings {
+    /// The directory of suppression CSV files (`suppress` beside the campaigns directory unless set).
+    pub dir: PathBuf,
+    /// For numbers written without a country code (a region code such as `US`).
+    pub default_country: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -236,6 +246,14 @@ struct Raw {
     campaigns: RawCampaigns,
     webhook: RawWebhook,
     reconcile: RawReconcile,
+    suppression: RawSuppression,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSuppression {
+    dir: String,
+    default_country: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -441,7 +459,7 @@ impl Settings {
                 )?,
             },
             campaigns: CampaignsSettings {
-                dir: PathBuf::from(raw.campaigns.dir),
+                dir: PathBuf::from(&raw.campaigns.dir),
                 rescan_interval: duration(
                     "[campaigns] rescan_interval",
                     &raw.campaigns.rescan_interval,
@@ -467,6 +485,24 @@ impl Settings {
             reconcile: ReconcileSettings {
                 poll_interval: duration("[reconcile] poll_interval", &raw.reconcile.poll_interval)?,
                 apply_delay: duration("[reconcile] apply_delay", &raw.reconcile.apply_delay)?,
+            },
+            suppression: SuppressionSettings {
+                dir: match raw.suppression.dir.as_str() {
+                    "" => Path::new(&raw.campaigns.dir)
+                        .parent()
+                        .unwrap_or(Path::new("."))
+                        .join("suppress"),
+                    d => PathBuf::from(d),
+                },
+                default_country: match raw.suppression.default_country.trim() {
+                    "" => None,
+                    c => {
+                        campaign::normalize_phone("+12025550143", Some(c)).map_err(|_| {
+                            anyhow!("[suppression] default_country = {c:?} is not a region code such as \"US\"")
+                        })?;
+                        Some(c.to_owned())
+                    }
+                },
             },
         })
     }

@@ -54,6 +54,8 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Print the signature for given inputs (body on stdin), to debug an integration.
     Sign(commands::sign::SignArgs),
+    /// The do-not-call list shared by every campaign: add, remove, list or check numbers.
+    Suppress(commands::suppress::SuppressArgs),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
         Command::Report(args) => block_on(|shutdown| commands::report::run(args, shutdown)),
         Command::Sim(args) => block_on(|shutdown| commands::sim::run(args, shutdown)),
         Command::Demo(args) => block_on(|shutdown| commands::demo::run(args, shutdown)),
+        Command::Suppress(args) => block_on(|shutdown| commands::suppress::run(args, shutdown)),
         Command::Config(ConfigCommand::Example) => {
             print!("{}", config::EXAMPLE);
             Ok(ExitCode::SUCCESS)

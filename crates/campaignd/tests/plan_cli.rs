@@ -248,7 +248,7 @@ async fn with_a_store_plan_shows_what_is_on_the_platform_and_what_run_would_do()
             source_line: i as i64 + 2,
         })
         .collect();
-    store.insert_planned_orders(&orders).await.unwrap();
+    store.insert_planned_orders(&orders, now).await.unwrap();
     store
         .set_upload_state(&[orders[0].order_id.clone()], UploadState::Sending, now)
         .await

@@ -9,8 +9,8 @@ use campaign::CampaignSpec;
 use chrono::{DateTime, Utc};
 use store::CampaignRecord;
 
-use crate::contacts::CsvStamp;
-use crate::daemon::CampaignOutcome;
+use crate::contacts::{CsvStamp, Planning};
+use crate::outcome::CampaignOutcome;
 use crate::scan::{DirChanges, Scanned, Scanner};
 
 /// The daemon's state for a campaign, as recorded in the store.
@@ -64,6 +64,8 @@ pub(crate) struct Campaign {
     pub(crate) file_error: Option<String>,
     /// The CSV's stamp when it was last planned into the store.
     pub(crate) csv_planned: Option<CsvStamp>,
+    /// The CSV being planned, when it takes more than one reconcile.
+    pub(crate) planning: Option<Planning>,
     pub(crate) valid_contacts: u64,
     pub(crate) last_poll_at: Option<DateTime<Utc>>,
     pub(crate) final_poll_done: bool,
@@ -84,6 +86,7 @@ impl Campaign {
             file_present,
             file_error: None,
             csv_planned: None,
+            planning: None,
             valid_contacts: 0,
             last_poll_at: None,
             final_poll_done: false,
@@ -147,6 +150,8 @@ pub struct CampaignSet {
     scanner: Scanner,
     /// File path → error text already counted (so a bad file is counted once per version).
     counted_file_errors: HashMap<PathBuf, String>,
+    /// A directory scan still running on a blocking thread, collected at a later pass.
+    pending_scan: Option<tokio::task::JoinHandle<(Scanner, DirChanges)>>,
 }
 
 impl CampaignSet {
@@ -187,15 +192,47 @@ impl CampaignSet {
         self.diff(scan)
     }
 
-    /// Takes the scanner out, to scan on another thread; [`CampaignSet::finish_scan`] puts it back.
-    pub(crate) fn take_scanner(&mut self) -> Scanner {
-        std::mem::take(&mut self.scanner)
+    /// Reads the directory on a blocking thread, waiting at most `wait`: a slow or huge directory never holds
+    /// back the campaigns that are due. `None` while the scan is still running (it is collected by a later call).
+    pub(crate) async fn scan_bounded(
+        &mut self,
+        dir: &Path,
+        wait: std::time::Duration,
+    ) -> Option<SetDiff> {
+        let mut handle = match self.pending_scan.take() {
+            Some(handle) => handle,
+            None => {
+                let mut scanner = std::mem::take(&mut self.scanner);
+                let dir = dir.to_path_buf();
+                tokio::task::spawn_blocking(move || {
+                    let changes = scanner.scan(&dir);
+                    (scanner, changes)
+                })
+            }
+        };
+        match tokio::time::timeout(wait, &mut handle).await {
+            Ok(Ok((scanner, changes))) => {
+                self.scanner = scanner;
+                Some(self.diff(changes))
+            }
+            Ok(Err(e)) => {
+                // The scanner is lost with its thread: the next scan parses every file again.
+                tracing::warn!(error = %e, "the directory scan failed; scanning again");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(
+                    "the directory scan is still running; the campaigns due now go first"
+                );
+                self.pending_scan = Some(handle);
+                None
+            }
+        }
     }
 
-    /// Puts the scanner back with what it found, and returns what it changes.
-    pub(crate) fn finish_scan(&mut self, scanner: Scanner, changes: DirChanges) -> SetDiff {
-        self.scanner = scanner;
-        self.diff(changes)
+    /// Whether a scan is still running.
+    pub(crate) fn scan_pending(&self) -> bool {
+        self.pending_scan.is_some()
     }
 
     /// What a directory pass changes. Pure: reads the set, changes nothing.

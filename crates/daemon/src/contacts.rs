@@ -12,6 +12,57 @@ const PLAN_CHUNK: usize = 5_000;
 /// Chunks the CSV reader may run ahead of the store writes.
 const PLAN_CHUNKS_AHEAD: usize = 2;
 
+/// How long one reconcile of a campaign plans its contacts; a larger file goes on at the next reconciles.
+const PLAN_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// One reconcile's share of planning a campaign's contacts: when the CSV (or the campaign file) changed since it was
+/// last planned to its end, inserts for at most [`PLAN_BUDGET`], keeping the reader in `planning` for the next
+/// reconcile (which comes at once). Returns how many orders were newly planned, and whether the file is planned to
+/// its end (then `csv_planned` and `valid_contacts` say so).
+pub(crate) async fn plan_step(
+    store: &dyn Store,
+    spec: &CampaignSpec,
+    file_present: bool,
+    planning: &mut Option<Planning>,
+    csv_planned: &mut Option<CsvStamp>,
+    valid_contacts: &mut u64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> StepResult<(u64, bool)> {
+    if !file_present || spec.schedule.end_utc().is_some_and(|end| now >= end) {
+        *planning = None;
+        return Ok((0, true));
+    }
+    let stamp = csv_stamp(spec);
+    if csv_planned.as_ref() == Some(&stamp) {
+        return Ok((0, true));
+    }
+    if planning.as_ref().is_none_or(|p| p.stamp != stamp) {
+        // New, or the file changed while it was read: start again (what is planned stays planned).
+        *planning = Some(Planning::start(
+            spec,
+            &crate::task::user_task_id(spec),
+            stamp,
+        ));
+    }
+    let mut current = planning.take().expect("just set");
+    // A failed read or write starts again from the file at the next reconcile.
+    let (inserted, stats) = current.advance(store, now, PLAN_BUDGET).await?;
+    match stats {
+        Some(stats) => {
+            if stats.issues > 0 {
+                tracing::debug!(campaign.id = %spec.id, contacts.valid = stats.valid, contacts.issues = stats.issues, "contacts planned; rows with issues left out");
+            }
+            *csv_planned = Some(current.stamp);
+            *valid_contacts = stats.valid;
+            Ok((inserted, true))
+        }
+        None => {
+            *planning = Some(current);
+            Ok((inserted, false))
+        }
+    }
+}
+
 /// What identifies a version of the contacts: the CSV's file stamp (the same stamp as the campaign files'), and the
 /// campaign file's hash (variables may change how rows read).
 pub(crate) type CsvStamp = (Option<FileStamp>, String);
@@ -23,36 +74,60 @@ pub(crate) fn csv_stamp(spec: &CampaignSpec) -> CsvStamp {
     )
 }
 
-/// Streams the campaign's CSV into the store as planned orders of task `ut`. Idempotent: order IDs are
-/// deterministic and inserts skip IDs already present, so rows uploaded before are never planned (or sent) again,
-/// and rows appended later are picked up. Returns how many orders were newly planned, and the counts of the rows.
-pub(crate) async fn plan_into_store(
-    store: &dyn Store,
-    spec: &CampaignSpec,
-    ut: &str,
-) -> StepResult<(u64, Stats)> {
-    let reader = read(spec, ut).map_err(StepError::Contacts)?;
-    let (mut chunks, reading) = read_in_chunks(reader, PLAN_CHUNK, PLAN_CHUNKS_AHEAD);
-    let mut inserted = 0u64;
-    let mut failed = None;
-    while let Some(chunk) = chunks.recv().await {
-        match store.insert_planned_orders(&chunk).await {
-            Ok(n) => inserted += n,
-            Err(e) => {
-                failed = Some(e);
-                break;
+/// A campaign's CSV being planned into the store as orders of its task, possibly over several reconciles: the file is
+/// opened and read on a blocking thread, a bounded number of chunks ahead, and each reconcile inserts what it can
+/// within a time budget, so a huge or slow file never holds back a pause or a start that is due, here or in another
+/// campaign. Idempotent: order IDs are deterministic and inserts skip IDs already present, so rows uploaded before
+/// are never planned (or sent) again, and rows appended later are picked up.
+#[derive(Debug)]
+pub(crate) struct Planning {
+    /// The version of the contacts being read.
+    pub(crate) stamp: CsvStamp,
+    chunks: tokio::sync::mpsc::Receiver<Result<Vec<NewOrder>, String>>,
+    reading: tokio::task::JoinHandle<Stats>,
+}
+
+impl Planning {
+    /// Starts reading the campaign's CSV (version `stamp`) for task `ut`.
+    pub(crate) fn start(spec: &CampaignSpec, ut: &str, stamp: CsvStamp) -> Planning {
+        let (chunks, reading) =
+            read_in_chunks(spec.clone(), ut.to_owned(), PLAN_CHUNK, PLAN_CHUNKS_AHEAD);
+        Planning {
+            stamp,
+            chunks,
+            reading,
+        }
+    }
+
+    /// Inserts the chunks read so far, for at most `budget`. Returns how many orders were newly planned, and the
+    /// counts of the rows once the whole file is planned (`None`: more to come at the next reconcile).
+    pub(crate) async fn advance(
+        &mut self,
+        store: &dyn Store,
+        now: chrono::DateTime<chrono::Utc>,
+        budget: std::time::Duration,
+    ) -> StepResult<(u64, Option<Stats>)> {
+        let started = std::time::Instant::now();
+        let mut inserted = 0u64;
+        loop {
+            let left = budget.saturating_sub(started.elapsed());
+            let next = match tokio::time::timeout(left, self.chunks.recv()).await {
+                Ok(next) => next,
+                // The budget is spent: the reader waits (bounded) for the next reconcile.
+                Err(_) => return Ok((inserted, None)),
+            };
+            match next {
+                Some(Ok(chunk)) => inserted += store.insert_planned_orders(&chunk, now).await?,
+                Some(Err(e)) => return Err(StepError::Contacts(e)),
+                None => {
+                    let stats = (&mut self.reading)
+                        .await
+                        .map_err(|e| StepError::Reader(e.to_string()))?;
+                    return Ok((inserted, Some(stats)));
+                }
             }
         }
     }
-    // Dropping the receiver stops the reader if it is still going (after a failed write).
-    drop(chunks);
-    let stats = reading
-        .await
-        .map_err(|e| StepError::Reader(e.to_string()))?;
-    if let Some(e) = failed {
-        return Err(e.into());
-    }
-    Ok((inserted, stats))
 }
 
 /// Counts of the rows read.
@@ -71,7 +146,7 @@ pub struct Reader {
 }
 
 /// Opens the campaign's CSV.
-pub fn read(spec: &CampaignSpec, user_task_id: &str) -> Result<Reader, String> {
+fn read(spec: &CampaignSpec, user_task_id: &str) -> Result<Reader, String> {
     let inner = ContactReader::open(spec)
         .map_err(|e| format!("cannot read contacts {}: {e}", spec.contacts.file.display()))?;
     Ok(Reader {
@@ -111,33 +186,42 @@ impl Reader {
     }
 }
 
-/// Reads the contacts on a blocking thread, `chunk` orders at a time, at most `ahead` chunks ahead of the consumer
-/// (so parsing and normalising the CSV runs on one core while the store writes on the other, in bounded memory).
-/// The thread stops early when the receiver is dropped; its handle returns the counts of the rows it read.
-pub fn read_in_chunks(
-    mut reader: Reader,
+/// Opens and reads the contacts on a blocking thread, `chunk` orders at a time, at most `ahead` chunks ahead of the
+/// consumer (so parsing and normalising the CSV runs on one core while the store writes on the other, in bounded
+/// memory). A file that cannot be opened is sent as an error. The thread stops early when the receiver is dropped;
+/// its handle returns the counts of the rows it read.
+fn read_in_chunks(
+    spec: CampaignSpec,
+    ut: String,
     chunk: usize,
     ahead: usize,
 ) -> (
-    tokio::sync::mpsc::Receiver<Vec<NewOrder>>,
+    tokio::sync::mpsc::Receiver<Result<Vec<NewOrder>, String>>,
     tokio::task::JoinHandle<Stats>,
 ) {
     let chunk = chunk.max(1);
     let (tx, rx) = tokio::sync::mpsc::channel(ahead.max(1));
     let handle = tokio::task::spawn_blocking(move || {
         let mut stats = Stats::default();
+        let mut reader = match read(&spec, &ut) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return stats;
+            }
+        };
         let mut buf = Vec::with_capacity(chunk);
         while let Some(order) = reader.next_order(&mut stats) {
             buf.push(order);
             if buf.len() >= chunk {
                 let full = std::mem::replace(&mut buf, Vec::with_capacity(chunk));
-                if tx.blocking_send(full).is_err() {
+                if tx.blocking_send(Ok(full)).is_err() {
                     return stats;
                 }
             }
         }
         if !buf.is_empty() {
-            let _ = tx.blocking_send(buf);
+            let _ = tx.blocking_send(Ok(buf));
         }
         stats
     });

@@ -3,25 +3,25 @@
 //! live in `actions`, the campaign set in `campaigns`; this module holds only the loop and its per-campaign step.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use callbot_api::Client;
 use campaign::CampaignSpec;
 use chrono::{DateTime, Duration, Utc};
 use clock::SharedClock;
-use serde::{Deserialize, Serialize};
 use store::{CampaignRecord, OrderProgress, Store, StoreError, TaskRecord};
 use tokio_util::sync::CancellationToken;
 
 use crate::actions::{Executor, Learned, StepError, StepResult};
 use crate::campaigns::{CampaignSet, CampaignState};
+use crate::config::DaemonConfig;
 use crate::desired::local_label;
 use crate::hub::Hub;
 use crate::ledger::Ledger;
+use crate::outcome::{CampaignOutcome, Outcome};
 use crate::plan::{Action, Observed, Orders, Plan, TaskState, Why, decide};
 use crate::requests::CallbackUrls;
-use crate::scan::{DirChanges, Scanner};
+use crate::suppress::{SuppressionFiles, SuppressionWatch};
 use crate::task::user_task_id;
 
 /// At most this many decide→act rounds per campaign per reconcile.
@@ -37,83 +37,6 @@ const SCAN_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// A campaign whose reconcile failed, or left actions undone, is tried again after this long.
 const RETRY_SECS: i64 = 15;
 
-/// The daemon's own settings (the binary maps its config onto these).
-#[derive(Debug, Clone)]
-pub struct DaemonConfig {
-    /// Where the campaign files are.
-    pub campaigns_dir: PathBuf,
-    /// How long updateTask takes to apply (vendor: ~5 min).
-    pub apply_delay: Duration,
-    /// How often unfinished orders are polled.
-    pub poll_interval: Duration,
-    /// The URL the platform calls back (`<public_url>/callbacks/...`); `None`: polling only.
-    pub public_url: Option<String>,
-    /// This replica's name in the store's leases.
-    pub owner: String,
-    /// Lease lifetime; renewed at every reconcile.
-    pub lease_ttl: std::time::Duration,
-    /// How long an order (or a creation) must have been in doubt before the platform is asked about it; covers a
-    /// request still being processed after the client gave up on it.
-    pub resolve_grace: Duration,
-    /// Periodic rescan / reconcile interval at most (the loop also wakes on file changes and callbacks).
-    pub max_sleep: std::time::Duration,
-}
-
-impl DaemonConfig {
-    /// Defaults for everything but the directory.
-    pub fn new(campaigns_dir: impl Into<PathBuf>) -> DaemonConfig {
-        DaemonConfig {
-            campaigns_dir: campaigns_dir.into(),
-            apply_delay: Duration::minutes(5),
-            poll_interval: Duration::seconds(30),
-            public_url: None,
-            owner: format!("campaignd-{}", std::process::id()),
-            lease_ttl: std::time::Duration::from_secs(120),
-            resolve_grace: Duration::seconds(0),
-            max_sleep: std::time::Duration::from_secs(10),
-        }
-    }
-}
-
-/// The outcome of one reconcile of one campaign.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CampaignOutcome {
-    pub id: String,
-    /// The last decision taken (after the actions ran, what remains to be done).
-    pub plan: Plan,
-    /// The reason in words.
-    pub why: String,
-    /// Actions executed, in order.
-    pub done: Vec<String>,
-    /// The error that stopped this campaign's reconcile, if any.
-    pub error: Option<String>,
-    /// A bad campaign file (its last good version keeps running).
-    pub file_error: Option<String>,
-    pub task: TaskState,
-    pub user_task_id: String,
-    pub orders: Orders,
-    /// Another replica owns the campaign.
-    pub not_owner: bool,
-}
-
-/// The outcome of one reconcile.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Outcome {
-    pub campaigns: Vec<CampaignOutcome>,
-    /// Files that failed and belong to no campaign known so far.
-    pub file_errors: Vec<(PathBuf, String)>,
-    pub next_wake: Option<DateTime<Utc>>,
-    /// The campaigns reconciled this time (the others were not due; their last outcome is repeated).
-    #[serde(default)]
-    pub reconciled: Vec<String>,
-}
-
-impl Outcome {
-    pub fn campaign(&self, id: &str) -> Option<&CampaignOutcome> {
-        self.campaigns.iter().find(|c| c.id == id)
-    }
-}
-
 /// The reconciler. `run` is the loop; `reconcile_once` is the step tests drive.
 #[derive(Debug)]
 pub struct Daemon {
@@ -125,10 +48,10 @@ pub struct Daemon {
     config: DaemonConfig,
     set: CampaignSet,
     loaded_from_store: bool,
-    /// A directory scan still running on a blocking thread (a slow or huge directory), collected at a later pass.
-    pending_scan: Option<tokio::task::JoinHandle<(Scanner, DirChanges)>>,
     /// Whether a scan has been applied since the start (readiness waits for it).
     scanned: bool,
+    /// The suppression files and the store's suppression version, watched at every pass.
+    suppression: SuppressionWatch,
 }
 
 /// A campaign's task records and its current task's progress, read for its first decision.
@@ -144,6 +67,7 @@ impl Daemon {
         config: DaemonConfig,
     ) -> Daemon {
         let ledger = Ledger::new(hub.metrics.clone());
+        let suppression_files = config.suppression.clone().map(SuppressionFiles::new);
         let exec = Executor {
             store: store.clone(),
             client: client.with_observer(ledger.clone()),
@@ -161,8 +85,8 @@ impl Daemon {
             config,
             set: CampaignSet::new(),
             loaded_from_store: false,
-            pending_scan: None,
             scanned: false,
+            suppression: SuppressionWatch::new(suppression_files),
         }
     }
 
@@ -237,6 +161,7 @@ impl Daemon {
             }
         }
         self.rescan(&mut outcome).await;
+        self.sync_suppressions(now).await;
 
         let due = self.set.due(now, |ut| self.hub.is_touched(ut));
         let leases = self.renew_leases(&due, now).await;
@@ -305,7 +230,7 @@ impl Daemon {
             .flat_map(|c| [c.due, c.lease_at.map(|at| at + renew_every)])
             .flatten()
             .min();
-        if self.pending_scan.is_some() {
+        if self.set.scan_pending() {
             // Collect the scan soon.
             let soon = now + Duration::from_std(SCAN_WAIT).unwrap_or_default();
             outcome.next_wake = Some(outcome.next_wake.map_or(soon, |w| w.min(soon)));
@@ -317,33 +242,13 @@ impl Daemon {
     /// files, so it runs on a blocking thread; a scan that takes longer than [`SCAN_WAIT`] is left running and
     /// collected at a later pass, so a slow or huge directory never holds back a pause or a start that is due.
     async fn rescan(&mut self, outcome: &mut Outcome) {
-        let mut handle = match self.pending_scan.take() {
-            Some(handle) => handle,
-            None => {
-                let mut scanner = self.set.take_scanner();
-                let dir = self.config.campaigns_dir.clone();
-                tokio::task::spawn_blocking(move || {
-                    let changes = scanner.scan(&dir);
-                    (scanner, changes)
-                })
-            }
+        let Some(diff) = self
+            .set
+            .scan_bounded(&self.config.campaigns_dir, SCAN_WAIT)
+            .await
+        else {
+            return;
         };
-        let (scanner, changes) = match tokio::time::timeout(SCAN_WAIT, &mut handle).await {
-            Ok(Ok(done)) => done,
-            Ok(Err(e)) => {
-                // The scanner is lost with its thread: the next scan parses every file again.
-                tracing::warn!(error = %e, "the directory scan failed; scanning again");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(
-                    "the directory scan is still running; the campaigns due now go first"
-                );
-                self.pending_scan = Some(handle);
-                return;
-            }
-        };
-        let diff = self.set.finish_scan(scanner, changes);
         self.scanned = true;
         if let Some(e) = &diff.dir_error {
             // The directory itself is unreadable: change nothing (a missing mount must not complete campaigns).
@@ -358,6 +263,23 @@ impl Daemon {
                 tracing::warn!(file = %path.display(), error = %error, "campaign file rejected; its last good version (if any) keeps running");
             }
             outcome.file_errors.push((path, error));
+        }
+    }
+
+    /// Brings the suppression files into the store, and makes every campaign due when the store's suppression set
+    /// changed (a file, `campaignd suppress`, an opt-out), so each stops its newly suppressed numbers now.
+    async fn sync_suppressions(&mut self, now: DateTime<Utc>) {
+        if self
+            .suppression
+            .pass(self.store.as_ref(), &self.hub.metrics, now)
+            .await
+        {
+            tracing::info!("the suppression list changed: every campaign checks its numbers now");
+            for id in self.set.ids() {
+                if let Some(c) = self.set.get_mut(&id) {
+                    c.due = None;
+                }
+            }
         }
     }
 
@@ -463,10 +385,29 @@ impl Daemon {
         // The calendar first: a pause or a completion that is due never waits for the contacts to be read.
         let mut error = None;
         let mut done = Vec::new();
-        let (plan, _) = match &fresh {
+        let (plan, obs) = match &fresh {
             Some((tasks, progress)) => self.decide_from(id, now, tasks, *progress),
             None => self.decide_now(id, now).await?,
         };
+        let file_present = self.set.get(id).is_some_and(|c| c.file_present);
+        // Consent next: numbers that said no in this campaign's calls are suppressed everywhere, and this task's
+        // orders of suppressed numbers are stopped, before anything new is uploaded.
+        let consent = self
+            .exec
+            .consent(&spec, &ut, file_present, obs.task.is_live(), now)
+            .await;
+        if consent.opted_out > 0 {
+            // The suppression version moved: the next pass makes every campaign stop these numbers.
+            self.hub.wake();
+        }
+        if consent.stopped > 0 {
+            fresh = None;
+            done.push(format!("stop {} suppressed", consent.stopped));
+        }
+        if let Some(e) = consent.error {
+            self.hub.metrics.reconcile_error(id);
+            error = Some(e);
+        }
         for action in plan.actions {
             if matches!(action, Action::Pause | Action::Complete { .. }) {
                 fresh = None;
@@ -483,9 +424,14 @@ impl Daemon {
         // A contacts problem (an unreadable CSV, a row the store refuses) must never keep the calendar from being
         // enforced: report it and go on deciding with the orders already planned. A store outage stops the
         // campaign's step (nothing can be recorded), as it would at any other point.
+        let mut planning_left = false;
         match self.plan_contacts(id, now).await {
-            Ok(0) => {}
-            Ok(_) => fresh = None,
+            Ok((inserted, complete)) => {
+                planning_left = !complete;
+                if inserted > 0 {
+                    fresh = None;
+                }
+            }
             Err(StepError::Store(e)) if e.is_retryable() => return Err(StepError::Store(e)),
             Err(e) => {
                 tracing::warn!(campaign.id = %id, error = %e, "cannot read the contacts; the campaign goes on with the orders already planned");
@@ -538,6 +484,10 @@ impl Daemon {
                 break;
             }
         }
+        if planning_left {
+            // More of the contacts file to plan: at the next reconcile, which comes at once.
+            extra_wake = Some(now);
+        }
         if let Some(at) = extra_wake {
             plan.next_wake = Some(plan.next_wake.map_or(at, |w| w.min(at)));
         }
@@ -587,28 +537,23 @@ impl Daemon {
         Ok((outcome, Some(record)))
     }
 
-    /// Plans the campaign's contacts into the store when the CSV (or the file) changed since the last time.
-    /// Returns how many orders were newly planned.
-    async fn plan_contacts(&mut self, id: &str, now: DateTime<Utc>) -> StepResult<u64> {
-        let c = self.set.get(id).expect("campaign exists");
-        if !c.file_present || c.spec.schedule.end_utc().is_some_and(|end| now >= end) {
-            return Ok(0);
-        }
-        let stamp = crate::contacts::csv_stamp(&c.spec);
-        if c.csv_planned.as_ref() == Some(&stamp) {
-            return Ok(0);
-        }
-        let spec = c.spec.clone();
-        let (inserted, stats) =
-            crate::contacts::plan_into_store(self.store.as_ref(), &spec, &user_task_id(&spec))
-                .await?;
-        if inserted > 0 {
-            tracing::info!(campaign.id = %id, orders.new = inserted, contacts.valid = stats.valid, contacts.issues = stats.issues, "planned contacts");
-        }
+    /// Plans the campaign's contacts into the store (see [`crate::contacts::plan_step`]).
+    async fn plan_contacts(&mut self, id: &str, now: DateTime<Utc>) -> StepResult<(u64, bool)> {
         let c = self.set.get_mut(id).expect("campaign exists");
-        c.csv_planned = Some(stamp);
-        c.valid_contacts = stats.valid;
-        Ok(inserted)
+        let (inserted, complete) = crate::contacts::plan_step(
+            self.store.as_ref(),
+            &c.spec,
+            c.file_present,
+            &mut c.planning,
+            &mut c.csv_planned,
+            &mut c.valid_contacts,
+            now,
+        )
+        .await?;
+        if inserted > 0 {
+            tracing::info!(campaign.id = %id, orders.new = inserted, "planned contacts");
+        }
+        Ok((inserted, complete))
     }
 
     async fn decide_now(&self, id: &str, now: DateTime<Utc>) -> StepResult<(Plan, Observed)> {

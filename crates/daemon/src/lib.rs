@@ -2,6 +2,7 @@
 
 mod actions;
 mod campaigns;
+mod config;
 mod contacts;
 mod daemon;
 mod desired;
@@ -10,22 +11,26 @@ mod hub;
 mod ledger;
 mod metrics;
 mod observe;
+mod outcome;
 mod plan;
 mod prune;
 mod records;
 mod requests;
 mod scan;
 mod settings;
+mod suppress;
 mod task;
 mod watcher;
 mod webhook;
 
 pub use campaigns::{CampaignEntry, CampaignSet, CampaignState, FailedFile, Reloaded, SetDiff};
-pub use daemon::{CampaignOutcome, Daemon, DaemonConfig, Outcome};
+pub use config::DaemonConfig;
+pub use daemon::Daemon;
 pub use desired::{desired, fit, local_label, target_at, task_settings};
 pub use hub::Hub;
 pub use metrics::Metrics;
 pub use observe::{Snapshot, observed_at, snapshot};
+pub use outcome::{CampaignOutcome, Outcome};
 pub use plan::{Action, Desired, Observed, Orders, Plan, Target, TaskState, Why, decide};
 pub use prune::Pruner;
 pub use requests::{CallbackUrls, func_flag, task_create_setting};
@@ -34,6 +39,7 @@ pub use settings::{
     ManualCallSetting, SmsSetting, TaskSettings, Window, equivalent_in_stretch,
     equivalent_over_gap, next_open,
 };
+pub use suppress::{SuppressionConfig, SuppressionFiles, SyncReport};
 pub use task::user_task_id;
 pub use watcher::Watcher;
 pub use webhook::{ConnLimits, Webhook, WebhookLimits, callback_ingest};

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashSet};
 use store::{CampaignRecord, Store};
 
 use crate::campaigns::CampaignSet;
-use crate::daemon::{CampaignOutcome, Outcome};
 use crate::metrics::Metrics;
+use crate::outcome::{CampaignOutcome, Outcome};
 use crate::plan::Why;
 
 /// Campaign records written to the store per call.

@@ -5,6 +5,7 @@ mod facts;
 mod ledger;
 mod orders;
 mod report;
+mod suppressions;
 mod util;
 
 use std::str::FromStr;
@@ -49,7 +50,7 @@ impl PgStore {
     }
 }
 
-// Each method is the function of the same name in `campaigns`, `orders`, `facts`, `ledger` or `report`. Three
-// writers: PostgreSQL commits transactions in parallel (while one batch waits for its WAL flush, the next is
-// written), and three leave most of the pool's eight connections to the reconciler and the reports.
+// Each method is the function of the same name in `campaigns`, `orders`, `facts`, `suppressions`, `ledger` or
+// `report`. Three writers: PostgreSQL commits transactions in parallel (while one batch waits for its WAL flush, the
+// next is written), and three leave most of the pool's eight connections to the reconciler and the reports.
 store::impl_store!(PgStore, write_concurrency = 3);

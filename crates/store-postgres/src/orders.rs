@@ -4,21 +4,41 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgConnection;
 use store::backend::upload::{self, UploadStatements};
 use store::{
-    NewOrder, OrderCounts, OrderProgress, OrderRecord, StoreError, TallyDelta, UploadState,
+    NewOrder, OrderCounts, OrderProgress, OrderRecord, StopState, StoreError, TallyDelta,
+    UploadState,
 };
 
 use crate::PgStore;
 use crate::util::{apply_tallies, db_err, decode, decode_all, json_text, nul_free};
 
 const ORDER_COLUMNS: &str = "order_id, campaign_id, user_task_id, phone, name, customer, other, variables, \
-     source_line, upload_state, reject_reason, state_changed_at, finished, last_call_status, last_polled_at";
+     source_line, upload_state, reject_reason, state_changed_at, finished, last_call_status, last_polled_at, \
+     stop_state, stopped_at";
 
-/// `COPY` into a temporary table dropped at commit, then one `INSERT .. SELECT .. ON CONFLICT DO NOTHING` that also
-/// tells how many rows of each task were new (for the tallies), all in one transaction.
+/// `EXISTS` an entry of the phone `{phone}` that counts at the instant bound as `{at}` (a parameter like `$2`).
+fn suppressed(phone: &str, at: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM suppressions s WHERE s.phone = {phone} AND (s.expires_at IS NULL OR s.expires_at > {at}))"
+    )
+}
+
+/// The reject reason of the phone `{phone}` at `{at}`: `suppressed: <reason, else source>` of its first active entry
+/// by source (see [`store::suppressed_reason`]).
+fn suppressed_reason(phone: &str, at: &str) -> String {
+    format!(
+        "(SELECT 'suppressed: ' || COALESCE(s.reason, s.source) FROM suppressions s
+          WHERE s.phone = {phone} AND (s.expires_at IS NULL OR s.expires_at > {at}) ORDER BY s.source LIMIT 1)"
+    )
+}
+
+/// `COPY` into a temporary table dropped at commit, then one `INSERT .. SELECT .. ON CONFLICT DO NOTHING` that looks
+/// up each phone's active suppression (inserting those rows `rejected`) and tells how many rows of each task and
+/// state were new (for the tallies), all in one transaction.
 #[tracing::instrument(skip_all, fields(orders = orders.len()))]
 pub(crate) async fn insert_planned_orders(
     s: &PgStore,
     orders: &[NewOrder],
+    now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
     if orders.is_empty() {
         return Ok(0);
@@ -39,24 +59,32 @@ pub(crate) async fn insert_planned_orders(
         .map_err(db_err)?;
     copy.send(copy_rows(orders)).await.map_err(db_err)?;
     copy.finish().await.map_err(db_err)?;
-    let per_task: Vec<(String, i64)> = sqlx::query_as(
+    let sql = format!(
         "WITH ins AS (
              INSERT INTO orders (order_id, campaign_id, user_task_id, phone, name, customer, other, variables,
-                                 source_line)
-             SELECT order_id, campaign_id, user_task_id, phone, name, customer, other, variables::jsonb, source_line
-             FROM planned_in ORDER BY n
+                                 source_line, upload_state, reject_reason, state_changed_at)
+             SELECT p.order_id, p.campaign_id, p.user_task_id, p.phone, p.name, p.customer, p.other,
+                    p.variables::jsonb, p.source_line,
+                    CASE WHEN w.why IS NULL THEN 'planned' ELSE 'rejected' END, w.why,
+                    CASE WHEN w.why IS NULL THEN NULL ELSE $1::timestamptz END
+             FROM planned_in p
+             LEFT JOIN LATERAL (SELECT {} AS why) w ON true
+             ORDER BY p.n
              ON CONFLICT DO NOTHING
-             RETURNING user_task_id
+             RETURNING user_task_id, upload_state
          )
-         SELECT user_task_id, COUNT(*) FROM ins GROUP BY user_task_id",
-    )
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(db_err)?;
+         SELECT user_task_id, upload_state, COUNT(*) FROM ins GROUP BY user_task_id, upload_state",
+        suppressed_reason("p.phone", "$1::timestamptz")
+    );
+    let per_task: Vec<(String, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
     let mut tallies = TallyDelta::default();
     let mut inserted = 0;
-    for (ut, n) in &per_task {
-        tallies.add(ut, UploadState::Planned, *n);
+    for (ut, state, n) in &per_task {
+        tallies.add(ut, state.parse()?, *n);
         inserted += u64::try_from(*n).unwrap_or(0);
     }
     apply_tallies(tallies, &mut tx).await?;
@@ -174,6 +202,61 @@ pub(crate) async fn mark_polled(
     Ok(())
 }
 
+/// The task's sent, unfinished orders (the orders_to_poll index), each checked against the suppressions' primary
+/// key.
+#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
+pub(crate) async fn orders_to_stop(
+    s: &PgStore,
+    user_task_id: &str,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<String>, StoreError> {
+    let sql = format!(
+        "SELECT o.order_id FROM orders o
+         WHERE o.user_task_id = $1 AND o.upload_state = 'sent' AND NOT o.finished
+           AND (o.stop_state IS NULL OR o.stop_state = 'sending') AND {}
+         ORDER BY o.order_id
+         LIMIT $3",
+        suppressed("o.phone", "$2")
+    );
+    let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(user_task_id)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&s.pool)
+        .await
+        .map_err(db_err)?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// One statement; the rows are locked in order-ID order first.
+#[tracing::instrument(skip_all, fields(orders = order_ids.len(), state = %state))]
+pub(crate) async fn mark_stop(
+    s: &PgStore,
+    order_ids: &[String],
+    state: StopState,
+    at: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    if order_ids.is_empty() {
+        return Ok(0);
+    }
+    let written = sqlx::query(
+        "WITH locked AS MATERIALIZED (
+             SELECT order_id FROM orders WHERE order_id = ANY($3) ORDER BY order_id FOR UPDATE)
+         UPDATE orders o SET stop_state = $1, stopped_at = $2
+         FROM locked l
+         WHERE o.order_id = l.order_id AND (o.stop_state IS NULL OR o.stop_state = 'sending')",
+    )
+    .bind(state.as_str())
+    .bind(at)
+    .bind(order_ids)
+    .execute(&s.pool)
+    .await
+    .map_err(db_err)?
+    .rows_affected();
+    Ok(written)
+}
+
 #[tracing::instrument(skip_all, fields(campaign.id = %campaign_id))]
 pub(crate) async fn order_counts(
     s: &PgStore,
@@ -185,6 +268,8 @@ pub(crate) async fn order_counts(
                 COUNT(*) FILTER (WHERE upload_state = 'sending') AS sending,
                 COUNT(*) FILTER (WHERE upload_state = 'sent') AS sent,
                 COUNT(*) FILTER (WHERE upload_state = 'rejected') AS rejected,
+                COUNT(*) FILTER (WHERE upload_state = 'rejected' AND starts_with(reject_reason, 'suppressed: '))
+                    AS suppressed,
                 COUNT(*) FILTER (WHERE EXISTS (SELECT 1 FROM calls c WHERE c.order_id = o.order_id)) AS dialled,
                 COUNT(*) FILTER (WHERE EXISTS (SELECT 1 FROM calls c
                                                WHERE c.order_id = o.order_id AND c.call_status = 6)) AS answered,
@@ -318,9 +403,11 @@ impl UploadStatements for Upload<'_> {
         let sql = format!(
             "UPDATE orders SET upload_state = 'sending', state_changed_at = $1
              WHERE upload_state = 'planned'
-               AND order_id = ANY(ARRAY(SELECT order_id FROM orders WHERE user_task_id = $2 AND upload_state = 'planned'
-                                        ORDER BY source_line, order_id LIMIT $3))
-             RETURNING {ORDER_COLUMNS}"
+               AND order_id = ANY(ARRAY(SELECT o.order_id FROM orders o
+                                        WHERE o.user_task_id = $2 AND o.upload_state = 'planned' AND NOT {}
+                                        ORDER BY o.source_line, o.order_id LIMIT $3))
+             RETURNING {ORDER_COLUMNS}",
+            suppressed("o.phone", "$1")
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(at)
@@ -330,6 +417,43 @@ impl UploadStatements for Upload<'_> {
             .await
             .map_err(db_err)?;
         decode_all(&rows)
+    }
+
+    async fn reject_suppressed(
+        &mut self,
+        task: &str,
+        before: Option<(i64, &str)>,
+        at: DateTime<Utc>,
+        tallies: &mut TallyDelta,
+    ) -> Result<u64, StoreError> {
+        // With a bound, the walk over the (task, state, source line) index stops at the claim's last order.
+        let window = match before {
+            Some(_) => "AND o.source_line <= $3 AND (o.source_line, o.order_id) < ($3, $4)",
+            None => "",
+        };
+        let sql = format!(
+            "WITH locked AS MATERIALIZED (
+                 SELECT o.order_id FROM orders o
+                 WHERE o.user_task_id = $2 AND o.upload_state = 'planned' {window} AND {}
+                 ORDER BY o.order_id FOR UPDATE
+             ), m AS (
+                 UPDATE orders o SET upload_state = 'rejected', state_changed_at = $1,
+                     reject_reason = COALESCE({}, 'suppressed: ')
+                 FROM locked l
+                 WHERE o.order_id = l.order_id AND o.upload_state = 'planned'
+                 RETURNING 1
+             )
+             SELECT COUNT(*) FROM m",
+            suppressed("o.phone", "$1"),
+            suppressed_reason("o.phone", "$1")
+        );
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(at).bind(task);
+        if let Some((line, id)) = before {
+            q = q.bind(line).bind(id);
+        }
+        let (n,): (i64,) = q.fetch_one(&mut *self.0).await.map_err(db_err)?;
+        tallies.moved(task, UploadState::Planned, UploadState::Rejected, n);
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn write_tallies(&mut self, tallies: TallyDelta) -> Result<(), StoreError> {

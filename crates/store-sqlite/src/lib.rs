@@ -5,6 +5,7 @@ mod facts;
 mod ledger;
 mod orders;
 mod report;
+mod suppressions;
 mod util;
 
 use std::str::FromStr;
@@ -182,6 +183,7 @@ async fn restart_wal(pool: &SqlitePool, wait: &'static str) -> Result<(), sqlx::
     restarted.map(|_| ())
 }
 
-// Each method is the function of the same name in `campaigns`, `orders`, `facts`, `ledger` or `report`: writes go
-// through the writer connection, reads through the reader. One writer: SQLite takes one at a time.
+// Each method is the function of the same name in `campaigns`, `orders`, `facts`, `suppressions`, `ledger` or
+// `report`: writes go through the writer connection, reads through the reader. One writer: SQLite takes one at a
+// time.
 store::impl_store!(SqliteStore, write_concurrency = 1);

@@ -7,26 +7,52 @@ use sqlx::{QueryBuilder, Row as _, Sqlite, SqliteConnection};
 use store::backend::in_order;
 use store::backend::upload::{self, UploadStatements};
 use store::{
-    NewOrder, OrderCounts, OrderProgress, OrderRecord, StoreError, TallyDelta, UploadState,
+    NewOrder, OrderCounts, OrderProgress, OrderRecord, StopState, StoreError, TallyDelta,
+    UploadState,
 };
 
 use crate::SqliteStore;
 use crate::util::{
-    IDS_PER_CHUNK, IN_LIST_MAX, apply_tallies, db_err, decode, decode_all, json_text,
+    IDS_PER_CHUNK, IN_LIST_MAX, apply_tallies, db_err, decode, decode_all, json_text, push_id_list,
     rows_per_chunk, ts,
 };
 
 const ORDER_COLUMNS: &str = "order_id, campaign_id, user_task_id, phone, name, customer, other, variables, \
-     source_line, upload_state, reject_reason, state_changed_at, finished, last_call_status, last_polled_at";
+     source_line, upload_state, reject_reason, state_changed_at, finished, last_call_status, last_polled_at, \
+     stop_state, stopped_at";
 
+/// `EXISTS` an entry of the phone `{phone}` that counts at the instant bound as `{at}` (a parameter like `?2`).
+fn suppressed(phone: &str, at: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM suppressions s WHERE s.phone = {phone} AND (s.expires_at IS NULL OR s.expires_at > {at}))"
+    )
+}
+
+/// The reject reason of the phone `{phone}` at `{at}`: `suppressed: <reason, else source>` of its first active entry
+/// by source (see [`store::suppressed_reason`]).
+fn suppressed_reason(phone: &str, at: &str) -> String {
+    format!(
+        "(SELECT 'suppressed: ' || COALESCE(s.reason, s.source) FROM suppressions s
+          WHERE s.phone = {phone} AND (s.expires_at IS NULL OR s.expires_at > {at}) ORDER BY s.source LIMIT 1)"
+    )
+}
+
+/// Multi-row inserts in one transaction (`BEGIN IMMEDIATE`: no suppression can change between the look-up and the
+/// insert). Per chunk, the phones actively suppressed at `now` are looked up first (the suppressions' primary key);
+/// those rows are inserted `rejected` by a statement of their own, so each statement's count of inserted rows
+/// belongs to one task and one state (reading the rows back instead doubled the time of an upload with suppressed
+/// numbers in every chunk). Rows of one phone are in the same statement, in input order, so of two orders for one
+/// `(task, phone)` the first is kept, as in one statement.
 #[tracing::instrument(skip_all, fields(orders = orders.len()))]
 pub(crate) async fn insert_planned_orders(
     s: &SqliteStore,
     orders: &[NewOrder],
+    now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
     if orders.is_empty() {
         return Ok(0);
     }
+    let now = ts(now);
     let mut tx = s
         .writer
         .begin_with("BEGIN IMMEDIATE")
@@ -36,41 +62,100 @@ pub(crate) async fn insert_planned_orders(
     let mut inserted = 0;
     // Runs of one task, so each statement's count of inserted rows belongs to one task's tally.
     for run in orders.chunk_by(|a, b| a.user_task_id == b.user_task_id) {
-        for chunk in run.chunks(rows_per_chunk(10)) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO orders (order_id, campaign_id, user_task_id, phone, name, customer, other, variables,
-                                     source_line, upload_state) ",
-            );
-            qb.push_values(chunk, |mut b, o| {
-                b.push_bind(o.order_id.as_str())
-                    .push_bind(o.campaign_id.as_str())
-                    .push_bind(o.user_task_id.as_str())
-                    .push_bind(o.phone.as_str())
-                    .push_bind(o.name.as_deref())
-                    .push_bind(o.customer.as_deref())
-                    .push_bind(o.other.as_deref())
-                    .push_bind(json_text(&o.variables))
-                    .push_bind(o.source_line)
-                    .push_bind(UploadState::Planned.as_str());
-            });
-            qb.push(" ON CONFLICT DO NOTHING");
-            // Statements of up to thousands of binds, shaped by their row count: not kept in the connection's
-            // statement cache (each cached one costs memory on every connection; preparing again is cheap beside
-            // writing the rows).
-            let n = qb
-                .build()
-                .persistent(false)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?
-                .rows_affected();
-            tallies.add(&chunk[0].user_task_id, UploadState::Planned, n as i64);
+        for chunk in run.chunks(rows_per_chunk(12)) {
+            let why = suppressed_phones(&mut tx, chunk, &now).await?;
+            let ut = chunk[0].user_task_id.as_str();
+            let (rejected, planned): (Vec<&NewOrder>, Vec<&NewOrder>) =
+                chunk.iter().partition(|o| why.contains_key(&o.phone));
+            let n = insert_orders(&mut tx, &planned, |_| None).await?;
+            tallies.add(ut, UploadState::Planned, n as i64);
+            inserted += n;
+            let n = insert_orders(&mut tx, &rejected, |o| {
+                why.get(&o.phone).map(|r| (r.as_str(), now.as_str()))
+            })
+            .await?;
+            tallies.add(ut, UploadState::Rejected, n as i64);
             inserted += n;
         }
     }
     apply_tallies(tallies, &mut tx).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(inserted)
+}
+
+/// One multi-row insert of `orders` (at most one chunk), skipping stored ones; `rejected` gives an order's reject
+/// reason and time when it goes in `rejected`, else it is planned. Returns how many were inserted.
+async fn insert_orders<'a>(
+    conn: &mut SqliteConnection,
+    orders: &[&NewOrder],
+    rejected: impl Fn(&NewOrder) -> Option<(&'a str, &'a str)>,
+) -> Result<u64, StoreError> {
+    if orders.is_empty() {
+        return Ok(0);
+    }
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO orders (order_id, campaign_id, user_task_id, phone, name, customer, other, variables,
+                             source_line, upload_state, reject_reason, state_changed_at) ",
+    );
+    qb.push_values(orders, |mut b, o| {
+        let reject = rejected(o);
+        let state = match reject {
+            Some(_) => UploadState::Rejected,
+            None => UploadState::Planned,
+        };
+        b.push_bind(o.order_id.as_str())
+            .push_bind(o.campaign_id.as_str())
+            .push_bind(o.user_task_id.as_str())
+            .push_bind(o.phone.as_str())
+            .push_bind(o.name.as_deref())
+            .push_bind(o.customer.as_deref())
+            .push_bind(o.other.as_deref())
+            .push_bind(json_text(&o.variables))
+            .push_bind(o.source_line)
+            .push_bind(state.as_str())
+            .push_bind(reject.map(|(reason, _)| reason))
+            .push_bind(reject.map(|(_, at)| at));
+    });
+    qb.push(" ON CONFLICT DO NOTHING");
+    // Statements of up to thousands of binds, shaped by their row count: not kept in the connection's statement
+    // cache (each cached one costs memory on every connection; preparing again is cheap beside writing the rows).
+    Ok(qb
+        .build()
+        .persistent(false)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?
+        .rows_affected())
+}
+
+/// The phones of `orders` actively suppressed at `now`, each with its reject reason.
+async fn suppressed_phones(
+    conn: &mut SqliteConnection,
+    orders: &[NewOrder],
+    now: &str,
+) -> Result<HashMap<String, String>, StoreError> {
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "SELECT phone, 'suppressed: ' || COALESCE(reason, source) FROM suppressions WHERE phone IN ",
+    );
+    push_id_list(
+        &mut qb,
+        &orders.iter().map(|o| o.phone.as_str()).collect::<Vec<_>>(),
+    );
+    qb.push(" AND (expires_at IS NULL OR expires_at > ")
+        .push_bind(now.to_owned())
+        .push(") ORDER BY phone, source");
+    let rows: Vec<(String, String)> = qb
+        .build_query_as()
+        .persistent(false)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    let mut why = HashMap::new();
+    for (phone, reason) in rows {
+        // The first entry by source gives the reason, as in the claim's rejection.
+        why.entry(phone).or_insert(reason);
+    }
+    Ok(why)
 }
 
 #[tracing::instrument(skip_all, fields(task.user_id = %user_task_id, state = %state))]
@@ -206,6 +291,71 @@ pub(crate) async fn mark_polled(
     Ok(())
 }
 
+/// The task's sent, unfinished orders come from the orders_to_poll index; each is checked against the
+/// suppressions' primary key.
+#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
+pub(crate) async fn orders_to_stop(
+    s: &SqliteStore,
+    user_task_id: &str,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<String>, StoreError> {
+    let sql = format!(
+        "SELECT o.order_id FROM orders o INDEXED BY orders_to_poll
+         WHERE o.user_task_id = ?1 AND o.upload_state = 'sent' AND o.finished = 0
+           AND (o.stop_state IS NULL OR o.stop_state = 'sending') AND {}
+         ORDER BY o.order_id
+         LIMIT ?3",
+        suppressed("o.phone", "?2")
+    );
+    let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(user_task_id)
+        .bind(ts(now))
+        .bind(i64::from(limit))
+        .fetch_all(&s.reader)
+        .await
+        .map_err(db_err)?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// One statement per chunk of IDs, in one transaction.
+#[tracing::instrument(skip_all, fields(orders = order_ids.len(), state = %state))]
+pub(crate) async fn mark_stop(
+    s: &SqliteStore,
+    order_ids: &[String],
+    state: StopState,
+    at: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    if order_ids.is_empty() {
+        return Ok(0);
+    }
+    let at = ts(at);
+    let mut tx = s
+        .writer
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(db_err)?;
+    let mut written = 0;
+    for chunk in order_ids.chunks(IDS_PER_CHUNK) {
+        let mut qb = QueryBuilder::<Sqlite>::new("UPDATE orders SET stop_state = ");
+        qb.push_bind(state.as_str())
+            .push(", stopped_at = ")
+            .push_bind(at.as_str())
+            .push(" WHERE order_id IN ");
+        push_id_list(&mut qb, chunk);
+        qb.push(" AND (stop_state IS NULL OR stop_state = 'sending')");
+        written += qb
+            .build()
+            .persistent(false)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+    }
+    tx.commit().await.map_err(db_err)?;
+    Ok(written)
+}
+
 #[tracing::instrument(skip_all, fields(campaign.id = %campaign_id))]
 pub(crate) async fn order_counts(
     s: &SqliteStore,
@@ -217,6 +367,8 @@ pub(crate) async fn order_counts(
                 COALESCE(SUM(upload_state = 'sending'), 0) AS sending,
                 COALESCE(SUM(upload_state = 'sent'), 0) AS sent,
                 COALESCE(SUM(upload_state = 'rejected'), 0) AS rejected,
+                COALESCE(SUM(upload_state = 'rejected' AND substr(reject_reason, 1, 12) = 'suppressed: '), 0)
+                    AS suppressed,
                 COALESCE(SUM(EXISTS (SELECT 1 FROM calls c WHERE c.order_id = o.order_id)), 0) AS dialled,
                 COALESCE(SUM(EXISTS (SELECT 1 FROM calls c WHERE c.order_id = o.order_id AND c.call_status = 6)), 0)
                     AS answered,
@@ -374,11 +526,13 @@ impl UploadStatements for Upload<'_> {
         at: DateTime<Utc>,
     ) -> Result<Vec<OrderRecord>, StoreError> {
         let sql = format!(
-            "UPDATE orders SET upload_state = 'sending', state_changed_at = ?
+            "UPDATE orders SET upload_state = 'sending', state_changed_at = ?1
              WHERE +upload_state = 'planned'
-               AND rowid IN (SELECT rowid FROM orders WHERE user_task_id = ? AND upload_state = 'planned'
-                             ORDER BY source_line, order_id LIMIT ?)
-             RETURNING {ORDER_COLUMNS}"
+               AND rowid IN (SELECT o.rowid FROM orders o WHERE o.user_task_id = ?2 AND o.upload_state = 'planned'
+                                 AND NOT {}
+                             ORDER BY o.source_line, o.order_id LIMIT ?3)
+             RETURNING {ORDER_COLUMNS}",
+            suppressed("o.phone", "?1")
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(ts(at))
@@ -388,6 +542,42 @@ impl UploadStatements for Upload<'_> {
             .await
             .map_err(db_err)?;
         decode_all(&rows)
+    }
+
+    async fn reject_suppressed(
+        &mut self,
+        task: &str,
+        before: Option<(i64, &str)>,
+        at: DateTime<Utc>,
+        tallies: &mut TallyDelta,
+    ) -> Result<u64, StoreError> {
+        // With a bound, the walk over the (task, state, source line) index stops at the claim's last order.
+        let window = match before {
+            Some(_) => "AND o.source_line <= ?3 AND (o.source_line, o.order_id) < (?3, ?4)",
+            None => "",
+        };
+        let sql = format!(
+            "UPDATE orders SET upload_state = 'rejected', state_changed_at = ?1,
+                 reject_reason = COALESCE({}, 'suppressed: ')
+             WHERE +upload_state = 'planned'
+               AND rowid IN (SELECT o.rowid FROM orders o WHERE o.user_task_id = ?2 AND o.upload_state = 'planned'
+                                 {window} AND {})",
+            suppressed_reason("orders.phone", "?1"),
+            suppressed("o.phone", "?1")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ts(at))
+            .bind(task);
+        if let Some((line, id)) = before {
+            q = q.bind(line).bind(id);
+        }
+        let n = q
+            .execute(&mut *self.0)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        tallies.moved(task, UploadState::Planned, UploadState::Rejected, n as i64);
+        Ok(n)
     }
 
     async fn write_tallies(&mut self, tallies: TallyDelta) -> Result<(), StoreError> {

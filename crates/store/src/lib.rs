@@ -6,6 +6,7 @@ mod facts;
 mod records;
 mod report;
 mod store;
+mod suppression;
 mod tally;
 
 pub use error::StoreError;
@@ -20,4 +21,8 @@ pub use records::{
 };
 pub use report::{CallStatusRow, DailyRow, IntentRow, Report, ReportFilter, TotalsRow};
 pub use store::Store;
+pub use suppression::{
+    FILE_SOURCE_PREFIX, OptOutCall, SUPPRESSED_REASON_PREFIX, SourceSync, StopState, Suppression,
+    SuppressionFilter, opt_out_source, suppressed_reason,
+};
 pub use tally::TallyDelta;

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{OrderFacts, StoreError};
+use crate::{OrderFacts, StopState, StoreError};
 
 /// One campaign file as the daemon last loaded it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -177,6 +177,10 @@ pub struct OrderRecord {
     /// Status of the latest call by start time.
     pub last_call_status: Option<i64>,
     pub last_polled_at: Option<DateTime<Utc>>,
+    /// Where stopping it on the platform is (`None`: never asked); see [`crate::Store::mark_stop`].
+    pub stop_state: Option<StopState>,
+    /// When `stop_state` last changed.
+    pub stopped_at: Option<DateTime<Utc>>,
 }
 
 /// Orders of one campaign counted by upload state and outcome.
@@ -186,7 +190,11 @@ pub struct OrderCounts {
     pub planned: u64,
     pub sending: u64,
     pub sent: u64,
+    /// Rejected orders, suppressed ones included.
     pub rejected: u64,
+    /// Rejected orders whose phone was suppressed (their `reject_reason` begins with
+    /// [`crate::SUPPRESSED_REASON_PREFIX`]); also counted in `rejected`.
+    pub suppressed: u64,
     /// Orders with at least one call.
     pub dialled: u64,
     /// Orders with at least one answered call (callStatus 6).

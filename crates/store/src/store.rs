@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     ActionRecord, CallFacts, CallbackIngest, CallbackRecord, CampaignRecord, FactSource, Ingested,
-    NewOrder, OrderCounts, OrderFacts, OrderProgress, OrderRecord, Report, ReportFilter,
-    StoreError, TaskKey, TaskRecord, UploadState,
+    NewOrder, OptOutCall, OrderCounts, OrderFacts, OrderProgress, OrderRecord, Report,
+    ReportFilter, SourceSync, StopState, StoreError, Suppression, SuppressionFilter, TaskKey,
+    TaskRecord, UploadState,
 };
 
 /// Everything the daemon and the reports need from the database. Implemented by `store-postgres` and
@@ -82,8 +83,14 @@ pub trait Store: Send + Sync + Debug {
     // ---- orders
 
     /// Plans orders in bulk, skipping any whose `order_id` is stored or whose `(user_task_id, phone)` is already
-    /// planned. Returns how many were newly inserted.
-    async fn insert_planned_orders(&self, orders: &[NewOrder]) -> Result<u64, StoreError>;
+    /// planned. An order whose phone is actively suppressed at `now` is inserted `rejected` (reason `suppressed:
+    /// <reason, else source>`, changed at `now`) in the same transaction, and counted as rejected in the tallies.
+    /// Returns how many were newly inserted (the rejected ones included).
+    async fn insert_planned_orders(
+        &self,
+        orders: &[NewOrder],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
     /// Up to `limit` orders of the task in `state`, by source line.
     async fn orders_in_state(
         &self,
@@ -106,6 +113,11 @@ pub trait Store: Send + Sync + Debug {
     /// `user_task_id`: other tasks' orders are left alone), then up to `claim` planned orders of `user_task_id` (by
     /// source line) move `planned → sending` and are returned as they now are. The claimed orders are durably
     /// `sending` when this returns, before any request carries them. `claim = 0` only settles.
+    ///
+    /// The claim is the last check of the suppression list before the batch leaves: it passes over every planned
+    /// order whose phone is actively suppressed at `at`, and those it passed over (all the task's suppressed
+    /// planned orders, when fewer than `claim` were left) move to `rejected` (`suppressed: …`) in the same
+    /// transaction. So a batch is still `claim` orders when enough unsuppressed ones are planned.
     async fn settle_and_claim(
         &self,
         sent: &[String],
@@ -132,6 +144,24 @@ pub trait Store: Send + Sync + Debug {
     ) -> Result<(), StoreError>;
     /// The stored calls of an order, by start time, with their intents, SMS and transcript.
     async fn calls_of_order(&self, order_id: &str) -> Result<Vec<CallFacts>, StoreError>;
+    /// Orders of the task to stop on the platform, by order ID, at most `limit`: uploaded (`sent`), not finished,
+    /// not stopped (no stop state, or `sending`: its stop may not have applied), whose phone is actively suppressed
+    /// at `now`.
+    async fn orders_to_stop(
+        &self,
+        user_task_id: &str,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
+    /// The stop outbox (write before send): [`StopState::Sending`] is written before a `stopOrder` carrying the
+    /// orders leaves, [`StopState::Stopped`] once the platform acknowledged it. Moves orders without a stop state
+    /// or in `sending` to `state` at `at` (`stopped_at`); `stopped` is final. Returns how many were written.
+    async fn mark_stop(
+        &self,
+        order_ids: &[String],
+        state: StopState,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
     /// The campaign's orders counted by upload state and outcome.
     async fn order_counts(&self, campaign_id: &str) -> Result<OrderCounts, StoreError>;
     /// The task's orders counted by upload state, and its sent orders not finished yet. Meant for every decision:
@@ -144,6 +174,49 @@ pub trait Store: Send + Sync + Debug {
         &self,
         user_task_ids: &[String],
     ) -> Result<Vec<OrderProgress>, StoreError>;
+
+    // ---- suppression (do-not-call) lists
+
+    /// Adds entries, or updates the reason and expiry of the stored ones, by `(phone, source)`, in one transaction
+    /// (an entry given twice keeps its last record; a stored entry keeps its `added_at`). Returns how many rows were
+    /// inserted or changed; the version moves when that is not 0. An empty phone or source is
+    /// [`StoreError::Invalid`].
+    async fn suppress(&self, entries: &[Suppression]) -> Result<u64, StoreError>;
+    /// Deletes the entries of these phones: those of `source`, or of every source when `None`. Returns how many;
+    /// the version moves when that is not 0.
+    async fn unsuppress(&self, phones: &[String], source: Option<&str>) -> Result<u64, StoreError>;
+    /// Makes the entries of `source` exactly `entries` (a suppression file read again), in ONE transaction: adds
+    /// the new phones, updates the reason and expiry of those that changed (keeping their `added_at`), deletes
+    /// the phones no longer listed, and leaves other sources alone. Every entry must be of `source`
+    /// ([`StoreError::Invalid`] otherwise); a phone given twice keeps its last entry. The version moves only when
+    /// something changed.
+    async fn replace_suppression_source(
+        &self,
+        source: &str,
+        entries: &[Suppression],
+    ) -> Result<SourceSync, StoreError>;
+    /// Entries by phone, then source, filtered.
+    async fn suppressions(
+        &self,
+        filter: &SuppressionFilter,
+    ) -> Result<Vec<Suppression>, StoreError>;
+    /// The sources of suppression files that have entries (`file:<name>`), by name: what the daemon compares with
+    /// the suppression directory at start-up, so the entries of a file removed meanwhile go too. One index look-up
+    /// per source, however many entries each has.
+    async fn suppression_file_sources(&self) -> Result<Vec<String>, StoreError>;
+    /// The suppression set's version: it increases in the same transaction as every change to the set (a
+    /// [`Store::suppress`], [`Store::unsuppress`] or [`Store::replace_suppression_source`] that changed a row), and
+    /// only then. One row: cheap to poll, to learn whether the set changed since the version last read.
+    async fn suppression_version(&self) -> Result<i64, StoreError>;
+    /// Calls of the campaign's orders that carried an intent whose ID or name is among `intents`, and whose phone
+    /// has no entry of source [`crate::opt_out_source`]`(campaign_id, call_id)` yet: the opt-outs not recorded. By
+    /// call ID, at most `limit`.
+    async fn opt_out_calls(
+        &self,
+        campaign_id: &str,
+        intents: &[String],
+        limit: u32,
+    ) -> Result<Vec<OptOutCall>, StoreError>;
 
     // ---- ledger
 

@@ -67,6 +67,8 @@ pub struct Env {
 
 pub struct Options {
     pub faults: FaultConfig,
+    /// The simulator's outcome weights; `None`: its default mix.
+    pub weights: Option<Vec<(callbot_sim::Outcome, f64)>>,
     pub talk_secs: (u64, u64),
     pub poll_interval: Duration,
     pub client_retries: u32,
@@ -76,6 +78,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             faults: FaultConfig::default(),
+            weights: None,
             talk_secs: (20, 120),
             poll_interval: Duration::minutes(20),
             client_retries: 3,
@@ -102,6 +105,9 @@ impl Env {
         cfg.faults = opts.faults;
         cfg.seed = 11;
         cfg.outcomes.talk_secs = opts.talk_secs;
+        if let Some(w) = opts.weights {
+            cfg.outcomes.weights = w;
+        }
         let sim = Simulator::with_manual_clock(cfg, clock.clone());
         let handle = sim.handle();
         let sim_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

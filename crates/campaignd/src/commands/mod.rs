@@ -7,4 +7,5 @@ pub mod run;
 pub mod sign;
 pub mod sim;
 pub mod status;
+pub mod suppress;
 pub mod validate;

@@ -9,7 +9,8 @@ use anyhow::Context;
 use callbot_api::{Client, ClientConfig};
 use clock::SystemClock;
 use daemon::{
-    ConnLimits, Daemon, DaemonConfig, Hub, Metrics, Pruner, Watcher, Webhook, WebhookLimits,
+    ConnLimits, Daemon, DaemonConfig, Hub, Metrics, Pruner, SuppressionConfig, Watcher, Webhook,
+    WebhookLimits,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -95,6 +96,10 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<E
     dc.resolve_grace = campaign::chrono::Duration::from_std(p.request_timeout * 2)
         .unwrap_or(campaign::chrono::Duration::seconds(60));
     dc.max_sleep = settings.campaigns.rescan_interval;
+    dc.suppression = Some(SuppressionConfig {
+        dir: settings.suppression.dir.clone(),
+        default_country: settings.suppression.default_country.clone(),
+    });
 
     let hub = Arc::new(Hub::new(Metrics::new()));
     let daemon = Daemon::new(store.clone(), client, clock.clone(), hub.clone(), dc);

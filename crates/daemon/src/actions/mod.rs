@@ -6,6 +6,7 @@ mod create;
 mod operate;
 mod poll;
 mod resolve;
+mod stop;
 
 use std::sync::Arc;
 

@@ -10,8 +10,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::{
     ActionRecord, CallFacts, CallStatusRow, CallbackRecord, CampaignRecord, DailyRow, IntentFact,
-    IntentRow, OrderCounts, OrderProgress, OrderRecord, SmsFact, StoreError, TaskRecord, TotalsRow,
-    TranscriptLine,
+    IntentRow, OptOutCall, OrderCounts, OrderProgress, OrderRecord, SmsFact, StoreError,
+    Suppression, TaskRecord, TotalsRow, TranscriptLine,
 };
 
 /// One result row, column by column, as primitives. A column that is NULL reads as `None`; the required forms
@@ -153,6 +153,8 @@ impl FromColumns for OrderRecord {
             finished: r.bool("finished")?,
             last_call_status: r.opt_i64("last_call_status")?,
             last_polled_at: r.opt_time("last_polled_at")?,
+            stop_state: r.opt_string("stop_state")?.map(|s| s.parse()).transpose()?,
+            stopped_at: r.opt_time("stopped_at")?,
         })
     }
 }
@@ -178,9 +180,33 @@ impl FromColumns for OrderCounts {
             sending: r.count("sending")?,
             sent: r.count("sent")?,
             rejected: r.count("rejected")?,
+            suppressed: r.count("suppressed")?,
             dialled: r.count("dialled")?,
             answered: r.count("answered")?,
             finished: r.count("finished")?,
+        })
+    }
+}
+
+impl FromColumns for Suppression {
+    fn from_columns(r: &dyn Columns) -> Result<Self, StoreError> {
+        Ok(Suppression {
+            phone: r.string("phone")?,
+            source: r.string("source")?,
+            reason: r.opt_string("reason")?,
+            expires_at: r.opt_time("expires_at")?,
+            added_at: r.time("added_at")?,
+        })
+    }
+}
+
+impl FromColumns for OptOutCall {
+    fn from_columns(r: &dyn Columns) -> Result<Self, StoreError> {
+        Ok(OptOutCall {
+            phone: r.string("phone")?,
+            order_id: r.string("order_id")?,
+            call_id: r.string("call_id")?,
+            intent: r.string("intent")?,
         })
     }
 }

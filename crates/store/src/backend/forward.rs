@@ -3,8 +3,9 @@
 /// Implements [`Store`](crate::Store) for a backend type by forwarding each method to the function of the same name
 /// and arguments in the backend's module for it, with the backend itself first: `campaigns::tasks(self,
 /// campaign_id)`. The modules are the layout every backend keeps, side by side: `campaigns` (campaigns and tasks),
-/// `orders`, `facts`, `ledger` (ledger, callbacks, leases), `report`, and `util::ping`. A function missing from its
-/// module, or with other arguments, is a compile error in the backend.
+/// `orders`, `facts`, `suppressions` (suppression lists and opt-outs), `ledger` (ledger, callbacks, leases),
+/// `report`, and `util::ping`. A function missing from its module, or with other arguments, is a compile error in
+/// the backend.
 ///
 /// ```ignore
 /// store::impl_store!(SqliteStore, write_concurrency = 1);
@@ -36,7 +37,7 @@ macro_rules! impl_store {
             ) -> ();
             campaigns::task_settings_forgotten(user_task_id: &str, at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>) -> ();
             campaigns::task_not_created(user_task_id: &str, at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>) -> ();
-            orders::insert_planned_orders(orders: &[$crate::NewOrder]) -> u64;
+            orders::insert_planned_orders(orders: &[$crate::NewOrder], now: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>) -> u64;
             orders::orders_in_state(
                 user_task_id: &str,
                 state: $crate::UploadState,
@@ -57,11 +58,20 @@ macro_rules! impl_store {
             ) -> Vec<$crate::OrderRecord>;
             orders::orders_to_poll(user_task_id: &str, limit: u32) -> Vec<String>;
             orders::mark_polled(order_ids: &[String], at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>) -> ();
+            orders::orders_to_stop(user_task_id: &str, now: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>, limit: u32) -> Vec<String>;
+            orders::mark_stop(order_ids: &[String], state: $crate::StopState, at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>) -> u64;
             facts::apply_order_facts(facts: &[$crate::OrderFacts], source: $crate::FactSource) -> ();
             facts::calls_of_order(order_id: &str) -> Vec<$crate::CallFacts>;
             orders::order_counts(campaign_id: &str) -> $crate::OrderCounts;
             orders::order_progress(user_task_id: &str) -> $crate::OrderProgress;
             orders::order_progress_of(user_task_ids: &[String]) -> Vec<$crate::OrderProgress>;
+            suppressions::suppress(entries: &[$crate::Suppression]) -> u64;
+            suppressions::unsuppress(phones: &[String], source: Option<&str>) -> u64;
+            suppressions::replace_suppression_source(source: &str, entries: &[$crate::Suppression]) -> $crate::SourceSync;
+            suppressions::suppressions(filter: &$crate::SuppressionFilter) -> Vec<$crate::Suppression>;
+            suppressions::suppression_file_sources() -> Vec<String>;
+            suppressions::suppression_version() -> i64;
+            suppressions::opt_out_calls(campaign_id: &str, intents: &[String], limit: u32) -> Vec<$crate::OptOutCall>;
             ledger::record_actions(actions: &[$crate::ActionRecord]) -> ();
             ledger::recent_actions(limit: u32) -> Vec<$crate::ActionRecord>;
             ledger::recent_callbacks(limit: u32) -> Vec<$crate::CallbackRecord>;

@@ -1,12 +1,14 @@
 //! What every backend needs around its own SQL, written once for all of them: reading result rows into records
 //! ([`Columns`], [`FromColumns`]), deciding what a callback batch stores and applies ([`ingest_outcomes`],
-//! [`ingested_facts`]), the small pure steps of the batch methods, the rules of the upload transactions ([`upload`]), and the backend's `impl Store` itself
-//! ([`crate::impl_store!`]). Backends use it; the daemon has no need to.
+//! [`ingested_facts`]), the small pure steps of the batch methods (the suppression writes' among them:
+//! [`entries_to_write`], [`source_entries`]), the rules of the upload transactions ([`upload`]), and the backend's
+//! `impl Store` itself ([`crate::impl_store!`]). Backends use it; the daemon has no need to.
 
 mod batch;
 mod decode;
 mod forward;
 mod ingest;
+mod suppress;
 pub mod upload;
 
 #[doc(hidden)]
@@ -20,3 +22,4 @@ pub use decode::{Columns, FromColumns, OfCall, assemble_calls};
 pub use ingest::{
     ObservedStatus, ingest_outcomes, ingested_facts, merge_task_statuses, stored_records,
 };
+pub use suppress::{entries_to_write, source_entries};

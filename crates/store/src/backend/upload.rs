@@ -33,14 +33,27 @@ pub trait UploadStatements: Send {
         tallies: &mut TallyDelta,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// Moves up to `n` planned orders of the task, by source line, to `sending` at `at`, and returns them as they
-    /// now are (in any order). Tallies are counted by the caller.
+    /// Moves up to `n` planned orders of the task whose phone is not actively suppressed at `at`, the first by
+    /// source line (then order ID), to `sending` at `at`, and returns them as they now are (in any order). The
+    /// suppressed ones it passes over stay planned (see [`UploadStatements::reject_suppressed`]). Tallies are
+    /// counted by the caller.
     fn claim(
         &mut self,
         task: &str,
         n: u32,
         at: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send;
+
+    /// Moves the task's planned orders whose phone is actively suppressed at `at` to `rejected` at `at`, with the
+    /// reason `suppressed: <reason, else source>` of the phone's first active entry by source; with `before`, only
+    /// those ordered before it by `(source_line, order_id)`. Returns how many moved.
+    fn reject_suppressed(
+        &mut self,
+        task: &str,
+        before: Option<(i64, &str)>,
+        at: DateTime<Utc>,
+        tallies: &mut TallyDelta,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Adds the transaction's tally changes to the per-task tallies, last before the commit.
     fn write_tallies(
@@ -68,7 +81,8 @@ pub async fn set_upload_state(
     Ok(moved)
 }
 
-/// [`crate::Store::settle_and_claim`] inside the caller's transaction.
+/// [`crate::Store::settle_and_claim`] inside the caller's transaction: the settling, then the claim, which skips
+/// suppressed phones, then the rejection of the suppressed orders the claim passed over.
 pub async fn settle_and_claim(
     st: &mut impl UploadStatements,
     sent: &[String],
@@ -111,6 +125,10 @@ pub async fn settle_and_claim(
     }
     let mut claimed = Vec::new();
     if claim > 0 {
+        // The claim passes over suppressed phones, so a batch still fills up when enough unsuppressed orders are
+        // planned; the suppressed ones it passed over (all of them, when it ran out) then go to `rejected`. Only
+        // that window is looked at: the cost follows the batch, not the task's planned orders, and a suppressed
+        // order further on is rejected when a claim reaches it.
         claimed = st.claim(user_task_id, claim, at).await?;
         claimed.sort_by(|a, b| (a.source_line, &a.order_id).cmp(&(b.source_line, &b.order_id)));
         tallies.moved(
@@ -119,6 +137,14 @@ pub async fn settle_and_claim(
             UploadState::Sending,
             claimed.len() as i64,
         );
+        let before = match claimed.last() {
+            Some(last) if claimed.len() as u64 >= u64::from(claim) => {
+                Some((last.source_line, last.order_id.as_str()))
+            }
+            _ => None,
+        };
+        st.reject_suppressed(user_task_id, before, at, &mut tallies)
+            .await?;
     }
     st.write_tallies(tallies).await?;
     Ok(claimed)

@@ -1,0 +1,49 @@
+//! The daemon's own settings, with their defaults (the binary maps its configuration file onto these).
+
+use std::path::PathBuf;
+
+use chrono::Duration;
+
+use crate::suppress::SuppressionConfig;
+
+/// The daemon's own settings (the binary maps its config onto these).
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Where the campaign files are.
+    pub campaigns_dir: PathBuf,
+    /// How long updateTask takes to apply (vendor: ~5 min).
+    pub apply_delay: Duration,
+    /// How often unfinished orders are polled.
+    pub poll_interval: Duration,
+    /// The URL the platform calls back (`<public_url>/callbacks/...`); `None`: polling only.
+    pub public_url: Option<String>,
+    /// This replica's name in the store's leases.
+    pub owner: String,
+    /// Lease lifetime; renewed at every reconcile.
+    pub lease_ttl: std::time::Duration,
+    /// How long an order (or a creation) must have been in doubt before the platform is asked about it; covers a
+    /// request still being processed after the client gave up on it.
+    pub resolve_grace: Duration,
+    /// Periodic rescan / reconcile interval at most (the loop also wakes on file changes and callbacks).
+    pub max_sleep: std::time::Duration,
+    /// The suppression files' directory; `None`: none (the store's list, from `campaignd suppress` and opt-outs,
+    /// still applies).
+    pub suppression: Option<SuppressionConfig>,
+}
+
+impl DaemonConfig {
+    /// Defaults for everything but the directory.
+    pub fn new(campaigns_dir: impl Into<PathBuf>) -> DaemonConfig {
+        DaemonConfig {
+            campaigns_dir: campaigns_dir.into(),
+            apply_delay: Duration::minutes(5),
+            poll_interval: Duration::seconds(30),
+            public_url: None,
+            owner: format!("campaignd-{}", std::process::id()),
+            lease_ttl: std::time::Duration::from_secs(120),
+            resolve_grace: Duration::seconds(0),
+            max_sleep: std::time::Duration::from_secs(10),
+            suppression: None,
+        }
+    }
+}
