@@ -28,11 +28,12 @@ impl Executor {
         settings: &TaskSettings,
         now: DateTime<Utc>,
     ) -> StepResult<Learned> {
-        let batch = self
+        if self
             .store
-            .orders_in_state(ut, UploadState::Planned, spec.contacts.batch_size.max(1))
-            .await?;
-        if batch.is_empty() {
+            .orders_in_state(ut, UploadState::Planned, 1)
+            .await?
+            .is_empty()
+        {
             return Ok(Learned::Done);
         }
         let sent = SentSettings::new(settings, SentVia::Create).to_json();
@@ -40,10 +41,18 @@ impl Executor {
         self.store
             .task_create_intent(&task_key(spec), &sent, now)
             .await?;
-        let ids: Vec<String> = batch.iter().map(|o| o.order_id.clone()).collect();
-        self.store
-            .set_upload_state(&ids, UploadState::Sending, now)
+        // The first batch is claimed like every other (`planned → sending`, committed before the request leaves),
+        // in the transaction that also leaves out numbers suppressed since they were planned.
+        let batch = self
+            .store
+            .settle_and_claim(&[], &[], ut, spec.contacts.batch_size.max(1), now)
             .await?;
+        if batch.is_empty() {
+            // Every planned number was suppressed meanwhile: nothing to create the task with.
+            self.store.task_not_created(ut, now).await?;
+            return Ok(Learned::Done);
+        }
+        let ids: Vec<String> = batch.iter().map(|o| o.order_id.clone()).collect();
 
         let req = wire::CreateAndCallRequest {
             product_id: product_id(),
