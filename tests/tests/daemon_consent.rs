@@ -79,6 +79,7 @@ both_backends!(
     a_number_suppressed_after_upload_is_stopped_and_never_dialled,
     an_opt_out_in_one_campaign_stops_another_and_keeps_the_number_out_of_later_ones,
     a_suppression_file_is_applied_and_its_removal_lifts_it,
+    two_campaigns_that_share_numbers_respect_a_daily_cap_together,
 );
 
 async fn a_suppressed_number_is_never_uploaded(backend: Backend) {
@@ -275,4 +276,72 @@ async fn a_suppression_file_is_applied_and_its_removal_lifts_it(backend: Backend
         "a removed file's entries go"
     );
     assert_no_harm(&env.sim, &[spec]);
+}
+
+async fn two_campaigns_that_share_numbers_respect_a_daily_cap_together(backend: Backend) {
+    let start = utc(2026, 11, 2, 10, 0);
+    let files = [
+        ("a.toml", campaign("a.csv", "00:00-24:00", &[])),
+        ("a.csv", contacts_csv(6)),
+        ("b.toml", campaign("b.csv", "00:00-24:00", &[])),
+        ("b.csv", contacts_csv(6)),
+    ];
+    let opts = Options {
+        weights: Some(vec![(Outcome::Answered, 1.0)]),
+        talk_secs: (30, 60),
+        ..Options::default()
+    };
+    let mut env = Env::new(backend, start, &files, opts).await;
+    env.config.caps = vec![campaign::CapRule {
+        within_secs: 86_400,
+        max: 1,
+    }];
+    env.restart();
+    let (a, b) = (env.spec("a.toml"), env.spec("b.toml"));
+    let (ua, ub) = (daemon::user_task_id(&a), daemon::user_task_id(&b));
+    env.run_until(start + Duration::hours(23), Duration::hours(1))
+        .await;
+    assert_eq!(
+        dialled(&env, &ua).len(),
+        6,
+        "A, reconciled first, dials everyone"
+    );
+    assert!(
+        dialled(&env, &ub).is_empty(),
+        "B holds every shared number while A's call is within 24 h"
+    );
+    assert!(
+        uploaded(&env, &ub).is_empty(),
+        "held numbers are not even uploaded"
+    );
+    let out = env.step().await;
+    assert!(out.campaign("b").unwrap().error.is_none());
+
+    env.run_until(start + Duration::hours(26), Duration::hours(1))
+        .await;
+    assert_eq!(
+        dialled(&env, &ub).len(),
+        6,
+        "released once A's calls leave the window"
+    );
+    // Nobody got two calls within any 24 hours.
+    let mut calls: Vec<(String, DateTime<Utc>)> = env
+        .sim
+        .call_log()
+        .into_iter()
+        .map(|c| (c.phone, c.start_utc))
+        .collect();
+    calls.sort();
+    for w in calls.windows(2) {
+        if w[0].0 == w[1].0 {
+            assert!(
+                w[1].1 - w[0].1 >= Duration::hours(24),
+                "{} called at {} and {}",
+                w[0].0,
+                w[0].1,
+                w[1].1
+            );
+        }
+    }
+    assert_no_harm(&env.sim, &[a, b]);
 }

@@ -136,11 +136,21 @@ impl Store for Switchable {
         ut: &str,
         claim: u32,
         at: DateTime<Utc>,
+        caps: &[Cap],
     ) -> Result<Vec<OrderRecord>, StoreError> {
         self.check()?;
         self.inner
-            .settle_and_claim(sent, rejected, ut, claim, at)
+            .settle_and_claim(sent, rejected, ut, claim, at, caps)
             .await
+    }
+    async fn held_numbers(
+        &self,
+        ut: &str,
+        caps: &[Cap],
+        at: DateTime<Utc>,
+    ) -> Result<Held, StoreError> {
+        self.check()?;
+        self.inner.held_numbers(ut, caps, at).await
     }
     async fn orders_to_poll(&self, ut: &str, limit: u32) -> Result<Vec<String>, StoreError> {
         self.check()?;

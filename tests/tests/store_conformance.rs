@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use store::{
-    ActionRecord, CallFacts, CallbackIngest, CallbackRecord, CampaignRecord, FactSource, Ingested,
-    IntentFact, NewOrder, OptOutCall, OrderCounts, OrderFacts, OrderRecord, ReportFilter, SmsFact,
-    SourceSync, StopState, Store, StoreError, Suppression, SuppressionFilter, TaskKey, TaskRecord,
-    TaskStatusFact, TranscriptLine, UploadState, opt_out_source, suppressed_reason,
+    ActionRecord, CallFacts, CallbackIngest, CallbackRecord, CampaignRecord, Cap, FactSource, Held,
+    Ingested, IntentFact, NewOrder, OptOutCall, OrderCounts, OrderFacts, OrderRecord, ReportFilter,
+    SmsFact, SourceSync, StopState, Store, StoreError, Suppression, SuppressionFilter, TaskKey,
+    TaskRecord, TaskStatusFact, TranscriptLine, UploadState, opt_out_source, suppressed_reason,
 };
 
 /// A fresh database of one backend, kept alive for the test.
@@ -583,7 +583,7 @@ async fn upload_state_moves_only_forward(db: Db) {
     // Settling rejects from planned or sending only; nothing is claimed.
     assert!(
         store
-            .settle_and_claim(&[], &rejected, "t1", 0, at(14))
+            .settle_and_claim(&[], &rejected, "t1", 0, at(14), &[])
             .await
             .unwrap()
             .is_empty()
@@ -1641,7 +1641,14 @@ async fn text_with_nul_is_stored_never_refused(db: Db) {
     );
     let reason = "retCode 7: bad\0number";
     store
-        .settle_and_claim(&[], &[(o.order_id.clone(), reason.into())], "t1", 0, at(1))
+        .settle_and_claim(
+            &[],
+            &[(o.order_id.clone(), reason.into())],
+            "t1",
+            0,
+            at(1),
+            &[],
+        )
         .await
         .unwrap();
     let rejected = store.order(&o.order_id).await.unwrap().unwrap();
@@ -1934,6 +1941,7 @@ async fn a_suppressed_number_is_planned_rejected_with_its_reason(db: Db) {
             "t1",
             0,
             at(12),
+            &[],
         )
         .await
         .unwrap();
@@ -1982,7 +1990,7 @@ async fn a_number_suppressed_after_planning_is_rejected_at_claim(db: Db) {
 
     // The batch still fills up: the two suppressed orders in its way are passed over and rejected.
     let first = store
-        .settle_and_claim(&[], &[], "t1", 4, at(20))
+        .settle_and_claim(&[], &[], "t1", 4, at(20), &[])
         .await
         .unwrap();
     assert_eq!(claimed(first), pick(&[0, 3, 4, 5]));
@@ -2019,7 +2027,7 @@ async fn a_number_suppressed_after_planning_is_rejected_at_claim(db: Db) {
     // The last batch is short: every suppressed planned order left goes to rejected.
     let sent = pick(&[0, 3, 4, 5]);
     let second = store
-        .settle_and_claim(&sent, &[], "t1", 4, at(30))
+        .settle_and_claim(&sent, &[], "t1", 4, at(30), &[])
         .await
         .unwrap();
     assert_eq!(claimed(second), pick(&[6, 8, 9]));
@@ -2051,7 +2059,7 @@ async fn a_number_suppressed_after_planning_is_rejected_at_claim(db: Db) {
         .unwrap();
     assert!(
         store
-            .settle_and_claim(&[], &[], "t1", 4, at(40))
+            .settle_and_claim(&[], &[], "t1", 4, at(40), &[])
             .await
             .unwrap()
             .is_empty()
@@ -2626,6 +2634,221 @@ async fn suppressions_read_by_phone_and_activity_and_in_bulk(db: Db) {
     );
 }
 
+/// Plans `orders` (all of `task`) and uploads them: claimed, then settled `sent`.
+async fn upload_all(store: &dyn Store, orders: &[NewOrder], task: &str, when: DateTime<Utc>) {
+    store.insert_planned_orders(orders, when).await.unwrap();
+    let claimed = store
+        .settle_and_claim(&[], &[], task, orders.len() as u32, when, &[])
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), orders.len());
+    store
+        .settle_and_claim(&ids(orders), &[], task, 0, when, &[])
+        .await
+        .unwrap();
+}
+
+/// The order's calls, started at `starts`.
+fn called(order: &NewOrder, starts: &[DateTime<Utc>], finished: bool) -> OrderFacts {
+    OrderFacts {
+        order_id: order.order_id.clone(),
+        user_task_id: order.user_task_id.clone(),
+        finished,
+        calls: starts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| CallFacts {
+                started_at: Some(*t),
+                ..call(&order.order_id, &format!("{}-c{i}", order.order_id), 7)
+            })
+            .collect(),
+    }
+}
+
+fn claimed_ids(c: Vec<OrderRecord>) -> Vec<String> {
+    c.into_iter().map(|o| o.order_id).collect()
+}
+
+async fn a_phone_called_up_to_its_cap_is_held_until_a_call_leaves_the_window(db: Db) {
+    let store = db.open().await;
+    let hour = chrono::Duration::hours(1);
+    let t = at(200_000);
+    let caps = [Cap {
+        within: chrono::Duration::hours(24),
+        max: 3,
+    }];
+    // Another campaign called phone 0 three times in the last 24 hours (finished), phone 1 twice, phone 2 three
+    // times but the first 25 hours ago.
+    let past: Vec<NewOrder> = (0..3).map(|n| new_order("past", "tp", n)).collect();
+    upload_all(store.as_ref(), &past, "tp", t - hour * 30).await;
+    store
+        .apply_order_facts(
+            &[
+                called(&past[0], &[t - hour * 20, t - hour * 10, t - hour], true),
+                called(&past[1], &[t - hour * 20, t - hour], true),
+                called(&past[2], &[t - hour * 25, t - hour * 2, t - hour], true),
+            ],
+            FactSource::Poll,
+        )
+        .await
+        .unwrap();
+    let orders: Vec<NewOrder> = (0..5).map(|n| new_order("now", "tn", n)).collect();
+    store.insert_planned_orders(&orders, t).await.unwrap();
+    let all = ids(&orders);
+    let pick = |ns: &[usize]| ns.iter().map(|&n| all[n].clone()).collect::<Vec<_>>();
+
+    assert_eq!(
+        store.held_numbers("tn", &caps, t).await.unwrap(),
+        Held {
+            numbers: 1,
+            until: Some(t + hour * 4)
+        },
+        "phone 0 is held until its call of 20 hours ago leaves the window"
+    );
+    assert_eq!(
+        store.held_numbers("tn", &[], t).await.unwrap(),
+        Held::default()
+    );
+    // The held order is passed over and stays planned; the batch fills up with the next ones.
+    let first = store
+        .settle_and_claim(&[], &[], "tn", 2, t, &caps)
+        .await
+        .unwrap();
+    assert_eq!(claimed_ids(first), pick(&[1, 2]));
+    let o0 = store.order(&all[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (o0.upload_state, o0.reject_reason),
+        (UploadState::Planned, None)
+    );
+    assert_eq!(
+        store.held_numbers("tn", &caps, t).await.unwrap(),
+        Held {
+            numbers: 1,
+            until: Some(t + hour * 4)
+        },
+        "phones 1 and 2 are claimed, not planned: only phone 0 is held"
+    );
+    // At the very end of its window the oldest call still counts: the batch of one takes phone 3.
+    let second = store
+        .settle_and_claim(&[], &[], "tn", 1, t + hour * 4, &caps)
+        .await
+        .unwrap();
+    assert_eq!(claimed_ids(second), pick(&[3]));
+    // Just after, it has left the window: phone 0 is claimed again, first by source line.
+    let later = t + hour * 4 + chrono::Duration::seconds(1);
+    assert_eq!(
+        store.held_numbers("tn", &caps, later).await.unwrap(),
+        Held::default()
+    );
+    let third = store
+        .settle_and_claim(&[], &[], "tn", 2, later, &caps)
+        .await
+        .unwrap();
+    assert_eq!(claimed_ids(third), pick(&[0, 4]));
+    let counts = assert_tallies_match_counts(store.as_ref(), "now", "tn").await;
+    assert_eq!((counts.planned, counts.sending), (0, 5));
+}
+
+async fn orders_the_platform_may_dial_count_towards_a_cap_in_every_task(db: Db) {
+    let store = db.open().await;
+    let t = at(300_000);
+    let day = chrono::Duration::hours(24);
+    let one = [Cap {
+        within: day,
+        max: 1,
+    }];
+    // Task A uploaded phones 0 and 1; phone 1 is finished, phone 0 is not: the platform may dial it any moment.
+    let a: Vec<NewOrder> = (0..2).map(|n| new_order("a", "ta", n)).collect();
+    upload_all(store.as_ref(), &a, "ta", t).await;
+    store
+        .apply_order_facts(&[called(&a[1], &[], true)], FactSource::Poll)
+        .await
+        .unwrap();
+    // Task B plans the same phones, and phone 2.
+    let b: Vec<NewOrder> = (0..3).map(|n| new_order("b", "tb", n)).collect();
+    store.insert_planned_orders(&b, t).await.unwrap();
+    assert_eq!(
+        store.held_numbers("tb", &one, t).await.unwrap(),
+        Held {
+            numbers: 1,
+            until: None
+        },
+        "held by an unfinished order alone: release unknown"
+    );
+    // With no caps nothing is held: the claim is what it always was.
+    let c: Vec<NewOrder> = (0..3).map(|n| new_order("c", "tc", n)).collect();
+    store.insert_planned_orders(&c, t).await.unwrap();
+    assert_eq!(
+        claimed_ids(
+            store
+                .settle_and_claim(&[], &[], "tc", 3, t, &[])
+                .await
+                .unwrap()
+        ),
+        ids(&c)
+    );
+    // Task C's claimed (sending) orders now count too: B is held on every phone.
+    assert_eq!(store.held_numbers("tb", &one, t).await.unwrap().numbers, 3);
+    assert!(
+        store
+            .settle_and_claim(&[], &[], "tb", 3, t, &one)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Stopped orders are no longer dialled; C's orders are settled and finished.
+    store
+        .mark_stop(&[a[0].order_id.clone()], StopState::Stopped, t)
+        .await
+        .unwrap();
+    store
+        .settle_and_claim(&ids(&c), &[], "tc", 0, t, &[])
+        .await
+        .unwrap();
+    store
+        .apply_order_facts(
+            &c.iter().map(|o| called(o, &[], true)).collect::<Vec<_>>(),
+            FactSource::Poll,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.held_numbers("tb", &one, t).await.unwrap(),
+        Held::default()
+    );
+    // A call of A's on phone 0 reaches the second cap (not the first): any cap reached holds the phone.
+    store
+        .apply_order_facts(&[called(&a[0], &[t], false)], FactSource::Poll)
+        .await
+        .unwrap();
+    let caps = [
+        Cap {
+            within: day,
+            max: 5,
+        },
+        Cap {
+            within: chrono::Duration::hours(1),
+            max: 1,
+        },
+    ];
+    assert_eq!(
+        store.held_numbers("tb", &caps, t).await.unwrap(),
+        Held {
+            numbers: 1,
+            until: Some(t + chrono::Duration::hours(1))
+        }
+    );
+    assert_eq!(
+        claimed_ids(
+            store
+                .settle_and_claim(&[], &[], "tb", 3, t, &caps)
+                .await
+                .unwrap()
+        ),
+        ids(&b[1..])
+    );
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -2674,6 +2897,8 @@ conformance!(
     uploaded_orders_of_suppressed_numbers_are_stopped_once,
     opt_out_calls_match_intents_by_id_and_by_name,
     suppressions_read_by_phone_and_activity_and_in_bulk,
+    a_phone_called_up_to_its_cap_is_held_until_a_call_leaves_the_window,
+    orders_the_platform_may_dial_count_towards_a_cap_in_every_task,
 );
 
 /// PostgreSQL has no timestamps before 4713 BC: writing one is a data exception (SQLSTATE 22008), which the store

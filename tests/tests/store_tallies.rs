@@ -132,7 +132,7 @@ async fn progress_equals_the_orders_counted_after_any_writes(db: Db) {
                         .collect();
                     for task in &tasks {
                         store
-                            .settle_and_claim(&[], &batch, task, 0, when)
+                            .settle_and_claim(&[], &batch, task, 0, when, &[])
                             .await
                             .unwrap();
                     }
@@ -152,7 +152,7 @@ async fn progress_equals_the_orders_counted_after_any_writes(db: Db) {
                         .collect();
                     let claim = rng.below(40) as u32;
                     let claimed = store
-                        .settle_and_claim(&sent, &rejected, task, claim, when)
+                        .settle_and_claim(&sent, &rejected, task, claim, when, &[])
                         .await
                         .unwrap();
                     assert!(claimed.len() <= claim as usize);
@@ -209,7 +209,7 @@ async fn claimed_batch_is_durably_sending_and_settling_keeps_final_states(db: Db
     store.insert_planned_orders(&other, at(0)).await.unwrap();
 
     let first = store
-        .settle_and_claim(&[], &[], "t1", 4, at(1))
+        .settle_and_claim(&[], &[], "t1", 4, at(1), &[])
         .await
         .unwrap();
     let lines: Vec<i64> = first.iter().map(|o| o.source_line).collect();
@@ -237,7 +237,7 @@ async fn claimed_batch_is_durably_sending_and_settling_keeps_final_states(db: Db
     ];
     let rejected = vec![(first[3].order_id.clone(), "blacklisted".to_owned())];
     let second = store
-        .settle_and_claim(&sent, &rejected, "t1", 4, at(2))
+        .settle_and_claim(&sent, &rejected, "t1", 4, at(2), &[])
         .await
         .unwrap();
     assert_eq!(
@@ -252,7 +252,7 @@ async fn claimed_batch_is_durably_sending_and_settling_keeps_final_states(db: Db
 
     // Rejected and sent are final: settling them again as sent or claiming does not move them.
     let again = store
-        .settle_and_claim(&[first[3].order_id.clone()], &[], "t1", 0, at(3))
+        .settle_and_claim(&[first[3].order_id.clone()], &[], "t1", 0, at(3), &[])
         .await
         .unwrap();
     assert!(again.is_empty(), "claim 0 only settles");
@@ -281,13 +281,13 @@ async fn claimed_batch_is_durably_sending_and_settling_keeps_final_states(db: Db
 
     // Draining: the last claim returns what is left, then nothing.
     let third = store
-        .settle_and_claim(&[], &[], "t1", 4, at(4))
+        .settle_and_claim(&[], &[], "t1", 4, at(4), &[])
         .await
         .unwrap();
     assert_eq!(third.len(), 2);
     assert!(
         store
-            .settle_and_claim(&[], &[], "t1", 4, at(5))
+            .settle_and_claim(&[], &[], "t1", 4, at(5), &[])
             .await
             .unwrap()
             .is_empty()

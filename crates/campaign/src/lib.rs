@@ -29,7 +29,9 @@ pub use parse::{
     MAX_BATCH_SIZE, load_campaign, load_campaign_with_limits, load_campaign_with_warnings,
     parse_campaign, validate_set, warnings_at,
 };
-pub use spec::{CampaignSpec, ContactsSpec, Dispatch, Features, ManualCall, OptOut, SmsRule};
+pub use spec::{
+    CampaignSpec, CapRule, ContactsSpec, Dispatch, Features, ManualCall, OptOut, SmsRule,
+};
 pub use suppression::{
     SuppressionEntry, SuppressionFile, SuppressionFileError, SuppressionIssue, expiry_of,
     parse_suppressions, read_suppression_file,

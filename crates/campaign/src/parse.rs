@@ -21,7 +21,9 @@ use crate::contacts::{CsvProblem, inspect_csv};
 use crate::contacts_file::{lexical_problem, read_regular_file};
 use crate::diagnostics::{Diagnostic, Diagnostics, Severity, closest, escape_input, line_col};
 use crate::limits::{ContactLimits, MAX_CAMPAIGN_FILE_BYTES};
-use crate::spec::{CampaignSpec, ContactsSpec, Dispatch, Features, ManualCall, OptOut, SmsRule};
+use crate::spec::{
+    CampaignSpec, CapRule, ContactsSpec, Dispatch, Features, ManualCall, OptOut, SmsRule,
+};
 
 type Val<'i> = Spanned<DeValue<'i>>;
 
@@ -45,8 +47,11 @@ const TOP_KEYS: &[&str] = &[
     "contacts",
     "lifecycle",
     "opt_out",
+    "caps",
 ];
 const OPT_OUT_KEYS: &[&str] = &["intents"];
+const CAPS_KEYS: &[&str] = &["attempts"];
+const CAP_KEYS: &[&str] = &["within", "max"];
 const SCHEDULE_KEYS: &[&str] = &[
     "timezone",
     "utc_offset",
@@ -540,6 +545,13 @@ fn parse_inner(
         Some(v) => parse_sms(&mut cx, v),
     };
     let manual_call = get(root, "manual_call").and_then(|v| parse_manual_call(&mut cx, v));
+    let caps = get(root, "caps")
+        .and_then(|v| cx.table(v, "caps", "{ attempts = [{ within = \"24h\", max = 2 }] }"))
+        .map(|t| {
+            cx.check_keys(t, CAPS_KEYS, "[caps]");
+            parse_caps(&mut cx, get(t, "attempts"))
+        })
+        .unwrap_or_default();
     let opt_out = get(root, "opt_out")
         .and_then(|v| cx.table(v, "opt_out", "{ intents = [\"Do not call\"] }"))
         .map(|t| {
@@ -670,6 +682,7 @@ fn parse_inner(
         manual_call,
         contacts,
         opt_out,
+        caps,
         delete_undialled_on_remove,
         source: path.to_path_buf(),
         content_hash: hex::encode(Sha256::digest(text.as_bytes())),
@@ -717,6 +730,52 @@ fn parse_sms(cx: &mut Ctx<'_>, v: &Val<'_>) -> Vec<SmsRule> {
             intent_ids,
             intent_names,
         });
+    }
+    out
+}
+
+fn parse_caps(cx: &mut Ctx<'_>, v: Option<&Val<'_>>) -> Vec<CapRule> {
+    let example = "[{ within = \"24h\", max = 2 }]";
+    let Some(items) = v.and_then(|v| cx.array(v, "attempts", example)) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let Some(t) = cx.table(item, "attempts", example) else {
+            continue;
+        };
+        cx.check_keys(t, CAP_KEYS, "a cap");
+        let within = match get(t, "within") {
+            Some(w) => match cx.string(w, "within", "\"24h\"") {
+                Some(text) => match CapRule::parse_within(&text) {
+                    Ok(secs) => Some(secs),
+                    Err(why) => {
+                        cx.error(
+                            "bad-cap",
+                            w.span(),
+                            &why,
+                            "write a window like \"24h\" or \"30d\"",
+                        );
+                        None
+                    }
+                },
+                None => None,
+            },
+            None => {
+                cx.missing(item.span(), "within", "a cap", "\"24h\"");
+                None
+            }
+        };
+        let max = match get(t, "max") {
+            Some(m) => cx.u32_in(m, "max", 1, 1000, "2"),
+            None => {
+                cx.missing(item.span(), "max", "a cap", "2");
+                None
+            }
+        };
+        if let (Some(within_secs), Some(max)) = (within, max) {
+            out.push(CapRule { within_secs, max });
+        }
     }
     out
 }
@@ -2077,6 +2136,36 @@ file = "c.csv"
             read.opt_out.intents.is_empty(),
             "a spec stored before [opt_out] still reads"
         );
+    }
+
+    #[test]
+    fn reads_caps_and_refuses_bad_windows() {
+        let (spec, _) = parse_campaign(
+            Path::new("campaigns/a.toml"),
+            &format!("{BASE}\n[caps]\nattempts = [{{ within = \"24h\", max = 2 }}, {{ within = \"30d\", max = 4 }}]\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            spec.caps,
+            vec![
+                CapRule {
+                    within_secs: 86_400,
+                    max: 2
+                },
+                CapRule {
+                    within_secs: 30 * 86_400,
+                    max: 4
+                }
+            ]
+        );
+        let errs = parse_campaign(
+            Path::new("campaigns/a.toml"),
+            &format!("{BASE}\n[caps]\nattempts = [{{ within = \"soon\", max = 2 }}, {{ within = \"1h\", max = 0 }}]\n"),
+        )
+        .unwrap_err()
+        .0;
+        assert!(errs.iter().any(|d| d.code == "bad-cap"), "{errs:?}");
+        assert_eq!(errs.len(), 2, "{errs:?}");
     }
 
     #[test]

@@ -13,6 +13,42 @@ pub struct OptOut {
     pub intents: Vec<String>,
 }
 
+/// At most `max` calls to one number within any `within_secs` seconds, counted over every campaign (calls made, plus
+/// orders uploaded and not finished).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapRule {
+    pub within_secs: u64,
+    pub max: u32,
+}
+
+impl CapRule {
+    /// Parses a cap's window: a whole number and a unit, `m` (minutes), `h` (hours) or `d` (days), e.g. `"24h"`.
+    pub fn parse_within(text: &str) -> Result<u64, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (digits, unit) = text.split_at(split);
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("`{text}` is not a window like \"24h\" or \"30d\""))?;
+        let secs = match unit {
+            "m" => n.checked_mul(60),
+            "h" => n.checked_mul(3600),
+            "d" => n.checked_mul(86_400),
+            _ => {
+                return Err(format!(
+                    "`{text}`: the unit must be m, h or d, as in \"24h\""
+                ));
+            }
+        };
+        match secs {
+            Some(s) if s > 0 && s <= 366 * 86_400 => Ok(s),
+            _ => Err(format!("`{text}` must be more than 0 and at most a year")),
+        }
+    }
+}
+
 /// A campaign file after parsing and validation. Serializable so the store can keep the last good version as JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CampaignSpec {
@@ -47,6 +83,9 @@ pub struct CampaignSpec {
     /// `[opt_out]`: what in a call means "do not call me".
     #[serde(default)]
     pub opt_out: OptOut,
+    /// `[caps] attempts`: limits on calls to one number, stricter than the daemon's own (both apply).
+    #[serde(default)]
+    pub caps: Vec<CapRule>,
     /// `[lifecycle] delete_undialled_on_remove`: removing the file deletes undialled orders only when this is true.
     pub delete_undialled_on_remove: bool,
     /// The campaign file this came from.

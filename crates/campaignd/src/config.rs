@@ -36,6 +36,8 @@ pub struct Settings {
     pub webhook: WebhookSettings,
     pub reconcile: ReconcileSettings,
     pub suppression: SuppressionSettings,
+    /// `[caps] attempts`: per number, across every campaign.
+    pub caps: Vec<campaign::CapRule>,
 }
 
 /// `[suppression]`: the do-not-call files, watched like campaign files.
@@ -247,6 +249,20 @@ struct Raw {
     webhook: RawWebhook,
     reconcile: RawReconcile,
     suppression: RawSuppression,
+    caps: RawCaps,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCaps {
+    attempts: Vec<RawCap>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCap {
+    within: String,
+    max: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -486,6 +502,24 @@ impl Settings {
                 poll_interval: duration("[reconcile] poll_interval", &raw.reconcile.poll_interval)?,
                 apply_delay: duration("[reconcile] apply_delay", &raw.reconcile.apply_delay)?,
             },
+            caps: raw
+                .caps
+                .attempts
+                .iter()
+                .map(|c| {
+                    let within_secs = campaign::CapRule::parse_within(&c.within)
+                        .map_err(|why| anyhow!("[caps] attempts: within {why}"))?;
+                    if c.max == 0 {
+                        bail!(
+                            "[caps] attempts: max must be at least 1 (a cap of 0 would never dial)"
+                        );
+                    }
+                    Ok(campaign::CapRule {
+                        within_secs,
+                        max: c.max,
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
             suppression: SuppressionSettings {
                 dir: match raw.suppression.dir.as_str() {
                     "" => Path::new(&raw.campaigns.dir)
@@ -723,6 +757,38 @@ mod tests {
         );
         assert_eq!(s.webhook.max_body_bytes, 65536);
         assert_eq!(s.webhook.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(
+            s.caps,
+            vec![
+                campaign::CapRule {
+                    within_secs: 86_400,
+                    max: 3
+                },
+                campaign::CapRule {
+                    within_secs: 30 * 86_400,
+                    max: 4
+                }
+            ],
+            "the default caps"
+        );
+        let s = Settings::load(
+            None,
+            env(&[("CAMPAIGND_CAPS__ATTEMPTS", "[{ within = \"1h\", max = 1 }]")]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.caps,
+            vec![campaign::CapRule {
+                within_secs: 3600,
+                max: 1
+            }]
+        );
+        let err = Settings::load(
+            None,
+            env(&[("CAMPAIGND_CAPS__ATTEMPTS", "[{ within = \"1w\", max = 1 }]")]),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("[caps] attempts"), "{err:#}");
         let err = Settings::load(
             None,
             env(&[("CAMPAIGND_STORE__URL_FILE", "/nonexistent/db-url")]),

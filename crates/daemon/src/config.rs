@@ -29,6 +29,8 @@ pub struct DaemonConfig {
     /// The suppression files' directory; `None`: none (the store's list, from `campaignd suppress` and opt-outs,
     /// still applies).
     pub suppression: Option<SuppressionConfig>,
+    /// Limits on calls to one number over every campaign (`[caps] attempts`); each campaign may add stricter ones.
+    pub caps: Vec<campaign::CapRule>,
 }
 
 impl DaemonConfig {
@@ -44,6 +46,7 @@ impl DaemonConfig {
             resolve_grace: Duration::seconds(0),
             max_sleep: std::time::Duration::from_secs(10),
             suppression: None,
+            caps: Vec::new(),
         }
     }
 }

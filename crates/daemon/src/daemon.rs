@@ -75,6 +75,7 @@ impl Daemon {
             metrics: hub.metrics.clone(),
             stop: CancellationToken::new(),
             resolve_grace: config.resolve_grace,
+            caps: config.caps.clone(),
         };
         Daemon {
             store,
@@ -347,6 +348,7 @@ impl Daemon {
             task: TaskState::NotCreated,
             user_task_id: user_task_id(&c.spec),
             orders: Orders::default(),
+            wait_until: None,
         }
     }
 
@@ -533,6 +535,7 @@ impl Daemon {
             user_task_id: ut,
             orders: obs.orders,
             not_owner: false,
+            wait_until: extra_wake.filter(|at| *at > now),
         };
         Ok((outcome, Some(record)))
     }
@@ -647,7 +650,10 @@ fn next_due(
             matches!(a, Action::Poll | Action::UploadBatches)
                 && co.done.iter().any(|d| d == a.name())
         });
-    if co.error.is_none() && only_budgeted_left {
+    if let (None, Some(wait)) = (&co.error, co.wait_until) {
+        // What is left waits for an instant of its own (a cap's release, a grace): then, not in a retry loop.
+        at = at.min(wait);
+    } else if co.error.is_none() && only_budgeted_left {
         at = now;
     } else if co.error.is_some() || !co.plan.actions.is_empty() {
         // Anything else left undone: not in a tight loop (an action that succeeds without changing what the store

@@ -26,6 +26,10 @@ pub struct CampaignOutcome {
     pub orders: Orders,
     /// Another replica owns the campaign.
     pub not_owner: bool,
+    /// Actions wait until then (orders in doubt too young to ask about, numbers held by a cap): the campaign is
+    /// reconciled again then, not in a retry loop.
+    #[serde(default)]
+    pub wait_until: Option<DateTime<Utc>>,
 }
 
 /// The outcome of one reconcile.

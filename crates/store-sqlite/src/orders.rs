@@ -4,17 +4,17 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Row as _, Sqlite, SqliteConnection};
-use store::backend::in_order;
-use store::backend::upload::{self, UploadStatements};
+use store::backend::upload::{self, CapWindow, UploadStatements};
+use store::backend::{PhoneCapCounts, cap_windows, held, in_order};
 use store::{
-    NewOrder, OrderCounts, OrderProgress, OrderRecord, StopState, StoreError, TallyDelta,
-    UploadState,
+    Cap, Held, NewOrder, OrderCounts, OrderProgress, OrderRecord, StopState, StoreError,
+    TallyDelta, UploadState,
 };
 
 use crate::SqliteStore;
 use crate::util::{
-    IDS_PER_CHUNK, IN_LIST_MAX, apply_tallies, db_err, decode, decode_all, json_text, push_id_list,
-    rows_per_chunk, ts,
+    IDS_PER_CHUNK, IN_LIST_MAX, apply_tallies, db_err, decode, decode_all, decode_with, json_text,
+    push_id_list, rows_per_chunk, ts,
 };
 
 const ORDER_COLUMNS: &str = "order_id, campaign_id, user_task_id, phone, name, customer, other, variables, \
@@ -35,6 +35,42 @@ fn suppressed_reason(phone: &str, at: &str) -> String {
         "(SELECT 'suppressed: ' || COALESCE(s.reason, s.source) FROM suppressions s
           WHERE s.phone = {phone} AND (s.expires_at IS NULL OR s.expires_at > {at}) ORDER BY s.source LIMIT 1)"
     )
+}
+
+/// How many orders of the phone `{phone}`, of any task, the platform may dial any moment: `sending`, or `sent`,
+/// unfinished and not stopped. Through the orders_by_phone index.
+fn pending_of(phone: &str) -> String {
+    format!(
+        "(SELECT COUNT(*) FROM orders q INDEXED BY orders_by_phone
+          WHERE q.phone = {phone} AND (q.upload_state = 'sending'
+              OR (q.upload_state = 'sent' AND q.finished = 0 AND (q.stop_state IS NULL OR q.stop_state <> 'stopped'))))"
+    )
+}
+
+/// `{agg}` (`COUNT(*)`, `MIN(c.started_at)`) over the calls of the phone `{phone}`'s orders, of any task, started
+/// from `{since}` to `{at}`: the orders_by_phone index, then calls_by_order for each of them.
+fn calls_of(phone: &str, agg: &str, since: &str, at: &str) -> String {
+    format!(
+        "(SELECT {agg} FROM orders q INDEXED BY orders_by_phone JOIN calls c ON c.order_id = q.order_id
+          WHERE q.phone = {phone} AND c.started_at >= {since} AND c.started_at <= {at})"
+    )
+}
+
+/// The phone `{phone}` is at one of `caps` frequency caps at `{at}`, each bound as two parameters from `?{first}`
+/// on (its window's start, its max). `caps` is at least 1.
+fn capped(phone: &str, at: &str, first: usize, caps: usize) -> String {
+    let each: Vec<String> = (0..caps)
+        .map(|i| {
+            let since = format!("?{}", first + 2 * i);
+            format!(
+                "{} + {} >= ?{}",
+                pending_of(phone),
+                calls_of(phone, "COUNT(*)", &since, at),
+                first + 2 * i + 1
+            )
+        })
+        .collect();
+    format!("({})", each.join(" OR "))
 }
 
 /// Multi-row inserts in one transaction (`BEGIN IMMEDIATE`: no suppression can change between the look-up and the
@@ -221,10 +257,13 @@ pub(crate) async fn settle_and_claim(
     user_task_id: &str,
     claim: u32,
     at: DateTime<Utc>,
+    caps: &[Cap],
 ) -> Result<Vec<OrderRecord>, StoreError> {
     if sent.is_empty() && rejected.is_empty() && claim == 0 {
         return Ok(Vec::new());
     }
+    // SQLite takes one writer at a time (`BEGIN IMMEDIATE`): two claims that share phones cannot both pass a cap.
+    let caps = cap_windows(caps, at)?;
     let mut tx = s
         .writer
         .begin_with("BEGIN IMMEDIATE")
@@ -232,9 +271,58 @@ pub(crate) async fn settle_and_claim(
         .map_err(db_err)?;
     let mut upload = Upload(&mut tx);
     let claimed =
-        upload::settle_and_claim(&mut upload, sent, rejected, user_task_id, claim, at).await?;
+        upload::settle_and_claim(&mut upload, sent, rejected, user_task_id, claim, at, &caps)
+            .await?;
     tx.commit().await.map_err(db_err)?;
     Ok(claimed)
+}
+
+/// One read: the task's first planned orders (the (task, state, source line) index), each phone's counts through
+/// the orders_by_phone and calls_by_order indexes; only the held ones come back.
+#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id, caps = caps.len()))]
+pub(crate) async fn held_numbers(
+    s: &SqliteStore,
+    user_task_id: &str,
+    caps: &[Cap],
+    at: DateTime<Utc>,
+) -> Result<Held, StoreError> {
+    let windows = cap_windows(caps, at)?;
+    if windows.is_empty() {
+        return Ok(Held::default());
+    }
+    let mut columns = vec![format!("{} AS pending", pending_of("p.phone"))];
+    for i in 0..windows.len() {
+        let since = format!("?{}", 4 + 2 * i);
+        columns.push(format!(
+            "{} AS calls_{i}",
+            calls_of("p.phone", "COUNT(*)", &since, "?1")
+        ));
+        columns.push(format!(
+            "{} AS oldest_{i}",
+            calls_of("p.phone", "MIN(c.started_at)", &since, "?1")
+        ));
+    }
+    let sql = format!(
+        "SELECT {} FROM (SELECT o.phone FROM orders o WHERE o.user_task_id = ?2 AND o.upload_state = 'planned'
+                         ORDER BY o.source_line, o.order_id LIMIT ?3) p
+         WHERE NOT {} AND {}",
+        columns.join(", "),
+        suppressed("p.phone", "?1"),
+        capped("p.phone", "?1", 4, windows.len())
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(ts(at))
+        .bind(user_task_id)
+        .bind(i64::from(store::HELD_SCAN_MAX));
+    for (since, max) in &windows {
+        q = q.bind(ts(*since)).bind(*max);
+    }
+    let rows = q.fetch_all(&s.reader).await.map_err(db_err)?;
+    let phones = rows
+        .iter()
+        .map(|r| decode_with(r, |c| PhoneCapCounts::read(c, windows.len())))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(held(caps, &phones))
 }
 
 #[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
@@ -524,23 +612,31 @@ impl UploadStatements for Upload<'_> {
         task: &str,
         n: u32,
         at: DateTime<Utc>,
+        caps: &[CapWindow],
     ) -> Result<Vec<OrderRecord>, StoreError> {
+        // The `IN (subquery)` is evaluated once, before any row moves: the cap counts are those before the claim.
+        let held = match caps.len() {
+            0 => String::new(),
+            n => format!(" AND NOT {}", capped("o.phone", "?1", 4, n)),
+        };
         let sql = format!(
             "UPDATE orders SET upload_state = 'sending', state_changed_at = ?1
              WHERE +upload_state = 'planned'
                AND rowid IN (SELECT o.rowid FROM orders o WHERE o.user_task_id = ?2 AND o.upload_state = 'planned'
-                                 AND NOT {}
+                                 AND NOT {}{}
                              ORDER BY o.source_line, o.order_id LIMIT ?3)
              RETURNING {ORDER_COLUMNS}",
-            suppressed("o.phone", "?1")
+            suppressed("o.phone", "?1"),
+            held
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(ts(at))
             .bind(task)
-            .bind(i64::from(n))
-            .fetch_all(&mut *self.0)
-            .await
-            .map_err(db_err)?;
+            .bind(i64::from(n));
+        for (since, max) in caps {
+            q = q.bind(ts(*since)).bind(*max);
+        }
+        let rows = q.fetch_all(&mut *self.0).await.map_err(db_err)?;
         decode_all(&rows)
     }
 

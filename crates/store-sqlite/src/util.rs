@@ -92,6 +92,14 @@ pub(crate) fn decode<T: FromColumns>(row: &SqliteRow) -> Result<T, StoreError> {
     T::from_columns(&Row(row))
 }
 
+/// One row read by `read` from its columns (a record whose shape depends on the query).
+pub(crate) fn decode_with<T>(
+    row: &SqliteRow,
+    read: impl FnOnce(&dyn Columns) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    read(&Row(row))
+}
+
 /// Rows as records.
 pub(crate) fn decode_all<T: FromColumns>(rows: &[SqliteRow]) -> Result<Vec<T>, StoreError> {
     rows.iter().map(decode).collect()

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod backend;
+mod caps;
 mod error;
 mod facts;
 mod records;
@@ -9,6 +10,7 @@ mod store;
 mod suppression;
 mod tally;
 
+pub use caps::{Cap, HELD_SCAN_MAX, Held};
 pub use error::StoreError;
 pub use facts::{
     CallFacts, FactSource, IntentFact, OrderFacts, SmsFact, TranscriptLine, call_status_name,

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    ActionRecord, CallFacts, CallbackIngest, CallbackRecord, CampaignRecord, FactSource, Ingested,
-    NewOrder, OptOutCall, OrderCounts, OrderFacts, OrderProgress, OrderRecord, Report,
+    ActionRecord, CallFacts, CallbackIngest, CallbackRecord, CampaignRecord, Cap, FactSource, Held,
+    Ingested, NewOrder, OptOutCall, OrderCounts, OrderFacts, OrderProgress, OrderRecord, Report,
     ReportFilter, SourceSync, StopState, StoreError, Suppression, SuppressionFilter, TaskKey,
     TaskRecord, UploadState,
 };
@@ -118,6 +118,11 @@ pub trait Store: Send + Sync + Debug {
     /// order whose phone is actively suppressed at `at`, and those it passed over (all the task's suppressed
     /// planned orders, when fewer than `claim` were left) move to `rejected` (`suppressed: …`) in the same
     /// transaction. So a batch is still `claim` orders when enough unsuppressed ones are planned.
+    ///
+    /// The claim also keeps the frequency `caps` (see the crate docs, "Caps"): it passes over every planned order
+    /// whose phone is at a cap at `at`, counted across every campaign and task, and those stay `planned` (held, not
+    /// rejected); the batch fills up with the next ones. With no caps nothing is held. A cap with a negative window
+    /// is [`StoreError::Invalid`].
     async fn settle_and_claim(
         &self,
         sent: &[String],
@@ -125,7 +130,18 @@ pub trait Store: Send + Sync + Debug {
         user_task_id: &str,
         claim: u32,
         at: DateTime<Utc>,
+        caps: &[Cap],
     ) -> Result<Vec<OrderRecord>, StoreError>;
+    /// How many planned orders of the task are held by `caps` at `at` (their phone is at a cap; a suppressed one is
+    /// not counted: the claim rejects it), and the last instant the first of them to be released is still held
+    /// ([`Held::until`]). Looks at the first [`crate::HELD_SCAN_MAX`] planned orders by source line only, so its cost
+    /// is bounded whatever the size of the task.
+    async fn held_numbers(
+        &self,
+        user_task_id: &str,
+        caps: &[Cap],
+        at: DateTime<Utc>,
+    ) -> Result<Held, StoreError>;
     /// Up to `limit` sent, unfinished orders of the task, least recently polled first (never polled first), then
     /// by order ID.
     async fn orders_to_poll(

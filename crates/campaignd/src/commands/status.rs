@@ -62,6 +62,9 @@ struct CampaignStatus {
     next_at_local: Option<String>,
     next_actions_then: Vec<String>,
     last_error: Option<String>,
+    /// Planned numbers held by a cap (not uploaded until the cap allows), and the first release when known.
+    held: u64,
+    held_until: Option<DateTime<Utc>>,
 }
 
 pub async fn run(args: StatusArgs, _shutdown: CancellationToken) -> anyhow::Result<ExitCode> {
@@ -145,14 +148,29 @@ pub async fn run(args: StatusArgs, _shutdown: CancellationToken) -> anyhow::Resu
         )
         .await
         .with_context(|| format!("cannot read campaign {} from the store", spec.id))?;
-        out.push(describe(
-            &spec,
-            present,
-            file_error,
-            last_error,
-            &snap,
-            apply_delay,
-        ));
+        let caps: Vec<store::Cap> = settings
+            .caps
+            .iter()
+            .chain(&spec.caps)
+            .map(|c| store::Cap {
+                within: campaign::chrono::Duration::seconds(
+                    i64::try_from(c.within_secs).unwrap_or(i64::MAX),
+                ),
+                max: c.max,
+            })
+            .collect();
+        let held = if caps.is_empty() {
+            store::Held::default()
+        } else {
+            store
+                .held_numbers(&daemon::user_task_id(&spec), &caps, now)
+                .await
+                .with_context(|| format!("cannot read campaign {}'s held numbers", spec.id))?
+        };
+        let mut status = describe(&spec, present, file_error, last_error, &snap, apply_delay);
+        status.held = held.numbers;
+        status.held_until = held.until;
+        out.push(status);
     }
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&out)?),
@@ -238,6 +256,8 @@ fn describe(
         next_at_local: next_at.map(label),
         next_actions_then: then,
         last_error,
+        held: 0,
+        held_until: None,
     }
 }
 
@@ -269,6 +289,19 @@ fn print_human(c: &CampaignStatus) {
         "  progress: {} contacts: {} uploaded, {} waiting, {} in doubt, {} rejected; {} dialled, {} answered, {} finished",
         o.total, o.sent, o.planned, o.sending, o.rejected, o.dialled, o.answered, o.finished
     );
+    if c.held > 0 {
+        match c.held_until {
+            Some(at) => println!(
+                "  held:     {} number(s) at a call cap, the first released at {}",
+                c.held,
+                at.format("%Y-%m-%dT%H:%M:%SZ")
+            ),
+            None => println!(
+                "  held:     {} number(s) at a call cap, until their orders elsewhere finish",
+                c.held
+            ),
+        }
+    }
     if !c.next_actions_now.is_empty() {
         println!("  next:     now: {}", c.next_actions_now.join(", "));
     } else if let (Some(at), Some(local)) = (c.next_at, &c.next_at_local) {

@@ -45,12 +45,19 @@ impl Executor {
         // in the transaction that also leaves out numbers suppressed since they were planned.
         let batch = self
             .store
-            .settle_and_claim(&[], &[], ut, spec.contacts.batch_size.max(1), now)
+            .settle_and_claim(
+                &[],
+                &[],
+                ut,
+                spec.contacts.batch_size.max(1),
+                now,
+                &self.caps_for(spec),
+            )
             .await?;
         if batch.is_empty() {
-            // Every planned number was suppressed meanwhile: nothing to create the task with.
+            // Every planned number was suppressed meanwhile, or is held by a cap: nothing to create the task with.
             self.store.task_not_created(ut, now).await?;
-            return Ok(Learned::Done);
+            return self.held(spec, ut, now).await;
         }
         let ids: Vec<String> = batch.iter().map(|o| o.order_id.clone()).collect();
 
@@ -70,7 +77,7 @@ impl Executor {
                     .await?;
                 let (sent, rejected) = batch_outcome(&batch, &resp.err_list);
                 self.store
-                    .settle_and_claim(&sent, &rejected, ut, 0, now)
+                    .settle_and_claim(&sent, &rejected, ut, 0, now, &[])
                     .await?;
                 tracing::info!(campaign.id = %spec.id, task.user_id = %ut, orders = batch.len(), rejected = resp.err_list.len(), "task created with the first batch");
                 Ok(Learned::Done)
@@ -108,9 +115,10 @@ impl Executor {
         if self.stop.is_cancelled() {
             return Ok(Learned::Done);
         }
+        let caps = self.caps_for(spec);
         let mut batch = self
             .store
-            .settle_and_claim(&[], &[], ut, batch_size, now)
+            .settle_and_claim(&[], &[], ut, batch_size, now, &caps)
             .await?;
         while !batch.is_empty() {
             let req = wire::AddBatchCallRequest {
@@ -130,7 +138,7 @@ impl Executor {
                     };
                     let next = self
                         .store
-                        .settle_and_claim(&sent, &rejected, ut, claim, now)
+                        .settle_and_claim(&sent, &rejected, ut, claim, now, &caps)
                         .await?;
                     tracing::info!(campaign.id = %spec.id, task.user_id = %ut, orders = batch.len(), rejected = rejected.len(), "uploaded a batch");
                     batch = next;
@@ -146,7 +154,29 @@ impl Executor {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(Learned::Done)
+        // The claims found nothing more to send: either nothing is planned, or what is planned is held by a cap.
+        self.held(spec, ut, now).await
+    }
+
+    /// `WaitUntil` the first release when some of the task's planned numbers are held by a cap (in 5 minutes when
+    /// only unfinished orders hold them, whose end is not known), `Done` otherwise.
+    async fn held(&self, spec: &CampaignSpec, ut: &str, now: DateTime<Utc>) -> StepResult<Learned> {
+        let caps = self.caps_for(spec);
+        if caps.is_empty() {
+            return Ok(Learned::Done);
+        }
+        let held = self.store.held_numbers(ut, &caps, now).await?;
+        if held.numbers == 0 {
+            return Ok(Learned::Done);
+        }
+        // `until` is the last instant still held: look again just after it.
+        let until = held
+            .until
+            .map(|at| at + chrono::Duration::seconds(1))
+            .unwrap_or(now + chrono::Duration::minutes(5))
+            .max(now + chrono::Duration::seconds(1));
+        tracing::info!(campaign.id = %spec.id, task.user_id = %ut, numbers = held.numbers, until = %until, "numbers held by a cap");
+        Ok(Learned::WaitUntil(until))
     }
 }
 

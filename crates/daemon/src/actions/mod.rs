@@ -65,6 +65,8 @@ pub(crate) struct Executor {
     pub(crate) stop: CancellationToken,
     /// How long an order or a creation must have been in doubt before the platform is asked about it.
     pub(crate) resolve_grace: chrono::Duration,
+    /// The daemon's own caps on calls to one number (each campaign may add stricter ones).
+    pub(crate) caps: Vec<campaign::CapRule>,
 }
 
 impl Executor {
@@ -94,6 +96,18 @@ impl Executor {
             Action::UpdateSettings { settings } => self.update(spec, ut, settings, now).await,
             Action::Poll => self.poll(spec, ut, now).await,
         }
+    }
+
+    /// The caps that hold a campaign's numbers: the daemon's and the campaign's own (every one applies).
+    pub(crate) fn caps_for(&self, spec: &CampaignSpec) -> Vec<store::Cap> {
+        self.caps
+            .iter()
+            .chain(&spec.caps)
+            .map(|c| store::Cap {
+                within: chrono::Duration::seconds(i64::try_from(c.within_secs).unwrap_or(i64::MAX)),
+                max: c.max,
+            })
+            .collect()
     }
 
     /// The task record of `ut`, if stored.

@@ -54,8 +54,14 @@ macro_rules! impl_store {
                 rejected: &[(String, String)],
                 user_task_id: &str,
                 claim: u32,
-                at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>
+                at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>,
+                caps: &[$crate::Cap]
             ) -> Vec<$crate::OrderRecord>;
+            orders::held_numbers(
+                user_task_id: &str,
+                caps: &[$crate::Cap],
+                at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>
+            ) -> $crate::Held;
             orders::orders_to_poll(user_task_id: &str, limit: u32) -> Vec<String>;
             orders::mark_polled(order_ids: &[String], at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>) -> ();
             orders::orders_to_stop(user_task_id: &str, now: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>, limit: u32) -> Vec<String>;

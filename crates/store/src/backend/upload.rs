@@ -7,6 +7,10 @@ use chrono::{DateTime, Utc};
 
 use crate::{OrderRecord, StoreError, TallyDelta, UploadState};
 
+/// A frequency cap as the backend binds it: the start of its window at the claim's instant, and its `max` (see
+/// [`crate::backend::cap_windows`]).
+pub type CapWindow = (DateTime<Utc>, i64);
+
 /// The statements of one transaction that moves orders between upload states, in the backend's SQL. Each counts
 /// the orders it moves in the tallies it is given.
 pub trait UploadStatements: Send {
@@ -33,15 +37,21 @@ pub trait UploadStatements: Send {
         tallies: &mut TallyDelta,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// Moves up to `n` planned orders of the task whose phone is not actively suppressed at `at`, the first by
-    /// source line (then order ID), to `sending` at `at`, and returns them as they now are (in any order). The
-    /// suppressed ones it passes over stay planned (see [`UploadStatements::reject_suppressed`]). Tallies are
-    /// counted by the caller.
+    /// Moves up to `n` planned orders of the task whose phone is not actively suppressed at `at` and not at any of
+    /// the `caps` (none: no cap is checked), the first by source line (then order ID), to `sending` at `at`, and
+    /// returns them as they now are (in any order). The suppressed ones it passes over stay planned (see
+    /// [`UploadStatements::reject_suppressed`]), and so do the held ones. Tallies are counted by the caller.
+    ///
+    /// A phone is at a cap `(since, max)` when its calls (of any order of that phone, any task) started from `since`
+    /// to `at`, plus its orders that are `sending`, or `sent`, unfinished and not stopped, are at least `max`. The
+    /// counts are those before the claim: a task plans a phone once, so one claim takes at most one order of a
+    /// phone, and `count < max` leaves room for it.
     fn claim(
         &mut self,
         task: &str,
         n: u32,
         at: DateTime<Utc>,
+        caps: &[CapWindow],
     ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send;
 
     /// Moves the task's planned orders whose phone is actively suppressed at `at` to `rejected` at `at`, with the
@@ -82,7 +92,8 @@ pub async fn set_upload_state(
 }
 
 /// [`crate::Store::settle_and_claim`] inside the caller's transaction: the settling, then the claim, which skips
-/// suppressed phones, then the rejection of the suppressed orders the claim passed over.
+/// suppressed phones and phones at a cap (`caps`, from [`crate::backend::cap_windows`]), then the rejection of the
+/// suppressed orders the claim passed over (held ones stay planned).
 pub async fn settle_and_claim(
     st: &mut impl UploadStatements,
     sent: &[String],
@@ -90,6 +101,7 @@ pub async fn settle_and_claim(
     user_task_id: &str,
     claim: u32,
     at: DateTime<Utc>,
+    caps: &[CapWindow],
 ) -> Result<Vec<OrderRecord>, StoreError> {
     let mut tallies = TallyDelta::default();
     if !rejected.is_empty() {
@@ -129,7 +141,7 @@ pub async fn settle_and_claim(
         // planned; the suppressed ones it passed over (all of them, when it ran out) then go to `rejected`. Only
         // that window is looked at: the cost follows the batch, not the task's planned orders, and a suppressed
         // order further on is rejected when a claim reaches it.
-        claimed = st.claim(user_task_id, claim, at).await?;
+        claimed = st.claim(user_task_id, claim, at, caps).await?;
         claimed.sort_by(|a, b| (a.source_line, &a.order_id).cmp(&(b.source_line, &b.order_id)));
         tallies.moved(
             user_task_id,
