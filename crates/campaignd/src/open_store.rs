@@ -54,20 +54,9 @@ impl Backend {
     }
 }
 
-/// The URL with its password replaced by `***`, for messages and logs.
+/// The store URL as it may be printed: every form of password replaced (see [`crate::config::redact_store_url`]).
 pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(_) => url.to_owned(),
-        // Not a URL: keep only what cannot hold a password.
-        Err(_) => match url.split_once('@') {
-            Some((_, host)) => format!("***@{host}"),
-            None => url.to_owned(),
-        },
-    }
+    crate::config::redact_store_url(url)
 }
 
 #[cfg(test)]

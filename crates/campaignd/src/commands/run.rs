@@ -144,7 +144,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<E
     tracing::info!(
         listen = %bound,
         campaigns.dir = %settings.campaigns.dir.display(),
-        store = %redact(&settings.store.url),
+        store = %crate::open_store::redact(&settings.store.url),
         replica = %replica,
         "campaignd running"
     );
@@ -243,15 +243,4 @@ pub async fn serve(
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// The store URL without its password, for logs.
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
-    }
 }

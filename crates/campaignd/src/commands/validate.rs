@@ -106,6 +106,7 @@ pub(crate) fn issue_json(issue: &ContactIssue) -> serde_json::Value {
         ContactIssueKind::Duplicate { .. } => "duplicate",
         ContactIssueKind::MissingVariable { .. } => "missing_variable",
         ContactIssueKind::Malformed { .. } => "malformed",
+        ContactIssueKind::ControlCharacter { .. } => "control_character",
         _ => "other",
     };
     json!({ "line": issue.line, "kind": kind, "message": issue.kind.to_string() })
