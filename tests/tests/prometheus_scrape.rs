@@ -4,8 +4,9 @@
 //! every rule in `deploy/prometheus/campaignd-rules.yml` evaluates against the real series without firing for a
 //! healthy daemon, and that the daemon speaks systemd's notify protocol: `READY=1`, `WATCHDOG=1`, `STOPPING=1`.
 //!
-//! Needs `/usr/bin/prometheus` (Debian's `prometheus` package; `.ci/run` installs it). Without it the test fails and
-//! says how to install it; it never skips.
+//! Needs `/usr/bin/prometheus` (Debian's `prometheus` package; `.ci/run` installs it). When it is missing and the
+//! test runs as root on Debian, the test installs the package itself (like the PostgreSQL tests, which start their
+//! own server); otherwise it fails and says how to install it. It never skips.
 
 mod daemon_support;
 
@@ -74,6 +75,21 @@ fn free_port() -> u16 {
 
 /// The Prometheus server binary, or a failure that says how to install it.
 fn prometheus_bin() -> PathBuf {
+    if let Some(found) = find_prometheus() {
+        return found;
+    }
+    // Like the PostgreSQL tests, provision what the machine can provide: Debian's package, when this is a Debian
+    // machine and the test runs as root (as on this project's machines and in CI).
+    let installed = provision_prometheus();
+    find_prometheus().unwrap_or_else(|| {
+        panic!(
+            "this test runs a real Prometheus server and none is installed ({installed}): \
+             `apt-get install prometheus` (Debian's package; .ci/run installs it) provides /usr/bin/prometheus"
+        )
+    })
+}
+
+fn find_prometheus() -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .unwrap_or_default()
@@ -82,12 +98,38 @@ fn prometheus_bin() -> PathBuf {
     std::iter::once(PathBuf::from("/usr/bin/prometheus"))
         .chain(on_path)
         .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "this test runs a real Prometheus server and none is installed: \
-                 `apt-get install prometheus` (Debian's package; .ci/run installs it) provides /usr/bin/prometheus"
-            )
-        })
+}
+
+/// Installs Debian's `prometheus` package with apt-get when running as root; says what happened.
+fn provision_prometheus() -> String {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !root || !Path::new("/usr/bin/apt-get").is_file() {
+        return "not root, or no apt-get: cannot install it here".into();
+    }
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let install = [
+        "install",
+        "-y",
+        "-qq",
+        "--no-install-recommends",
+        "prometheus",
+    ];
+    if apt(&install) || (apt(&["update", "-qq"]) && apt(&install)) {
+        "installed it with apt-get".into()
+    } else {
+        "`apt-get install prometheus` failed".into()
+    }
 }
 
 /// Waits (bounded) for the next datagram on the notify socket; fails at once if the daemon exits meanwhile.
