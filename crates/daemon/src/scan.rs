@@ -20,7 +20,13 @@ pub struct FileScan {
 /// or temporary (`.x.toml`, an editor's `#x.toml#` or `~x.toml`, or a name that is only `.toml`). The one rule
 /// `run`, `validate`, `plan` and `status` share.
 pub fn is_campaign_file_name(name: &str) -> bool {
-    name.len() > ".toml".len() && name.ends_with(".toml") && !name.starts_with(['.', '#', '~'])
+    is_data_file_name(name, ".toml")
+}
+
+/// Whether `name` ends in `ext` and is neither hidden nor temporary (nor only `ext`): the rule for every watched
+/// directory (campaign files, suppression files).
+pub(crate) fn is_data_file_name(name: &str, ext: &str) -> bool {
+    name.len() > ext.len() && name.ends_with(ext) && !name.starts_with(['.', '#', '~'])
 }
 
 /// The campaign files of `dir` ([`is_campaign_file_name`]), sorted by path; symlinks are followed.

@@ -228,10 +228,7 @@ fn list(dir: &Path) -> std::io::Result<Vec<(String, FileStamp)>> {
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        if !name.ends_with(".csv")
-            || name.starts_with(['.', '#', '~'])
-            || name.len() <= ".csv".len()
-        {
+        if !crate::scan::is_data_file_name(name, ".csv") {
             continue;
         }
         if let Some(stamp) = FileStamp::of(&path) {
