@@ -2,7 +2,9 @@
 //! cut off by the timeouts and never starve a real callback or delay shutdown; a request without signature headers
 //! or with an oversized body is refused before its body is read; replays are stored once; callbacks for another
 //! account, or a signed body with bytes after its JSON, are refused and not stored; a NUL in a callback's text is
-//! stored, not answered 503; health and metrics can live on their own port; `/healthz` notices a stuck reconciler.
+//! stored, not answered 503; data the store refuses is answered 422 (not 503, which would make the platform send it
+//! forever) and does not hold up the callbacks beside it; health and metrics can live on their own port; `/healthz`
+//! notices a stuck reconciler.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -321,6 +323,102 @@ async fn sqlite_a_nul_in_a_transcript_is_stored_and_answered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_nul_in_a_transcript_is_stored_and_answered() {
     nul_in_a_transcript_is_stored_and_answered(true).await;
+}
+
+/// The store refuses one call's data (the test adds a constraint the data breaks: on PostgreSQL a `CHECK`, on SQLite
+/// a trigger that aborts, both reported as a constraint violation). Its callback is answered 422 every time and not
+/// stored; callbacks sent beside it, in the same group commit, are answered 200 and stored.
+async fn data_the_store_refuses_is_answered_422_and_does_not_hold_up_the_others(store_is_pg: bool) {
+    callbot_api::ensure_crypto_provider();
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 2, 10, 0, 0).unwrap());
+    let (store, _db): (Arc<dyn Store>, Box<dyn std::any::Any + Send>) = if store_is_pg {
+        let db = testkit::postgres_database().await;
+        let store = Arc::new(store_postgres::PgStore::connect(&db.url).await.unwrap());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "ALTER TABLE calls ADD CONSTRAINT refuse_poison CHECK (call_id <> 'call-o-poison')",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        (store, Box::new(db))
+    } else {
+        let db = testkit::sqlite_database();
+        let store = Arc::new(store_sqlite::SqliteStore::open(&db.url).await.unwrap());
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db.url)
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON calls WHEN NEW.call_id = 'call-o-poison'
+             BEGIN SELECT RAISE(ABORT, 'poison'); END",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        (store, Box::new(db))
+    };
+    let webhook = Webhook::new(
+        store.clone(),
+        SecretKey::new(SECRET.into()),
+        clock.shared(),
+        Arc::new(Hub::new(Metrics::new())),
+    )
+    .with_account(UUID)
+    .with_limits(limits());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/callbacks/call", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(webhook.run(listener, shutdown.clone()));
+    let post = |order: &'static str, request_id: &'static str| {
+        let url = url.clone();
+        let now = clock.now().timestamp();
+        async move {
+            let body = order_callback(order, "hello");
+            post_signed(&url, &body, SECRET, Algorithm::Md5, true, now, request_id).await
+        }
+    };
+
+    // The refused one and good ones at once, so they can share a group commit.
+    let (poison, a, b) = tokio::join!(
+        post("o-poison", "r-p1"),
+        post("o-a", "r-a"),
+        post("o-b", "r-b")
+    );
+    assert_eq!(
+        (poison, a, b),
+        (422, 200, 200),
+        "refused data is 422; the others are stored"
+    );
+    // Sent again, it is refused again (a refusal is not an outage: no 503), and a later good one is stored.
+    assert_eq!(post("o-poison", "r-p2").await, 422);
+    assert_eq!(post("o-c", "r-c").await, 200);
+
+    let stored = store.recent_callbacks(100).await.unwrap();
+    let mut ids: Vec<_> = stored.iter().filter_map(|c| c.request_id.clone()).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["r-a", "r-b", "r-c"],
+        "the refused callback is not stored"
+    );
+    for order in ["o-a", "o-b", "o-c"] {
+        let calls = store.calls_of_order(order).await.unwrap();
+        assert_eq!(calls.len(), 1, "{order}'s call is stored");
+    }
+    assert!(store.calls_of_order("o-poison").await.unwrap().is_empty());
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_data_the_store_refuses_is_answered_422() {
+    data_the_store_refuses_is_answered_422_and_does_not_hold_up_the_others(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_data_the_store_refuses_is_answered_422() {
+    data_the_store_refuses_is_answered_422_and_does_not_hold_up_the_others(true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

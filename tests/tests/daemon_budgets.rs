@@ -1,0 +1,185 @@
+//! A huge contacts file or a huge campaigns directory never holds back what the calendar decides: the pause that is
+//! due goes out first, the contacts are planned in bounded slices (at most a couple of seconds per reconcile) and the
+//! directory is scanned in the background, and nothing is lost to either bound. Real simulator, real stores.
+
+#[macro_use]
+mod daemon_support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use daemon_support::{Backend, Env, Options, assert_no_harm, contacts_csv};
+
+fn utc(d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, d, h, mi, 0).unwrap()
+}
+
+/// Open all day every day, UTC, but for a holiday on Tuesday 2026-11-03: the platform's weekly slots cannot say
+/// that, so the daemon pauses the task at midnight.
+fn with_holiday(csv: &str) -> String {
+    format!(
+        r#"
+scene_id = "SC-B"
+robots = 1
+
+[schedule]
+timezone = "UTC"
+windows = [{{ days = "mon-sun", hours = ["00:00-24:00"] }}]
+holidays = [2026-11-03]
+
+[contacts]
+file = "{csv}"
+variables = ["amount"]
+batch_size = 50
+"#
+    )
+}
+
+/// `n` distinct, valid North American numbers (never dialled: the simulator stands in for the platform).
+fn many_contacts(n: usize) -> String {
+    let mut s = String::with_capacity(n * 40);
+    s.push_str("phone,name,customer,other,amount\n");
+    for i in 0..n {
+        s.push_str(&format!(
+            "+1 212 {} {:04},P{i},C{i},o,1.00\n",
+            200 + (i / 10_000) % 700,
+            i % 10_000
+        ));
+    }
+    s
+}
+
+both_backends!(a_due_pause_goes_out_before_a_huge_new_contacts_file_is_read);
+
+/// The campaign runs; at midnight a holiday begins, and at that same moment its contacts file is replaced by one far
+/// larger than a reconcile may plan. The pause goes out before any new row is planned (the calendar first), the
+/// reconcile ends with the file still being planned (the budget), and the next reconcile, due at once, goes on.
+async fn a_due_pause_goes_out_before_a_huge_new_contacts_file_is_read(backend: Backend) {
+    const HUGE: usize = 1_500_000;
+    let files = [
+        ("b.toml", with_holiday("b.csv")),
+        ("b.csv", contacts_csv(10)),
+    ];
+    let opts = Options {
+        talk_secs: (600, 900),
+        ..Options::default()
+    };
+    let mut env = Env::new(backend, utc(2, 23, 50), &files, opts).await;
+    let ut = daemon::user_task_id(&env.spec("b.toml"));
+    env.step().await;
+    assert_eq!(env.sim.task(&ut).unwrap().status, 2, "running");
+    assert_eq!(env.store.order_progress(&ut).await.unwrap().total, 10);
+
+    env.write("b.csv", &many_contacts(HUGE));
+    env.clock.set(utc(3, 0, 0));
+    // Watches the simulator while the reconcile runs: what the store holds at the moment the pause lands.
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (sim, store, ut, stop) = (env.sim.clone(), env.store.clone(), ut.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                if sim.task(&ut).is_some_and(|t| t.status == 5) {
+                    return Some(store.order_progress(&ut).await.unwrap().total);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            None
+        })
+    };
+    let out = env.step().await;
+    stop.store(true, Ordering::Relaxed);
+    let at_pause = watcher.await.unwrap();
+    let c = out.campaign("b").unwrap();
+    assert!(c.done.contains(&"pause".to_string()), "{c:?}");
+    assert_eq!(
+        env.sim.task(&ut).unwrap().status,
+        5,
+        "paused for the holiday"
+    );
+    assert_eq!(
+        at_pause,
+        Some(10),
+        "the pause went out before any row of the new file was planned"
+    );
+    let planned = env.store.order_progress(&ut).await.unwrap().total;
+    assert!(
+        planned < HUGE as u64 + 10,
+        "one reconcile plans a bounded slice, not the whole file ({planned} planned)"
+    );
+    assert_eq!(
+        c.wait_until, None,
+        "more to plan: the next reconcile is due at once"
+    );
+    assert_eq!(out.next_wake, Some(env.now()), "{out:?}");
+
+    // The next reconcile goes on planning; nothing is dialled on the holiday.
+    env.clock.advance(Duration::seconds(1));
+    env.step().await;
+    let more = env.store.order_progress(&ut).await.unwrap().total;
+    assert!(more > planned, "planning goes on: {planned} then {more}");
+    assert_eq!(env.sim.task(&ut).unwrap().status, 5);
+    assert_no_harm(&env.sim, &[env.spec("b.toml")]);
+}
+
+/// A directory that takes longer to scan than a reconcile waits for (thousands of new files appear at once) does not
+/// hold back the pause that is due; the scan is collected by a later pass, and every new file is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_directory_scan_never_delays_a_due_pause() {
+    // Enough that the scan takes longer than a reconcile waits for it: 8,000 took under a second here in a debug build.
+    const NEW_FILES: usize = 60_000;
+    let files = [
+        ("b.toml", with_holiday("b.csv")),
+        ("b.csv", contacts_csv(10)),
+    ];
+    let opts = Options {
+        talk_secs: (600, 900),
+        ..Options::default()
+    };
+    let mut env = Env::new(Backend::Sqlite, utc(2, 23, 50), &files, opts).await;
+    let ut = daemon::user_task_id(&env.spec("b.toml"));
+    env.step().await;
+    assert_eq!(env.sim.task(&ut).unwrap().status, 2);
+
+    // New campaign files whose contacts file is missing: each is parsed in full, then rejected.
+    for i in 0..NEW_FILES {
+        env.write(
+            &format!("n{i:05}.toml"),
+            &with_holiday(&format!("n{i:05}.csv")),
+        );
+    }
+    env.clock.set(utc(3, 0, 0));
+    let out = env.step().await;
+    let c = out.campaign("b").unwrap();
+    assert!(c.done.contains(&"pause".to_string()), "{c:?}");
+    assert_eq!(
+        env.sim.task(&ut).unwrap().status,
+        5,
+        "paused for the holiday"
+    );
+    assert!(
+        out.file_errors.is_empty(),
+        "the scan of {NEW_FILES} new files was still running when the pause went out ({} reported)",
+        out.file_errors.len()
+    );
+    assert_eq!(
+        out.next_wake,
+        Some(env.now() + Duration::seconds(1)),
+        "the running scan is collected soon"
+    );
+
+    // Later passes collect the scan: every new file is reported, none is lost.
+    let mut reported = out.file_errors.len();
+    for _ in 0..600 {
+        if reported == NEW_FILES {
+            break;
+        }
+        env.clock.advance(Duration::seconds(1));
+        let out = env.step().await;
+        reported = out.file_errors.len();
+    }
+    assert_eq!(
+        reported, NEW_FILES,
+        "every new file is scanned and reported"
+    );
+}
