@@ -285,6 +285,10 @@ impl Store for Switchable {
         self.check()?;
         self.inner.release_lease(campaign_id, owner).await
     }
+    async fn leases(&self, campaign_ids: &[String]) -> Result<Vec<LeaseRecord>, StoreError> {
+        self.check()?;
+        self.inner.leases(campaign_ids).await
+    }
     async fn report(&self, filter: &ReportFilter) -> Result<Report, StoreError> {
         self.check()?;
         self.inner.report(filter).await

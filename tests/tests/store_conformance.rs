@@ -8,9 +8,10 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use store::{
     ActionRecord, CallFacts, CallbackIngest, CallbackRecord, CampaignRecord, Cap, FactSource, Held,
-    Ingested, IntentFact, NewOrder, OptOutCall, OrderCounts, OrderFacts, OrderRecord, ReportFilter,
-    SmsFact, SourceSync, StopState, Store, StoreError, Suppression, SuppressionFilter, TaskKey,
-    TaskRecord, TaskStatusFact, TranscriptLine, UploadState, opt_out_source, suppressed_reason,
+    Ingested, IntentFact, LeaseRecord, NewOrder, OptOutCall, OrderCounts, OrderFacts, OrderRecord,
+    ReportFilter, SmsFact, SourceSync, StopState, Store, StoreError, Suppression,
+    SuppressionFilter, TaskKey, TaskRecord, TaskStatusFact, TranscriptLine, UploadState,
+    opt_out_source, suppressed_reason,
 };
 
 /// A fresh database of one backend, kept alive for the test.
@@ -1124,6 +1125,70 @@ async fn leases_refuse_a_second_owner_until_expiry(db: Db) {
             .await
             .unwrap()
     );
+}
+
+async fn leases_read_as_stored_expired_ones_included(db: Db) {
+    let store = db.open().await;
+    let ttl = Duration::from_secs(30);
+    let ids = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let lease = |id: &str, owner: &str, expires_at| LeaseRecord {
+        campaign_id: id.into(),
+        owner: owner.into(),
+        expires_at,
+    };
+    for (id, owner, t) in [("spring", "replica-a", 0), ("summer", "replica-b", 10)] {
+        assert!(store.lease(id, owner, at(t), ttl).await.unwrap());
+    }
+    assert_eq!(
+        store
+            .leases(&ids(&["summer", "nobody", "spring", "summer"]))
+            .await
+            .unwrap(),
+        [
+            lease("spring", "replica-a", at(30)),
+            lease("summer", "replica-b", at(40))
+        ],
+        "by campaign ID, each once; a campaign without a lease is left out"
+    );
+    assert_eq!(store.leases(&[]).await.unwrap(), []);
+
+    // Current until the instant another replica may take it over.
+    let spring = store.leases(&ids(&["spring"])).await.unwrap().remove(0);
+    assert!(spring.is_current(at(29)));
+    assert!(!spring.is_current(at(30)));
+    assert!(
+        store
+            .lease("spring", "replica-b", at(30), ttl)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.leases(&ids(&["spring"])).await.unwrap(),
+        [lease("spring", "replica-b", at(60))],
+        "taken over"
+    );
+
+    // An expired lease is still read, with its owner, until it is given up.
+    assert_eq!(
+        store.leases(&ids(&["summer"])).await.unwrap(),
+        [lease("summer", "replica-b", at(40))]
+    );
+    store.release_lease("summer", "replica-b").await.unwrap();
+    assert_eq!(store.leases(&ids(&["summer"])).await.unwrap(), []);
+
+    // More IDs than one statement's list.
+    let many: Vec<String> = (0..1200).map(|i| format!("m{i:04}")).collect();
+    let granted = store
+        .try_acquire_leases(&many, "replica-a", at(100), ttl)
+        .await
+        .unwrap();
+    assert_eq!(granted, vec![true; many.len()]);
+    let mut asked = many.clone();
+    asked.push("spring".into());
+    let read = store.leases(&asked).await.unwrap();
+    assert_eq!(read.len(), many.len() + 1);
+    assert_eq!(read[0], lease("m0000", "replica-a", at(130)));
+    assert_eq!(read[many.len()], lease("spring", "replica-b", at(60)));
 }
 
 async fn batched_leases_and_campaigns_match_the_single_calls(db: Db) {
@@ -2889,6 +2954,7 @@ conformance!(
     a_refused_stale_report_leaves_the_calls_children,
     ledger_keeps_every_action_and_callback,
     leases_refuse_a_second_owner_until_expiry,
+    leases_read_as_stored_expired_ones_included,
     batched_leases_and_campaigns_match_the_single_calls,
     report_figures_match_a_known_data_set,
     a_suppressed_number_is_planned_rejected_with_its_reason,

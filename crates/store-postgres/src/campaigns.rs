@@ -2,14 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgConnection;
-use store::backend::{ObservedStatus, last_of_each};
+use store::backend::{ObservedStatus, TASK_COLUMNS, last_of_each};
 use store::{CampaignRecord, StoreError, TERMINAL_TASK_STATUSES, TaskKey, TaskRecord};
 
 use crate::PgStore;
 use crate::util::{db_err, decode_all, json_text, jsonb, nul_free, nul_free_opt};
-
-const TASK_COLUMNS: &str = "user_task_id, campaign_id, generation, task_index, task_id, settings, \
-     settings_sent_at, platform_status, updated_at";
 
 /// One statement (arrays unnested).
 #[tracing::instrument(skip_all, fields(campaigns = cs.len()))]

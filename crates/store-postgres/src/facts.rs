@@ -12,7 +12,7 @@ use store::{
 };
 
 use crate::PgStore;
-use crate::util::{db_err, decode_all, json_text, nul_free};
+use crate::util::{POSTGRES, db_err, decode_all, json_text, nul_free};
 
 /// Applies facts in one transaction: calls (never regressing a final status), their children, then the orders'
 /// finished flag and last call status.
@@ -22,14 +22,12 @@ pub(crate) async fn apply_order_facts(
     facts: &[OrderFacts],
     source: FactSource,
 ) -> Result<(), StoreError> {
-    let merged = merge_order_facts(facts);
-    if merged.is_empty() {
-        return Ok(());
-    }
-    let mut tx = s.pool.begin().await.map_err(db_err)?;
-    apply_merged(&mut tx, merged, source).await?;
-    tx.commit().await.map_err(db_err)?;
-    Ok(())
+    store::backend::apply_order_facts(facts, |merged| async move {
+        let mut tx = s.pool.begin().await.map_err(db_err)?;
+        apply_merged(&mut tx, merged, source).await?;
+        tx.commit().await.map_err(db_err)
+    })
+    .await
 }
 
 /// Four reads: the calls, then their intents, SMS and transcript lines.
@@ -38,40 +36,18 @@ pub(crate) async fn calls_of_order(
     s: &PgStore,
     order_id: &str,
 ) -> Result<Vec<CallFacts>, StoreError> {
-    let rows = |sql: &'static str| async move {
-        sqlx::query(sql)
+    let rows = |sql: String| async move {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(order_id)
             .fetch_all(&s.pool)
             .await
             .map_err(db_err)
     };
-    let calls: Vec<CallFacts> = decode_all(&rows(
-        "SELECT call_id, order_id, call_status, started_at, answered_at, ended_at, duration_secs, audio_url,
-                hangup_cause, term_sip_code, calling_number, agent
-         FROM calls WHERE order_id = $1 ORDER BY started_at NULLS LAST, call_id",
-    )
-    .await?)?;
-    let intents: Vec<OfCall<IntentFact>> = decode_all(
-        &rows(
-            "SELECT i.call_id, i.intent_id, i.intent_tag, i.intent_name, i.intent_level
-         FROM call_intents i JOIN calls c ON c.call_id = i.call_id WHERE c.order_id = $1
-         ORDER BY i.call_id, i.position",
-        )
-        .await?,
-    )?;
-    let sms: Vec<OfCall<SmsFact>> = decode_all(&rows(
-        "SELECT s.call_id, s.sys_message_id, s.sent_at, s.content, s.status
-         FROM call_sms s JOIN calls c ON c.call_id = s.call_id WHERE c.order_id = $1 ORDER BY s.call_id, s.position",
-    )
-    .await?)?;
-    let transcript: Vec<OfCall<TranscriptLine>> = decode_all(
-        &rows(
-            "SELECT t.call_id, t.record_index, t.role, t.kind, t.word, t.node_id, t.node_desc, t.at
-         FROM call_transcript t JOIN calls c ON c.call_id = t.call_id WHERE c.order_id = $1
-         ORDER BY t.call_id, t.record_index",
-        )
-        .await?,
-    )?;
+    let [calls, intents, sms, transcript] = POSTGRES.calls_of_order();
+    let calls: Vec<CallFacts> = decode_all(&rows(calls).await?)?;
+    let intents: Vec<OfCall<IntentFact>> = decode_all(&rows(intents).await?)?;
+    let sms: Vec<OfCall<SmsFact>> = decode_all(&rows(sms).await?)?;
+    let transcript: Vec<OfCall<TranscriptLine>> = decode_all(&rows(transcript).await?)?;
     Ok(assemble_calls(calls, intents, sms, transcript))
 }
 

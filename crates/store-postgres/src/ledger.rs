@@ -6,12 +6,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgConnection;
 use store::backend::{
-    granted_in_order, ingest_outcomes, ingested_facts, lease_expiry, prune_in_chunks,
-    stored_records,
+    LEASE_COLUMNS, LedgerTable, granted_in_order, ingest_outcomes, ingested_facts, lease_expiry,
+    prune_in_chunks, stored_records,
 };
-use store::{ActionRecord, CallbackIngest, CallbackRecord, FactSource, Ingested, StoreError};
+use store::{
+    ActionRecord, CallbackIngest, CallbackRecord, FactSource, Ingested, LeaseRecord, StoreError,
+};
 
-use crate::util::{db_err, decode_all, nul_free, nul_free_opt};
+use crate::util::{POSTGRES, db_err, decode_all, nul_free, nul_free_opt};
 use crate::{PgStore, campaigns, facts};
 
 /// One statement (arrays unnested).
@@ -127,23 +129,23 @@ pub(crate) async fn prune_ledger(
     older_than: DateTime<Utc>,
     max_rows: u32,
 ) -> Result<u64, StoreError> {
-    prune_in_chunks(max_rows, |t, n| async move {
-        let sql = format!(
-            "DELETE FROM {table} WHERE {id} IN (
-                 SELECT {id} FROM {table} WHERE {time} < $1 ORDER BY {time} LIMIT $2)",
-            table = t.table,
-            id = t.id,
-            time = t.time
-        );
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(older_than)
-            .bind(i64::from(n))
-            .execute(&s.pool)
-            .await
-            .map_err(db_err)?;
-        Ok(done.rows_affected())
-    })
-    .await
+    prune_in_chunks(max_rows, |t, n| delete_oldest(s, t, older_than, n)).await
+}
+
+/// Deletes up to `n` of the table's rows older than `cutoff`, oldest first, as its own transaction.
+async fn delete_oldest(
+    s: &PgStore,
+    t: LedgerTable,
+    cutoff: DateTime<Utc>,
+    n: u32,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(sqlx::AssertSqlSafe(POSTGRES.prune_ledger(t)))
+        .bind(cutoff)
+        .bind(i64::from(n))
+        .execute(&s.pool)
+        .await
+        .map_err(db_err)?;
+    Ok(done.rows_affected())
 }
 
 /// One statement: the IDs granted come back from `RETURNING`.
@@ -192,6 +194,23 @@ pub(crate) async fn release_lease(
         .await
         .map_err(db_err)?;
     Ok(())
+}
+
+/// One statement (the IDs as an array).
+#[tracing::instrument(skip_all, fields(campaigns = campaign_ids.len()))]
+pub(crate) async fn leases(
+    s: &PgStore,
+    campaign_ids: &[String],
+) -> Result<Vec<LeaseRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {LEASE_COLUMNS} FROM leases WHERE campaign_id = ANY($1) ORDER BY campaign_id"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(campaign_ids)
+        .fetch_all(&s.pool)
+        .await
+        .map_err(db_err)?;
+    decode_all(&rows)
 }
 
 /// Inserts the raw records `outcomes` calls stored, in input order, skipping any whose replay key is stored

@@ -1,75 +1,21 @@
 //! Orders: planning, upload states (with the per-task tallies), polling marks and counts.
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgConnection;
-use store::backend::upload::{self, CapWindow, UploadStatements};
-use store::backend::{PhoneCapCounts, cap_windows, held};
+use sqlx::{Postgres, Transaction};
+use store::backend::upload::{CapWindow, UploadStatements, UploadStore};
+use store::backend::{ORDER_COLUMNS, PhoneCapCounts};
 use store::{
     Cap, Held, NewOrder, OrderCounts, OrderProgress, OrderRecord, StopState, StoreError,
     TallyDelta, UploadState,
 };
 
 use crate::PgStore;
-use crate::util::{apply_tallies, db_err, decode, decode_all, decode_with, json_text, nul_free};
-
-const ORDER_COLUMNS: &str = "order_id, campaign_id, user_task_id, phone, name, customer, other, variables, \
-     source_line, upload_state, reject_reason, state_changed_at, finished, last_call_status, last_polled_at, \
-     stop_state, stopped_at";
-
-/// `EXISTS` an entry of the phone `{phone}` that counts at the instant bound as `{at}` (a parameter like `$2`).
-fn suppressed(phone: &str, at: &str) -> String {
-    format!(
-        "EXISTS (SELECT 1 FROM suppressions s WHERE s.phone = {phone} AND (s.expires_at IS NULL OR s.expires_at > {at}))"
-    )
-}
-
-/// The reject reason of the phone `{phone}` at `{at}`: `suppressed: <reason, else source>` of its first active entry
-/// by source (see [`store::suppressed_reason`]).
-fn suppressed_reason(phone: &str, at: &str) -> String {
-    format!(
-        "(SELECT 'suppressed: ' || COALESCE(s.reason, s.source) FROM suppressions s
-          WHERE s.phone = {phone} AND (s.expires_at IS NULL OR s.expires_at > {at}) ORDER BY s.source LIMIT 1)"
-    )
-}
+use crate::util::{
+    POSTGRES, apply_tallies, db_err, decode, decode_all, decode_all_with, json_text, nul_free,
+};
 
 /// The key of the transaction-level advisory lock every claim that checks frequency caps takes first ("caps").
 const CAPS_LOCK_KEY: i64 = 0x6361_7073;
-
-/// How many orders of the phone `{phone}`, of any task, the platform may dial any moment: `sending`, or `sent`,
-/// unfinished and not stopped. Through the orders_by_phone index.
-fn pending_of(phone: &str) -> String {
-    format!(
-        "(SELECT COUNT(*) FROM orders q
-          WHERE q.phone = {phone} AND (q.upload_state = 'sending'
-              OR (q.upload_state = 'sent' AND NOT q.finished AND (q.stop_state IS NULL OR q.stop_state <> 'stopped'))))"
-    )
-}
-
-/// `{agg}` (`COUNT(*)`, `MIN(c.started_at)`) over the calls of the phone `{phone}`'s orders, of any task, started
-/// from `{since}` to `{at}`: the orders_by_phone index, then calls_by_order for each of them.
-fn calls_of(phone: &str, agg: &str, since: &str, at: &str) -> String {
-    format!(
-        "(SELECT {agg} FROM orders q JOIN calls c ON c.order_id = q.order_id
-          WHERE q.phone = {phone} AND c.started_at >= {since} AND c.started_at <= {at})"
-    )
-}
-
-/// The phone `{phone}` is at one of `caps` frequency caps at `{at}`, each bound as two parameters from `${first}`
-/// on (its window's start, its max). `caps` is at least 1.
-fn capped(phone: &str, at: &str, first: usize, caps: usize) -> String {
-    let each: Vec<String> = (0..caps)
-        .map(|i| {
-            let since = format!("${}::timestamptz", first + 2 * i);
-            format!(
-                "{} + {} >= ${}::int8",
-                pending_of(phone),
-                calls_of(phone, "COUNT(*)", &since, at),
-                first + 2 * i + 1
-            )
-        })
-        .collect();
-    format!("({})", each.join(" OR "))
-}
 
 /// `COPY` into a temporary table dropped at commit, then one `INSERT .. SELECT .. ON CONFLICT DO NOTHING` that looks
 /// up each phone's active suppression (inserting those rows `rejected`) and tells how many rows of each task and
@@ -114,7 +60,7 @@ pub(crate) async fn insert_planned_orders(
              RETURNING user_task_id, upload_state
          )
          SELECT user_task_id, upload_state, COUNT(*) FROM ins GROUP BY user_task_id, upload_state",
-        suppressed_reason("p.phone", "$1::timestamptz")
+        POSTGRES.suppressed_reason("p.phone", "$1::timestamptz")
     );
     let per_task: Vec<(String, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(now)
@@ -139,11 +85,7 @@ pub(crate) async fn orders_in_state(
     state: UploadState,
     limit: u32,
 ) -> Result<Vec<OrderRecord>, StoreError> {
-    let sql = format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE user_task_id = $1 AND upload_state = $2
-         ORDER BY source_line, order_id LIMIT $3"
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let rows = sqlx::query(sqlx::AssertSqlSafe(POSTGRES.orders_in_state()))
         .bind(user_task_id)
         .bind(state.as_str())
         .bind(i64::from(limit))
@@ -164,59 +106,6 @@ pub(crate) async fn order(s: &PgStore, order_id: &str) -> Result<Option<OrderRec
     row.as_ref().map(decode).transpose()
 }
 
-#[tracing::instrument(skip_all, fields(orders = order_ids.len(), state = %state))]
-pub(crate) async fn set_upload_state(
-    s: &PgStore,
-    order_ids: &[String],
-    state: UploadState,
-    at: DateTime<Utc>,
-) -> Result<u64, StoreError> {
-    if order_ids.is_empty() {
-        return Ok(0);
-    }
-    let mut tx = s.pool.begin().await.map_err(db_err)?;
-    let moved = upload::set_upload_state(&mut Upload(&mut tx), order_ids, state, at).await?;
-    tx.commit().await.map_err(db_err)?;
-    Ok(moved)
-}
-
-#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id, sent = sent.len(), rejected = rejected.len(), claim))]
-pub(crate) async fn settle_and_claim(
-    s: &PgStore,
-    sent: &[String],
-    rejected: &[(String, String)],
-    user_task_id: &str,
-    claim: u32,
-    at: DateTime<Utc>,
-    caps: &[Cap],
-) -> Result<Vec<OrderRecord>, StoreError> {
-    if sent.is_empty() && rejected.is_empty() && claim == 0 {
-        return Ok(Vec::new());
-    }
-    let caps = cap_windows(caps, at)?;
-    let mut tx = s.pool.begin().await.map_err(db_err)?;
-    if claim > 0 && !caps.is_empty() {
-        // Two claims for tasks that share phones must not both pass a cap, so the claims that check caps run one at
-        // a time: one transaction-level advisory lock, taken first (before the settling locks any order, so it
-        // cannot deadlock with them), held to the commit. The claim's statement, a later one, then counts what the
-        // previous claim committed. One lock rather than one per candidate phone: the candidates are only known
-        // while the claim walks past the held ones, and up to a thousand advisory locks per claim would fill the
-        // shared lock table (`max_locks_per_transaction`); a claim is one short transaction per batch per task, so
-        // queueing them costs little. Claims without caps, and every other writer, never wait for it.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(CAPS_LOCK_KEY)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-    }
-    let mut upload = Upload(&mut tx);
-    let claimed =
-        upload::settle_and_claim(&mut upload, sent, rejected, user_task_id, claim, at, &caps)
-            .await?;
-    tx.commit().await.map_err(db_err)?;
-    Ok(claimed)
-}
-
 /// One read: the task's first planned orders (the (task, state, source line) index), each phone's counts through
 /// the orders_by_phone and calls_by_order indexes; only the held ones come back.
 #[tracing::instrument(skip_all, fields(task.user_id = %user_task_id, caps = caps.len()))]
@@ -226,43 +115,18 @@ pub(crate) async fn held_numbers(
     caps: &[Cap],
     at: DateTime<Utc>,
 ) -> Result<Held, StoreError> {
-    let windows = cap_windows(caps, at)?;
-    if windows.is_empty() {
-        return Ok(Held::default());
-    }
-    let mut columns = vec![format!("{} AS pending", pending_of("p.phone"))];
-    for i in 0..windows.len() {
-        let since = format!("${}::timestamptz", 4 + 2 * i);
-        columns.push(format!(
-            "{} AS calls_{i}",
-            calls_of("p.phone", "COUNT(*)", &since, "$1")
-        ));
-        columns.push(format!(
-            "{} AS oldest_{i}",
-            calls_of("p.phone", "MIN(c.started_at)", &since, "$1")
-        ));
-    }
-    let sql = format!(
-        "SELECT {} FROM (SELECT o.phone FROM orders o WHERE o.user_task_id = $2 AND o.upload_state = 'planned'
-                         ORDER BY o.source_line, o.order_id LIMIT $3) p
-         WHERE NOT {} AND {}",
-        columns.join(", "),
-        suppressed("p.phone", "$1"),
-        capped("p.phone", "$1", 4, windows.len())
-    );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(at)
-        .bind(user_task_id)
-        .bind(i64::from(store::HELD_SCAN_MAX));
-    for (since, max) in &windows {
-        q = q.bind(*since).bind(*max);
-    }
-    let rows = q.fetch_all(&s.pool).await.map_err(db_err)?;
-    let phones = rows
-        .iter()
-        .map(|r| decode_with(r, |c| PhoneCapCounts::read(c, windows.len())))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(held(caps, &phones))
+    store::backend::held_numbers(caps, at, |windows| async move {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(POSTGRES.held_phones(windows.len())))
+            .bind(at)
+            .bind(user_task_id)
+            .bind(i64::from(store::HELD_SCAN_MAX));
+        for (since, max) in &windows {
+            q = q.bind(*since).bind(*max);
+        }
+        let rows = q.fetch_all(&s.pool).await.map_err(db_err)?;
+        decode_all_with(&rows, |c| PhoneCapCounts::read(c, windows.len()))
+    })
+    .await
 }
 
 #[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
@@ -271,17 +135,12 @@ pub(crate) async fn orders_to_poll(
     user_task_id: &str,
     limit: u32,
 ) -> Result<Vec<String>, StoreError> {
-    let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT order_id FROM orders
-         WHERE user_task_id = $1 AND upload_state = 'sent' AND NOT finished
-         ORDER BY last_polled_at NULLS FIRST, order_id
-         LIMIT $2",
-    )
-    .bind(user_task_id)
-    .bind(i64::from(limit))
-    .fetch_all(&s.pool)
-    .await
-    .map_err(db_err)?;
+    let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(POSTGRES.orders_to_poll()))
+        .bind(user_task_id)
+        .bind(i64::from(limit))
+        .fetch_all(&s.pool)
+        .await
+        .map_err(db_err)?;
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
@@ -316,15 +175,7 @@ pub(crate) async fn orders_to_stop(
     now: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<String>, StoreError> {
-    let sql = format!(
-        "SELECT o.order_id FROM orders o
-         WHERE o.user_task_id = $1 AND o.upload_state = 'sent' AND NOT o.finished
-           AND (o.stop_state IS NULL OR o.stop_state = 'sending') AND {}
-         ORDER BY o.order_id
-         LIMIT $3",
-        suppressed("o.phone", "$2")
-    );
-    let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(POSTGRES.orders_to_stop()))
         .bind(user_task_id)
         .bind(now)
         .bind(i64::from(limit))
@@ -429,21 +280,51 @@ pub(crate) async fn order_progress_of(
     decode_all(&rows)
 }
 
-/// The statements of an upload transaction, on its connection. Every statement that moves orders locks them in
-/// order-ID order first, so overlapping transactions wait for each other instead of deadlocking.
-struct Upload<'c>(&'c mut PgConnection);
+impl UploadStore for PgStore {
+    type Upload = Upload;
 
-impl UploadStatements for Upload<'_> {
+    async fn begin_upload(
+        &self,
+        at: DateTime<Utc>,
+        caps_checked: bool,
+    ) -> Result<Upload, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        if caps_checked {
+            // Two claims for tasks that share phones must not both pass a cap, so the claims that check caps run one
+            // at a time: one transaction-level advisory lock, taken first (before the settling locks any order, so
+            // it cannot deadlock with them), held to the commit. The claim's statement, a later one, then counts
+            // what the previous claim committed. One lock rather than one per candidate phone: the candidates are
+            // only known while the claim walks past the held ones, and up to a thousand advisory locks per claim
+            // would fill the shared lock table (`max_locks_per_transaction`); a claim is one short transaction per
+            // batch per task, so queueing them costs little. Claims without caps, and every other writer, never
+            // wait for it.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(CAPS_LOCK_KEY)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        Ok(Upload { tx, at })
+    }
+}
+
+/// The statements of an upload transaction, at `at`. Every statement that moves orders locks them in order-ID
+/// order first, so overlapping transactions wait for each other instead of deadlocking.
+#[derive(Debug)]
+pub struct Upload {
+    tx: Transaction<'static, Postgres>,
+    at: DateTime<Utc>,
+}
+
+impl UploadStatements for Upload {
     async fn move_from(
         &mut self,
         order_ids: &[String],
         task: Option<&str>,
         from: UploadState,
         to: UploadState,
-        at: DateTime<Utc>,
-        tallies: &mut TallyDelta,
-    ) -> Result<u64, StoreError> {
-        let per_task: Vec<(String, i64)> = sqlx::query_as(
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        sqlx::query_as(
             "WITH locked AS MATERIALIZED (
                  SELECT order_id FROM orders WHERE order_id = ANY($3) ORDER BY order_id FOR UPDATE
              ), m AS (
@@ -455,14 +336,13 @@ impl UploadStatements for Upload<'_> {
              SELECT user_task_id, COUNT(*) FROM m GROUP BY user_task_id",
         )
         .bind(to.as_str())
-        .bind(at)
+        .bind(self.at)
         .bind(order_ids)
         .bind(from.as_str())
         .bind(task)
-        .fetch_all(&mut *self.0)
+        .fetch_all(&mut *self.tx)
         .await
-        .map_err(db_err)?;
-        Ok(count_moves(&per_task, from, to, tallies))
+        .map_err(db_err)
     }
 
     async fn reject_from(
@@ -470,8 +350,6 @@ impl UploadStatements for Upload<'_> {
         rejected: &[(String, String)],
         task: &str,
         from: UploadState,
-        at: DateTime<Utc>,
-        tallies: &mut TallyDelta,
     ) -> Result<u64, StoreError> {
         let per_task: Vec<(String, i64)> = sqlx::query_as(
             "WITH locked AS MATERIALIZED (
@@ -486,20 +364,23 @@ impl UploadStatements for Upload<'_> {
         )
         .bind(rejected.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>())
         .bind(rejected.iter().map(|(_, r)| nul_free(r)).collect::<Vec<_>>())
-        .bind(at)
+        .bind(self.at)
         .bind(from.as_str())
         .bind(task)
-        .fetch_all(&mut *self.0)
+        .fetch_all(&mut *self.tx)
         .await
         .map_err(db_err)?;
-        Ok(count_moves(&per_task, from, UploadState::Rejected, tallies))
+        // Of the one task.
+        Ok(per_task
+            .iter()
+            .map(|(_, n)| u64::try_from(*n).unwrap_or(0))
+            .sum())
     }
 
     async fn claim(
         &mut self,
         task: &str,
         n: u32,
-        at: DateTime<Utc>,
         caps: &[CapWindow],
     ) -> Result<Vec<OrderRecord>, StoreError> {
         // The outer state check makes a concurrent claim of the same rows (two replicas racing for a lease) skip
@@ -507,10 +388,6 @@ impl UploadStatements for Upload<'_> {
         // IDs once and keeps the planner on primary-key look-ups (an `IN (subquery)` may become a hash join over a
         // scan of the whole table). The `ARRAY(..)` is evaluated before any row moves: the cap counts are those
         // before the claim.
-        let held = match caps.len() {
-            0 => String::new(),
-            n => format!(" AND NOT {}", capped("o.phone", "$1", 4, n)),
-        };
         let sql = format!(
             "UPDATE orders SET upload_state = 'sending', state_changed_at = $1
              WHERE upload_state = 'planned'
@@ -518,17 +395,17 @@ impl UploadStatements for Upload<'_> {
                                         WHERE o.user_task_id = $2 AND o.upload_state = 'planned' AND NOT {}{}
                                         ORDER BY o.source_line, o.order_id LIMIT $3))
              RETURNING {ORDER_COLUMNS}",
-            suppressed("o.phone", "$1"),
-            held
+            POSTGRES.suppressed("o.phone", "$1"),
+            POSTGRES.not_capped("o.phone", "$1", 4, caps.len())
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(at)
+            .bind(self.at)
             .bind(task)
             .bind(i64::from(n));
         for (since, max) in caps {
             q = q.bind(*since).bind(*max);
         }
-        let rows = q.fetch_all(&mut *self.0).await.map_err(db_err)?;
+        let rows = q.fetch_all(&mut *self.tx).await.map_err(db_err)?;
         decode_all(&rows)
     }
 
@@ -536,18 +413,11 @@ impl UploadStatements for Upload<'_> {
         &mut self,
         task: &str,
         before: Option<(i64, &str)>,
-        at: DateTime<Utc>,
-        tallies: &mut TallyDelta,
     ) -> Result<u64, StoreError> {
-        // With a bound, the walk over the (task, state, source line) index stops at the claim's last order.
-        let window = match before {
-            Some(_) => "AND o.source_line <= $3 AND (o.source_line, o.order_id) < ($3, $4)",
-            None => "",
-        };
         let sql = format!(
             "WITH locked AS MATERIALIZED (
                  SELECT o.order_id FROM orders o
-                 WHERE o.user_task_id = $2 AND o.upload_state = 'planned' {window} AND {}
+                 WHERE o.user_task_id = $2 AND o.upload_state = 'planned' {} AND {}
                  ORDER BY o.order_id FOR UPDATE
              ), m AS (
                  UPDATE orders o SET upload_state = 'rejected', state_changed_at = $1,
@@ -557,36 +427,24 @@ impl UploadStatements for Upload<'_> {
                  RETURNING 1
              )
              SELECT COUNT(*) FROM m",
-            suppressed("o.phone", "$1"),
-            suppressed_reason("o.phone", "$1")
+            POSTGRES.claimed_before(before.is_some()),
+            POSTGRES.suppressed("o.phone", "$1"),
+            POSTGRES.suppressed_reason("o.phone", "$1")
         );
-        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(at).bind(task);
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(self.at)
+            .bind(task);
         if let Some((line, id)) = before {
             q = q.bind(line).bind(id);
         }
-        let (n,): (i64,) = q.fetch_one(&mut *self.0).await.map_err(db_err)?;
-        tallies.moved(task, UploadState::Planned, UploadState::Rejected, n);
+        let (n,): (i64,) = q.fetch_one(&mut *self.tx).await.map_err(db_err)?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    async fn write_tallies(&mut self, tallies: TallyDelta) -> Result<(), StoreError> {
-        apply_tallies(tallies, self.0).await
+    async fn commit(mut self, tallies: TallyDelta) -> Result<(), StoreError> {
+        apply_tallies(tallies, &mut self.tx).await?;
+        self.tx.commit().await.map_err(db_err)
     }
-}
-
-/// Counts the moves a statement reported per task (`user_task_id, COUNT(*)`); returns how many moved.
-fn count_moves(
-    per_task: &[(String, i64)],
-    from: UploadState,
-    to: UploadState,
-    tallies: &mut TallyDelta,
-) -> u64 {
-    let mut moved = 0;
-    for (ut, n) in per_task {
-        tallies.moved(ut, from, to, *n);
-        moved += u64::try_from(*n).unwrap_or(0);
-    }
-    moved
 }
 
 /// Text of one field in `COPY ... FROM STDIN` (text format): `\N` for NULL, else the value, NUL-free, with

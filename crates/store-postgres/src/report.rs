@@ -1,7 +1,9 @@
 //! The report views, read with a filter.
 
 use sqlx::postgres::PgRow;
-use store::{CallStatusRow, DailyRow, IntentRow, Report, ReportFilter, StoreError, TotalsRow};
+use store::{
+    CallStatusRow, DailyRow, IntentRow, RejectedRow, Report, ReportFilter, StoreError, TotalsRow,
+};
 
 use crate::PgStore;
 use crate::util::{db_err, decode_all};
@@ -13,6 +15,7 @@ pub(crate) async fn report(s: &PgStore, filter: &ReportFilter) -> Result<Report,
         daily: decode_all::<DailyRow>(&daily(s, filter).await?)?,
         call_status: decode_all::<CallStatusRow>(&call_status(s, filter).await?)?,
         intents: decode_all::<IntentRow>(&intents(s, filter).await?)?,
+        rejected: decode_all::<RejectedRow>(&rejected(s, filter).await?)?,
     })
 }
 
@@ -66,6 +69,18 @@ async fn intents(s: &PgStore, filter: &ReportFilter) -> Result<Vec<PgRow>, Store
     )
     .bind(&filter.campaign)
     .bind(filter.since)
+    .fetch_all(&s.pool)
+    .await
+    .map_err(db_err)
+}
+
+async fn rejected(s: &PgStore, filter: &ReportFilter) -> Result<Vec<PgRow>, StoreError> {
+    sqlx::query(
+        "SELECT campaign_id, kind, reason, orders FROM report_rejected
+         WHERE ($1::text IS NULL OR campaign_id = $1)
+         ORDER BY campaign_id, kind DESC, orders DESC, reason",
+    )
+    .bind(&filter.campaign)
     .fetch_all(&s.pool)
     .await
     .map_err(db_err)

@@ -7,125 +7,12 @@
 use std::borrow::Cow;
 
 use sqlx::postgres::PgConnection;
-use store::backend::{entries_to_write, source_entries};
-use store::{OptOutCall, SourceSync, StoreError, Suppression, SuppressionFilter};
+use sqlx::{Postgres, Transaction};
+use store::backend::suppress::{Replaced, SuppressionStore, SuppressionWrites};
+use store::{OptOutCall, StoreError, Suppression, SuppressionFilter};
 
 use crate::PgStore;
 use crate::util::{db_err, decode_all, nul_free};
-
-/// One upsert (arrays unnested). An entry whose reason and expiry are already stored is not written (and not
-/// counted).
-#[tracing::instrument(skip_all, fields(entries = entries.len()))]
-pub(crate) async fn suppress(s: &PgStore, entries: &[Suppression]) -> Result<u64, StoreError> {
-    let clean = nul_free_entries(entries);
-    let entries = entries_to_write(&clean)?;
-    if entries.is_empty() {
-        return Ok(0);
-    }
-    let mut tx = s.pool.begin().await.map_err(db_err)?;
-    lock_version(&mut tx).await?;
-    let written = sqlx::query(
-        "INSERT INTO suppressions (phone, source, reason, expires_at, added_at)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
-         ON CONFLICT (phone, source) DO UPDATE SET reason = excluded.reason, expires_at = excluded.expires_at
-         WHERE suppressions.reason IS DISTINCT FROM excluded.reason
-            OR suppressions.expires_at IS DISTINCT FROM excluded.expires_at",
-    )
-    .bind(entries.iter().map(|e| e.phone.as_str()).collect::<Vec<_>>())
-    .bind(entries.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
-    .bind(entries.iter().map(|e| e.reason.as_deref()).collect::<Vec<_>>())
-    .bind(entries.iter().map(|e| e.expires_at).collect::<Vec<_>>())
-    .bind(entries.iter().map(|e| e.added_at).collect::<Vec<_>>())
-    .execute(&mut *tx)
-    .await
-    .map_err(db_err)?
-    .rows_affected();
-    bump_version(&mut tx, written).await?;
-    tx.commit().await.map_err(db_err)?;
-    Ok(written)
-}
-
-/// One delete.
-#[tracing::instrument(skip_all, fields(phones = phones.len(), source))]
-pub(crate) async fn unsuppress(
-    s: &PgStore,
-    phones: &[String],
-    source: Option<&str>,
-) -> Result<u64, StoreError> {
-    if phones.is_empty() {
-        return Ok(0);
-    }
-    let mut tx = s.pool.begin().await.map_err(db_err)?;
-    lock_version(&mut tx).await?;
-    let deleted = sqlx::query(
-        "DELETE FROM suppressions WHERE phone = ANY($1::text[]) AND ($2::text IS NULL OR source = $2)",
-    )
-    .bind(phones.iter().map(|p| nul_free(p)).collect::<Vec<_>>())
-    .bind(source.map(nul_free))
-    .execute(&mut *tx)
-    .await
-    .map_err(db_err)?
-    .rows_affected();
-    bump_version(&mut tx, deleted).await?;
-    tx.commit().await.map_err(db_err)?;
-    Ok(deleted)
-}
-
-/// One statement (arrays unnested): three data-modifying CTEs over one snapshot and disjoint rows: delete the
-/// source's phones no longer listed, update those listed whose reason or expiry changed, insert the new ones.
-#[tracing::instrument(skip_all, fields(source = %source, entries = entries.len()))]
-pub(crate) async fn replace_suppression_source(
-    s: &PgStore,
-    source: &str,
-    entries: &[Suppression],
-) -> Result<SourceSync, StoreError> {
-    let clean = nul_free_entries(entries);
-    let source = nul_free(source);
-    let entries = source_entries(&source, &clean)?;
-    let mut tx = s.pool.begin().await.map_err(db_err)?;
-    lock_version(&mut tx).await?;
-    let (removed, updated, added): (i64, i64, i64) = sqlx::query_as(
-        "WITH input AS (
-             SELECT * FROM UNNEST($2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
-                 AS u (phone, reason, expires_at, added_at)
-         ), removed AS (
-             DELETE FROM suppressions s
-             WHERE s.source = $1 AND NOT EXISTS (SELECT 1 FROM input i WHERE i.phone = s.phone)
-             RETURNING 1
-         ), updated AS (
-             UPDATE suppressions s SET reason = i.reason, expires_at = i.expires_at
-             FROM input i
-             WHERE s.source = $1 AND s.phone = i.phone
-               AND (s.reason IS DISTINCT FROM i.reason OR s.expires_at IS DISTINCT FROM i.expires_at)
-             RETURNING 1
-         ), added AS (
-             INSERT INTO suppressions (phone, source, reason, expires_at, added_at)
-             SELECT i.phone, $1, i.reason, i.expires_at, i.added_at FROM input i
-             WHERE NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.source = $1 AND s.phone = i.phone)
-             ON CONFLICT (phone, source) DO NOTHING
-             RETURNING 1
-         )
-         SELECT (SELECT COUNT(*) FROM removed), (SELECT COUNT(*) FROM updated), (SELECT COUNT(*) FROM added)",
-    )
-    .bind(source.as_ref())
-    .bind(entries.iter().map(|e| e.phone.as_str()).collect::<Vec<_>>())
-    .bind(entries.iter().map(|e| e.reason.as_deref()).collect::<Vec<_>>())
-    .bind(entries.iter().map(|e| e.expires_at).collect::<Vec<_>>())
-    .bind(entries.iter().map(|e| e.added_at).collect::<Vec<_>>())
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(db_err)?;
-    let n = |v: i64| u64::try_from(v).unwrap_or(0);
-    let sync = SourceSync {
-        added: n(added),
-        updated: n(updated),
-        removed: n(removed),
-        kept: (entries.len() as u64).saturating_sub(n(added) + n(updated)),
-    };
-    bump_version(&mut tx, sync.added + sync.updated + sync.removed).await?;
-    tx.commit().await.map_err(db_err)?;
-    Ok(sync)
-}
 
 #[tracing::instrument(skip_all)]
 pub(crate) async fn suppressions(
@@ -217,27 +104,112 @@ pub(crate) async fn opt_out_calls(
     decode_all(&rows)
 }
 
-/// The entries with every text NUL-free (see [`nul_free`]), borrowed when already so.
-fn nul_free_entries(entries: &[Suppression]) -> Cow<'_, [Suppression]> {
-    let has_nul = |e: &Suppression| {
-        e.phone.contains('\0')
-            || e.source.contains('\0')
-            || e.reason.as_deref().is_some_and(|r| r.contains('\0'))
-    };
-    if !entries.iter().any(has_nul) {
-        return Cow::Borrowed(entries);
+impl SuppressionStore for PgStore {
+    type Writes = Writes;
+
+    /// NUL-free (see `util::nul_free`).
+    fn stored_text(text: &str) -> Cow<'_, str> {
+        nul_free(text)
     }
-    Cow::Owned(
-        entries
-            .iter()
-            .map(|e| Suppression {
-                phone: nul_free(&e.phone).into_owned(),
-                source: nul_free(&e.source).into_owned(),
-                reason: e.reason.as_deref().map(|r| nul_free(r).into_owned()),
-                ..e.clone()
-            })
-            .collect(),
-    )
+
+    /// Locks the version row first.
+    async fn begin_suppression_write(&self) -> Result<Writes, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        lock_version(&mut tx).await?;
+        Ok(Writes(tx))
+    }
+}
+
+/// The statements of a suppression write.
+#[derive(Debug)]
+pub struct Writes(Transaction<'static, Postgres>);
+
+impl SuppressionWrites for Writes {
+    /// One upsert (arrays unnested).
+    async fn upsert(&mut self, entries: &[&Suppression]) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO suppressions (phone, source, reason, expires_at, added_at)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+             ON CONFLICT (phone, source) DO UPDATE SET reason = excluded.reason, expires_at = excluded.expires_at
+             WHERE suppressions.reason IS DISTINCT FROM excluded.reason
+                OR suppressions.expires_at IS DISTINCT FROM excluded.expires_at",
+        )
+        .bind(entries.iter().map(|e| e.phone.as_str()).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.reason.as_deref()).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.expires_at).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.added_at).collect::<Vec<_>>())
+        .execute(&mut *self.0)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    /// One delete.
+    async fn delete(&mut self, phones: &[String], source: Option<&str>) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM suppressions WHERE phone = ANY($1::text[]) AND ($2::text IS NULL OR source = $2)",
+        )
+        .bind(phones.iter().map(|p| nul_free(p)).collect::<Vec<_>>())
+        .bind(source.map(nul_free))
+        .execute(&mut *self.0)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    /// One statement (arrays unnested): three data-modifying CTEs over one snapshot and disjoint rows: delete the
+    /// source's phones no longer listed, update those listed whose reason or expiry changed, insert the new ones.
+    async fn replace(
+        &mut self,
+        source: &str,
+        entries: &[&Suppression],
+    ) -> Result<Replaced, StoreError> {
+        let (removed, updated, added): (i64, i64, i64) = sqlx::query_as(
+            "WITH input AS (
+                 SELECT * FROM UNNEST($2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+                     AS u (phone, reason, expires_at, added_at)
+             ), removed AS (
+                 DELETE FROM suppressions s
+                 WHERE s.source = $1 AND NOT EXISTS (SELECT 1 FROM input i WHERE i.phone = s.phone)
+                 RETURNING 1
+             ), updated AS (
+                 UPDATE suppressions s SET reason = i.reason, expires_at = i.expires_at
+                 FROM input i
+                 WHERE s.source = $1 AND s.phone = i.phone
+                   AND (s.reason IS DISTINCT FROM i.reason OR s.expires_at IS DISTINCT FROM i.expires_at)
+                 RETURNING 1
+             ), added AS (
+                 INSERT INTO suppressions (phone, source, reason, expires_at, added_at)
+                 SELECT i.phone, $1, i.reason, i.expires_at, i.added_at FROM input i
+                 WHERE NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.source = $1 AND s.phone = i.phone)
+                 ON CONFLICT (phone, source) DO NOTHING
+                 RETURNING 1
+             )
+             SELECT (SELECT COUNT(*) FROM removed), (SELECT COUNT(*) FROM updated), (SELECT COUNT(*) FROM added)",
+        )
+        .bind(source)
+        .bind(entries.iter().map(|e| e.phone.as_str()).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.reason.as_deref()).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.expires_at).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.added_at).collect::<Vec<_>>())
+        .fetch_one(&mut *self.0)
+        .await
+        .map_err(db_err)?;
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok(Replaced {
+            added: n(added),
+            updated: n(updated),
+            removed: n(removed),
+        })
+    }
+
+    async fn commit(mut self, changed: bool) -> Result<(), StoreError> {
+        if changed {
+            bump_version(&mut self.0).await?;
+        }
+        self.0.commit().await.map_err(db_err)
+    }
 }
 
 /// Takes the version row's lock: the first statement of every suppression write.
@@ -249,11 +221,8 @@ async fn lock_version(conn: &mut PgConnection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Moves the version on when the transaction changed `changed` rows.
-async fn bump_version(conn: &mut PgConnection, changed: u64) -> Result<(), StoreError> {
-    if changed == 0 {
-        return Ok(());
-    }
+/// Moves the version on: the transaction changed a row.
+async fn bump_version(conn: &mut PgConnection) -> Result<(), StoreError> {
     sqlx::query("UPDATE suppression_version SET version = version + 1 WHERE id = 1")
         .execute(&mut *conn)
         .await

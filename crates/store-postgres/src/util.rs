@@ -6,8 +6,18 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row as _;
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::types::Json;
-use store::backend::{Columns, FromColumns};
+use store::backend::{Columns, Dialect, FromColumns, Params};
 use store::{StoreError, TallyDelta};
+
+/// How PostgreSQL spells what the backends' SQL differs by: `$1` (cast where it cannot tell the type), no index
+/// hints, booleans of their own type, and NULL after every value.
+pub(crate) const POSTGRES: Dialect = Dialect {
+    params: Params::Dollar,
+    index_hints: false,
+    integer_booleans: false,
+    nulls_first: false,
+    rowid_indexes: false,
+};
 
 /// Text as PostgreSQL takes it: it refuses U+0000 in `text` (SQLSTATE 22021) and `\u0000` in `jsonb` (22P05), so
 /// every NUL becomes U+FFFD, the replacement character, and the rest of the value is kept. All text the store writes
@@ -105,12 +115,12 @@ pub(crate) fn decode<T: FromColumns>(row: &PgRow) -> Result<T, StoreError> {
     T::from_columns(&Row(row))
 }
 
-/// One row read by `read` from its columns (a record whose shape depends on the query).
-pub(crate) fn decode_with<T>(
-    row: &PgRow,
-    read: impl FnOnce(&dyn Columns) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    read(&Row(row))
+/// Rows read by `read` from their columns (records whose shape depends on the query).
+pub(crate) fn decode_all_with<T>(
+    rows: &[PgRow],
+    read: impl Fn(&dyn Columns) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    rows.iter().map(|r| read(&Row(r))).collect()
 }
 
 /// Rows as records.

@@ -2,14 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite};
-use store::backend::{ObservedStatus, last_of_each};
+use store::backend::{ObservedStatus, TASK_COLUMNS, last_of_each};
 use store::{CampaignRecord, StoreError, TERMINAL_TASK_STATUSES, TaskKey, TaskRecord};
 
 use crate::SqliteStore;
 use crate::util::{IN_LIST_MAX, Script, db_err, decode_all, json_text, rows_per_chunk, ts};
-
-const TASK_COLUMNS: &str = "user_task_id, campaign_id, generation, task_index, task_id, settings, \
-     settings_sent_at, platform_status, updated_at";
 
 /// `(<status> IS NULL OR <status> NOT IN (3, 4))`: the stored task status is not terminal.
 fn not_terminal(status: &str) -> String {

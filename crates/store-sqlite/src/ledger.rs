@@ -6,12 +6,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use store::backend::{
-    granted_in_order, ingest_outcomes, ingested_facts, lease_expiry, prune_in_chunks,
-    stored_records,
+    LEASE_COLUMNS, LedgerTable, granted_in_order, ingest_outcomes, ingested_facts, lease_expiry,
+    prune_in_chunks, stored_records,
 };
-use store::{ActionRecord, CallbackIngest, CallbackRecord, FactSource, Ingested, StoreError};
+use store::{
+    ActionRecord, CallbackIngest, CallbackRecord, FactSource, Ingested, LeaseRecord, StoreError,
+};
 
-use crate::util::{IN_LIST_MAX, Script, db_err, decode_all, rows_per_chunk, ts};
+use crate::util::{IN_LIST_MAX, SQLITE, Script, db_err, decode_all, rows_per_chunk, ts};
 use crate::{SqliteStore, campaigns, facts};
 
 /// One multi-row statement per chunk, in one transaction.
@@ -120,24 +122,24 @@ pub(crate) async fn prune_ledger(
     older_than: DateTime<Utc>,
     max_rows: u32,
 ) -> Result<u64, StoreError> {
-    let cutoff = &ts(older_than);
-    prune_in_chunks(max_rows, |t, n| async move {
-        let sql = format!(
-            "DELETE FROM {table} WHERE {id} IN (
-                 SELECT {id} FROM {table} WHERE {time} < ? ORDER BY {time}, {id} LIMIT ?)",
-            table = t.table,
-            id = t.id,
-            time = t.time
-        );
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(cutoff)
-            .bind(i64::from(n))
-            .execute(&s.writer)
-            .await
-            .map_err(db_err)?;
-        Ok(done.rows_affected())
-    })
-    .await
+    let cutoff = ts(older_than);
+    prune_in_chunks(max_rows, |t, n| delete_oldest(s, t, &cutoff, n)).await
+}
+
+/// Deletes up to `n` of the table's rows older than `cutoff`, oldest first, as its own transaction.
+async fn delete_oldest(
+    s: &SqliteStore,
+    t: LedgerTable,
+    cutoff: &str,
+    n: u32,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(sqlx::AssertSqlSafe(SQLITE.prune_ledger(t)))
+        .bind(cutoff)
+        .bind(i64::from(n))
+        .execute(&s.writer)
+        .await
+        .map_err(db_err)?;
+    Ok(done.rows_affected())
 }
 
 /// One multi-row statement per chunk, in one transaction; whether each was granted, in the order given, read from
@@ -193,6 +195,30 @@ pub(crate) async fn release_lease(
         .await
         .map_err(db_err)?;
     Ok(())
+}
+
+/// One `IN (...)` list per chunk of IDs, through the reader.
+#[tracing::instrument(skip_all, fields(campaigns = campaign_ids.len()))]
+pub(crate) async fn leases(
+    s: &SqliteStore,
+    campaign_ids: &[String],
+) -> Result<Vec<LeaseRecord>, StoreError> {
+    let mut out = Vec::new();
+    for ids in campaign_ids.chunks(IN_LIST_MAX) {
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {LEASE_COLUMNS} FROM leases WHERE campaign_id IN ("
+        ));
+        let mut list = q.separated(", ");
+        for id in ids {
+            list.push_bind(id);
+        }
+        q.push(")");
+        let rows = q.build().fetch_all(&s.reader).await.map_err(db_err)?;
+        out.extend(decode_all::<LeaseRecord>(&rows)?);
+    }
+    out.sort_by(|a, b| a.campaign_id.cmp(&b.campaign_id));
+    out.dedup_by(|a, b| a.campaign_id == b.campaign_id);
+    Ok(out)
 }
 
 /// The batch's replay keys that are stored already (the `callbacks_replay` index).

@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::{QueryBuilder, Row as _, Sqlite, SqliteConnection};
-use store::backend::upload::{self, CapWindow, UploadStatements};
-use store::backend::{PhoneCapCounts, cap_windows, held, in_order};
+use sqlx::{QueryBuilder, Row as _, Sqlite, SqliteConnection, Transaction};
+use store::backend::upload::{CapWindow, UploadStatements, UploadStore};
+use store::backend::{ORDER_COLUMNS, PhoneCapCounts, in_order};
 use store::{
     Cap, Held, NewOrder, OrderCounts, OrderProgress, OrderRecord, StopState, StoreError,
     TallyDelta, UploadState,
@@ -13,65 +13,9 @@ use store::{
 
 use crate::SqliteStore;
 use crate::util::{
-    IDS_PER_CHUNK, IN_LIST_MAX, apply_tallies, db_err, decode, decode_all, decode_with, json_text,
-    push_id_list, rows_per_chunk, ts,
+    IDS_PER_CHUNK, IN_LIST_MAX, SQLITE, apply_tallies, db_err, decode, decode_all, decode_all_with,
+    json_text, push_id_list, rows_per_chunk, ts,
 };
-
-const ORDER_COLUMNS: &str = "order_id, campaign_id, user_task_id, phone, name, customer, other, variables, \
-     source_line, upload_state, reject_reason, state_changed_at, finished, last_call_status, last_polled_at, \
-     stop_state, stopped_at";
-
-/// `EXISTS` an entry of the phone `{phone}` that counts at the instant bound as `{at}` (a parameter like `?2`).
-fn suppressed(phone: &str, at: &str) -> String {
-    format!(
-        "EXISTS (SELECT 1 FROM suppressions s WHERE s.phone = {phone} AND (s.expires_at IS NULL OR s.expires_at > {at}))"
-    )
-}
-
-/// The reject reason of the phone `{phone}` at `{at}`: `suppressed: <reason, else source>` of its first active entry
-/// by source (see [`store::suppressed_reason`]).
-fn suppressed_reason(phone: &str, at: &str) -> String {
-    format!(
-        "(SELECT 'suppressed: ' || COALESCE(s.reason, s.source) FROM suppressions s
-          WHERE s.phone = {phone} AND (s.expires_at IS NULL OR s.expires_at > {at}) ORDER BY s.source LIMIT 1)"
-    )
-}
-
-/// How many orders of the phone `{phone}`, of any task, the platform may dial any moment: `sending`, or `sent`,
-/// unfinished and not stopped. Through the orders_by_phone index.
-fn pending_of(phone: &str) -> String {
-    format!(
-        "(SELECT COUNT(*) FROM orders q INDEXED BY orders_by_phone
-          WHERE q.phone = {phone} AND (q.upload_state = 'sending'
-              OR (q.upload_state = 'sent' AND q.finished = 0 AND (q.stop_state IS NULL OR q.stop_state <> 'stopped'))))"
-    )
-}
-
-/// `{agg}` (`COUNT(*)`, `MIN(c.started_at)`) over the calls of the phone `{phone}`'s orders, of any task, started
-/// from `{since}` to `{at}`: the orders_by_phone index, then calls_by_order for each of them.
-fn calls_of(phone: &str, agg: &str, since: &str, at: &str) -> String {
-    format!(
-        "(SELECT {agg} FROM orders q INDEXED BY orders_by_phone JOIN calls c ON c.order_id = q.order_id
-          WHERE q.phone = {phone} AND c.started_at >= {since} AND c.started_at <= {at})"
-    )
-}
-
-/// The phone `{phone}` is at one of `caps` frequency caps at `{at}`, each bound as two parameters from `?{first}`
-/// on (its window's start, its max). `caps` is at least 1.
-fn capped(phone: &str, at: &str, first: usize, caps: usize) -> String {
-    let each: Vec<String> = (0..caps)
-        .map(|i| {
-            let since = format!("?{}", first + 2 * i);
-            format!(
-                "{} + {} >= ?{}",
-                pending_of(phone),
-                calls_of(phone, "COUNT(*)", &since, at),
-                first + 2 * i + 1
-            )
-        })
-        .collect();
-    format!("({})", each.join(" OR "))
-}
 
 /// Multi-row inserts in one transaction (`BEGIN IMMEDIATE`: no suppression can change between the look-up and the
 /// insert). Per chunk, the phones actively suppressed at `now` are looked up first (the suppressions' primary key);
@@ -201,11 +145,7 @@ pub(crate) async fn orders_in_state(
     state: UploadState,
     limit: u32,
 ) -> Result<Vec<OrderRecord>, StoreError> {
-    let sql = format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE user_task_id = ? AND upload_state = ?
-         ORDER BY source_line, order_id LIMIT ?"
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let rows = sqlx::query(sqlx::AssertSqlSafe(SQLITE.orders_in_state()))
         .bind(user_task_id)
         .bind(state.as_str())
         .bind(i64::from(limit))
@@ -229,54 +169,6 @@ pub(crate) async fn order(
     row.as_ref().map(decode).transpose()
 }
 
-#[tracing::instrument(skip_all, fields(orders = order_ids.len(), state = %state))]
-pub(crate) async fn set_upload_state(
-    s: &SqliteStore,
-    order_ids: &[String],
-    state: UploadState,
-    at: DateTime<Utc>,
-) -> Result<u64, StoreError> {
-    if order_ids.is_empty() {
-        return Ok(0);
-    }
-    let mut tx = s
-        .writer
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(db_err)?;
-    let moved = upload::set_upload_state(&mut Upload(&mut tx), order_ids, state, at).await?;
-    tx.commit().await.map_err(db_err)?;
-    Ok(moved)
-}
-
-#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id, sent = sent.len(), rejected = rejected.len(), claim))]
-pub(crate) async fn settle_and_claim(
-    s: &SqliteStore,
-    sent: &[String],
-    rejected: &[(String, String)],
-    user_task_id: &str,
-    claim: u32,
-    at: DateTime<Utc>,
-    caps: &[Cap],
-) -> Result<Vec<OrderRecord>, StoreError> {
-    if sent.is_empty() && rejected.is_empty() && claim == 0 {
-        return Ok(Vec::new());
-    }
-    // SQLite takes one writer at a time (`BEGIN IMMEDIATE`): two claims that share phones cannot both pass a cap.
-    let caps = cap_windows(caps, at)?;
-    let mut tx = s
-        .writer
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(db_err)?;
-    let mut upload = Upload(&mut tx);
-    let claimed =
-        upload::settle_and_claim(&mut upload, sent, rejected, user_task_id, claim, at, &caps)
-            .await?;
-    tx.commit().await.map_err(db_err)?;
-    Ok(claimed)
-}
-
 /// One read: the task's first planned orders (the (task, state, source line) index), each phone's counts through
 /// the orders_by_phone and calls_by_order indexes; only the held ones come back.
 #[tracing::instrument(skip_all, fields(task.user_id = %user_task_id, caps = caps.len()))]
@@ -286,43 +178,18 @@ pub(crate) async fn held_numbers(
     caps: &[Cap],
     at: DateTime<Utc>,
 ) -> Result<Held, StoreError> {
-    let windows = cap_windows(caps, at)?;
-    if windows.is_empty() {
-        return Ok(Held::default());
-    }
-    let mut columns = vec![format!("{} AS pending", pending_of("p.phone"))];
-    for i in 0..windows.len() {
-        let since = format!("?{}", 4 + 2 * i);
-        columns.push(format!(
-            "{} AS calls_{i}",
-            calls_of("p.phone", "COUNT(*)", &since, "?1")
-        ));
-        columns.push(format!(
-            "{} AS oldest_{i}",
-            calls_of("p.phone", "MIN(c.started_at)", &since, "?1")
-        ));
-    }
-    let sql = format!(
-        "SELECT {} FROM (SELECT o.phone FROM orders o WHERE o.user_task_id = ?2 AND o.upload_state = 'planned'
-                         ORDER BY o.source_line, o.order_id LIMIT ?3) p
-         WHERE NOT {} AND {}",
-        columns.join(", "),
-        suppressed("p.phone", "?1"),
-        capped("p.phone", "?1", 4, windows.len())
-    );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(ts(at))
-        .bind(user_task_id)
-        .bind(i64::from(store::HELD_SCAN_MAX));
-    for (since, max) in &windows {
-        q = q.bind(ts(*since)).bind(*max);
-    }
-    let rows = q.fetch_all(&s.reader).await.map_err(db_err)?;
-    let phones = rows
-        .iter()
-        .map(|r| decode_with(r, |c| PhoneCapCounts::read(c, windows.len())))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(held(caps, &phones))
+    store::backend::held_numbers(caps, at, |windows| async move {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(SQLITE.held_phones(windows.len())))
+            .bind(ts(at))
+            .bind(user_task_id)
+            .bind(i64::from(store::HELD_SCAN_MAX));
+        for (since, max) in &windows {
+            q = q.bind(ts(*since)).bind(*max);
+        }
+        let rows = q.fetch_all(&s.reader).await.map_err(db_err)?;
+        decode_all_with(&rows, |c| PhoneCapCounts::read(c, windows.len()))
+    })
+    .await
 }
 
 #[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
@@ -333,17 +200,12 @@ pub(crate) async fn orders_to_poll(
 ) -> Result<Vec<String>, StoreError> {
     // SQLite sorts NULL before any value, so never-polled orders come first, and this order is the orders_to_poll
     // index's own: no sort of the task's unfinished orders (an `IS NOT NULL` term here would force one).
-    let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT order_id FROM orders
-         WHERE user_task_id = ? AND upload_state = 'sent' AND finished = 0
-         ORDER BY last_polled_at, order_id
-         LIMIT ?",
-    )
-    .bind(user_task_id)
-    .bind(i64::from(limit))
-    .fetch_all(&s.reader)
-    .await
-    .map_err(db_err)?;
+    let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(SQLITE.orders_to_poll()))
+        .bind(user_task_id)
+        .bind(i64::from(limit))
+        .fetch_all(&s.reader)
+        .await
+        .map_err(db_err)?;
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
@@ -388,15 +250,7 @@ pub(crate) async fn orders_to_stop(
     now: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<String>, StoreError> {
-    let sql = format!(
-        "SELECT o.order_id FROM orders o INDEXED BY orders_to_poll
-         WHERE o.user_task_id = ?1 AND o.upload_state = 'sent' AND o.finished = 0
-           AND (o.stop_state IS NULL OR o.stop_state = 'sending') AND {}
-         ORDER BY o.order_id
-         LIMIT ?3",
-        suppressed("o.phone", "?2")
-    );
-    let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(SQLITE.orders_to_stop()))
         .bind(user_task_id)
         .bind(ts(now))
         .bind(i64::from(limit))
@@ -514,29 +368,48 @@ pub(crate) async fn order_progress_of(
     Ok(in_order(user_task_ids, &found))
 }
 
-/// The statements of an upload transaction, on its connection. Moves through the primary key in chunks of IDs; with
-/// a task, the counts are attributed without reading the rows back.
-struct Upload<'c>(&'c mut SqliteConnection);
+impl UploadStore for SqliteStore {
+    type Upload = Upload;
 
-impl UploadStatements for Upload<'_> {
+    /// `BEGIN IMMEDIATE`: SQLite takes one writer at a time, so two claims that share phones cannot both pass a cap.
+    async fn begin_upload(
+        &self,
+        at: DateTime<Utc>,
+        _caps_checked: bool,
+    ) -> Result<Upload, StoreError> {
+        let tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err)?;
+        Ok(Upload { tx, at: ts(at) })
+    }
+}
+
+/// The statements of an upload transaction, at `at`. Moves through the primary key in chunks of IDs; with a task,
+/// the counts are attributed without reading the rows back.
+#[derive(Debug)]
+pub struct Upload {
+    tx: Transaction<'static, Sqlite>,
+    at: String,
+}
+
+impl UploadStatements for Upload {
     async fn move_from(
         &mut self,
         order_ids: &[String],
         task: Option<&str>,
         from: UploadState,
         to: UploadState,
-        at: DateTime<Utc>,
-        tallies: &mut TallyDelta,
-    ) -> Result<u64, StoreError> {
-        let at = ts(at);
-        let mut moved = 0;
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut moved = Vec::new();
         for chunk in order_ids.chunks(IDS_PER_CHUNK) {
             // The unary `+` keeps SQLite on the primary key: on the (task, state) index it would scan every order
             // of the task in that state for each batch.
             let mut qb = QueryBuilder::<Sqlite>::new("UPDATE orders SET upload_state = ");
             qb.push_bind(to.as_str())
                 .push(", state_changed_at = ")
-                .push_bind(at.as_str())
+                .push_bind(self.at.as_str())
                 .push(" WHERE order_id IN (");
             let mut sep = qb.separated(", ");
             for id in chunk {
@@ -548,24 +421,20 @@ impl UploadStatements for Upload<'_> {
                 let n = qb
                     .build()
                     .persistent(false)
-                    .execute(&mut *self.0)
+                    .execute(&mut *self.tx)
                     .await
                     .map_err(db_err)?
                     .rows_affected();
-                tallies.moved(ut, from, to, n as i64);
-                moved += n;
+                moved.push((ut.to_owned(), n as i64));
             } else {
                 qb.push(" RETURNING user_task_id");
                 let rows: Vec<(String,)> = qb
                     .build_query_as()
                     .persistent(false)
-                    .fetch_all(&mut *self.0)
+                    .fetch_all(&mut *self.tx)
                     .await
                     .map_err(db_err)?;
-                for (ut,) in &rows {
-                    tallies.moved(ut, from, to, 1);
-                }
-                moved += rows.len() as u64;
+                moved.extend(rows.into_iter().map(|(ut,)| (ut, 1)));
             }
         }
         Ok(moved)
@@ -576,16 +445,13 @@ impl UploadStatements for Upload<'_> {
         rejected: &[(String, String)],
         task: &str,
         from: UploadState,
-        at: DateTime<Utc>,
-        tallies: &mut TallyDelta,
     ) -> Result<u64, StoreError> {
-        let at = ts(at);
         let mut moved = 0;
         for chunk in rejected.chunks(rows_per_chunk(2).min(IDS_PER_CHUNK)) {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "UPDATE orders SET upload_state = 'rejected', state_changed_at = ",
             );
-            qb.push_bind(at.as_str());
+            qb.push_bind(self.at.as_str());
             qb.push(", reject_reason = v.column2 FROM (");
             qb.push_values(chunk, |mut b, (id, reason)| {
                 b.push_bind(id.as_str()).push_bind(reason.as_str());
@@ -594,15 +460,13 @@ impl UploadStatements for Upload<'_> {
                 .push_bind(from.as_str())
                 .push(" AND +orders.user_task_id = ")
                 .push_bind(task);
-            let n = qb
+            moved += qb
                 .build()
                 .persistent(false)
-                .execute(&mut *self.0)
+                .execute(&mut *self.tx)
                 .await
                 .map_err(db_err)?
                 .rows_affected();
-            tallies.moved(task, from, UploadState::Rejected, n as i64);
-            moved += n;
         }
         Ok(moved)
     }
@@ -611,14 +475,9 @@ impl UploadStatements for Upload<'_> {
         &mut self,
         task: &str,
         n: u32,
-        at: DateTime<Utc>,
         caps: &[CapWindow],
     ) -> Result<Vec<OrderRecord>, StoreError> {
         // The `IN (subquery)` is evaluated once, before any row moves: the cap counts are those before the claim.
-        let held = match caps.len() {
-            0 => String::new(),
-            n => format!(" AND NOT {}", capped("o.phone", "?1", 4, n)),
-        };
         let sql = format!(
             "UPDATE orders SET upload_state = 'sending', state_changed_at = ?1
              WHERE +upload_state = 'planned'
@@ -626,17 +485,17 @@ impl UploadStatements for Upload<'_> {
                                  AND NOT {}{}
                              ORDER BY o.source_line, o.order_id LIMIT ?3)
              RETURNING {ORDER_COLUMNS}",
-            suppressed("o.phone", "?1"),
-            held
+            SQLITE.suppressed("o.phone", "?1"),
+            SQLITE.not_capped("o.phone", "?1", 4, caps.len())
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(ts(at))
+            .bind(self.at.as_str())
             .bind(task)
             .bind(i64::from(n));
         for (since, max) in caps {
             q = q.bind(ts(*since)).bind(*max);
         }
-        let rows = q.fetch_all(&mut *self.0).await.map_err(db_err)?;
+        let rows = q.fetch_all(&mut *self.tx).await.map_err(db_err)?;
         decode_all(&rows)
     }
 
@@ -644,39 +503,29 @@ impl UploadStatements for Upload<'_> {
         &mut self,
         task: &str,
         before: Option<(i64, &str)>,
-        at: DateTime<Utc>,
-        tallies: &mut TallyDelta,
     ) -> Result<u64, StoreError> {
-        // With a bound, the walk over the (task, state, source line) index stops at the claim's last order.
-        let window = match before {
-            Some(_) => "AND o.source_line <= ?3 AND (o.source_line, o.order_id) < (?3, ?4)",
-            None => "",
-        };
         let sql = format!(
             "UPDATE orders SET upload_state = 'rejected', state_changed_at = ?1,
                  reject_reason = COALESCE({}, 'suppressed: ')
              WHERE +upload_state = 'planned'
                AND rowid IN (SELECT o.rowid FROM orders o WHERE o.user_task_id = ?2 AND o.upload_state = 'planned'
-                                 {window} AND {})",
-            suppressed_reason("orders.phone", "?1"),
-            suppressed("o.phone", "?1")
+                                 {} AND {})",
+            SQLITE.suppressed_reason("orders.phone", "?1"),
+            SQLITE.claimed_before(before.is_some()),
+            SQLITE.suppressed("o.phone", "?1")
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(ts(at))
+            .bind(self.at.as_str())
             .bind(task);
         if let Some((line, id)) = before {
             q = q.bind(line).bind(id);
         }
-        let n = q
-            .execute(&mut *self.0)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-        tallies.moved(task, UploadState::Planned, UploadState::Rejected, n as i64);
-        Ok(n)
+        let done = q.execute(&mut *self.tx).await.map_err(db_err)?;
+        Ok(done.rows_affected())
     }
 
-    async fn write_tallies(&mut self, tallies: TallyDelta) -> Result<(), StoreError> {
-        apply_tallies(tallies, self.0).await
+    async fn commit(mut self, tallies: TallyDelta) -> Result<(), StoreError> {
+        apply_tallies(tallies, &mut self.tx).await?;
+        self.tx.commit().await.map_err(db_err)
     }
 }

@@ -1,7 +1,9 @@
 //! The report views, read with a filter.
 
 use sqlx::sqlite::SqliteRow;
-use store::{CallStatusRow, DailyRow, IntentRow, Report, ReportFilter, StoreError, TotalsRow};
+use store::{
+    CallStatusRow, DailyRow, IntentRow, RejectedRow, Report, ReportFilter, StoreError, TotalsRow,
+};
 
 use crate::SqliteStore;
 use crate::util::{db_err, decode_all};
@@ -13,6 +15,7 @@ pub(crate) async fn report(s: &SqliteStore, filter: &ReportFilter) -> Result<Rep
         daily: decode_all::<DailyRow>(&daily(s, filter).await?)?,
         call_status: decode_all::<CallStatusRow>(&call_status(s, filter).await?)?,
         intents: decode_all::<IntentRow>(&intents(s, filter).await?)?,
+        rejected: decode_all::<RejectedRow>(&rejected(s, filter).await?)?,
     })
 }
 
@@ -70,6 +73,18 @@ async fn intents(s: &SqliteStore, filter: &ReportFilter) -> Result<Vec<SqliteRow
     )
     .bind(&filter.campaign)
     .bind(since(filter))
+    .fetch_all(&s.reader)
+    .await
+    .map_err(db_err)
+}
+
+async fn rejected(s: &SqliteStore, filter: &ReportFilter) -> Result<Vec<SqliteRow>, StoreError> {
+    sqlx::query(
+        "SELECT campaign_id, kind, reason, orders FROM report_rejected
+         WHERE (?1 IS NULL OR campaign_id = ?1)
+         ORDER BY campaign_id, kind DESC, orders DESC, reason",
+    )
+    .bind(&filter.campaign)
     .fetch_all(&s.reader)
     .await
     .map_err(db_err)

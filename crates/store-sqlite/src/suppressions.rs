@@ -2,170 +2,12 @@
 //!
 //! Every write is one `BEGIN IMMEDIATE` transaction that bumps `suppression_version` when it changed a row.
 
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
-use store::backend::{entries_to_write, source_entries};
-use store::{OptOutCall, SourceSync, StoreError, Suppression, SuppressionFilter};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, Transaction};
+use store::backend::suppress::{Replaced, SuppressionStore, SuppressionWrites};
+use store::{OptOutCall, StoreError, Suppression, SuppressionFilter};
 
 use crate::SqliteStore;
 use crate::util::{IDS_PER_CHUNK, db_err, decode_all, opt_ts, push_id_list, rows_per_chunk, ts};
-
-/// Multi-row upserts in one transaction. An entry whose reason and expiry are already stored is not written (and
-/// not counted).
-#[tracing::instrument(skip_all, fields(entries = entries.len()))]
-pub(crate) async fn suppress(s: &SqliteStore, entries: &[Suppression]) -> Result<u64, StoreError> {
-    let entries = entries_to_write(entries)?;
-    if entries.is_empty() {
-        return Ok(0);
-    }
-    let mut tx = s
-        .writer
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(db_err)?;
-    let mut written = 0;
-    for chunk in entries.chunks(rows_per_chunk(5)) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO suppressions (phone, source, reason, expires_at, added_at) ",
-        );
-        qb.push_values(chunk, |mut b, e| {
-            b.push_bind(e.phone.as_str())
-                .push_bind(e.source.as_str())
-                .push_bind(e.reason.as_deref())
-                .push_bind(opt_ts(e.expires_at))
-                .push_bind(ts(e.added_at));
-        });
-        qb.push(
-            " ON CONFLICT (phone, source) DO UPDATE SET reason = excluded.reason, expires_at = excluded.expires_at
-              WHERE suppressions.reason IS NOT excluded.reason OR suppressions.expires_at IS NOT excluded.expires_at",
-        );
-        written += qb
-            .build()
-            .persistent(false)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-    }
-    bump_version(&mut tx, written).await?;
-    tx.commit().await.map_err(db_err)?;
-    Ok(written)
-}
-
-/// One delete per chunk of phones, in one transaction.
-#[tracing::instrument(skip_all, fields(phones = phones.len(), source))]
-pub(crate) async fn unsuppress(
-    s: &SqliteStore,
-    phones: &[String],
-    source: Option<&str>,
-) -> Result<u64, StoreError> {
-    if phones.is_empty() {
-        return Ok(0);
-    }
-    let mut tx = s
-        .writer
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(db_err)?;
-    let mut deleted = 0;
-    for chunk in phones.chunks(IDS_PER_CHUNK) {
-        let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM suppressions WHERE phone IN ");
-        push_id_list(&mut qb, chunk);
-        if let Some(source) = source {
-            qb.push(" AND source = ").push_bind(source.to_owned());
-        }
-        deleted += qb
-            .build()
-            .persistent(false)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-    }
-    bump_version(&mut tx, deleted).await?;
-    tx.commit().await.map_err(db_err)?;
-    Ok(deleted)
-}
-
-/// One transaction: the entries go to a temporary table (multi-row inserts), then three statements compare it with
-/// the source's stored entries: delete those no longer listed, update those that changed, insert the new ones.
-#[tracing::instrument(skip_all, fields(source = %source, entries = entries.len()))]
-pub(crate) async fn replace_suppression_source(
-    s: &SqliteStore,
-    source: &str,
-    entries: &[Suppression],
-) -> Result<SourceSync, StoreError> {
-    let entries = source_entries(source, entries)?;
-    let mut tx = s
-        .writer
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(db_err)?;
-    // Created and dropped inside the transaction: a failure rolls both back, so the name is always free.
-    sqlx::query(
-        "CREATE TEMPORARY TABLE suppression_in (
-             phone TEXT PRIMARY KEY, reason TEXT, expires_at TEXT, added_at TEXT NOT NULL
-         ) WITHOUT ROWID",
-    )
-    .execute(&mut *tx)
-    .await
-    .map_err(db_err)?;
-    for chunk in entries.chunks(rows_per_chunk(4)) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO temp.suppression_in (phone, reason, expires_at, added_at) ",
-        );
-        qb.push_values(chunk, |mut b, e| {
-            b.push_bind(e.phone.as_str())
-                .push_bind(e.reason.as_deref())
-                .push_bind(opt_ts(e.expires_at))
-                .push_bind(ts(e.added_at));
-        });
-        qb.build()
-            .persistent(false)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-    }
-    let run = |sql: &'static str| sqlx::query(sql).bind(source);
-    let removed = run("DELETE FROM suppressions
-         WHERE source = ?1 AND phone NOT IN (SELECT phone FROM temp.suppression_in)")
-    .execute(&mut *tx)
-    .await
-    .map_err(db_err)?
-    .rows_affected();
-    let updated = run(
-        "UPDATE suppressions SET reason = i.reason, expires_at = i.expires_at
-         FROM temp.suppression_in i
-         WHERE suppressions.source = ?1 AND suppressions.phone = i.phone
-           AND (suppressions.reason IS NOT i.reason OR suppressions.expires_at IS NOT i.expires_at)",
-    )
-    .execute(&mut *tx)
-    .await
-    .map_err(db_err)?
-    .rows_affected();
-    // `WHERE true` tells the parser the `ON CONFLICT` belongs to the insert, not to a join.
-    let added = run(
-        "INSERT INTO suppressions (phone, source, reason, expires_at, added_at)
-         SELECT phone, ?1, reason, expires_at, added_at FROM temp.suppression_in WHERE true
-         ON CONFLICT (phone, source) DO NOTHING",
-    )
-    .execute(&mut *tx)
-    .await
-    .map_err(db_err)?
-    .rows_affected();
-    sqlx::query("DROP TABLE temp.suppression_in")
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-    let sync = SourceSync {
-        added,
-        updated,
-        removed,
-        kept: (entries.len() as u64).saturating_sub(added + updated),
-    };
-    bump_version(&mut tx, added + updated + removed).await?;
-    tx.commit().await.map_err(db_err)?;
-    Ok(sync)
-}
 
 #[tracing::instrument(skip_all)]
 pub(crate) async fn suppressions(
@@ -264,11 +106,154 @@ pub(crate) async fn opt_out_calls(
     decode_all(&rows)
 }
 
-/// Moves the version on when the transaction changed `changed` rows.
-async fn bump_version(conn: &mut SqliteConnection, changed: u64) -> Result<(), StoreError> {
-    if changed == 0 {
-        return Ok(());
+impl SuppressionStore for SqliteStore {
+    type Writes = Writes;
+
+    async fn begin_suppression_write(&self) -> Result<Writes, StoreError> {
+        let tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err)?;
+        Ok(Writes(tx))
     }
+}
+
+/// The statements of a suppression write.
+#[derive(Debug)]
+pub struct Writes(Transaction<'static, Sqlite>);
+
+impl SuppressionWrites for Writes {
+    /// Multi-row upserts.
+    async fn upsert(&mut self, entries: &[&Suppression]) -> Result<u64, StoreError> {
+        let mut written = 0;
+        for chunk in entries.chunks(rows_per_chunk(5)) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO suppressions (phone, source, reason, expires_at, added_at) ",
+            );
+            qb.push_values(chunk, |mut b, e| {
+                b.push_bind(e.phone.as_str())
+                    .push_bind(e.source.as_str())
+                    .push_bind(e.reason.as_deref())
+                    .push_bind(opt_ts(e.expires_at))
+                    .push_bind(ts(e.added_at));
+            });
+            qb.push(
+                " ON CONFLICT (phone, source) DO UPDATE SET reason = excluded.reason, expires_at = excluded.expires_at
+                  WHERE suppressions.reason IS NOT excluded.reason OR suppressions.expires_at IS NOT excluded.expires_at",
+            );
+            written += qb
+                .build()
+                .persistent(false)
+                .execute(&mut *self.0)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+        }
+        Ok(written)
+    }
+
+    /// One delete per chunk of phones.
+    async fn delete(&mut self, phones: &[String], source: Option<&str>) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        for chunk in phones.chunks(IDS_PER_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM suppressions WHERE phone IN ");
+            push_id_list(&mut qb, chunk);
+            if let Some(source) = source {
+                qb.push(" AND source = ").push_bind(source.to_owned());
+            }
+            deleted += qb
+                .build()
+                .persistent(false)
+                .execute(&mut *self.0)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+        }
+        Ok(deleted)
+    }
+
+    /// The entries go to a temporary table (multi-row inserts), then three statements compare it with the source's
+    /// stored entries: delete those no longer listed, update those that changed, insert the new ones.
+    async fn replace(
+        &mut self,
+        source: &str,
+        entries: &[&Suppression],
+    ) -> Result<Replaced, StoreError> {
+        let tx = &mut self.0;
+        // Created and dropped inside the transaction: a failure rolls both back, so the name is always free.
+        sqlx::query(
+            "CREATE TEMPORARY TABLE suppression_in (
+                 phone TEXT PRIMARY KEY, reason TEXT, expires_at TEXT, added_at TEXT NOT NULL
+             ) WITHOUT ROWID",
+        )
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        for chunk in entries.chunks(rows_per_chunk(4)) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO temp.suppression_in (phone, reason, expires_at, added_at) ",
+            );
+            qb.push_values(chunk, |mut b, e| {
+                b.push_bind(e.phone.as_str())
+                    .push_bind(e.reason.as_deref())
+                    .push_bind(opt_ts(e.expires_at))
+                    .push_bind(ts(e.added_at));
+            });
+            qb.build()
+                .persistent(false)
+                .execute(&mut **tx)
+                .await
+                .map_err(db_err)?;
+        }
+        let run = |sql: &'static str| sqlx::query(sql).bind(source);
+        let removed = run("DELETE FROM suppressions
+             WHERE source = ?1 AND phone NOT IN (SELECT phone FROM temp.suppression_in)")
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        let updated = run(
+            "UPDATE suppressions SET reason = i.reason, expires_at = i.expires_at
+             FROM temp.suppression_in i
+             WHERE suppressions.source = ?1 AND suppressions.phone = i.phone
+               AND (suppressions.reason IS NOT i.reason OR suppressions.expires_at IS NOT i.expires_at)",
+        )
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        // `WHERE true` tells the parser the `ON CONFLICT` belongs to the insert, not to a join.
+        let added = run(
+            "INSERT INTO suppressions (phone, source, reason, expires_at, added_at)
+             SELECT phone, ?1, reason, expires_at, added_at FROM temp.suppression_in WHERE true
+             ON CONFLICT (phone, source) DO NOTHING",
+        )
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        sqlx::query("DROP TABLE temp.suppression_in")
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        Ok(Replaced {
+            added,
+            updated,
+            removed,
+        })
+    }
+
+    async fn commit(mut self, changed: bool) -> Result<(), StoreError> {
+        if changed {
+            bump_version(&mut self.0).await?;
+        }
+        self.0.commit().await.map_err(db_err)
+    }
+}
+
+/// Moves the version on: the transaction changed a row.
+async fn bump_version(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     sqlx::query("UPDATE suppression_version SET version = version + 1 WHERE id = 1")
         .execute(&mut *conn)
         .await

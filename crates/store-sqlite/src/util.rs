@@ -3,8 +3,18 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::{QueryBuilder, Row as _, Sqlite};
-use store::backend::{Columns, FromColumns};
+use store::backend::{Columns, Dialect, FromColumns, Params};
 use store::{StoreError, TallyDelta};
+
+/// How SQLite spells what the backends' SQL differs by: `?1`, `INDEXED BY` (its planner may otherwise walk another
+/// index), booleans as 0 or 1, NULL before every value, and indexes that end with the rowid.
+pub(crate) const SQLITE: Dialect = Dialect {
+    params: Params::Question,
+    index_hints: true,
+    integer_booleans: true,
+    nulls_first: true,
+    rowid_indexes: true,
+};
 
 /// SQLite allows 32766 bind parameters per statement; chunks stay well below.
 pub(crate) const MAX_PARAMS: usize = 30_000;
@@ -92,12 +102,12 @@ pub(crate) fn decode<T: FromColumns>(row: &SqliteRow) -> Result<T, StoreError> {
     T::from_columns(&Row(row))
 }
 
-/// One row read by `read` from its columns (a record whose shape depends on the query).
-pub(crate) fn decode_with<T>(
-    row: &SqliteRow,
-    read: impl FnOnce(&dyn Columns) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    read(&Row(row))
+/// Rows read by `read` from their columns (records whose shape depends on the query).
+pub(crate) fn decode_all_with<T>(
+    rows: &[SqliteRow],
+    read: impl Fn(&dyn Columns) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    rows.iter().map(|r| read(&Row(r))).collect()
 }
 
 /// Rows as records.

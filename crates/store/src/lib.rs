@@ -17,11 +17,13 @@ pub use facts::{
     is_final_call_status, may_replace_call_status, merge_order_facts, talk_secs,
 };
 pub use records::{
-    ActionRecord, CallbackIngest, CallbackRecord, CampaignRecord, Ingested, NewOrder, OrderCounts,
-    OrderProgress, OrderRecord, TERMINAL_TASK_STATUSES, TaskKey, TaskRecord, TaskStatusFact,
-    UploadState, is_terminal_task_status,
+    ActionRecord, CallbackIngest, CallbackRecord, CampaignRecord, Ingested, LeaseRecord, NewOrder,
+    OrderCounts, OrderProgress, OrderRecord, TERMINAL_TASK_STATUSES, TaskKey, TaskRecord,
+    TaskStatusFact, UploadState, is_terminal_task_status,
 };
-pub use report::{CallStatusRow, DailyRow, IntentRow, Report, ReportFilter, TotalsRow};
+pub use report::{
+    CallStatusRow, DailyRow, IntentRow, RejectedRow, Report, ReportFilter, TotalsRow,
+};
 pub use store::Store;
 pub use suppression::{
     FILE_SOURCE_PREFIX, OptOutCall, SUPPRESSED_REASON_PREFIX, SourceSync, StopState, Suppression,

@@ -238,6 +238,23 @@ impl OrderProgress {
     }
 }
 
+/// A campaign's lease: which replica owns the campaign, until when. A lease that has expired is still stored until
+/// another replica takes it over or its owner gives it up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    pub campaign_id: String,
+    /// The replica's name (`campaignd run --replica`).
+    pub owner: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl LeaseRecord {
+    /// Whether its owner still holds it at `now`: another replica may take it over from `expires_at` on.
+    pub fn is_current(&self, now: DateTime<Utc>) -> bool {
+        now < self.expires_at
+    }
+}
+
 /// One request the daemon made to the platform, whatever its outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionRecord {

@@ -22,6 +22,9 @@ pub struct Report {
     pub daily: Vec<DailyRow>,
     pub call_status: Vec<CallStatusRow>,
     pub intents: Vec<IntentRow>,
+    /// `since` does not apply (orders are rejected before any call).
+    #[serde(default)]
+    pub rejected: Vec<RejectedRow>,
 }
 
 /// A row of `report_campaign_totals`: one campaign over all days (same definitions as [`DailyRow`], except that
@@ -94,4 +97,17 @@ pub struct IntentRow {
     pub intent: String,
     /// Calls carrying this intent.
     pub calls: i64,
+}
+
+/// A row of `report_rejected`: the orders of one campaign never uploaded for one reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedRow {
+    pub campaign_id: String,
+    /// `suppressed` (the number was on the suppression list when it was planned or claimed), else `rejected` (the
+    /// platform refused it in errList, or the daemon did).
+    pub kind: String,
+    /// For `suppressed`, the entry's reason, else its source (`cli`, `file:<name>`, `opt_out:<campaign>:<call>`);
+    /// otherwise the reject reason as recorded.
+    pub reason: String,
+    pub orders: i64,
 }

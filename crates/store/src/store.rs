@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     ActionRecord, CallFacts, CallbackIngest, CallbackRecord, CampaignRecord, Cap, FactSource, Held,
-    Ingested, NewOrder, OptOutCall, OrderCounts, OrderFacts, OrderProgress, OrderRecord, Report,
-    ReportFilter, SourceSync, StopState, StoreError, Suppression, SuppressionFilter, TaskKey,
-    TaskRecord, UploadState,
+    Ingested, LeaseRecord, NewOrder, OptOutCall, OrderCounts, OrderFacts, OrderProgress,
+    OrderRecord, Report, ReportFilter, SourceSync, StopState, StoreError, Suppression,
+    SuppressionFilter, TaskKey, TaskRecord, UploadState,
 };
 
 /// Everything the daemon and the reports need from the database. Implemented by `store-postgres` and
@@ -275,6 +275,9 @@ pub trait Store: Send + Sync + Debug {
     ) -> Result<Vec<bool>, StoreError>;
     /// Gives the lease up if `owner` holds it.
     async fn release_lease(&self, campaign_id: &str, owner: &str) -> Result<(), StoreError>;
+    /// The stored leases of these campaigns, by campaign ID, expired ones included ([`LeaseRecord::is_current`] says
+    /// whether one is held at a given instant); a campaign without one is left out.
+    async fn leases(&self, campaign_ids: &[String]) -> Result<Vec<LeaseRecord>, StoreError>;
 
     // ---- reports
 

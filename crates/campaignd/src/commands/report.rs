@@ -48,6 +48,9 @@ pub enum View {
     CallStatus,
     /// `report_intents`: calls by intent.
     Intents,
+    /// `report_rejected`: orders never uploaded, by kind (`suppressed` or `rejected`) and reason (`--since` does
+    /// not apply).
+    Rejected,
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
@@ -225,6 +228,24 @@ fn tables(report: &Report, view: View, raw: bool) -> Vec<Table> {
                 .collect(),
         });
     }
+    if matches!(view, View::All | View::Rejected) {
+        out.push(Table {
+            title: "report_rejected",
+            columns: &["campaign_id", "kind", "reason", "orders"],
+            rows: report
+                .rejected
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.campaign_id.clone(),
+                        r.kind.clone(),
+                        r.reason.clone(),
+                        r.orders.to_string(),
+                    ]
+                })
+                .collect(),
+        });
+    }
     out
 }
 
@@ -238,6 +259,7 @@ fn render(report: &Report, format: Format, view: View) -> anyhow::Result<String>
                 View::Daily => serde_json::to_value(&report.daily)?,
                 View::CallStatus => serde_json::to_value(&report.call_status)?,
                 View::Intents => serde_json::to_value(&report.intents)?,
+                View::Rejected => serde_json::to_value(&report.rejected)?,
             };
             out = serde_json::to_string_pretty(&value)?;
             out.push('\n');
@@ -315,7 +337,7 @@ fn csv_line<'a>(cells: impl Iterator<Item = &'a str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use store::{CallStatusRow, DailyRow, IntentRow};
+    use store::{CallStatusRow, DailyRow, IntentRow, RejectedRow};
 
     use super::*;
 
@@ -351,6 +373,12 @@ mod tests {
                 intent: "interested".into(),
                 calls: 2,
             }],
+            rejected: vec![RejectedRow {
+                campaign_id: "spring, north".into(),
+                kind: "suppressed".into(),
+                reason: "customer asked".into(),
+                orders: 3,
+            }],
         }
     }
 
@@ -371,6 +399,10 @@ mod tests {
         );
         assert!(
             out.contains("report_intents") && out.contains("interested"),
+            "{out}"
+        );
+        assert!(
+            out.contains("report_rejected") && out.contains("customer asked"),
             "{out}"
         );
     }

@@ -1,5 +1,5 @@
 //! Pure steps of the batch methods: which record of a repeated key wins, when a lease expires, answers in the
-//! order asked, how the ledger is pruned.
+//! order asked, how the ledger is pruned, which facts a batch applies.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::StoreError;
+use crate::{OrderFacts, StoreError, merge_order_facts};
 
 /// The last item of each key, in the order of those last items: a batch that names a key twice keeps its last
 /// record, as one call per item would (and one bulk statement never touches a row twice).
@@ -70,8 +70,8 @@ pub const LEDGER_TABLES: [LedgerTable; 2] = [
 pub const PRUNE_CHUNK: u32 = 1_000;
 
 /// [`crate::Store::prune_ledger`] around the backend's one statement: `delete(table, n)` deletes up to `n` of the
-/// table's oldest rows past the cutoff, in its own transaction, and says how many went. Each table in turn, until
-/// it has none left past the cutoff or `max_rows` went in all.
+/// table's oldest rows past the cutoff ([`crate::backend::Dialect::prune_ledger`]), in its own transaction, and says
+/// how many went. Each table in turn, until it has none left past the cutoff or `max_rows` went in all.
 pub async fn prune_in_chunks<F, Fut>(max_rows: u32, mut delete: F) -> Result<u64, StoreError>
 where
     F: FnMut(LedgerTable, u32) -> Fut,
@@ -93,6 +93,20 @@ where
         }
     }
     Ok(deleted)
+}
+
+/// [`crate::Store::apply_order_facts`] around the backend's transaction: the facts merged (one entry per order and
+/// per call: [`merge_order_facts`]), then, unless that leaves none, `write(merged)`.
+pub async fn apply_order_facts<F, Fut>(facts: &[OrderFacts], write: F) -> Result<(), StoreError>
+where
+    F: FnOnce(Vec<OrderFacts>) -> Fut,
+    Fut: Future<Output = Result<(), StoreError>>,
+{
+    let merged = merge_order_facts(facts);
+    if merged.is_empty() {
+        return Ok(());
+    }
+    write(merged).await
 }
 
 #[cfg(test)]

@@ -1,17 +1,17 @@
 //! The rules of frequency caps that are not SQL: each cap's window, and [`crate::Held`] from what the backend counted
 //! per held phone.
 
+use std::future::Future;
+
 use chrono::{DateTime, Utc};
 
 use crate::backend::Columns;
+use crate::backend::upload::CapWindow;
 use crate::{Cap, Held, StoreError};
 
 /// Each cap as the backend binds it: the start of its window at `at` (calls started from then to `at` count) and
 /// its `max`. A negative `within`, or one reaching before the earliest time, is [`StoreError::Invalid`].
-pub fn cap_windows(
-    caps: &[Cap],
-    at: DateTime<Utc>,
-) -> Result<Vec<(DateTime<Utc>, i64)>, StoreError> {
+pub fn cap_windows(caps: &[Cap], at: DateTime<Utc>) -> Result<Vec<CapWindow>, StoreError> {
     caps.iter()
         .map(|c| {
             if c.within < chrono::Duration::zero() {
@@ -84,6 +84,26 @@ pub fn held(caps: &[Cap], phones: &[PhoneCapCounts]) -> Held {
         }
     }
     out
+}
+
+/// [`crate::Store::held_numbers`] around the backend's one read: `read(windows)` runs
+/// [`crate::backend::Dialect::held_phones`] with the caps' windows at `at` and returns what it counted per held phone.
+/// No caps, no read.
+pub async fn held_numbers<F, Fut>(
+    caps: &[Cap],
+    at: DateTime<Utc>,
+    read: F,
+) -> Result<Held, StoreError>
+where
+    F: FnOnce(Vec<CapWindow>) -> Fut,
+    Fut: Future<Output = Result<Vec<PhoneCapCounts>, StoreError>>,
+{
+    let windows = cap_windows(caps, at)?;
+    if windows.is_empty() {
+        return Ok(Held::default());
+    }
+    let phones = read(windows).await?;
+    Ok(held(caps, &phones))
 }
 
 #[cfg(test)]

@@ -10,9 +10,21 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::{
     ActionRecord, CallFacts, CallStatusRow, CallbackRecord, CampaignRecord, DailyRow, IntentFact,
-    IntentRow, OptOutCall, OrderCounts, OrderProgress, OrderRecord, SmsFact, StoreError,
-    Suppression, TaskRecord, TotalsRow, TranscriptLine,
+    IntentRow, LeaseRecord, OptOutCall, OrderCounts, OrderProgress, OrderRecord, RejectedRow,
+    SmsFact, StoreError, Suppression, TaskRecord, TotalsRow, TranscriptLine,
 };
+
+/// The columns an [`crate::OrderRecord`] is read from.
+pub const ORDER_COLUMNS: &str = "order_id, campaign_id, user_task_id, phone, name, customer, other, variables, \
+     source_line, upload_state, reject_reason, state_changed_at, finished, last_call_status, last_polled_at, \
+     stop_state, stopped_at";
+
+/// The columns a [`crate::TaskRecord`] is read from.
+pub const TASK_COLUMNS: &str = "user_task_id, campaign_id, generation, task_index, task_id, settings, \
+     settings_sent_at, platform_status, updated_at";
+
+/// The columns a [`crate::LeaseRecord`] is read from.
+pub const LEASE_COLUMNS: &str = "campaign_id, owner, expires_at";
 
 /// One result row, column by column, as primitives. A column that is NULL reads as `None`; the required forms
 /// (`i64`, `string`, ...) call a NULL corrupt.
@@ -270,6 +282,16 @@ impl FromColumns for TranscriptLine {
     }
 }
 
+impl FromColumns for LeaseRecord {
+    fn from_columns(r: &dyn Columns) -> Result<Self, StoreError> {
+        Ok(LeaseRecord {
+            campaign_id: r.string("campaign_id")?,
+            owner: r.string("owner")?,
+            expires_at: r.time("expires_at")?,
+        })
+    }
+}
+
 impl FromColumns for ActionRecord {
     fn from_columns(r: &dyn Columns) -> Result<Self, StoreError> {
         Ok(ActionRecord {
@@ -349,6 +371,17 @@ impl FromColumns for CallStatusRow {
             call_status: r.i64("call_status")?,
             status_name: r.string("status_name")?,
             calls: r.i64("calls")?,
+        })
+    }
+}
+
+impl FromColumns for RejectedRow {
+    fn from_columns(r: &dyn Columns) -> Result<Self, StoreError> {
+        Ok(RejectedRow {
+            campaign_id: r.string("campaign_id")?,
+            kind: r.string("kind")?,
+            reason: r.string("reason")?,
+            orders: r.i64("orders")?,
         })
     }
 }

@@ -7,13 +7,21 @@
 /// `report`, and `util::ping`. A function missing from its module, or with other arguments, is a compile error in
 /// the backend.
 ///
+/// The methods whose whole body is written once, here, go to that function instead, over the backend's statements:
+/// [`upload::set_upload_state`](crate::backend::upload::set_upload_state) and
+/// [`upload::settle_and_claim`](crate::backend::upload::settle_and_claim) (the backend implements
+/// [`UploadStore`](crate::backend::upload::UploadStore)), and [`suppress::suppress`](crate::backend::suppress::suppress),
+/// [`suppress::unsuppress`](crate::backend::suppress::unsuppress) and
+/// [`suppress::replace_suppression_source`](crate::backend::suppress::replace_suppression_source)
+/// ([`SuppressionStore`](crate::backend::suppress::SuppressionStore)).
+///
 /// ```ignore
 /// store::impl_store!(SqliteStore, write_concurrency = 1);
 /// ```
 #[macro_export]
 macro_rules! impl_store {
     ($backend:ty, write_concurrency = $writers:expr) => {
-        $crate::impl_store!(@forward $backend, $writers;
+        $crate::impl_store!(@forward $backend, $writers; backend {
             util::ping() -> ();
             campaigns::upsert_campaigns(cs: &[$crate::CampaignRecord]) -> ();
             campaigns::campaigns() -> Vec<$crate::CampaignRecord>;
@@ -44,19 +52,6 @@ macro_rules! impl_store {
                 limit: u32
             ) -> Vec<$crate::OrderRecord>;
             orders::order(order_id: &str) -> Option<$crate::OrderRecord>;
-            orders::set_upload_state(
-                order_ids: &[String],
-                state: $crate::UploadState,
-                at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>
-            ) -> u64;
-            orders::settle_and_claim(
-                sent: &[String],
-                rejected: &[(String, String)],
-                user_task_id: &str,
-                claim: u32,
-                at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>,
-                caps: &[$crate::Cap]
-            ) -> Vec<$crate::OrderRecord>;
             orders::held_numbers(
                 user_task_id: &str,
                 caps: &[$crate::Cap],
@@ -71,9 +66,6 @@ macro_rules! impl_store {
             orders::order_counts(campaign_id: &str) -> $crate::OrderCounts;
             orders::order_progress(user_task_id: &str) -> $crate::OrderProgress;
             orders::order_progress_of(user_task_ids: &[String]) -> Vec<$crate::OrderProgress>;
-            suppressions::suppress(entries: &[$crate::Suppression]) -> u64;
-            suppressions::unsuppress(phones: &[String], source: Option<&str>) -> u64;
-            suppressions::replace_suppression_source(source: &str, entries: &[$crate::Suppression]) -> $crate::SourceSync;
             suppressions::suppressions(filter: &$crate::SuppressionFilter) -> Vec<$crate::Suppression>;
             suppressions::suppression_file_sources() -> Vec<String>;
             suppressions::suppression_version() -> i64;
@@ -90,12 +82,32 @@ macro_rules! impl_store {
                 ttl: std::time::Duration
             ) -> Vec<bool>;
             ledger::release_lease(campaign_id: &str, owner: &str) -> ();
+            ledger::leases(campaign_ids: &[String]) -> Vec<$crate::LeaseRecord>;
             report::report(filter: &$crate::ReportFilter) -> $crate::Report;
-        );
+        } shared {
+            upload::set_upload_state(
+                order_ids: &[String],
+                state: $crate::UploadState,
+                at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>
+            ) -> u64;
+            upload::settle_and_claim(
+                sent: &[String],
+                rejected: &[(String, String)],
+                user_task_id: &str,
+                claim: u32,
+                at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>,
+                caps: &[$crate::Cap]
+            ) -> Vec<$crate::OrderRecord>;
+            suppress::suppress(entries: &[$crate::Suppression]) -> u64;
+            suppress::unsuppress(phones: &[String], source: Option<&str>) -> u64;
+            suppress::replace_suppression_source(source: &str, entries: &[$crate::Suppression]) -> $crate::SourceSync;
+        });
     };
-    (@forward $backend:ty, $writers:expr;
+    (@forward $backend:ty, $writers:expr; backend {
         $($module:ident :: $method:ident ($($arg:ident : $ty:ty),* $(,)?) -> $ret:ty;)*
-    ) => {
+    } shared {
+        $($shared:ident :: $smethod:ident ($($sarg:ident : $sty:ty),* $(,)?) -> $sret:ty;)*
+    }) => {
         #[$crate::backend::async_trait]
         impl $crate::Store for $backend {
             fn write_concurrency(&self) -> usize {
@@ -104,6 +116,11 @@ macro_rules! impl_store {
             $(
                 async fn $method(&self, $($arg: $ty),*) -> ::std::result::Result<$ret, $crate::StoreError> {
                     $module::$method(self, $($arg),*).await
+                }
+            )*
+            $(
+                async fn $smethod(&self, $($sarg: $sty),*) -> ::std::result::Result<$sret, $crate::StoreError> {
+                    $crate::backend::$shared::$smethod(self, $($sarg),*).await
                 }
             )*
         }

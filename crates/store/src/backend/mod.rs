@@ -1,26 +1,32 @@
 //! What every backend needs around its own SQL, written once for all of them: reading result rows into records
-//! ([`Columns`], [`FromColumns`]), deciding what a callback batch stores and applies ([`ingest_outcomes`],
-//! [`ingested_facts`]), the small pure steps of the batch methods (the suppression writes' among them:
-//! [`entries_to_write`], [`source_entries`]), the rules of the upload transactions ([`upload`]) and of frequency caps ([`cap_windows`], [`held`]), and the backend's
-//! `impl Store` itself ([`crate::impl_store!`]). Backends use it; the daemon has no need to.
+//! ([`Columns`], [`FromColumns`]), the SQL that differs between backends only by its spelling ([`Dialect`]),
+//! deciding what a callback batch stores and applies ([`ingest_outcomes`], [`ingested_facts`]), the small steps
+//! of the batch methods ([`apply_order_facts`], [`prune_in_chunks`], ...), the suppression writes ([`suppress`]),
+//! the upload transactions ([`upload`]), the rules of frequency caps ([`cap_windows`], [`held`],
+//! [`held_numbers`]), and the backend's `impl Store` itself ([`crate::impl_store!`]). Backends use it; the daemon
+//! has no need to.
 
 mod batch;
 mod caps;
 mod decode;
+mod dialect;
 mod forward;
 mod ingest;
-mod suppress;
+pub mod suppress;
 pub mod upload;
 
 #[doc(hidden)]
 pub use {async_trait::async_trait, chrono, serde_json};
 
 pub use batch::{
-    LEDGER_TABLES, LedgerTable, PRUNE_CHUNK, granted_in_order, in_order, last_of_each,
-    lease_expiry, prune_in_chunks,
+    LEDGER_TABLES, LedgerTable, PRUNE_CHUNK, apply_order_facts, granted_in_order, in_order,
+    last_of_each, lease_expiry, prune_in_chunks,
 };
-pub use caps::{PhoneCapCounts, cap_windows, held};
-pub use decode::{Columns, FromColumns, OfCall, assemble_calls};
+pub use caps::{PhoneCapCounts, cap_windows, held, held_numbers};
+pub use decode::{
+    Columns, FromColumns, LEASE_COLUMNS, ORDER_COLUMNS, OfCall, TASK_COLUMNS, assemble_calls,
+};
+pub use dialect::{Dialect, Params};
 pub use ingest::{
     ObservedStatus, ingest_outcomes, ingested_facts, merge_task_statuses, stored_records,
 };
