@@ -102,6 +102,21 @@ async fn a_suppressed_number_is_never_uploaded(backend: Backend) {
     assert!(!up.contains(&norm(3)) && !up.contains(&norm(7)));
     let counts = env.store.order_counts("s").await.unwrap();
     assert_eq!(counts.suppressed, 2, "{counts:?}");
+    // The report counts them as suppressed, with the entry's reason.
+    let report = env
+        .store
+        .report(&store::ReportFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        report.rejected,
+        [store::RejectedRow {
+            campaign_id: "s".into(),
+            kind: "suppressed".into(),
+            reason: "asked not to be called".into(),
+            orders: 2,
+        }]
+    );
     assert_no_harm(&env.sim, &[spec]);
 }
 
@@ -241,6 +256,7 @@ async fn a_suppression_file_is_applied_and_its_removal_lifts_it(backend: Backend
     env.config.suppression = Some(daemon::SuppressionConfig {
         dir: dir.clone(),
         default_country: None,
+        limits: campaign::ContactLimits::default(),
     });
     env.restart();
     let spec = env.spec("f.toml");

@@ -65,7 +65,7 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
 
     // The pure part alone: read, parse and validate every file, then compile each calendar at now.
     let t = Instant::now();
-    let scan = daemon::scan_dir(dir.path());
+    let scan = daemon::scan_dir(dir.path(), &campaign::ContactLimits::default());
     let scan_secs = t.elapsed().as_secs_f64();
     let specs: Vec<_> = scan.files.into_iter().filter_map(|(_, r)| r.ok()).collect();
     if specs.len() as u64 != n {

@@ -689,14 +689,14 @@ variables = ["amount"]
         assert_eq!(e.line, 2);
         assert!(
             e.to_string()
-                .contains("more than 256 fields (the limit `max_fields`)"),
+                .contains("more than 256 fields (the limit `[contacts] max_fields`)"),
             "{e}"
         );
         let e = items[1].as_ref().unwrap_err();
         assert_eq!(e.line, 3);
         assert!(
             e.to_string()
-                .contains("longer than 65536 bytes (the limit `max_record_bytes`)"),
+                .contains("longer than 65536 bytes (the limit `[contacts] max_record_bytes`)"),
             "{e}"
         );
         assert_eq!(items[2].as_ref().unwrap().line, 4);

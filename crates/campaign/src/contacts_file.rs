@@ -37,7 +37,7 @@ pub enum ContactsFileError {
     },
     /// Larger than `max_file_bytes`.
     #[error(
-        "the contacts file {} has {size} bytes, more than the limit `max_file_bytes` ({limit} bytes)",
+        "the contacts file {} has {size} bytes, more than the limit `[contacts] max_file_bytes` ({limit} bytes); split the contacts across campaigns, or raise the limit in the daemon's configuration",
         shown(path)
     )]
     TooLarge {
@@ -374,7 +374,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             format!(
-                "the contacts file {} has 6 bytes, more than the limit `max_file_bytes` (3 bytes)",
+                "the contacts file {} has 6 bytes, more than the limit `[contacts] max_file_bytes` (3 bytes); split the contacts across campaigns, or raise the limit in the daemon's configuration",
                 dir.join("ok.csv").display()
             )
         );

@@ -1963,7 +1963,7 @@ file = "c.csv"
         assert!(
             errs[0]
                 .message
-                .contains("the limit `max_file_bytes` (16 bytes)"),
+                .contains("the limit `[contacts] max_file_bytes` (16 bytes)"),
             "{}",
             errs[0].message
         );

@@ -46,12 +46,12 @@ impl fmt::Display for RecordError {
             ),
             RecordError::TooLong { limit } => write!(
                 f,
-                "the record is longer than {limit} bytes (the limit `max_record_bytes`); shorten it, or look for a \
+                "the record is longer than {limit} bytes (the limit `[contacts] max_record_bytes`); shorten it, or look for a \
                  quote that is closed too late"
             ),
             RecordError::TooManyFields { limit } => write!(
                 f,
-                "the record has more than {limit} fields (the limit `max_fields`); remove the extra commas, or quote \
+                "the record has more than {limit} fields (the limit `[contacts] max_fields`); remove the extra commas, or quote \
                  the fields that contain commas"
             ),
             RecordError::QuoteInUnquoted => {
@@ -338,8 +338,8 @@ impl RecordReader {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         format!(
-                            "the file is larger than {limit} bytes (the limit `max_file_bytes`); split the contacts \
-                             across campaigns"
+                            "the file is larger than {limit} bytes (the limit `[contacts] max_file_bytes`); split the \
+                             contacts across campaigns, or raise the limit in the daemon's configuration"
                         ),
                     ));
                 }
@@ -429,11 +429,15 @@ mod tests {
             (line, e.clone()),
             (3, Err(RecordError::TooLong { limit: 10 }))
         );
-        assert!(e.unwrap_err().to_string().contains("`max_record_bytes`"));
+        assert!(
+            e.unwrap_err()
+                .to_string()
+                .contains("`[contacts] max_record_bytes`")
+        );
         assert_eq!(r.next_record().unwrap().unwrap(), (4, Ok(fields(&["ok"]))));
         assert_eq!(
             RecordError::TooManyFields { limit: 3 }.to_string(),
-            "the record has more than 3 fields (the limit `max_fields`); remove the extra commas, or quote the \
+            "the record has more than 3 fields (the limit `[contacts] max_fields`); remove the extra commas, or quote the \
              fields that contain commas"
         );
     }
@@ -452,7 +456,7 @@ mod tests {
                 Err(e) => break e,
             }
         };
-        assert!(e.to_string().contains("`max_file_bytes`"), "{e}");
+        assert!(e.to_string().contains("`[contacts] max_file_bytes`"), "{e}");
     }
 
     /// The quadratic case of the old reader: a quote opened near the top and never closed, so that every later line

@@ -38,6 +38,8 @@ pub struct Settings {
     pub suppression: SuppressionSettings,
     /// `[caps] attempts`: per number, across every campaign.
     pub caps: Vec<campaign::CapRule>,
+    /// `[contacts]`: how large a contacts (or suppression) file, a record and a row may be.
+    pub contacts: campaign::ContactLimits,
 }
 
 /// `[suppression]`: the do-not-call files, watched like campaign files.
@@ -250,6 +252,15 @@ struct Raw {
     reconcile: RawReconcile,
     suppression: RawSuppression,
     caps: RawCaps,
+    contacts: RawContacts,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContacts {
+    max_file_bytes: u64,
+    max_record_bytes: usize,
+    max_fields: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -456,7 +467,9 @@ impl Settings {
         if raw.webhook.max_connections == 0 {
             bail!("[webhook] max_connections must be at least 1");
         }
+        let contacts = contact_limits(&raw.contacts)?;
         Ok(Settings {
+            contacts,
             platform: PlatformSettings {
                 base_url,
                 uuid: p.uuid,
@@ -635,6 +648,33 @@ fn verify_responses(value: &Value) -> anyhow::Result<callbot_api::ResponseVerifi
     Ok(mode)
 }
 
+/// `[contacts]`, each bound at least large enough for an ordinary file: a smaller one would refuse valid contacts.
+fn contact_limits(raw: &RawContacts) -> anyhow::Result<campaign::ContactLimits> {
+    if raw.max_file_bytes < 1024 {
+        bail!(
+            "[contacts] max_file_bytes = {} is too small for a contacts file: use at least 1024",
+            raw.max_file_bytes
+        );
+    }
+    if raw.max_record_bytes < 256 {
+        bail!(
+            "[contacts] max_record_bytes = {} is too small for a contact row: use at least 256",
+            raw.max_record_bytes
+        );
+    }
+    if raw.max_fields < 2 {
+        bail!(
+            "[contacts] max_fields = {} cannot hold a phone and a name: use at least 2",
+            raw.max_fields
+        );
+    }
+    Ok(campaign::ContactLimits {
+        max_file_bytes: raw.max_file_bytes,
+        max_record_bytes: raw.max_record_bytes,
+        max_fields: raw.max_fields,
+    })
+}
+
 /// `[platform] max_response_bytes`, at least 64 KiB: below that even ordinary answers would be refused, and a
 /// refused answer to a request that changes a task leaves its outcome unknown.
 fn max_response_bytes(n: usize) -> anyhow::Result<usize> {
@@ -704,6 +744,46 @@ mod tests {
         assert_eq!(s.platform.algorithm, Algorithm::Md5);
         assert!(s.platform.secret_key.is_none());
         assert!(s.webhook.public_url.is_none());
+        assert_eq!(
+            s.contacts,
+            campaign::ContactLimits::default(),
+            "the example's [contacts] are the reader's own defaults"
+        );
+    }
+
+    #[test]
+    fn contact_limits_are_settings_and_refuse_useless_values() {
+        let s = Settings::load(
+            None,
+            env(&[
+                ("CAMPAIGND_CONTACTS__MAX_FILE_BYTES", "2048"),
+                ("CAMPAIGND_CONTACTS__MAX_RECORD_BYTES", "512"),
+                ("CAMPAIGND_CONTACTS__MAX_FIELDS", "4"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.contacts,
+            campaign::ContactLimits {
+                max_file_bytes: 2048,
+                max_record_bytes: 512,
+                max_fields: 4
+            }
+        );
+        for (key, value, says) in [
+            ("MAX_FILE_BYTES", "10", "max_file_bytes = 10 is too small"),
+            (
+                "MAX_RECORD_BYTES",
+                "16",
+                "max_record_bytes = 16 is too small",
+            ),
+            ("MAX_FIELDS", "1", "max_fields = 1 cannot hold"),
+        ] {
+            let e = Settings::load(None, env(&[(&format!("CAMPAIGND_CONTACTS__{key}"), value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{e}");
+        }
     }
 
     #[test]

@@ -540,3 +540,61 @@ fn config_check_never_prints_the_store_password() {
         );
     }
 }
+
+#[test]
+fn the_contacts_limits_are_the_configurations() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "good.toml", GOOD);
+    let long_name = "N".repeat(300);
+    let mut csv = format!("{CSV}020 7946 0003,{long_name},30\n");
+    for i in 4..40 {
+        csv.push_str(&format!("020 7946 00{i:02},P{i},1\n"));
+    }
+    write(dir.path(), "people.csv", &csv);
+    let with = |key: &str, value: &str| {
+        Command::new(env!("CARGO_BIN_EXE_campaignd"))
+            .arg("validate")
+            .arg("--campaigns-dir")
+            .arg(dir.path())
+            .env_remove("CAMPAIGND_CAMPAIGNS__DIR")
+            .env(format!("CAMPAIGND_CONTACTS__{key}"), value)
+            .output()
+            .expect("campaignd runs")
+    };
+    // The defaults take the file whole.
+    let out = validate(dir.path(), &[]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert!(
+        text(&out).contains("good: 39 contacts valid"),
+        "{}",
+        text(&out)
+    );
+
+    // A smaller file limit refuses the file, naming the setting.
+    let out = with("MAX_FILE_BYTES", "1024");
+    assert!(!out.status.success());
+    let said = all_output(&out);
+    assert!(
+        said.contains("more than the limit `[contacts] max_file_bytes` (1024 bytes)"),
+        "{said}"
+    );
+    // A smaller record limit makes the long row a bad row, with its line; the rest still counts.
+    let out = with("MAX_RECORD_BYTES", "256");
+    let said = all_output(&out);
+    assert!(
+        said.contains("good: 38 contacts valid, 1 invalid"),
+        "{said}"
+    );
+    assert!(
+        said.contains("people.csv:4:") && said.contains("`[contacts] max_record_bytes`"),
+        "{said}"
+    );
+    // A useless value is refused with the key.
+    let out = with("MAX_FIELDS", "1");
+    assert!(!out.status.success());
+    assert!(
+        all_output(&out).contains("[contacts] max_fields = 1 cannot hold"),
+        "{}",
+        all_output(&out)
+    );
+}

@@ -155,8 +155,17 @@ pub struct CampaignSet {
 }
 
 impl CampaignSet {
+    /// An empty set whose scans check contacts files against the default [`campaign::ContactLimits`].
     pub fn new() -> CampaignSet {
         CampaignSet::default()
+    }
+
+    /// An empty set whose scans check contacts files against `limits` (`[contacts]`).
+    pub fn with_contact_limits(limits: campaign::ContactLimits) -> CampaignSet {
+        CampaignSet {
+            scanner: Scanner::new(limits),
+            ..CampaignSet::default()
+        }
     }
 
     /// Adds the campaigns kept in the store whose file is not (or not yet) known, from their last good spec. The
@@ -202,7 +211,8 @@ impl CampaignSet {
         let mut handle = match self.pending_scan.take() {
             Some(handle) => handle,
             None => {
-                let mut scanner = std::mem::take(&mut self.scanner);
+                let limits = self.scanner.limits();
+                let mut scanner = std::mem::replace(&mut self.scanner, Scanner::new(limits));
                 let dir = dir.to_path_buf();
                 tokio::task::spawn_blocking(move || {
                     let changes = scanner.scan(&dir);

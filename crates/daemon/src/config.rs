@@ -31,6 +31,8 @@ pub struct DaemonConfig {
     pub suppression: Option<SuppressionConfig>,
     /// Limits on calls to one number over every campaign (`[caps] attempts`); each campaign may add stricter ones.
     pub caps: Vec<campaign::CapRule>,
+    /// How large a contacts file (campaigns' and suppression files), a record and a row may be (`[contacts]`).
+    pub contact_limits: campaign::ContactLimits,
 }
 
 impl DaemonConfig {
@@ -47,6 +49,7 @@ impl DaemonConfig {
             max_sleep: std::time::Duration::from_secs(10),
             suppression: None,
             caps: Vec::new(),
+            contact_limits: campaign::ContactLimits::default(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Streaming a campaign's CSV into the store as planned orders. Reads files and writes orders; never calls the
 //! platform.
 
-use campaign::{CampaignSpec, ContactReader};
+use campaign::{CampaignSpec, ContactLimits, ContactReader};
 use store::{NewOrder, Store};
 
 use crate::actions::{StepError, StepResult};
@@ -18,17 +18,17 @@ const PLAN_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 /// One reconcile's share of planning a campaign's contacts: when the CSV (or the campaign file) changed since it was
 /// last planned to its end, inserts for at most [`PLAN_BUDGET`], keeping the reader in `planning` for the next
 /// reconcile (which comes at once). Returns how many orders were newly planned, and whether the file is planned to
-/// its end (then `csv_planned` and `valid_contacts` say so).
+/// its end (then `csv_planned` and `valid_contacts` say so). The caller plans only campaigns whose file is present.
 pub(crate) async fn plan_step(
     store: &dyn Store,
     spec: &CampaignSpec,
-    file_present: bool,
+    limits: &ContactLimits,
     planning: &mut Option<Planning>,
     csv_planned: &mut Option<CsvStamp>,
     valid_contacts: &mut u64,
     now: chrono::DateTime<chrono::Utc>,
 ) -> StepResult<(u64, bool)> {
-    if !file_present || spec.schedule.end_utc().is_some_and(|end| now >= end) {
+    if spec.schedule.end_utc().is_some_and(|end| now >= end) {
         *planning = None;
         return Ok((0, true));
     }
@@ -42,6 +42,7 @@ pub(crate) async fn plan_step(
             spec,
             &crate::task::user_task_id(spec),
             stamp,
+            *limits,
         ));
     }
     let mut current = planning.take().expect("just set");
@@ -89,9 +90,19 @@ pub(crate) struct Planning {
 
 impl Planning {
     /// Starts reading the campaign's CSV (version `stamp`) for task `ut`.
-    pub(crate) fn start(spec: &CampaignSpec, ut: &str, stamp: CsvStamp) -> Planning {
-        let (chunks, reading) =
-            read_in_chunks(spec.clone(), ut.to_owned(), PLAN_CHUNK, PLAN_CHUNKS_AHEAD);
+    pub(crate) fn start(
+        spec: &CampaignSpec,
+        ut: &str,
+        stamp: CsvStamp,
+        limits: ContactLimits,
+    ) -> Planning {
+        let (chunks, reading) = read_in_chunks(
+            spec.clone(),
+            ut.to_owned(),
+            limits,
+            PLAN_CHUNK,
+            PLAN_CHUNKS_AHEAD,
+        );
         Planning {
             stamp,
             chunks,
@@ -146,8 +157,8 @@ pub struct Reader {
 }
 
 /// Opens the campaign's CSV.
-fn read(spec: &CampaignSpec, user_task_id: &str) -> Result<Reader, String> {
-    let inner = ContactReader::open(spec)
+fn read(spec: &CampaignSpec, user_task_id: &str, limits: &ContactLimits) -> Result<Reader, String> {
+    let inner = ContactReader::open_with_limits(spec, limits)
         .map_err(|e| format!("cannot read contacts {}: {e}", spec.contacts.file.display()))?;
     Ok(Reader {
         inner,
@@ -193,6 +204,7 @@ impl Reader {
 fn read_in_chunks(
     spec: CampaignSpec,
     ut: String,
+    limits: ContactLimits,
     chunk: usize,
     ahead: usize,
 ) -> (
@@ -203,7 +215,7 @@ fn read_in_chunks(
     let (tx, rx) = tokio::sync::mpsc::channel(ahead.max(1));
     let handle = tokio::task::spawn_blocking(move || {
         let mut stats = Stats::default();
-        let mut reader = match read(&spec, &ut) {
+        let mut reader = match read(&spec, &ut, &limits) {
             Ok(r) => r,
             Err(e) => {
                 let _ = tx.blocking_send(Err(e));

@@ -83,8 +83,8 @@ impl Daemon {
             clock,
             hub,
             ledger,
+            set: CampaignSet::with_contact_limits(config.contact_limits),
             config,
-            set: CampaignSet::new(),
             loaded_from_store: false,
             scanned: false,
             suppression: SuppressionWatch::new(suppression_files),
@@ -543,10 +543,15 @@ impl Daemon {
     /// Plans the campaign's contacts into the store (see [`crate::contacts::plan_step`]).
     async fn plan_contacts(&mut self, id: &str, now: DateTime<Utc>) -> StepResult<(u64, bool)> {
         let c = self.set.get_mut(id).expect("campaign exists");
+        if !c.file_present {
+            // A removed campaign plans nothing more.
+            c.planning = None;
+            return Ok((0, true));
+        }
         let (inserted, complete) = crate::contacts::plan_step(
             self.store.as_ref(),
             &c.spec,
-            c.file_present,
+            &self.config.contact_limits,
             &mut c.planning,
             &mut c.csv_planned,
             &mut c.valid_contacts,

@@ -47,15 +47,15 @@ pub fn campaign_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Loads every campaign file of `dir`.
-pub fn scan_dir(dir: &Path) -> FileScan {
+/// Loads every campaign file of `dir`, checking contacts files against `limits`.
+pub fn scan_dir(dir: &Path, limits: &campaign::ContactLimits) -> FileScan {
     match campaign_files(dir) {
         Ok(paths) => FileScan {
             dir_error: None,
             files: paths
                 .into_iter()
                 .map(|path| {
-                    let result = load_file(&path);
+                    let result = load_file(&path, limits);
                     (path, result)
                 })
                 .collect(),
@@ -126,12 +126,25 @@ struct Seen {
 /// a directory listing and 20,000 `stat` calls, not 10,000 parses.
 #[derive(Debug, Default)]
 pub(crate) struct Scanner {
+    /// The bounds a campaign's contacts file is checked against (`[contacts]`).
+    limits: campaign::ContactLimits,
     good: HashMap<PathBuf, Seen>,
     /// Files parsed so far (for tests).
     parsed: u64,
 }
 
 impl Scanner {
+    pub(crate) fn new(limits: campaign::ContactLimits) -> Scanner {
+        Scanner {
+            limits,
+            ..Scanner::default()
+        }
+    }
+
+    pub(crate) fn limits(&self) -> campaign::ContactLimits {
+        self.limits
+    }
+
     /// Scans `dir`, parsing only new and changed files.
     pub(crate) fn scan(&mut self, dir: &Path) -> DirChanges {
         let paths = match campaign_files(dir) {
@@ -161,7 +174,7 @@ impl Scanner {
                 continue;
             }
             self.parsed += 1;
-            match load_file(&path) {
+            match load_file(&path, &self.limits) {
                 Ok(spec) => {
                     if let Some(stamp) = stamp {
                         // Stamped before the read: a write during the read shows as a change at the next scan.
@@ -192,14 +205,16 @@ impl Scanner {
     }
 }
 
-fn load_file(path: &Path) -> Result<CampaignSpec, String> {
-    campaign::load_campaign(path).map_err(|diags| {
-        let mut sources = BTreeMap::new();
-        if let Ok(text) = std::fs::read_to_string(path) {
-            sources.insert(path.to_path_buf(), text);
-        }
-        diags.render_human(&sources)
-    })
+fn load_file(path: &Path, limits: &campaign::ContactLimits) -> Result<CampaignSpec, String> {
+    campaign::load_campaign_with_limits(path, limits)
+        .map(|(spec, _)| spec)
+        .map_err(|diags| {
+            let mut sources = BTreeMap::new();
+            if let Ok(text) = std::fs::read_to_string(path) {
+                sources.insert(path.to_path_buf(), text);
+            }
+            diags.render_human(&sources)
+        })
 }
 
 #[cfg(test)]

@@ -19,6 +19,8 @@ pub struct SuppressionConfig {
     pub dir: PathBuf,
     /// For numbers written without a country code.
     pub default_country: Option<String>,
+    /// How large a file, a record and a row may be (the contacts' limits, `[contacts]`).
+    pub limits: ContactLimits,
 }
 
 /// What one pass over the directory did.
@@ -160,15 +162,12 @@ impl SuppressionFiles {
             }
             let path = self.config.dir.join(&name);
             let country = self.config.default_country.clone();
+            let limits = self.config.limits;
             let read = {
                 let path = path.clone();
                 tokio::task::spawn_blocking(move || {
-                    campaign::read_suppression_file(
-                        &path,
-                        country.as_deref(),
-                        &ContactLimits::default(),
-                    )
-                    .map_err(|e| e.to_string())
+                    campaign::read_suppression_file(&path, country.as_deref(), &limits)
+                        .map_err(|e| e.to_string())
                 })
                 .await
                 .unwrap_or_else(|e| Err(e.to_string()))

@@ -11,7 +11,9 @@ use campaign::{CampaignSpec, Stretch, Zone};
 use clock::Clock as _;
 use serde_json::json;
 
-use super::validate::{ContactsOutcome, OutputFormat, campaign_files, load_all, read_contacts};
+use super::validate::{
+    ContactsOutcome, OutputFormat, campaign_files, contact_limits, load_all, read_contacts,
+};
 
 /// How long before a new stretch the daemon pauses the task and sends `updateTask`: the vendor says settings take
 /// about 5 minutes to apply.
@@ -228,7 +230,8 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         None => clock::SystemClock.now(),
     };
     let files = campaign_files(&args.campaigns_dir)?;
-    let loaded = load_all(&files, now);
+    let limits = contact_limits()?;
+    let loaded = load_all(&files, &limits, now);
     let errors = loaded.diagnostics.error_count();
 
     let online = match &args.store {
@@ -248,7 +251,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     for spec in &loaded.specs {
         let zone = spec.schedule.zone;
         let list = campaign::stretches(&spec.schedule, now, args.stretches.max(1));
-        let (contacts_json, valid) = match read_contacts(spec, 0) {
+        let (contacts_json, valid) = match read_contacts(spec, &limits, 0) {
             ContactsOutcome::Read(s) => (
                 json!({
                     "valid": s.valid,

@@ -100,7 +100,9 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<E
     dc.suppression = Some(SuppressionConfig {
         dir: settings.suppression.dir.clone(),
         default_country: settings.suppression.default_country.clone(),
+        limits: settings.contacts,
     });
+    dc.contact_limits = settings.contacts;
 
     let hub = Arc::new(Hub::new(Metrics::new()));
     let daemon = Daemon::new(store.clone(), client, clock.clone(), hub.clone(), dc);

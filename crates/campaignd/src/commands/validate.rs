@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use campaign::{
-    CampaignSpec, ContactIssue, ContactIssueKind, ContactReader, Diagnostic, Diagnostics,
+    CampaignSpec, ContactIssue, ContactIssueKind, ContactLimits, ContactReader, Diagnostic,
+    Diagnostics,
 };
 use clock::Clock as _;
 use serde_json::json;
@@ -59,8 +60,17 @@ pub(crate) struct Loaded {
     pub sources: BTreeMap<PathBuf, String>,
 }
 
+/// The `[contacts]` limits of the configuration (file, then environment), which `validate` and `plan` check files
+/// against exactly as the daemon does.
+pub(crate) fn contact_limits() -> anyhow::Result<ContactLimits> {
+    Ok(crate::config::Settings::from_cli()
+        .context("cannot read the configuration, which holds the [contacts] limits")?
+        .contacts)
+}
+
 pub(crate) fn load_all(
     files: &[PathBuf],
+    limits: &ContactLimits,
     now: campaign::chrono::DateTime<campaign::chrono::Utc>,
 ) -> Loaded {
     let mut specs = Vec::new();
@@ -70,7 +80,7 @@ pub(crate) fn load_all(
         if let Ok(text) = std::fs::read_to_string(file) {
             sources.insert(file.clone(), text);
         }
-        match campaign::load_campaign_with_warnings(file) {
+        match campaign::load_campaign_with_limits(file, limits) {
             Ok((spec, warnings)) => {
                 diagnostics.extend(warnings);
                 diagnostics.extend(campaign::warnings_at(&spec, now));
@@ -93,8 +103,12 @@ pub(crate) enum ContactsOutcome {
     Failed(String),
 }
 
-pub(crate) fn read_contacts(spec: &CampaignSpec, keep: usize) -> ContactsOutcome {
-    match ContactReader::open(spec) {
+pub(crate) fn read_contacts(
+    spec: &CampaignSpec,
+    limits: &ContactLimits,
+    keep: usize,
+) -> ContactsOutcome {
+    match ContactReader::open_with_limits(spec, limits) {
         Ok(reader) => ContactsOutcome::Read(reader.summarize(keep)),
         Err(e) => ContactsOutcome::Failed(e.to_string()),
     }
@@ -123,14 +137,15 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         args.files.clone()
     };
     let now = clock::SystemClock.now();
-    let loaded = load_all(&files, now);
+    let limits = contact_limits()?;
+    let loaded = load_all(&files, &limits, now);
 
     let mut campaigns = Vec::new();
     let mut human = String::new();
     let mut contact_failures = 0u64;
     for spec in &loaded.specs {
         let csv = spec.contacts.file.display().to_string();
-        match read_contacts(spec, args.max_contact_issues) {
+        match read_contacts(spec, &limits, args.max_contact_issues) {
             ContactsOutcome::Read(s) => {
                 contact_failures += s.invalid + s.duplicate;
                 let listed = s.issues.len() as u64;
