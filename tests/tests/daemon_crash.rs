@@ -7,12 +7,14 @@
 mod daemon_support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use callbot_sim::{Account, DropApplies, FaultConfig, FaultKind, SimConfig, SimHandle, Simulator};
-use daemon_support::{Backend, SECRET, UUID, assert_no_harm, contacts_csv};
-use tokio::net::TcpListener;
+use callbot_sim::{Account, DropApplies, FaultConfig, FaultKind, SimConfig, SimHandle};
+use daemon_support::{
+    Backend, SECRET, UUID, accepted_of, assert_no_harm, contacts_csv, free_port, fresh_store_url,
+    real_time_sim, wait_for,
+};
 use tokio_util::sync::CancellationToken;
 
 const CONTACTS: usize = 240;
@@ -47,15 +49,6 @@ impl Rng {
     }
 }
 
-/// A free loopback port (bound and released), so the test can reach the daemon's `/readyz`.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Waits (bounded) until the daemon answers `/readyz`: it has started, installed its signal handlers and reconciled.
 async fn wait_ready(port: u16) {
     let http = reqwest::Client::new();
@@ -75,36 +68,9 @@ async fn wait_ready(port: u16) {
 }
 
 fn spawn(dir: &Path, sim_url: &str, store_url: &str, port: u16) -> Child {
-    Command::new(daemon_support::campaignd_bin())
-        .arg("run")
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("CAMPAIGND_PLATFORM__BASE_URL", sim_url)
-        .env("CAMPAIGND_PLATFORM__UUID", UUID)
-        .env("CAMPAIGND_PLATFORM__SECRET_KEY", SECRET)
-        .env("CAMPAIGND_PLATFORM__REQUESTS_PER_SECOND", "10")
-        .env("CAMPAIGND_PLATFORM__REQUEST_TIMEOUT", "1s")
-        .env("CAMPAIGND_STORE__URL", store_url)
-        .env("CAMPAIGND_CAMPAIGNS__DIR", dir.join("campaigns"))
-        .env("CAMPAIGND_CAMPAIGNS__RESCAN_INTERVAL", "1s")
-        .env("CAMPAIGND_WEBHOOK__LISTEN", format!("127.0.0.1:{port}"))
-        .env("CAMPAIGND_RECONCILE__POLL_INTERVAL", "1s")
-        .env("CAMPAIGND_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    daemon_support::run_command(dir, sim_url, store_url, port)
         .spawn()
         .expect("the campaignd binary starts")
-}
-
-/// Waits (bounded) for a condition on the simulator's state; the daemon is another process, so there is no step
-/// to drive: this is the only place the test waits on real time.
-async fn wait_for(sim: &SimHandle, what: &str, limit: Duration, cond: impl Fn(&SimHandle) -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond(sim) {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn killed_at_many_points_loses_and_duplicates_nothing(backend: Backend) {
@@ -122,11 +88,7 @@ async fn killed_at_many_points_loses_and_duplicates_nothing(backend: Backend) {
         seed: 9,
         ..FaultConfig::default()
     };
-    let sim = Simulator::new(cfg, clock::SystemClock::shared());
-    let handle = sim.handle();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim_url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(sim.run(listener, shutdown.clone()));
+    let (handle, sim_url) = real_time_sim(cfg, &shutdown).await;
 
     let work = tempfile::tempdir().unwrap();
     let campaigns = work.path().join("campaigns");
@@ -136,24 +98,10 @@ async fn killed_at_many_points_loses_and_duplicates_nothing(backend: Backend) {
     let spec = campaign::load_campaign(&campaigns.join("crash.toml")).unwrap();
     let ut = daemon::user_task_id(&spec);
 
-    let _pg;
-    let store_url = match backend {
-        Backend::Sqlite => testkit::sqlite_url(work.path()),
-        Backend::Postgres => {
-            let db = testkit::postgres_database().await;
-            let url = db.url.clone();
-            _pg = db;
-            url
-        }
-    };
+    let (store_url, _pg) = fresh_store_url(backend, work.path()).await;
 
     let mut rng = Rng(42);
-    let accepted_now = |sim: &SimHandle| {
-        sim.submissions()
-            .iter()
-            .filter(|s| s.accepted && s.user_task_id == ut)
-            .count()
-    };
+    let accepted_now = |sim: &SimHandle| accepted_of(sim, &ut);
     let mut killed_mid_upload = 0;
     for round in 0..14 {
         // Toggle `paused` in the file now and then, so kills also land around pause/start.
@@ -216,13 +164,7 @@ async fn killed_at_many_points_loses_and_duplicates_nothing(backend: Backend) {
     let port = free_port();
     let mut child = spawn(work.path(), &sim_url, &store_url, port);
     wait_ready(port).await;
-    let accepted_all = |sim: &SimHandle| {
-        sim.submissions()
-            .iter()
-            .filter(|s| s.accepted && s.user_task_id == ut)
-            .count()
-            >= CONTACTS
-    };
+    let accepted_all = |sim: &SimHandle| accepted_of(sim, &ut) >= CONTACTS;
     wait_for(
         &handle,
         "every contact accepted by the platform",

@@ -327,6 +327,92 @@ pub fn campaignd_bin() -> std::path::PathBuf {
         .clone()
 }
 
+/// The simulator over a loopback socket in real time, for a daemon the test runs as a process of its own (it reads
+/// the system clock), until `shutdown`. Returns its handle and its URL.
+pub async fn real_time_sim(cfg: SimConfig, shutdown: &CancellationToken) -> (SimHandle, String) {
+    let sim = Simulator::new(cfg, clock::SystemClock::shared());
+    let handle = sim.handle();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(sim.run(listener, shutdown.clone()));
+    (handle, url)
+}
+
+/// The URL of a fresh store for a daemon run as a process: SQLite in `dir`, or a new PostgreSQL database, which
+/// lives as long as the returned guard.
+pub async fn fresh_store_url(
+    backend: Backend,
+    dir: &Path,
+) -> (String, Option<testkit::TestDatabase>) {
+    match backend {
+        Backend::Sqlite => (testkit::sqlite_url(dir), None),
+        Backend::Postgres => {
+            let db = testkit::postgres_database().await;
+            (db.url.clone(), Some(db))
+        }
+    }
+}
+
+/// How many orders of the task the simulator accepted.
+pub fn accepted_of(sim: &SimHandle, user_task_id: &str) -> usize {
+    sim.submissions()
+        .iter()
+        .filter(|s| s.accepted && s.user_task_id == user_task_id)
+        .count()
+}
+
+/// A free loopback port (bound and released), for a daemon the test runs as a process of its own.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `campaignd run` in `dir` (its campaigns in `dir/campaigns`), against the simulator at `sim_url` and the store at
+/// `store_url`, its webhook listening on `port`, with a clean environment, quiet, platform requests timing out
+/// after 1 s. The caller may set more (a later `env` of the same name wins), then spawns it.
+pub fn run_command(dir: &Path, sim_url: &str, store_url: &str, port: u16) -> std::process::Command {
+    let mut cmd = std::process::Command::new(campaignd_bin());
+    cmd.arg("run")
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CAMPAIGND_PLATFORM__BASE_URL", sim_url)
+        .env("CAMPAIGND_PLATFORM__UUID", UUID)
+        .env("CAMPAIGND_PLATFORM__SECRET_KEY", SECRET)
+        .env("CAMPAIGND_PLATFORM__REQUESTS_PER_SECOND", "10")
+        .env("CAMPAIGND_PLATFORM__REQUEST_TIMEOUT", "1s")
+        .env("CAMPAIGND_STORE__URL", store_url)
+        .env("CAMPAIGND_CAMPAIGNS__DIR", dir.join("campaigns"))
+        .env("CAMPAIGND_CAMPAIGNS__RESCAN_INTERVAL", "1s")
+        .env("CAMPAIGND_WEBHOOK__LISTEN", format!("127.0.0.1:{port}"))
+        .env("CAMPAIGND_RECONCILE__POLL_INTERVAL", "1s")
+        .env("CAMPAIGND_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    cmd
+}
+
+/// Waits (bounded) for a condition on the simulator's state, for a daemon that runs as another process: there is no
+/// step to drive, so this is the one place such a test waits on real time.
+pub async fn wait_for(
+    sim: &SimHandle,
+    what: &str,
+    limit: std::time::Duration,
+    cond: impl Fn(&SimHandle) -> bool,
+) {
+    let deadline = std::time::Instant::now() + limit;
+    while !cond(sim) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// Runs each named `async fn name(backend: Backend)` of the including test file as two tests, `sqlite::name` and
 /// `postgres::name`.
 #[allow(unused_macros)]

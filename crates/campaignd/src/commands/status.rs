@@ -1,6 +1,10 @@
 //! `campaignd status [CAMPAIGN]`: per campaign, its state, task, progress, the next action and when it is due, and
 //! in words why it is or isn't dialling. Reads the campaign files and the store; never calls the platform.
+//!
+//! A batch in flight (orders `sending`) is told apart by its campaign's lease: held by a live replica, it is being
+//! uploaded; left by a replica whose lease expired (or with no lease at all), it was interrupted.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,9 +14,10 @@ use campaign::CampaignSpec;
 use campaign::chrono::{DateTime, Utc};
 use clock::Clock;
 use daemon::{
-    Action, Plan, Snapshot, TaskState, decide, desired, local_label, observed_at, snapshot,
+    Action, Plan, Snapshot, TaskState, Why, decide, desired, local_label, observed_at, snapshot,
 };
 use serde::Serialize;
+use store::LeaseRecord;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
@@ -65,6 +70,76 @@ struct CampaignStatus {
     /// Planned numbers held by a cap (not uploaded until the cap allows), and the first release when known.
     held: u64,
     held_until: Option<DateTime<Utc>>,
+    /// Where the batch in flight stands, when orders are `sending`.
+    upload: Option<Upload>,
+}
+
+/// A batch in flight, as its campaign's lease tells it at the status command's `now`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+enum Upload {
+    /// A live replica holds the campaign's lease: the batch is being sent, or its answer awaited.
+    Uploading {
+        replica: String,
+        lease_until: DateTime<Utc>,
+    },
+    /// Nobody holds the lease: the replica that sent the batch is gone. `replica` and `lease_expired_at` are those of
+    /// the expired lease, or both `None` when none is stored (it was given up, or never taken).
+    Interrupted {
+        replica: Option<String>,
+        lease_expired_at: Option<DateTime<Utc>>,
+    },
+}
+
+impl Upload {
+    /// The batch in flight of a campaign whose decision at `now` is `why`, from its lease: `None` unless the
+    /// decision is to check with the platform what is in doubt.
+    fn at(why: &Why, lease: Option<&LeaseRecord>, now: DateTime<Utc>) -> Option<Upload> {
+        if *why != Why::CheckingInDoubt {
+            return None;
+        }
+        Some(match lease {
+            Some(l) if l.is_current(now) => Upload::Uploading {
+                replica: l.owner.clone(),
+                lease_until: l.expires_at,
+            },
+            Some(l) => Upload::Interrupted {
+                replica: Some(l.owner.clone()),
+                lease_expired_at: Some(l.expires_at),
+            },
+            None => Upload::Interrupted {
+                replica: None,
+                lease_expired_at: None,
+            },
+        })
+    }
+
+    /// In words, in place of the decision's own `why`; `local` renders an instant in the campaign's own time zone.
+    fn describe(&self, local: &dyn Fn(DateTime<Utc>) -> String) -> String {
+        const NEXT: &str =
+            "the next owner checks with the platform what it did before sending anything again";
+        match self {
+            Upload::Uploading {
+                replica,
+                lease_until,
+            } => format!(
+                "uploading: a batch is in flight, held by replica {replica} (lease until {})",
+                local(*lease_until)
+            ),
+            Upload::Interrupted {
+                replica: Some(replica),
+                lease_expired_at: Some(at),
+            } => format!(
+                "interrupted: replica {replica} left a batch in flight (its lease expired {}); {NEXT}",
+                local(*at)
+            ),
+            Upload::Interrupted { .. } => {
+                format!(
+                    "interrupted: a batch was left in flight and no replica holds the campaign's lease; {NEXT}"
+                )
+            }
+        }
+    }
 }
 
 pub async fn run(args: StatusArgs, _shutdown: CancellationToken) -> anyhow::Result<ExitCode> {
@@ -95,7 +170,7 @@ pub async fn run(args: StatusArgs, _shutdown: CancellationToken) -> anyhow::Resu
         .campaigns()
         .await
         .context("cannot read the campaigns from the store")?;
-    let mut set = daemon::CampaignSet::new();
+    let mut set = daemon::CampaignSet::with_contact_limits(settings.contacts);
     for id in set.load_stored(&records, true) {
         eprintln!("warning: the stored spec of campaign {id} cannot be read; it is left out");
     }
@@ -132,6 +207,15 @@ pub async fn run(args: StatusArgs, _shutdown: CancellationToken) -> anyhow::Resu
     {
         anyhow::bail!("no campaign `{c}` in {} or in the store", dir.display());
     }
+
+    let ids: Vec<String> = entries.iter().map(|(spec, ..)| spec.id.clone()).collect();
+    let leases: HashMap<String, LeaseRecord> = store
+        .leases(&ids)
+        .await
+        .context("cannot read the campaigns' leases from the store")?
+        .into_iter()
+        .map(|l| (l.campaign_id.clone(), l))
+        .collect();
 
     let mut out = Vec::new();
     for (spec, present, file_error, last_error) in entries {
@@ -170,6 +254,10 @@ pub async fn run(args: StatusArgs, _shutdown: CancellationToken) -> anyhow::Resu
         let mut status = describe(&spec, present, file_error, last_error, &snap, apply_delay);
         status.held = held.numbers;
         status.held_until = held.until;
+        status.upload = Upload::at(&snap.plan.why, leases.get(&spec.id), now);
+        if let Some(upload) = &status.upload {
+            status.why = upload.describe(&|at| local_label(&spec.schedule, at));
+        }
         out.push(status);
     }
     match args.format {
@@ -258,6 +346,7 @@ fn describe(
         last_error,
         held: 0,
         held_until: None,
+        upload: None,
     }
 }
 
@@ -286,7 +375,7 @@ fn print_human(c: &CampaignStatus) {
     }
     let o = &c.orders;
     println!(
-        "  progress: {} contacts: {} uploaded, {} waiting, {} in doubt, {} rejected; {} dialled, {} answered, {} finished",
+        "  progress: {} contacts: {} uploaded, {} waiting, {} in flight, {} rejected; {} dialled, {} answered, {} finished",
         o.total, o.sent, o.planned, o.sending, o.rejected, o.dialled, o.answered, o.finished
     );
     if c.held > 0 {
@@ -329,4 +418,146 @@ fn print_human(c: &CampaignStatus) {
         println!("  error:    {e}");
     }
     println!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    fn lease(owner: &str, expires_at: DateTime<Utc>) -> LeaseRecord {
+        LeaseRecord {
+            campaign_id: "spring".into(),
+            owner: owner.into(),
+            expires_at,
+        }
+    }
+
+    fn label(at: DateTime<Utc>) -> String {
+        format!("L{}", at.timestamp() - 1_800_000_000)
+    }
+
+    #[test]
+    fn only_orders_in_doubt_have_an_upload_whatever_the_lease() {
+        let others = [
+            Why::FileRemoved,
+            Why::Ended { at: None },
+            Why::PlatformEnded,
+            Why::CompletedOnPlatform,
+            Why::NoContacts,
+            Why::PausedInFile,
+            Why::NothingLeft { finished: 3 },
+            Why::Holiday {
+                date: t(0).date_naive(),
+                next_open: Some(t(3600)),
+            },
+            Why::WaitingForSettings { effective_at: t(5) },
+            Why::ChangingSettings { next_open: None },
+            Why::NotStarted { opens_at: None },
+            Why::OutsideWindow { next_open: None },
+            Why::Dialling { until: None },
+            Why::Uploading,
+        ];
+        let held = lease("replica-a", t(10));
+        let gone = lease("replica-a", t(-10));
+        for why in &others {
+            for l in [None, Some(&held), Some(&gone)] {
+                assert_eq!(Upload::at(why, l, t(0)), None, "{why:?} with {l:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_current_lease_is_uploading_until_the_instant_it_expires() {
+        let l = lease("replica-a", t(10));
+        for now in [t(-100), t(0), t(9)] {
+            assert_eq!(
+                Upload::at(&Why::CheckingInDoubt, Some(&l), now),
+                Some(Upload::Uploading {
+                    replica: "replica-a".into(),
+                    lease_until: t(10)
+                }),
+                "at {now}"
+            );
+        }
+        // From `expires_at` on another replica may take the lease over (the store's rule): its owner is gone.
+        for now in [t(10), t(11), t(1000)] {
+            assert_eq!(
+                Upload::at(&Why::CheckingInDoubt, Some(&l), now),
+                Some(Upload::Interrupted {
+                    replica: Some("replica-a".into()),
+                    lease_expired_at: Some(t(10))
+                }),
+                "at {now}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_lease_is_interrupted_by_an_unknown_replica() {
+        assert_eq!(
+            Upload::at(&Why::CheckingInDoubt, None, t(0)),
+            Some(Upload::Interrupted {
+                replica: None,
+                lease_expired_at: None
+            })
+        );
+    }
+
+    #[test]
+    fn each_upload_state_says_who_and_until_when_in_local_time() {
+        let uploading = Upload::Uploading {
+            replica: "replica-a".into(),
+            lease_until: t(120),
+        };
+        assert_eq!(
+            uploading.describe(&label),
+            "uploading: a batch is in flight, held by replica replica-a (lease until L120)"
+        );
+        let left = Upload::Interrupted {
+            replica: Some("replica-b".into()),
+            lease_expired_at: Some(t(-5)),
+        };
+        assert_eq!(
+            left.describe(&label),
+            "interrupted: replica replica-b left a batch in flight (its lease expired L-5); the next owner checks \
+             with the platform what it did before sending anything again"
+        );
+        let unknown = Upload::Interrupted {
+            replica: None,
+            lease_expired_at: None,
+        };
+        assert_eq!(
+            unknown.describe(&label),
+            "interrupted: a batch was left in flight and no replica holds the campaign's lease; the next owner \
+             checks with the platform what it did before sending anything again"
+        );
+    }
+
+    #[test]
+    fn the_upload_state_is_a_tagged_json_object() {
+        let uploading = Upload::Uploading {
+            replica: "replica-a".into(),
+            lease_until: t(120),
+        };
+        assert_eq!(
+            serde_json::to_value(&uploading).unwrap(),
+            serde_json::json!({
+                "state": "uploading",
+                "replica": "replica-a",
+                "lease_until": "2027-01-15T08:02:00Z"
+            })
+        );
+        let unknown = Upload::Interrupted {
+            replica: None,
+            lease_expired_at: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&unknown).unwrap(),
+            serde_json::json!({ "state": "interrupted", "replica": null, "lease_expired_at": null })
+        );
+    }
 }
