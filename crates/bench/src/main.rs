@@ -25,6 +25,7 @@ mod procfs;
 mod reconcile;
 mod report;
 mod simproc;
+mod suppression;
 mod upload;
 
 use std::io::{BufRead, BufReader};
@@ -75,6 +76,9 @@ enum Command {
     /// Machine limit beside callbacks: N callbacks (default 100,000) built as the webhook builds them, then written
     /// with Store::ingest_callbacks in batches of --batch, write_concurrency batches at once, no HTTP.
     LimitIngest(Args),
+    /// A do-not-call list of N numbers (default 10,000,000) loaded from a file as the daemon loads it, then N / 10
+    /// contacts (at most 1,000,000) planned against it; with the machine's limits for both beside.
+    Suppression(Args),
     /// Every scenario at a tiny size on both stores, in seconds (for CI).
     Smoke,
     /// The simulator in its own process (used by the scenarios).
@@ -127,6 +131,7 @@ enum Scenario {
     LimitFacts,
     LimitHttp,
     LimitIngest,
+    Suppression,
 }
 
 impl Scenario {
@@ -143,6 +148,7 @@ impl Scenario {
             Scenario::LimitFacts => "limit-facts",
             Scenario::LimitHttp => "limit-http",
             Scenario::LimitIngest => "limit-ingest",
+            Scenario::Suppression => "suppression",
         }
     }
 
@@ -156,6 +162,7 @@ impl Scenario {
             Scenario::LimitFacts => 200_000,
             Scenario::Callbacks | Scenario::LimitHttp => 50_000,
             Scenario::LimitIngest => 100_000,
+            Scenario::Suppression => 10_000_000,
             Scenario::Campaigns => 10_000,
             Scenario::Idle => 100,
         }
@@ -191,6 +198,7 @@ fn main() -> ExitCode {
         Command::LimitFacts(a) => scenario(Scenario::LimitFacts, a),
         Command::LimitHttp(a) => scenario(Scenario::LimitHttp, a),
         Command::LimitIngest(a) => scenario(Scenario::LimitIngest, a),
+        Command::Suppression(a) => scenario(Scenario::Suppression, a),
         Command::Smoke => smoke(),
         Command::ServeSim(a) => runtime().and_then(|rt| rt.block_on(simproc::serve(a))),
         Command::Loadgen(a) => loadgen::main(a),
@@ -241,6 +249,7 @@ async fn run_one(s: Scenario, args: &Args) -> anyhow::Result<Figures> {
         Scenario::LimitFacts => limit_facts::run(size, args.store).await,
         Scenario::LimitHttp => limit_http::run(size, args.rate, args.concurrency).await,
         Scenario::LimitIngest => limit_ingest::run(size, args.store, args.batch).await,
+        Scenario::Suppression => suppression::run(size, args.store).await,
     }
 }
 
@@ -303,6 +312,7 @@ fn smoke() -> anyhow::Result<()> {
         orchestrate(Scenario::LimitInsert, &tiny(2000, store))?;
         orchestrate(Scenario::LimitFacts, &tiny(2000, store))?;
         orchestrate(Scenario::LimitIngest, &tiny(1000, store))?;
+        orchestrate(Scenario::Suppression, &tiny(2000, store))?;
     }
     // No store: once.
     orchestrate(Scenario::LimitNormalize, &tiny(2000, StoreKind::Sqlite))?;
