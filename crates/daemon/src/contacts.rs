@@ -122,6 +122,11 @@ impl Planning {
         let mut inserted = 0u64;
         loop {
             let left = budget.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                // Checked before waiting: a timeout polls its future first, so with the reader ahead of the store
+                // a spent budget alone would never end the loop.
+                return Ok((inserted, None));
+            }
             let next = match tokio::time::timeout(left, self.chunks.recv()).await {
                 Ok(next) => next,
                 // The budget is spent: the reader waits (bounded) for the next reconcile.
@@ -242,4 +247,45 @@ fn read_in_chunks(
 
 fn opt(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader ahead of the store (chunks already waiting) must not keep a reconcile planning past its budget: a
+    /// timeout polls its future first, so only a check before each wait ends the loop.
+    #[tokio::test]
+    async fn a_spent_budget_ends_planning_even_with_chunks_waiting() {
+        let db = testkit::sqlite_database();
+        let store = store_sqlite::SqliteStore::open(&db.url).await.unwrap();
+        let (tx, chunks) = tokio::sync::mpsc::channel(4);
+        for _ in 0..3 {
+            tx.send(Ok(Vec::new())).await.unwrap();
+        }
+        drop(tx);
+        let mut planning = Planning {
+            stamp: (None, String::new()),
+            chunks,
+            reading: tokio::spawn(async { Stats::default() }),
+        };
+        let now = chrono::Utc::now();
+        let (inserted, stats) = planning
+            .advance(&store, now, std::time::Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(inserted, 0);
+        assert!(
+            stats.is_none(),
+            "a spent budget leaves the rest for the next reconcile"
+        );
+        let (_, stats) = planning
+            .advance(&store, now, std::time::Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert!(
+            stats.is_some(),
+            "with time left, the file is planned to its end"
+        );
+    }
 }
