@@ -332,6 +332,28 @@ async fn two_campaigns_that_share_numbers_respect_a_daily_cap_together(backend: 
     );
     let out = env.step().await;
     assert!(out.campaign("b").unwrap().error.is_none());
+    // `campaignd report` shows them, with the caps of its configuration (here from the environment).
+    let report = std::process::Command::new(daemon_support::campaignd_bin())
+        .args(["report", "--store", &env.store_url, "--view", "held"])
+        .args(["--format", "json", "--now", &env.now().to_rfc3339()])
+        .env(
+            "CAMPAIGND_CAPS__ATTEMPTS",
+            r#"[{ within = "24h", max = 1 }]"#,
+        )
+        .current_dir(env.dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        report.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let held: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(held.as_array().map(Vec::len), Some(1), "{held}");
+    assert_eq!(held[0]["campaign_id"], "b", "{held}");
+    assert_eq!(held[0]["numbers"], 6, "{held}");
+    assert!(held[0]["until"].is_string(), "{held}");
 
     env.run_until(start + Duration::hours(26), Duration::hours(1))
         .await;

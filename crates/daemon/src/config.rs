@@ -53,3 +53,18 @@ impl DaemonConfig {
         }
     }
 }
+
+/// The caps that hold a campaign's numbers: the daemon's (`[caps] attempts`) and the campaign's own; every one applies.
+pub fn caps_in_force(
+    daemon_caps: &[campaign::CapRule],
+    spec: &campaign::CampaignSpec,
+) -> Vec<store::Cap> {
+    daemon_caps
+        .iter()
+        .chain(&spec.caps)
+        .map(|c| store::Cap {
+            within: Duration::seconds(i64::try_from(c.within_secs).unwrap_or(i64::MAX)),
+            max: c.max,
+        })
+        .collect()
+}

@@ -24,7 +24,7 @@ mod watcher;
 mod webhook;
 
 pub use campaigns::{CampaignEntry, CampaignSet, CampaignState, FailedFile, Reloaded, SetDiff};
-pub use config::DaemonConfig;
+pub use config::{DaemonConfig, caps_in_force};
 pub use daemon::Daemon;
 pub use desired::{desired, fit, local_label, target_at, task_settings};
 pub use hub::Hub;

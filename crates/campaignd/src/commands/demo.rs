@@ -240,6 +240,7 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
         view: super::report::View::All,
         since: None,
         store: Some(store_url.clone()),
+        now: None,
     };
     super::report::run(report, CancellationToken::new()).await?;
     if args.keep_store.is_none() {

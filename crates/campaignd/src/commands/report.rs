@@ -1,11 +1,12 @@
-//! `campaignd report`: prints the store's report views (per campaign and UTC day of the call start).
+//! `campaignd report`: prints the store's report views (per campaign and UTC day of the call start), and the numbers
+//! the frequency caps hold now.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use campaign::chrono::NaiveDate;
-use store::{Report, ReportFilter};
+use campaign::chrono::{DateTime, NaiveDate, Utc};
+use store::{Report, ReportFilter, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
@@ -27,6 +28,9 @@ pub struct ReportArgs {
     /// Store URL; defaults to `[store] url` from the configuration (sqlite://campaignd.db).
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+    /// Count the held numbers at this instant (RFC 3339, e.g. 2026-11-23T14:00:00Z) instead of now.
+    #[arg(long, value_name = "RFC3339")]
+    pub now: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -51,6 +55,72 @@ pub enum View {
     /// `report_rejected`: orders never uploaded, by kind (`suppressed` or `rejected`) and reason (`--since` does
     /// not apply).
     Rejected,
+    /// `held`: numbers planned but held now by a frequency cap (`[caps]` of the configuration and of the campaign),
+    /// and until when the first of them is held. Computed when the report is asked for, not a view.
+    Held,
+}
+
+/// What `report` prints: the store's views, and the numbers the caps hold now.
+#[derive(Debug, Default, serde::Serialize)]
+struct Shown {
+    #[serde(flatten)]
+    report: Report,
+    held: Vec<HeldRow>,
+}
+
+/// One campaign's numbers held by a frequency cap now.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+struct HeldRow {
+    campaign_id: String,
+    /// Planned numbers at a cap now (not uploaded until it allows).
+    numbers: u64,
+    /// The last instant the first of them is still held; `None` when only orders the platform may still dial hold
+    /// them (their release is not known).
+    until: Option<DateTime<Utc>>,
+}
+
+/// The numbers held now in every campaign that is not finished (or only `campaign`), by the caps in force for it.
+async fn held_now(
+    store: &dyn Store,
+    daemon_caps: &[campaign::CapRule],
+    campaign: Option<&str>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<HeldRow>> {
+    let records = store
+        .campaigns()
+        .await
+        .context("cannot read the campaigns from the store")?;
+    let mut out = Vec::new();
+    for rec in records {
+        if campaign.is_some_and(|c| c != rec.id)
+            || daemon::CampaignState::parse(&rec.state)
+                .is_some_and(daemon::CampaignState::is_finished)
+        {
+            continue;
+        }
+        let Some(spec) = rec
+            .spec
+            .and_then(|v| serde_json::from_value::<campaign::CampaignSpec>(v).ok())
+        else {
+            continue;
+        };
+        let caps = daemon::caps_in_force(daemon_caps, &spec);
+        if caps.is_empty() {
+            continue;
+        }
+        let held = store
+            .held_numbers(&daemon::user_task_id(&spec), &caps, now)
+            .await
+            .with_context(|| format!("cannot read campaign {}'s held numbers", spec.id))?;
+        if held.numbers > 0 {
+            out.push(HeldRow {
+                campaign_id: spec.id,
+                numbers: held.numbers,
+                until: held.until,
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
@@ -59,11 +129,21 @@ fn parse_date(s: &str) -> Result<NaiveDate, String> {
 }
 
 pub async fn run(args: ReportArgs, _shutdown: CancellationToken) -> anyhow::Result<ExitCode> {
-    let url = match args.store {
-        Some(url) => url,
-        None => Settings::from_cli()?.store.url,
-    };
+    let settings = Settings::from_cli()?;
+    let url = args.store.unwrap_or_else(|| settings.store.url.clone());
     let store = crate::open_store::open_store(&url).await?;
+    let held = if matches!(args.view, View::All | View::Held) {
+        let now = super::instant(args.now.as_deref())?;
+        held_now(
+            store.as_ref(),
+            &settings.caps,
+            args.campaign.as_deref(),
+            now,
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
     let filter = ReportFilter {
         campaign: args.campaign,
         since: args.since,
@@ -72,7 +152,10 @@ pub async fn run(args: ReportArgs, _shutdown: CancellationToken) -> anyhow::Resu
         .report(&filter)
         .await
         .context("cannot read the report views")?;
-    print!("{}", render(&report, args.format, args.view)?);
+    print!(
+        "{}",
+        render(&Shown { report, held }, args.format, args.view)?
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -91,7 +174,8 @@ fn secs(s: Option<f64>) -> String {
     s.map(|s| format!("{s:.1}")).unwrap_or_default()
 }
 
-fn tables(report: &Report, view: View, raw: bool) -> Vec<Table> {
+fn tables(shown: &Shown, view: View, raw: bool) -> Vec<Table> {
+    let report = &shown.report;
     let rate = |r: Option<f64>| {
         if raw {
             r.map(|r| r.to_string()).unwrap_or_default()
@@ -246,27 +330,46 @@ fn tables(report: &Report, view: View, raw: bool) -> Vec<Table> {
                 .collect(),
         });
     }
+    if matches!(view, View::All | View::Held) {
+        out.push(Table {
+            title: "held (now, by the caps in force)",
+            columns: &["campaign_id", "numbers", "until"],
+            rows: shown
+                .held
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.campaign_id.clone(),
+                        r.numbers.to_string(),
+                        r.until.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                    ]
+                })
+                .collect(),
+        });
+    }
     out
 }
 
-fn render(report: &Report, format: Format, view: View) -> anyhow::Result<String> {
+fn render(shown: &Shown, format: Format, view: View) -> anyhow::Result<String> {
+    let report = &shown.report;
     let mut out = String::new();
     match format {
         Format::Json => {
             let value = match view {
-                View::All => serde_json::to_value(report)?,
+                View::All => serde_json::to_value(shown)?,
                 View::Totals => serde_json::to_value(&report.totals)?,
                 View::Daily => serde_json::to_value(&report.daily)?,
                 View::CallStatus => serde_json::to_value(&report.call_status)?,
                 View::Intents => serde_json::to_value(&report.intents)?,
                 View::Rejected => serde_json::to_value(&report.rejected)?,
+                View::Held => serde_json::to_value(&shown.held)?,
             };
             out = serde_json::to_string_pretty(&value)?;
             out.push('\n');
         }
         Format::Csv => {
             // One CSV block per view; with several views, blocks are separated by a blank line.
-            for (i, t) in tables(report, view, true).iter().enumerate() {
+            for (i, t) in tables(shown, view, true).iter().enumerate() {
                 if i > 0 {
                     out.push('\n');
                 }
@@ -277,7 +380,7 @@ fn render(report: &Report, format: Format, view: View) -> anyhow::Result<String>
             }
         }
         Format::Table => {
-            for (i, t) in tables(report, view, false).iter().enumerate() {
+            for (i, t) in tables(shown, view, false).iter().enumerate() {
                 if i > 0 {
                     out.push('\n');
                 }
@@ -303,7 +406,13 @@ fn render(report: &Report, format: Format, view: View) -> anyhow::Result<String>
                         // Text left, numbers right.
                         if matches!(
                             t.columns[c],
-                            "campaign_id" | "day" | "status_name" | "intent"
+                            "campaign_id"
+                                | "day"
+                                | "status_name"
+                                | "intent"
+                                | "kind"
+                                | "reason"
+                                | "until"
                         ) {
                             let _ = write!(l, "{cell}{}  ", " ".repeat(pad));
                         } else {
@@ -340,6 +449,17 @@ mod tests {
     use store::{CallStatusRow, DailyRow, IntentRow, RejectedRow};
 
     use super::*;
+
+    fn shown() -> Shown {
+        Shown {
+            report: sample(),
+            held: vec![HeldRow {
+                campaign_id: "spring, north".into(),
+                numbers: 4,
+                until: None,
+            }],
+        }
+    }
 
     fn sample() -> Report {
         let day = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
@@ -384,7 +504,7 @@ mod tests {
 
     #[test]
     fn table_shows_rates_as_percentages_under_view_titles() {
-        let out = render(&sample(), Format::Table, View::All).unwrap();
+        let out = render(&shown(), Format::Table, View::All).unwrap();
         assert!(
             out.starts_with("report_campaign_totals\n  (no rows yet)\n\nreport_campaign_daily\n"),
             "{out}"
@@ -405,11 +525,12 @@ mod tests {
             out.contains("report_rejected") && out.contains("customer asked"),
             "{out}"
         );
+        assert!(out.contains("held (now, by the caps in force)"), "{out}");
     }
 
     #[test]
     fn csv_quotes_cells_and_keeps_raw_fractions() {
-        let out = render(&sample(), Format::Csv, View::Daily).unwrap();
+        let out = render(&shown(), Format::Csv, View::Daily).unwrap();
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[0].split(',').count(), 13);
         assert_eq!(
@@ -421,7 +542,7 @@ mod tests {
 
     #[test]
     fn json_of_one_view_is_an_array_of_rows() {
-        let out = render(&sample(), Format::Json, View::Intents).unwrap();
+        let out = render(&shown(), Format::Json, View::Intents).unwrap();
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v[0]["intent"], "interested");
         assert_eq!(v[0]["day"], "2026-03-02");

@@ -12,7 +12,6 @@ use anyhow::Context;
 use callbot_api::wire::TaskStatus;
 use campaign::CampaignSpec;
 use campaign::chrono::{DateTime, Utc};
-use clock::Clock;
 use daemon::{
     Action, Plan, Snapshot, TaskState, Why, decide, desired, local_label, observed_at, snapshot,
 };
@@ -154,14 +153,7 @@ pub async fn run(args: StatusArgs, _shutdown: CancellationToken) -> anyhow::Resu
         .unwrap_or_else(|| settings.campaigns.dir.clone());
     let apply_delay = campaign::chrono::Duration::from_std(settings.reconcile.apply_delay)
         .context("[reconcile] apply_delay is too large")?;
-    let now = match &args.now {
-        Some(s) => DateTime::parse_from_rfc3339(s)
-            .with_context(|| {
-                format!("--now {s:?} is not an RFC 3339 instant such as 2026-11-23T14:00:00Z")
-            })?
-            .with_timezone(&Utc),
-        None => clock::SystemClock.now(),
-    };
+    let now = super::instant(args.now.as_deref())?;
     let store = crate::open_store::open_store(&url).await?;
 
     // The campaign set as the daemon builds it: the last good specs kept in the store (finished ones included, so
@@ -232,17 +224,7 @@ pub async fn run(args: StatusArgs, _shutdown: CancellationToken) -> anyhow::Resu
         )
         .await
         .with_context(|| format!("cannot read campaign {} from the store", spec.id))?;
-        let caps: Vec<store::Cap> = settings
-            .caps
-            .iter()
-            .chain(&spec.caps)
-            .map(|c| store::Cap {
-                within: campaign::chrono::Duration::seconds(
-                    i64::try_from(c.within_secs).unwrap_or(i64::MAX),
-                ),
-                max: c.max,
-            })
-            .collect();
+        let caps = daemon::caps_in_force(&settings.caps, &spec);
         let held = if caps.is_empty() {
             store::Held::default()
         } else {

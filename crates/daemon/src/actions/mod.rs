@@ -100,14 +100,7 @@ impl Executor {
 
     /// The caps that hold a campaign's numbers: the daemon's and the campaign's own (every one applies).
     pub(crate) fn caps_for(&self, spec: &CampaignSpec) -> Vec<store::Cap> {
-        self.caps
-            .iter()
-            .chain(&spec.caps)
-            .map(|c| store::Cap {
-                within: chrono::Duration::seconds(i64::try_from(c.within_secs).unwrap_or(i64::MAX)),
-                max: c.max,
-            })
-            .collect()
+        crate::config::caps_in_force(&self.caps, spec)
     }
 
     /// The task record of `ut`, if stored.
