@@ -239,6 +239,8 @@ pub struct WebhookSettings {
 pub struct ReconcileSettings {
     pub poll_interval: Duration,
     pub apply_delay: Duration,
+    /// How long a replica's campaign lease lasts without renewal.
+    pub lease_ttl: Duration,
 }
 
 /// The raw shape, as written in TOML; every field is present after the defaults layer.
@@ -333,6 +335,7 @@ struct RawWebhook {
 struct RawReconcile {
     poll_interval: String,
     apply_delay: String,
+    lease_ttl: String,
 }
 
 impl Settings {
@@ -514,6 +517,7 @@ impl Settings {
             reconcile: ReconcileSettings {
                 poll_interval: duration("[reconcile] poll_interval", &raw.reconcile.poll_interval)?,
                 apply_delay: duration("[reconcile] apply_delay", &raw.reconcile.apply_delay)?,
+                lease_ttl: lease_ttl(&raw.reconcile.lease_ttl, &raw.campaigns.rescan_interval)?,
             },
             caps: raw
                 .caps
@@ -648,6 +652,22 @@ fn verify_responses(value: &Value) -> anyhow::Result<callbot_api::ResponseVerifi
     Ok(mode)
 }
 
+/// `[reconcile] lease_ttl`, at least twice `[campaigns] rescan_interval`: a replica renews its leases every third of
+/// the lifetime, but only between reconcile passes; a lease that lapsed under a slow pass would let a second replica
+/// act on the same campaign, so the lifetime keeps a margin of two full intervals.
+fn lease_ttl(text: &str, rescan_interval: &str) -> anyhow::Result<Duration> {
+    let ttl = duration("[reconcile] lease_ttl", text)?;
+    let rescan = duration("[campaigns] rescan_interval", rescan_interval)?;
+    if ttl < rescan * 2 {
+        bail!(
+            "[reconcile] lease_ttl = {text:?} is shorter than twice [campaigns] rescan_interval ({rescan_interval:?}): \
+             a live replica could lose its campaigns between two passes; use at least {}s",
+            (rescan * 2).as_secs()
+        );
+    }
+    Ok(ttl)
+}
+
 /// `[contacts]`, each bound at least large enough for an ordinary file: a smaller one would refuse valid contacts.
 fn contact_limits(raw: &RawContacts) -> anyhow::Result<campaign::ContactLimits> {
     if raw.max_file_bytes < 1024 {
@@ -748,6 +768,22 @@ mod tests {
             s.contacts,
             campaign::ContactLimits::default(),
             "the example's [contacts] are the reader's own defaults"
+        );
+    }
+
+    #[test]
+    fn the_lease_outlives_two_passes() {
+        let s = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(s.reconcile.lease_ttl, Duration::from_secs(120));
+        let s = Settings::load(None, env(&[("CAMPAIGND_RECONCILE__LEASE_TTL", "5m")])).unwrap();
+        assert_eq!(s.reconcile.lease_ttl, Duration::from_secs(300));
+        let e = Settings::load(None, env(&[("CAMPAIGND_RECONCILE__LEASE_TTL", "45s")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("shorter than twice [campaigns] rescan_interval")
+                && e.contains("at least 60s"),
+            "{e}"
         );
     }
 

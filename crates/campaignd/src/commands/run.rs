@@ -96,6 +96,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<E
     dc.resolve_grace = campaign::chrono::Duration::from_std(p.request_timeout * 2)
         .unwrap_or(campaign::chrono::Duration::seconds(60));
     dc.max_sleep = settings.campaigns.rescan_interval;
+    dc.lease_ttl = settings.reconcile.lease_ttl;
     dc.caps = settings.caps.clone();
     dc.suppression = Some(SuppressionConfig {
         dir: settings.suppression.dir.clone(),
