@@ -50,13 +50,8 @@ fn many_contacts(n: usize) -> String {
     s
 }
 
-both_backends!(a_due_pause_goes_out_before_a_huge_new_contacts_file_is_read);
-
-/// The campaign runs; at midnight a holiday begins, and at that same moment its contacts file is replaced by one far
-/// larger than a reconcile may plan. The pause goes out before any new row is planned (the calendar first), the
-/// reconcile ends with the file still being planned (the budget), and the next reconcile, due at once, goes on.
-async fn a_due_pause_goes_out_before_a_huge_new_contacts_file_is_read(backend: Backend) {
-    const HUGE: usize = 1_500_000;
+/// Campaign `b` (10 contacts, the holiday calendar) running at 23:50 the evening before the holiday, and its task.
+async fn running(backend: Backend) -> (Env, String) {
     let files = [
         ("b.toml", with_holiday("b.csv")),
         ("b.csv", contacts_csv(10)),
@@ -69,6 +64,17 @@ async fn a_due_pause_goes_out_before_a_huge_new_contacts_file_is_read(backend: B
     let ut = daemon::user_task_id(&env.spec("b.toml"));
     env.step().await;
     assert_eq!(env.sim.task(&ut).unwrap().status, 2, "running");
+    (env, ut)
+}
+
+both_backends!(a_due_pause_goes_out_before_a_huge_new_contacts_file_is_read);
+
+/// The campaign runs; at midnight a holiday begins, and at that same moment its contacts file is replaced by one far
+/// larger than a reconcile may plan. The pause goes out before any new row is planned (the calendar first), the
+/// reconcile ends with the file still being planned (the budget), and the next reconcile, due at once, goes on.
+async fn a_due_pause_goes_out_before_a_huge_new_contacts_file_is_read(backend: Backend) {
+    const HUGE: usize = 1_500_000;
+    let (mut env, ut) = running(backend).await;
     assert_eq!(env.store.order_progress(&ut).await.unwrap().total, 10);
 
     env.write("b.csv", &many_contacts(HUGE));
@@ -128,18 +134,7 @@ async fn a_due_pause_goes_out_before_a_huge_new_contacts_file_is_read(backend: B
 async fn a_slow_directory_scan_never_delays_a_due_pause() {
     // Enough that the scan takes longer than a reconcile waits for it: 8,000 took under a second here in a debug build.
     const NEW_FILES: usize = 60_000;
-    let files = [
-        ("b.toml", with_holiday("b.csv")),
-        ("b.csv", contacts_csv(10)),
-    ];
-    let opts = Options {
-        talk_secs: (600, 900),
-        ..Options::default()
-    };
-    let mut env = Env::new(Backend::Sqlite, utc(2, 23, 50), &files, opts).await;
-    let ut = daemon::user_task_id(&env.spec("b.toml"));
-    env.step().await;
-    assert_eq!(env.sim.task(&ut).unwrap().status, 2);
+    let (mut env, ut) = running(Backend::Sqlite).await;
 
     // New campaign files whose contacts file is missing: each is parsed in full, then rejected.
     for i in 0..NEW_FILES {

@@ -471,6 +471,10 @@ impl Settings {
             bail!("[webhook] max_connections must be at least 1");
         }
         let contacts = contact_limits(&raw.contacts)?;
+        let rescan = duration(
+            "[campaigns] rescan_interval",
+            &raw.campaigns.rescan_interval,
+        )?;
         Ok(Settings {
             contacts,
             platform: PlatformSettings {
@@ -492,10 +496,7 @@ impl Settings {
             },
             campaigns: CampaignsSettings {
                 dir: PathBuf::from(&raw.campaigns.dir),
-                rescan_interval: duration(
-                    "[campaigns] rescan_interval",
-                    &raw.campaigns.rescan_interval,
-                )?,
+                rescan_interval: rescan,
             },
             webhook: WebhookSettings {
                 listen,
@@ -517,7 +518,7 @@ impl Settings {
             reconcile: ReconcileSettings {
                 poll_interval: duration("[reconcile] poll_interval", &raw.reconcile.poll_interval)?,
                 apply_delay: duration("[reconcile] apply_delay", &raw.reconcile.apply_delay)?,
-                lease_ttl: lease_ttl(&raw.reconcile.lease_ttl, &raw.campaigns.rescan_interval)?,
+                lease_ttl: lease_ttl(&raw.reconcile.lease_ttl, rescan)?,
             },
             caps: raw
                 .caps
@@ -655,13 +656,13 @@ fn verify_responses(value: &Value) -> anyhow::Result<callbot_api::ResponseVerifi
 /// `[reconcile] lease_ttl`, at least twice `[campaigns] rescan_interval`: a replica renews its leases every third of
 /// the lifetime, but only between reconcile passes; a lease that lapsed under a slow pass would let a second replica
 /// act on the same campaign, so the lifetime keeps a margin of two full intervals.
-fn lease_ttl(text: &str, rescan_interval: &str) -> anyhow::Result<Duration> {
+fn lease_ttl(text: &str, rescan: Duration) -> anyhow::Result<Duration> {
     let ttl = duration("[reconcile] lease_ttl", text)?;
-    let rescan = duration("[campaigns] rescan_interval", rescan_interval)?;
     if ttl < rescan * 2 {
         bail!(
-            "[reconcile] lease_ttl = {text:?} is shorter than twice [campaigns] rescan_interval ({rescan_interval:?}): \
+            "[reconcile] lease_ttl = {text:?} is shorter than twice [campaigns] rescan_interval ({}s): \
              a live replica could lose its campaigns between two passes; use at least {}s",
+            rescan.as_secs(),
             (rescan * 2).as_secs()
         );
     }
