@@ -15,6 +15,25 @@ pub fn order_id(campaign_id: &str, generation: u32, normalized_phone: &str) -> S
         .to_string()
 }
 
+/// The `orderID` of a contact's attempt number `attempt` (1 for the first). The first attempt's ID is
+/// [`order_id`], unchanged, so campaigns that ran before retries existed are never uploaded again; a later attempt's is
+/// UUIDv5 under [`ID_NAMESPACE`] of `"campaignd/order/v1\n{campaign_id}\n{generation}\n{normalized_phone}\n{attempt}"`.
+pub fn attempt_order_id(
+    campaign_id: &str,
+    generation: u32,
+    normalized_phone: &str,
+    attempt: u32,
+) -> String {
+    if attempt <= 1 {
+        return order_id(campaign_id, generation, normalized_phone);
+    }
+    let name =
+        format!("campaignd/order/v1\n{campaign_id}\n{generation}\n{normalized_phone}\n{attempt}");
+    Uuid::new_v5(&ID_NAMESPACE, name.as_bytes())
+        .hyphenated()
+        .to_string()
+}
+
 /// The platform `userTaskID` of the campaign's task number `task_index` (0 for the first task of a generation):
 /// UUIDv5 under [`ID_NAMESPACE`] of `"campaignd/task/v1\n{campaign_id}\n{generation}\n{task_index}"`.
 pub fn user_task_id(campaign_id: &str, generation: u32, task_index: u32) -> String {
@@ -57,6 +76,28 @@ mod tests {
         assert_eq!(
             user_task_id("spring-renewals", 1, 1),
             "d4d2e762-f5b0-556f-8439-5823d9da42b2"
+        );
+    }
+
+    #[test]
+    fn the_first_attempt_keeps_the_order_id_and_later_ones_differ() {
+        let first = order_id("spring-renewals", 1, "14155550123");
+        assert_eq!(
+            attempt_order_id("spring-renewals", 1, "14155550123", 1),
+            first
+        );
+        let ids: std::collections::HashSet<String> = (1..=10)
+            .map(|n| attempt_order_id("spring-renewals", 1, "14155550123", n))
+            .collect();
+        assert_eq!(ids.len(), 10, "each attempt has its own ID");
+        assert_eq!(
+            attempt_order_id("spring-renewals", 1, "14155550123", 2),
+            attempt_order_id("spring-renewals", 1, "14155550123", 2),
+            "deterministic"
+        );
+        assert_ne!(
+            attempt_order_id("spring-renewals", 1, "14155550123", 2),
+            attempt_order_id("spring-renewals", 2, "14155550123", 2)
         );
     }
 

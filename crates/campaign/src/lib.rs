@@ -8,6 +8,7 @@ mod ids;
 mod limits;
 mod parse;
 mod records;
+mod retry;
 mod spec;
 mod suppression;
 
@@ -21,7 +22,7 @@ pub use contacts::{
 };
 pub use contacts_file::{ContactsFileError, open_contacts_file};
 pub use diagnostics::{Diagnostic, Diagnostics, MAX_QUOTED_CHARS, Severity, escape_input};
-pub use ids::{ID_NAMESPACE, order_id, user_task_id};
+pub use ids::{ID_NAMESPACE, attempt_order_id, order_id, user_task_id};
 pub use limits::{
     ContactLimits, MAX_CAMPAIGN_FILE_BYTES, MAX_CONTACTS_FILE_BYTES, MAX_FIELDS, MAX_RECORD_BYTES,
 };
@@ -29,6 +30,7 @@ pub use parse::{
     MAX_BATCH_SIZE, load_campaign, load_campaign_with_limits, load_campaign_with_warnings,
     parse_campaign, validate_set, warnings_at,
 };
+pub use retry::{MAX_ATTEMPTS_LIMIT, RetryClass, RetryPolicy, RetryRule};
 pub use spec::{
     CampaignSpec, CapRule, ContactsSpec, Dispatch, Features, ManualCall, OptOut, SmsRule,
 };

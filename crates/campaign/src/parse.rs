@@ -21,6 +21,7 @@ use crate::contacts::{CsvProblem, inspect_csv};
 use crate::contacts_file::{lexical_problem, read_regular_file};
 use crate::diagnostics::{Diagnostic, Diagnostics, Severity, closest, escape_input, line_col};
 use crate::limits::{ContactLimits, MAX_CAMPAIGN_FILE_BYTES};
+use crate::retry::{MAX_ATTEMPTS_LIMIT, RetryClass, RetryPolicy, RetryRule};
 use crate::spec::{
     CampaignSpec, CapRule, ContactsSpec, Dispatch, Features, ManualCall, OptOut, SmsRule,
 };
@@ -48,7 +49,9 @@ const TOP_KEYS: &[&str] = &[
     "lifecycle",
     "opt_out",
     "caps",
+    "retry",
 ];
+const RETRY_RULE_KEYS: &[&str] = &["after", "max_attempts"];
 const OPT_OUT_KEYS: &[&str] = &["intents"];
 const CAPS_KEYS: &[&str] = &["attempts"];
 const CAP_KEYS: &[&str] = &["within", "max"];
@@ -552,6 +555,10 @@ fn parse_inner(
             parse_caps(&mut cx, get(t, "attempts"))
         })
         .unwrap_or_default();
+    let retry = get(root, "retry")
+        .and_then(|v| cx.table(v, "retry", RETRY_EXAMPLE))
+        .map(|t| parse_retry(&mut cx, t))
+        .unwrap_or_default();
     let opt_out = get(root, "opt_out")
         .and_then(|v| cx.table(v, "opt_out", "{ intents = [\"Do not call\"] }"))
         .map(|t| {
@@ -683,6 +690,7 @@ fn parse_inner(
         contacts,
         opt_out,
         caps,
+        retry,
         delete_undialled_on_remove,
         source: path.to_path_buf(),
         content_hash: hex::encode(Sha256::digest(text.as_bytes())),
@@ -778,6 +786,70 @@ fn parse_caps(cx: &mut Ctx<'_>, v: Option<&Val<'_>>) -> Vec<CapRule> {
         }
     }
     out
+}
+
+const RETRY_EXAMPLE: &str = "{ busy = { after = \"30m\", max_attempts = 3 } }";
+
+/// `[retry]`: one entry per outcome class, each `{ after, max_attempts }`.
+fn parse_retry(cx: &mut Ctx<'_>, t: &DeTable<'_>) -> RetryPolicy {
+    let classes: Vec<&str> = RetryClass::ALL.iter().map(|c| c.name()).collect();
+    cx.check_keys(t, &classes, "[retry]");
+    let mut policy = RetryPolicy::default();
+    for class in RetryClass::ALL {
+        let Some(v) = get(t, class.name()) else {
+            continue;
+        };
+        let example = "{ after = \"30m\", max_attempts = 3 }";
+        let Some(rule) = cx.table(v, class.name(), example) else {
+            continue;
+        };
+        cx.check_keys(rule, RETRY_RULE_KEYS, &format!("[retry] {class}"));
+        let after = match get(rule, "after") {
+            Some(a) => cx.string(a, "after", "\"30m\"").and_then(|text| {
+                match CapRule::parse_within(&text) {
+                    Ok(secs) => Some(secs),
+                    Err(why) => {
+                        cx.error(
+                            "bad-retry",
+                            a.span(),
+                            &why,
+                            "write the wait since the last call ended, like \"30m\", \"2h\" or \"1d\"",
+                        );
+                        None
+                    }
+                }
+            }),
+            None => {
+                cx.missing(v.span(), "after", &format!("[retry] {class}"), "\"30m\"");
+                None
+            }
+        };
+        let max_attempts = match get(rule, "max_attempts") {
+            Some(m) => cx.u32_in(m, "max_attempts", 1, i64::from(MAX_ATTEMPTS_LIMIT), "3"),
+            None => {
+                cx.missing(v.span(), "max_attempts", &format!("[retry] {class}"), "3");
+                None
+            }
+        };
+        if let (Some(after_secs), Some(max_attempts)) = (after, max_attempts) {
+            if max_attempts == 1 {
+                cx.warn(
+                    "retry-never",
+                    v.span(),
+                    &format!("`max_attempts = 1` in [retry] {class} counts the first attempt, so nothing is retried"),
+                    "set `max_attempts` to the attempts in all (2 or more), or remove the entry",
+                );
+            }
+            policy.rules.insert(
+                class,
+                RetryRule {
+                    after_secs,
+                    max_attempts,
+                },
+            );
+        }
+    }
+    policy
 }
 
 fn parse_manual_call(cx: &mut Ctx<'_>, v: &Val<'_>) -> Option<ManualCall> {
@@ -1498,6 +1570,7 @@ fn describe_minutes(m: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::retry::{RetryClass, RetryRule};
 
     const BASE: &str = r#"scene_id = "SC-1029"
 robots = 20
@@ -2135,6 +2208,66 @@ file = "c.csv"
         assert!(
             read.opt_out.intents.is_empty(),
             "a spec stored before [opt_out] still reads"
+        );
+    }
+
+    #[test]
+    fn reads_retry_rules_and_refuses_unknown_classes_and_bad_values_where_they_are_written() {
+        let (spec, warnings) = parse(&format!(
+            "{BASE}\n[retry]\nbusy = {{ after = \"30m\", max_attempts = 3 }}\nno_answer = {{ after = \"2h\", max_attempts = 1 }}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            spec.retry.rules.get(&RetryClass::Busy),
+            Some(&RetryRule {
+                after_secs: 1800,
+                max_attempts: 3
+            })
+        );
+        assert_eq!(spec.retry.rules.len(), 2);
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.code == "retry-never" && w.line == 17),
+            "{warnings:?}"
+        );
+        let (spec, _) = parse(BASE).unwrap();
+        assert!(spec.retry.is_empty());
+
+        let errs = errors(&format!(
+            "{BASE}\n[retry]\nanswered = {{ after = \"1h\", max_attempts = 2 }}\nbusy = {{ after = \"soon\", max_attempts = 11 }}\nvoicemail = {{ max_attempts = 2 }}\nfailed = {{ after = \"1h\", max_attempts = 2, jitter = 1 }}\n"
+        ));
+        let at = |code: &str, line: usize| errs.iter().any(|d| d.code == code && d.line == line);
+        assert!(
+            errs.iter()
+                .any(|d| d.line == 16 && d.message == "unknown key `answered` in [retry]"),
+            "{errs:?}"
+        );
+        assert!(at("bad-retry", 17), "{errs:?}");
+        assert!(
+            errs.iter()
+                .any(|d| d.line == 17 && d.message.contains("max_attempts")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|d| d.line == 18 && d.message == "missing `after` in [retry] voicemail"),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|d| d.line == 19 && d.message == "unknown key `jitter` in [retry] failed"),
+            "{errs:?}"
+        );
+        let errs = errors(&format!("{BASE}\n[retry]\nbusy = 3\n"));
+        assert!(errs.iter().any(|d| d.line == 16), "{errs:?}");
+
+        let mut old = serde_json::to_value(&spec).unwrap();
+        old.as_object_mut().unwrap().remove("retry");
+        let read: CampaignSpec = serde_json::from_value(old).unwrap();
+        assert!(
+            read.retry.is_empty(),
+            "a spec stored before [retry] still reads"
         );
     }
 

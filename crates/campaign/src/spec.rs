@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::{Location, Schedule};
+use crate::retry::RetryPolicy;
 
 /// `[opt_out]`: the intents (by name or ID) that, reported for a call by a poll or a callback, suppress the number in
 /// every campaign (and stop its unfinished orders everywhere).
@@ -86,6 +87,9 @@ pub struct CampaignSpec {
     /// `[caps] attempts`: limits on calls to one number, stricter than the daemon's own (both apply).
     #[serde(default)]
     pub caps: Vec<CapRule>,
+    /// `[retry]`: which outcomes are dialled again, when, and how many attempts in all.
+    #[serde(default)]
+    pub retry: RetryPolicy,
     /// `[lifecycle] delete_undialled_on_remove`: removing the file deletes undialled orders only when this is true.
     pub delete_undialled_on_remove: bool,
     /// The campaign file this came from.
