@@ -69,6 +69,7 @@ fn new_order(campaign: &str, task: &str, n: usize) -> NewOrder {
         other: Some(format!("ref-{n}")),
         variables: serde_json::json!({ "n": n }),
         source_line: n as i64 + 1,
+        attempt: 1,
     }
 }
 
@@ -2965,6 +2966,7 @@ conformance!(
     suppressions_read_by_phone_and_activity_and_in_bulk,
     a_phone_called_up_to_its_cap_is_held_until_a_call_leaves_the_window,
     orders_the_platform_may_dial_count_towards_a_cap_in_every_task,
+    attempts_due_for_a_retry_are_found_once_each_by_outcome_and_time,
 );
 
 /// PostgreSQL has no timestamps before 4713 BC: writing one is a data exception (SQLSTATE 22008), which the store
@@ -2996,4 +2998,162 @@ async fn postgres_reports_data_it_refuses_as_bad_input() {
         .await
         .unwrap();
     assert_eq!(store.campaigns().await.unwrap(), [campaign("fine", at(1))]);
+}
+
+/// One finished call of `order` with `status`, started at `start` and ended a minute later (`end: false`: no end).
+fn ended(order: &NewOrder, status: i64, start: DateTime<Utc>, end: bool) -> OrderFacts {
+    OrderFacts {
+        order_id: order.order_id.clone(),
+        user_task_id: order.user_task_id.clone(),
+        finished: true,
+        calls: vec![CallFacts {
+            started_at: Some(start),
+            ended_at: end.then(|| start + chrono::Duration::minutes(1)),
+            ..call(&order.order_id, &format!("{}-c", order.order_id), status)
+        }],
+    }
+}
+
+async fn attempts_due_for_a_retry_are_found_once_each_by_outcome_and_time(db: Db) {
+    let store = db.open().await;
+    let t = at(300_000);
+    let min = chrono::Duration::minutes(1);
+    let orders: Vec<NewOrder> = (0..6).map(|n| new_order("re", "tr", n)).collect();
+    upload_all(store.as_ref(), &orders, "tr", t).await;
+    // 0 busy (ended t+11m), 1 busy (ended t+41m), 2 answered, 3 no answer (no end: its start counts),
+    // 4 busy but not finished, 5 busy and stopped.
+    let mut facts = vec![
+        ended(&orders[0], 10, t + min * 10, true),
+        ended(&orders[1], 11, t + min * 40, true),
+        ended(&orders[2], 6, t + min * 10, true),
+        ended(&orders[3], 22, t + min * 20, false),
+        ended(&orders[4], 10, t + min * 10, true),
+        ended(&orders[5], 10, t + min * 10, true),
+    ];
+    facts[4].finished = false;
+    store
+        .apply_order_facts(&facts, FactSource::Poll)
+        .await
+        .unwrap();
+    store
+        .mark_stop(&ids(&orders[5..6]), StopState::Stopped, t + min * 12)
+        .await
+        .unwrap();
+
+    let busy = |ended_by: DateTime<Utc>, max_attempts: u32| store::RetryQuery {
+        statuses: vec![10, 11],
+        max_attempts,
+        ended_by,
+    };
+    let found = store
+        .retries_due("tr", &busy(t + min * 20, 3), 100)
+        .await
+        .unwrap();
+    assert_eq!(claimed_ids(found.due), ids(&orders[..1]));
+    assert_eq!(found.next_ended_at, Some(t + min * 41));
+    let found = store
+        .retries_due("tr", &busy(t + min * 60, 3), 100)
+        .await
+        .unwrap();
+    assert_eq!(claimed_ids(found.due), ids(&orders[..2]));
+    assert_eq!(found.next_ended_at, None);
+    let first = store
+        .retries_due("tr", &busy(t + min * 60, 3), 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed_ids(first.due),
+        ids(&orders[..1]),
+        "the limit, by source line"
+    );
+    let no_answer = store::RetryQuery {
+        statuses: vec![22, 23, 25],
+        max_attempts: 2,
+        ended_by: t + min * 20,
+    };
+    let found = store.retries_due("tr", &no_answer, 100).await.unwrap();
+    assert_eq!(
+        claimed_ids(found.due),
+        ids(&orders[3..4]),
+        "no end: the start counts"
+    );
+    assert!(
+        store
+            .retries_due("tr", &busy(t + min * 60, 1), 100)
+            .await
+            .unwrap()
+            .due
+            .is_empty(),
+        "one attempt in all: nothing to follow"
+    );
+
+    // The second attempt of phone 0: same task and phone, its own ID. Planning it twice plans it once; a second
+    // first attempt of the phone is still refused.
+    let second = NewOrder {
+        order_id: "re-o000000-a2".into(),
+        attempt: 2,
+        ..orders[0].clone()
+    };
+    assert_eq!(
+        store
+            .insert_planned_orders(&[second.clone(), second.clone()], t + min * 61)
+            .await
+            .unwrap(),
+        1
+    );
+    let again_first = NewOrder {
+        order_id: "re-o000000-dup".into(),
+        ..orders[0].clone()
+    };
+    assert_eq!(
+        store
+            .insert_planned_orders(&[again_first], t + min * 61)
+            .await
+            .unwrap(),
+        0
+    );
+    let stored = store.order("re-o000000-a2").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.attempt, stored.upload_state),
+        (2, UploadState::Planned)
+    );
+    let found = store
+        .retries_due("tr", &busy(t + min * 60, 3), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed_ids(found.due),
+        ids(&orders[1..2]),
+        "phone 0's first attempt has a successor: only the last attempt is followed"
+    );
+    // The second attempt is busy too; with three attempts in all it is followed by a third, with two it is not.
+    upload_all(
+        store.as_ref(),
+        std::slice::from_ref(&second),
+        "tr",
+        t + min * 62,
+    )
+    .await;
+    store
+        .apply_order_facts(&[ended(&second, 10, t + min * 100, true)], FactSource::Poll)
+        .await
+        .unwrap();
+    let due = |max| {
+        let store = store.clone();
+        async move {
+            claimed_ids(
+                store
+                    .retries_due("tr", &busy(t + min * 200, max), 100)
+                    .await
+                    .unwrap()
+                    .due,
+            )
+        }
+    };
+    assert_eq!(
+        due(3).await,
+        vec!["re-o000000-a2".to_owned(), orders[1].order_id.clone()],
+        "by source line"
+    );
+    assert_eq!(due(2).await, vec![orders[1].order_id.clone()]);
 }

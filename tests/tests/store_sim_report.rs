@@ -205,6 +205,7 @@ async fn report_shows_what_the_simulator_reported(store: Arc<dyn Store>) {
             other: None,
             variables: serde_json::json!({}),
             source_line: i as i64 + 1,
+            attempt: 1,
         })
         .collect();
     store

@@ -44,6 +44,7 @@ fn new_order(task: &str, n: usize) -> NewOrder {
         other: Some(format!("ref\n{n}")),
         variables: serde_json::json!({ "n": n, "note": "tab\there" }),
         source_line: n as i64 + 1,
+        attempt: 1,
     }
 }
 

@@ -69,6 +69,7 @@ async fn seed(store: &dyn Store, orders: usize, now: DateTime<Utc>) -> Vec<(Stri
             other: None,
             variables: serde_json::json!({}),
             source_line: i as i64 + 2,
+            attempt: 1,
         })
         .collect();
     store.insert_planned_orders(&new, now).await.unwrap();

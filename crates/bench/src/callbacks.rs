@@ -196,6 +196,7 @@ pub(crate) async fn seed(
                 other: None,
                 variables: json!({"amount": "10.00"}),
                 source_line: (c * 2000 + j + 2) as i64,
+                attempt: 1,
             })
             .collect();
         store

@@ -139,6 +139,7 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
             other: None,
             variables: serde_json::json!({}),
             source_line: i as i64 + 2,
+            attempt: 1,
         })
         .collect();
     let t = Instant::now();

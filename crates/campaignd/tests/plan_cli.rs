@@ -246,6 +246,7 @@ async fn with_a_store_plan_shows_what_is_on_the_platform_and_what_run_would_do()
             other: None,
             variables: serde_json::json!({}),
             source_line: i as i64 + 2,
+            attempt: 1,
         })
         .collect();
     store.insert_planned_orders(&orders, now).await.unwrap();

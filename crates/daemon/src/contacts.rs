@@ -194,6 +194,7 @@ impl Reader {
                         other: opt(c.other),
                         variables: serde_json::Value::Object(variables),
                         source_line: i64::try_from(c.line).unwrap_or(i64::MAX),
+                        attempt: 1,
                     });
                 }
                 Err(_) => stats.issues += 1,

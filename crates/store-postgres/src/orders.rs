@@ -3,10 +3,10 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 use store::backend::upload::{CapWindow, UploadStatements, UploadStore};
-use store::backend::{ORDER_COLUMNS, PhoneCapCounts};
+use store::backend::{NextAt, ORDER_COLUMNS, PhoneCapCounts};
 use store::{
-    Cap, Held, NewOrder, OrderCounts, OrderProgress, OrderRecord, StopState, StoreError,
-    TallyDelta, UploadState,
+    Cap, Held, NewOrder, OrderCounts, OrderProgress, OrderRecord, RetriesDue, RetryQuery,
+    StopState, StoreError, TallyDelta, UploadState,
 };
 
 use crate::PgStore;
@@ -33,7 +33,7 @@ pub(crate) async fn insert_planned_orders(
     sqlx::query(
         "CREATE TEMPORARY TABLE planned_in (
              order_id text, campaign_id text, user_task_id text, phone text, name text, customer text, other text,
-             variables text, source_line int8, n int8
+             variables text, source_line int8, attempt int8, n int8
          ) ON COMMIT DROP",
     )
     .execute(&mut *tx)
@@ -48,9 +48,9 @@ pub(crate) async fn insert_planned_orders(
     let sql = format!(
         "WITH ins AS (
              INSERT INTO orders (order_id, campaign_id, user_task_id, phone, name, customer, other, variables,
-                                 source_line, upload_state, reject_reason, state_changed_at)
+                                 source_line, attempt, upload_state, reject_reason, state_changed_at)
              SELECT p.order_id, p.campaign_id, p.user_task_id, p.phone, p.name, p.customer, p.other,
-                    p.variables::jsonb, p.source_line,
+                    p.variables::jsonb, p.source_line, p.attempt,
                     CASE WHEN w.why IS NULL THEN 'planned' ELSE 'rejected' END, w.why,
                     CASE WHEN w.why IS NULL THEN NULL ELSE $1::timestamptz END
              FROM planned_in p
@@ -164,6 +164,34 @@ pub(crate) async fn mark_polled(
     .await
     .map_err(db_err)?;
     Ok(())
+}
+
+/// Two reads over the orders_to_retry index: the due attempts, then the earliest end of a last call still to come.
+#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
+pub(crate) async fn retries_due(
+    s: &PgStore,
+    user_task_id: &str,
+    q: &RetryQuery,
+    limit: u32,
+) -> Result<RetriesDue, StoreError> {
+    let [due, next] = POSTGRES.retries_due(&q.statuses, q.max_attempts);
+    let due = sqlx::query(sqlx::AssertSqlSafe(due))
+        .bind(user_task_id)
+        .bind(q.ended_by)
+        .bind(i64::from(limit))
+        .fetch_all(&s.pool)
+        .await
+        .map_err(db_err)?;
+    let next = sqlx::query(sqlx::AssertSqlSafe(next))
+        .bind(user_task_id)
+        .bind(q.ended_by)
+        .fetch_one(&s.pool)
+        .await
+        .map_err(db_err)?;
+    Ok(RetriesDue {
+        due: decode_all(&due)?,
+        next_ended_at: decode::<NextAt>(&next)?.0,
+    })
 }
 
 /// The task's sent, unfinished orders (the orders_to_poll index), each checked against the suppressions' primary
@@ -485,6 +513,8 @@ fn copy_rows(orders: &[NewOrder]) -> Vec<u8> {
             buf.push(b'\t');
         }
         buf.extend_from_slice(o.source_line.to_string().as_bytes());
+        buf.push(b'\t');
+        buf.extend_from_slice(o.attempt.to_string().as_bytes());
         buf.push(b'\t');
         buf.extend_from_slice(n.to_string().as_bytes());
         buf.push(b'\n');

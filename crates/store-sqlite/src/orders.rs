@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Row as _, Sqlite, SqliteConnection, Transaction};
 use store::backend::upload::{CapWindow, UploadStatements, UploadStore};
-use store::backend::{ORDER_COLUMNS, PhoneCapCounts, in_order};
+use store::backend::{NextAt, ORDER_COLUMNS, PhoneCapCounts, in_order};
 use store::{
-    Cap, Held, NewOrder, OrderCounts, OrderProgress, OrderRecord, StopState, StoreError,
-    TallyDelta, UploadState,
+    Cap, Held, NewOrder, OrderCounts, OrderProgress, OrderRecord, RetriesDue, RetryQuery,
+    StopState, StoreError, TallyDelta, UploadState,
 };
 
 use crate::SqliteStore;
@@ -42,7 +42,7 @@ pub(crate) async fn insert_planned_orders(
     let mut inserted = 0;
     // Runs of one task, so each statement's count of inserted rows belongs to one task's tally.
     for run in orders.chunk_by(|a, b| a.user_task_id == b.user_task_id) {
-        for chunk in run.chunks(rows_per_chunk(12)) {
+        for chunk in run.chunks(rows_per_chunk(13)) {
             let why = suppressed_phones(&mut tx, chunk, &now).await?;
             let ut = chunk[0].user_task_id.as_str();
             let (rejected, planned): (Vec<&NewOrder>, Vec<&NewOrder>) =
@@ -75,7 +75,7 @@ async fn insert_orders<'a>(
     }
     let mut qb = QueryBuilder::<Sqlite>::new(
         "INSERT INTO orders (order_id, campaign_id, user_task_id, phone, name, customer, other, variables,
-                             source_line, upload_state, reject_reason, state_changed_at) ",
+                             source_line, attempt, upload_state, reject_reason, state_changed_at) ",
     );
     qb.push_values(orders, |mut b, o| {
         let reject = rejected(o);
@@ -92,6 +92,7 @@ async fn insert_orders<'a>(
             .push_bind(o.other.as_deref())
             .push_bind(json_text(&o.variables))
             .push_bind(o.source_line)
+            .push_bind(i64::from(o.attempt))
             .push_bind(state.as_str())
             .push_bind(reject.map(|(reason, _)| reason))
             .push_bind(reject.map(|(_, at)| at));
@@ -239,6 +240,34 @@ pub(crate) async fn mark_polled(
     }
     tx.commit().await.map_err(db_err)?;
     Ok(())
+}
+
+/// Two reads over the orders_to_retry index: the due attempts, then the earliest end of a last call still to come.
+#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
+pub(crate) async fn retries_due(
+    s: &SqliteStore,
+    user_task_id: &str,
+    q: &RetryQuery,
+    limit: u32,
+) -> Result<RetriesDue, StoreError> {
+    let [due, next] = SQLITE.retries_due(&q.statuses, q.max_attempts);
+    let due = sqlx::query(sqlx::AssertSqlSafe(due))
+        .bind(user_task_id)
+        .bind(ts(q.ended_by))
+        .bind(i64::from(limit))
+        .fetch_all(&s.reader)
+        .await
+        .map_err(db_err)?;
+    let next = sqlx::query(sqlx::AssertSqlSafe(next))
+        .bind(user_task_id)
+        .bind(ts(q.ended_by))
+        .fetch_one(&s.reader)
+        .await
+        .map_err(db_err)?;
+    Ok(RetriesDue {
+        due: decode_all(&due)?,
+        next_ended_at: decode::<NextAt>(&next)?.0,
+    })
 }
 
 /// The task's sent, unfinished orders come from the orders_to_poll index; each is checked against the

@@ -154,6 +154,8 @@ pub struct NewOrder {
     pub variables: serde_json::Value,
     /// Line of the contact in its source file (1-based), which is also the upload order.
     pub source_line: i64,
+    /// The contact's attempt in its task: 1 for the first order, one more for each retry.
+    pub attempt: u32,
 }
 
 /// A stored order.
@@ -181,6 +183,28 @@ pub struct OrderRecord {
     pub stop_state: Option<StopState>,
     /// When `stop_state` last changed.
     pub stopped_at: Option<DateTime<Utc>>,
+    /// The contact's attempt in its task: 1 for the first order, one more for each retry.
+    pub attempt: u32,
+}
+
+/// Which attempts [`crate::Store::retries_due`] looks for: one retry rule's outcomes, at one instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryQuery {
+    /// The final `callStatus` codes the rule retries.
+    pub statuses: Vec<i64>,
+    /// Attempts in all: only attempts numbered below it may be followed.
+    pub max_attempts: u32,
+    /// Due: the last call ended at or before this (now, less the rule's delay).
+    pub ended_by: DateTime<Utc>,
+}
+
+/// What [`crate::Store::retries_due`] found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RetriesDue {
+    /// The attempts that may be followed now.
+    pub due: Vec<OrderRecord>,
+    /// The earliest end of a last call after `ended_by` among the rest: when the next one falls due, less the delay.
+    pub next_ended_at: Option<DateTime<Utc>>,
 }
 
 /// Orders of one campaign counted by upload state and outcome.

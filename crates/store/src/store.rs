@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use crate::{
     ActionRecord, CallFacts, CallbackIngest, CallbackRecord, CampaignRecord, Cap, FactSource, Held,
     Ingested, LeaseRecord, NewOrder, OptOutCall, OrderCounts, OrderFacts, OrderProgress,
-    OrderRecord, Report, ReportFilter, SourceSync, StopState, StoreError, Suppression,
-    SuppressionFilter, TaskKey, TaskRecord, UploadState,
+    OrderRecord, Report, ReportFilter, RetriesDue, RetryQuery, SourceSync, StopState, StoreError,
+    Suppression, SuppressionFilter, TaskKey, TaskRecord, UploadState,
 };
 
 /// Everything the daemon and the reports need from the database. Implemented by `store-postgres` and
@@ -160,6 +160,16 @@ pub trait Store: Send + Sync + Debug {
     ) -> Result<(), StoreError>;
     /// The stored calls of an order, by start time, with their intents, SMS and transcript.
     async fn calls_of_order(&self, order_id: &str) -> Result<Vec<CallFacts>, StoreError>;
+    /// The task's attempts that a retry rule may follow now, and when the next one may: finished, not stopped, the
+    /// last attempt of their phone, below `q.max_attempts`, their last call's status one of `q.statuses`. `due` are
+    /// those whose last call ended at or before `q.ended_by` (the first `limit` by source line); `next_ended_at` is
+    /// the earliest last-call end after it. An attempt whose calls carry no time at all is never a candidate.
+    async fn retries_due(
+        &self,
+        user_task_id: &str,
+        q: &RetryQuery,
+        limit: u32,
+    ) -> Result<RetriesDue, StoreError>;
     /// Orders of the task to stop on the platform, by order ID, at most `limit`: uploaded (`sent`), not finished,
     /// not stopped (no stop state, or `sending`: its stop may not have applied), whose phone is actively suppressed
     /// at `now`.

@@ -17,7 +17,7 @@ use crate::{
 /// The columns an [`crate::OrderRecord`] is read from.
 pub const ORDER_COLUMNS: &str = "order_id, campaign_id, user_task_id, phone, name, customer, other, variables, \
      source_line, upload_state, reject_reason, state_changed_at, finished, last_call_status, last_polled_at, \
-     stop_state, stopped_at";
+     stop_state, stopped_at, attempt";
 
 /// The columns a [`crate::TaskRecord`] is read from.
 pub const TASK_COLUMNS: &str = "user_task_id, campaign_id, generation, task_index, task_id, settings, \
@@ -167,7 +167,19 @@ impl FromColumns for OrderRecord {
             last_polled_at: r.opt_time("last_polled_at")?,
             stop_state: r.opt_string("stop_state")?.map(|s| s.parse()).transpose()?,
             stopped_at: r.opt_time("stopped_at")?,
+            attempt: u32::try_from(r.i64("attempt")?)
+                .map_err(|_| StoreError::Corrupt("attempt out of range".into()))?,
         })
+    }
+}
+
+/// An instant that may be absent, from the column `next_at` (a `MIN` over no rows is NULL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextAt(pub Option<DateTime<Utc>>);
+
+impl FromColumns for NextAt {
+    fn from_columns(r: &dyn Columns) -> Result<Self, StoreError> {
+        Ok(NextAt(r.opt_time("next_at")?))
     }
 }
 

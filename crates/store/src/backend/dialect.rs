@@ -75,6 +75,15 @@ impl Dialect {
         }
     }
 
+    /// The boolean `column` is true.
+    fn is_true(&self, column: &str) -> String {
+        if self.integer_booleans {
+            format!("{column} = 1")
+        } else {
+            column.to_owned()
+        }
+    }
+
     /// An ascending order by `column` that puts NULL first.
     fn asc_nulls_first(&self, column: &str) -> String {
         if self.nulls_first {
@@ -243,6 +252,50 @@ impl Dialect {
             self.suppressed("o.phone", &self.param(2)),
             self.param(3)
         )
+    }
+
+    /// The task (parameter 1)'s attempts that a retry rule may follow (the orders_to_retry index): finished, not
+    /// stopped, the last attempt of their phone, below `max_attempts`, their last call's status one of `statuses`; with
+    /// `last_call_at`, when their last call ended (else was answered, else started). The statuses and the maximum are
+    /// the campaign's own numbers, written into the statement.
+    fn retry_candidates(&self, statuses: &[i64], max_attempts: u32) -> String {
+        let statuses: Vec<String> = statuses.iter().map(i64::to_string).collect();
+        let columns: Vec<String> = ORDER_COLUMNS
+            .split(',')
+            .map(|c| format!("o.{}", c.trim()))
+            .collect();
+        format!(
+            "SELECT {},
+                    (SELECT MAX(COALESCE(c.ended_at, c.answered_at, c.started_at)) FROM calls c
+                     WHERE c.order_id = o.order_id) AS last_call_at
+             FROM orders o{}
+             WHERE o.user_task_id = {} AND {} AND o.stop_state IS NULL
+               AND o.last_call_status IN ({}) AND o.attempt < {max_attempts}
+               AND NOT EXISTS (SELECT 1 FROM orders n
+                               WHERE n.user_task_id = o.user_task_id AND n.phone = o.phone AND n.attempt > o.attempt)",
+            columns.join(", "),
+            self.indexed_by("orders_to_retry"),
+            self.param(1),
+            self.is_true("o.finished"),
+            if statuses.is_empty() { "NULL".to_owned() } else { statuses.join(", ") },
+        )
+    }
+
+    /// [`crate::Store::retries_due`]'s two reads: the candidates (see `retry_candidates`) whose last call ended at
+    /// or before parameter 2, the first (3) by source line; and the earliest end after parameter 2 (`next_at`).
+    pub fn retries_due(&self, statuses: &[i64], max_attempts: u32) -> [String; 2] {
+        let candidates = self.retry_candidates(statuses, max_attempts);
+        let cutoff = self.typed(2, SqlType::Time);
+        [
+            format!(
+                "SELECT * FROM ({candidates}) r WHERE r.last_call_at <= {cutoff}
+                 ORDER BY r.source_line, r.order_id LIMIT {}",
+                self.param(3)
+            ),
+            format!(
+                "SELECT MIN(r.last_call_at) AS next_at FROM ({candidates}) r WHERE r.last_call_at > {cutoff}"
+            ),
+        ]
     }
 
     /// [`crate::Store::calls_of_order`]'s four reads of the order (parameter 1), in the order of

@@ -59,6 +59,7 @@ macro_rules! impl_store {
             ) -> $crate::Held;
             orders::orders_to_poll(user_task_id: &str, limit: u32) -> Vec<String>;
             orders::mark_polled(order_ids: &[String], at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>) -> ();
+            orders::retries_due(user_task_id: &str, q: &$crate::RetryQuery, limit: u32) -> $crate::RetriesDue;
             orders::orders_to_stop(user_task_id: &str, now: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>, limit: u32) -> Vec<String>;
             orders::mark_stop(order_ids: &[String], state: $crate::StopState, at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>) -> u64;
             facts::apply_order_facts(facts: &[$crate::OrderFacts], source: $crate::FactSource) -> ();

@@ -24,7 +24,8 @@ pub use batch::{
 };
 pub use caps::{PhoneCapCounts, cap_windows, held, held_numbers};
 pub use decode::{
-    Columns, FromColumns, LEASE_COLUMNS, ORDER_COLUMNS, OfCall, TASK_COLUMNS, assemble_calls,
+    Columns, FromColumns, LEASE_COLUMNS, NextAt, ORDER_COLUMNS, OfCall, TASK_COLUMNS,
+    assemble_calls,
 };
 pub use dialect::{Dialect, Params};
 pub use ingest::{
