@@ -181,6 +181,15 @@ impl Store for Switchable {
         self.check()?;
         self.inner.orders_to_stop(ut, now, limit).await
     }
+    async fn retries_due(
+        &self,
+        ut: &str,
+        q: &store::RetryQuery,
+        limit: u32,
+    ) -> Result<store::RetriesDue, StoreError> {
+        self.check()?;
+        self.inner.retries_due(ut, q, limit).await
+    }
     async fn mark_stop(
         &self,
         ids: &[String],

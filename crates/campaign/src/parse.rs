@@ -836,7 +836,7 @@ fn parse_retry(cx: &mut Ctx<'_>, t: &DeTable<'_>) -> RetryPolicy {
                 cx.warn(
                     "retry-never",
                     v.span(),
-                    &format!("`max_attempts = 1` in [retry] {class} counts the first attempt, so nothing is retried"),
+                    format!("`max_attempts = 1` in [retry] {class} counts the first attempt, so nothing is retried"),
                     "set `max_attempts` to the attempts in all (2 or more), or remove the entry",
                 );
             }

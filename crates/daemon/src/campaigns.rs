@@ -69,6 +69,8 @@ pub(crate) struct Campaign {
     pub(crate) valid_contacts: u64,
     pub(crate) last_poll_at: Option<DateTime<Utc>>,
     pub(crate) final_poll_done: bool,
+    /// When the next attempt under `[retry]` falls due, as the last reconcile found.
+    pub(crate) next_retry_at: Option<DateTime<Utc>>,
     /// When the campaign must be reconciled next; `None`: at the next reconcile (new, changed, or never done).
     pub(crate) due: Option<DateTime<Utc>>,
     /// The outcome of its last reconcile, reported again while it is not due.
@@ -90,6 +92,7 @@ impl Campaign {
             valid_contacts: 0,
             last_poll_at: None,
             final_poll_done: false,
+            next_retry_at: None,
             due: None,
             last: None,
             lease_at: None,

@@ -410,6 +410,10 @@ impl Daemon {
             self.hub.metrics.reconcile_error(id);
             error = Some(e);
         }
+        let completing = plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Complete { .. }));
         for action in plan.actions {
             if matches!(action, Action::Pause | Action::Complete { .. }) {
                 fresh = None;
@@ -440,6 +444,29 @@ impl Daemon {
                 self.hub.metrics.reconcile_error(id);
                 error = Some(format!("contacts: {e}"));
                 fresh = None;
+            }
+        }
+
+        // Retries next: the attempts whose delay has passed are planned into the task, to be uploaded below like
+        // any planned order. Never into a task that is being completed, or one not created yet.
+        let mut retry_now = false;
+        if !spec.retry.is_empty() && file_present && obs.task.is_live() && !completing {
+            match crate::retries::plan(self.store.as_ref(), &spec, &ut, now).await {
+                Ok(r) => {
+                    if r.planned > 0 {
+                        fresh = None;
+                        done.push(format!("retry {}", r.planned));
+                        tracing::info!(campaign.id = %id, orders.new = r.planned, "planned retries");
+                    }
+                    retry_now = r.more;
+                    self.set.get_mut(id).expect("campaign exists").next_retry_at = r.next_due;
+                }
+                Err(e) if e.is_retryable() => return Err(StepError::Store(e)),
+                Err(e) => {
+                    tracing::warn!(campaign.id = %id, error = %e, "cannot plan retries");
+                    self.hub.metrics.reconcile_error(id);
+                    error = Some(format!("retries: {e}"));
+                }
             }
         }
 
@@ -486,8 +513,8 @@ impl Daemon {
                 break;
             }
         }
-        if planning_left {
-            // More of the contacts file to plan: at the next reconcile, which comes at once.
+        if planning_left || retry_now {
+            // More of the contacts file, or more due retries, to plan: at the next reconcile, which comes at once.
             extra_wake = Some(now);
         }
         if let Some(at) = extra_wake {
@@ -597,6 +624,10 @@ impl Daemon {
         if observed.task.is_terminal() && c.final_poll_done {
             // One last poll after completion; then the task's unfinished orders are left alone.
             observed.next_poll_at = None;
+            plan = decide(&d.desired, &observed);
+        }
+        if c.next_retry_at.is_some() && observed.task.is_live() {
+            observed.next_retry_at = c.next_retry_at;
             plan = decide(&d.desired, &observed);
         }
         (plan, observed)

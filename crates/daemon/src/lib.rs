@@ -16,6 +16,7 @@ mod plan;
 mod prune;
 mod records;
 mod requests;
+mod retries;
 mod scan;
 mod settings;
 mod suppress;

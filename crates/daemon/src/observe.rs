@@ -91,6 +91,7 @@ fn observed_with(
         } else {
             next_poll_at
         },
+        next_retry_at: None,
     }
 }
 
@@ -116,13 +117,26 @@ pub async fn snapshot(
         next_poll_at,
     )
     .await?;
+    let (mut observed, mut plan) = (d.observed, d.plan);
+    if !spec.retry.is_empty() && observed.task.is_live() {
+        // What the daemon would plan: due retries make the next one "now".
+        let (due, found) = crate::retries::due(store, spec, &user_task_id(spec), now).await?;
+        observed.next_retry_at = if due.is_empty() {
+            found.next_due
+        } else {
+            Some(now)
+        };
+        if observed.next_retry_at.is_some() {
+            plan = decide(&d.desired, &observed);
+        }
+    }
     Ok(Snapshot {
         desired: d.desired,
-        observed: d.observed,
+        observed,
         task,
         counts,
         progress: d.progress,
-        plan: d.plan,
+        plan,
     })
 }
 

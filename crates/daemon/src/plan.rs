@@ -145,6 +145,8 @@ pub struct Observed {
     pub orders: Orders,
     /// When polling is next due (`None`: nothing to poll).
     pub next_poll_at: Option<DateTime<Utc>>,
+    /// When the next attempt of a contact falls due under the campaign's `[retry]` (`None`: none is waiting).
+    pub next_retry_at: Option<DateTime<Utc>>,
 }
 
 /// One platform action.
@@ -201,6 +203,9 @@ pub enum Why {
     NothingLeft {
         finished: u64,
     },
+    RetryWaiting {
+        at: DateTime<Utc>,
+    },
     Holiday {
         date: NaiveDate,
         next_open: Option<DateTime<Utc>>,
@@ -241,6 +246,9 @@ impl Why {
             }
             Why::PausedInFile => "paused in the file (paused = true)".into(),
             Why::NothingLeft { finished } => format!("no contacts left: all {finished} orders are finished"),
+            Why::RetryWaiting { at } => {
+                format!("every order is finished; the next retry ([retry]) falls due {}", local(*at))
+            }
             Why::Holiday { date, next_open } => match opt(next_open) {
                 Some(at) => format!("holiday {date}; dialling resumes {at}"),
                 None => format!("holiday {date}"),
@@ -391,6 +399,9 @@ pub fn decide(d: &Desired, o: &Observed) -> Plan {
     if let Some(at) = o.settings_effective_at.filter(|at| *at > now) {
         wakes.push(at);
     }
+    if let Some(at) = o.next_retry_at {
+        wakes.push(at);
+    }
     if !in_doubt {
         push_poll(&mut actions, &mut wakes, o, now);
     }
@@ -407,8 +418,11 @@ pub fn decide(d: &Desired, o: &Observed) -> Plan {
         && o.orders.unfinished == 0
         && o.orders.sent > 0
     {
-        Why::NothingLeft {
-            finished: o.orders.sent - o.orders.unfinished,
+        match o.next_retry_at {
+            Some(at) => Why::RetryWaiting { at },
+            None => Why::NothingLeft {
+                finished: o.orders.sent - o.orders.unfinished,
+            },
         }
     } else if let Some(date) = d.holiday {
         Why::Holiday {
@@ -539,6 +553,7 @@ mod tests {
                 unfinished: 10,
             },
             next_poll_at: None,
+            next_retry_at: None,
         }
     }
 
@@ -652,6 +667,28 @@ mod tests {
         o2.sent_safe_now = true;
         let plan = decide(&d2, &o2);
         assert_eq!(plan.actions, vec![Action::Start]);
+    }
+
+    #[test]
+    fn a_waiting_retry_wakes_the_campaign_and_never_completes_its_task() {
+        let now = t(23, 10, 0);
+        let d = desired(now);
+        let mut o = observed(TaskState::Paused);
+        o.orders.unfinished = 0;
+        let at = now + Duration::minutes(30);
+        o.next_retry_at = Some(at);
+        let plan = decide(&d, &o);
+        assert_eq!(plan.why, Why::RetryWaiting { at });
+        assert!(plan.next_wake.is_some_and(|w| w <= at), "{plan:?}");
+        assert!(
+            !plan
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::Complete { .. })),
+            "{plan:?}"
+        );
+        o.next_retry_at = None;
+        assert_eq!(decide(&d, &o).why, Why::NothingLeft { finished: 10 });
     }
 
     #[test]
@@ -769,6 +806,7 @@ mod tests {
                 settings_effective_at: Some(now + Duration::minutes(effective_in)),
                 orders: Orders { planned, sending, sent: 5, rejected: 0, unfinished },
                 next_poll_at: Some(now),
+                next_retry_at: None,
             };
             let plan = decide(&d, &o);
             let a = &plan.actions;

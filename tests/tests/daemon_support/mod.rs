@@ -72,6 +72,8 @@ pub struct Options {
     pub talk_secs: (u64, u64),
     pub poll_interval: Duration,
     pub client_retries: u32,
+    /// Outcomes the simulator gives every call to these (normalised) phones.
+    pub forced: Vec<(String, callbot_sim::Outcome)>,
 }
 
 impl Default for Options {
@@ -82,6 +84,7 @@ impl Default for Options {
             talk_secs: (20, 120),
             poll_interval: Duration::minutes(20),
             client_retries: 3,
+            forced: Vec::new(),
         }
     }
 }
@@ -108,6 +111,7 @@ impl Env {
         if let Some(w) = opts.weights {
             cfg.outcomes.weights = w;
         }
+        cfg.outcomes.forced.extend(opts.forced);
         let sim = Simulator::with_manual_clock(cfg, clock.clone());
         let handle = sim.handle();
         let sim_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -252,8 +256,9 @@ async fn open_store(
     }
 }
 
-/// Checks the two harms on the simulator's logs: no call outside its campaign's calendar, and no order ID or
-/// phone accepted twice as a new order. Returns the number of accepted submissions per campaign task.
+/// Checks the harms on the simulator's logs: no call outside its campaign's calendar, no order ID accepted twice, and
+/// no phone accepted twice in one task unless it is a retry the campaign's `[retry]` allows (the outcome, the delay
+/// since the previous attempt's last call ended, and the attempts in all). Returns the number of accepted submissions per campaign task.
 pub fn assert_no_harm(sim: &SimHandle, specs: &[campaign::CampaignSpec]) -> HashMap<String, usize> {
     let by_task: HashMap<String, &campaign::CampaignSpec> =
         specs.iter().map(|s| (daemon::user_task_id(s), s)).collect();
@@ -275,22 +280,69 @@ pub fn assert_no_harm(sim: &SimHandle, specs: &[campaign::CampaignSpec]) -> Hash
         );
     }
     let mut ids: BTreeMap<String, usize> = BTreeMap::new();
-    let mut phones: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let mut phones: BTreeMap<(String, String), Vec<callbot_sim::Submission>> = BTreeMap::new();
     let mut per_task: HashMap<String, usize> = HashMap::new();
     for s in sim.submissions().into_iter().filter(|s| s.accepted) {
         *ids.entry(s.order_id.clone()).or_default() += 1;
-        *phones
-            .entry((s.user_task_id.clone(), s.phone.clone()))
-            .or_default() += 1;
         *per_task.entry(s.user_task_id.clone()).or_default() += 1;
+        phones
+            .entry((s.user_task_id.clone(), s.phone.clone()))
+            .or_default()
+            .push(s);
     }
     let dup_ids: Vec<_> = ids.iter().filter(|(_, n)| **n > 1).collect();
     assert!(dup_ids.is_empty(), "order IDs accepted twice: {dup_ids:?}");
-    let dup_phones: Vec<_> = phones.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(
-        dup_phones.is_empty(),
-        "phones accepted twice in one task: {dup_phones:?}"
-    );
+    // A phone accepted again in one task is a retry: it must be one the campaign's [retry] allows, after the
+    // previous attempt's last call ended in a retried outcome and the rule's delay passed, within max_attempts.
+    let calls = sim.call_log();
+    for ((task, phone), subs) in phones.iter().filter(|(_, v)| v.len() > 1) {
+        let spec = by_task.get(task).unwrap_or_else(|| {
+            panic!("phone {phone} accepted {} times in task {task}", subs.len())
+        });
+        assert!(
+            subs.len() as u32 <= spec.retry.max_attempts(),
+            "phone {phone} accepted {} times in {}, more than [retry] allows",
+            subs.len(),
+            spec.id
+        );
+        for (n, pair) in subs.windows(2).enumerate() {
+            let (prev, next) = (&pair[0], &pair[1]);
+            let last = calls
+                .iter()
+                .filter(|c| c.order_id == prev.order_id)
+                .max_by_key(|c| c.start_utc)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "attempt {} of {phone} in {} was never dialled, yet retried",
+                        n + 1,
+                        spec.id
+                    )
+                });
+            let ended = last.end_utc.expect("a retried attempt's call ended");
+            let rule = spec.retry.rule(last.call_status).unwrap_or_else(|| {
+                panic!(
+                    "{phone} in {} retried after callStatus {}, which [retry] does not retry",
+                    spec.id, last.call_status
+                )
+            });
+            assert!(
+                (n as u32) + 2 <= rule.max_attempts,
+                "{phone} in {}: attempt {} is past max_attempts {}",
+                spec.id,
+                n + 2,
+                rule.max_attempts
+            );
+            let after = Duration::seconds(rule.after_secs as i64);
+            assert!(
+                next.at >= ended + after,
+                "{phone} in {}: attempt {} uploaded at {}, sooner than {} after the last call ended at {ended}",
+                spec.id,
+                n + 2,
+                next.at,
+                after
+            );
+        }
+    }
     per_task
 }
 
