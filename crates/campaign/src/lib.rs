@@ -8,6 +8,7 @@ mod ids;
 mod limits;
 mod parse;
 mod records;
+mod repeat;
 mod retry;
 mod spec;
 mod suppression;
@@ -29,6 +30,9 @@ pub use limits::{
 pub use parse::{
     MAX_BATCH_SIZE, load_campaign, load_campaign_with_limits, load_campaign_with_warnings,
     parse_campaign, validate_set, warnings_at,
+};
+pub use repeat::{
+    MAX_REPEAT_GENERATION, MAX_ROUNDS, NextRound, ROUNDS_PER_GENERATION, Repeat, Round, parse_cron,
 };
 pub use retry::{MAX_ATTEMPTS_LIMIT, RetryClass, RetryPolicy, RetryRule};
 pub use spec::{

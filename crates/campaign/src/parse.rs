@@ -21,6 +21,7 @@ use crate::contacts::{CsvProblem, inspect_csv};
 use crate::contacts_file::{lexical_problem, read_regular_file};
 use crate::diagnostics::{Diagnostic, Diagnostics, Severity, closest, escape_input, line_col};
 use crate::limits::{ContactLimits, MAX_CAMPAIGN_FILE_BYTES};
+use crate::repeat::{MAX_REPEAT_GENERATION, NextRound, Repeat};
 use crate::retry::{MAX_ATTEMPTS_LIMIT, RetryClass, RetryPolicy, RetryRule};
 use crate::spec::{
     CampaignSpec, CapRule, ContactsSpec, Dispatch, Features, ManualCall, OptOut, SmsRule,
@@ -56,6 +57,8 @@ const OPT_OUT_KEYS: &[&str] = &["intents"];
 const CAPS_KEYS: &[&str] = &["attempts"];
 const CAP_KEYS: &[&str] = &["within", "max"];
 const SCHEDULE_KEYS: &[&str] = &[
+    "repeat",
+    "on_next_round",
     "timezone",
     "utc_offset",
     "start",
@@ -522,6 +525,13 @@ fn parse_inner(
         }
     };
 
+    let repeat = match (get(root, "schedule").map(|v| v.get_ref()), &schedule) {
+        (Some(DeValue::Table(t)), Some(schedule)) => {
+            parse_repeat(&mut cx, t, schedule, generation.unwrap_or(1))
+        }
+        _ => None,
+    };
+
     let features = get(root, "features")
         .and_then(|v| cx.table(v, "features", "{ whole_tts = true }"))
         .map(|t| {
@@ -691,6 +701,7 @@ fn parse_inner(
         opt_out,
         caps,
         retry,
+        repeat,
         delete_undialled_on_remove,
         source: path.to_path_buf(),
         content_hash: hex::encode(Sha256::digest(text.as_bytes())),
@@ -786,6 +797,88 @@ fn parse_caps(cx: &mut Ctx<'_>, v: Option<&Val<'_>>) -> Vec<CapRule> {
         }
     }
     out
+}
+
+/// `[schedule] repeat` and `on_next_round`: a five-field cron expression that occurs before the campaign's end, on a
+/// campaign with a `start` to count its rounds from.
+fn parse_repeat(
+    cx: &mut Ctx<'_>,
+    t: &DeTable<'_>,
+    schedule: &Schedule,
+    generation: u32,
+) -> Option<Repeat> {
+    let on_next_round = match get(t, "on_next_round") {
+        None => NextRound::Complete,
+        Some(v) => match cx.string(v, "on_next_round", "\"complete\"")?.as_str() {
+            "complete" => NextRound::Complete,
+            "keep" => NextRound::Keep,
+            other => {
+                cx.error(
+                    "bad-value",
+                    v.span(),
+                    format!("unknown on_next_round `{}`", escape_input(other)),
+                    "write \"complete\" (the next round completes this one) or \"keep\" (this one runs out first)",
+                );
+                return None;
+            }
+        },
+    };
+    let Some(v) = get(t, "repeat") else {
+        if let Some(n) = get(t, "on_next_round") {
+            cx.warn(
+                "no-repeat",
+                n.span(),
+                "`on_next_round` does nothing without `repeat`",
+                "add `repeat = \"0 9 1 * *\"` (a cron expression), or remove `on_next_round`",
+            );
+        }
+        return None;
+    };
+    let cron = cx.string(v, "repeat", "\"0 9 1 * *\"")?;
+    if let Err(why) = crate::repeat::parse_cron(&cron) {
+        cx.error(
+            "bad-repeat",
+            v.span(),
+            format!("`{}` is not a cron expression: {}", escape_input(&cron), escape_input(&why)),
+            "write five fields, minute hour day-of-month month day-of-week, read in the campaign's zone, e.g. \"0 9 1 * *\" (09:00 on the 1st of each month)",
+        );
+        return None;
+    }
+    let Some(start) = schedule.start_utc() else {
+        cx.error(
+            "repeat-start",
+            v.span(),
+            "`repeat` needs `start` in [schedule]: rounds are counted from it",
+            "add `start = 2026-01-01T00:00:00` (local time) to [schedule]",
+        );
+        return None;
+    };
+    if generation > MAX_REPEAT_GENERATION {
+        cx.error(
+            "out-of-range",
+            v.span(),
+            format!("`generation = {generation}` is too large for a repeating campaign (at most {MAX_REPEAT_GENERATION})"),
+            "each round runs as generation × 100,000 + its number; use a smaller generation",
+        );
+        return None;
+    }
+    let repeat = Repeat {
+        cron,
+        on_next_round,
+    };
+    if repeat
+        .occurrences(&schedule.zone, start, schedule.end_utc(), 1)
+        .is_empty()
+    {
+        cx.error(
+            "repeat-never",
+            v.span(),
+            "`repeat` never occurs between the campaign's `start` and its `end`",
+            "check the expression's fields, or move `start` or `end`",
+        );
+        return None;
+    }
+    Some(repeat)
 }
 
 const RETRY_EXAMPLE: &str = "{ busy = { after = \"30m\", max_attempts = 3 } }";
@@ -2268,6 +2361,65 @@ file = "c.csv"
         assert!(
             read.retry.is_empty(),
             "a spec stored before [retry] still reads"
+        );
+    }
+
+    #[test]
+    fn reads_repeat_and_refuses_bad_expressions_where_they_are_written() {
+        let with = |schedule: &str| {
+            BASE.replace(
+                "timezone = \"America/New_York\"\n",
+                &format!("timezone = \"America/New_York\"\n{schedule}\n"),
+            )
+        };
+        let (spec, _) = parse(&with(
+            "start = 2027-01-01T00:00:00\nrepeat = \"0 9 1 * *\"\non_next_round = \"keep\"",
+        ))
+        .unwrap();
+        let repeat = spec.repeat.unwrap();
+        assert_eq!(repeat.cron, "0 9 1 * *");
+        assert_eq!(repeat.on_next_round, crate::repeat::NextRound::Keep);
+        let (spec, _) = parse(&with(
+            "start = 2027-01-01T00:00:00\nrepeat = \"0 9 * * mon\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            spec.repeat.unwrap().on_next_round,
+            crate::repeat::NextRound::Complete,
+            "complete by default"
+        );
+        assert!(parse(BASE).unwrap().0.repeat.is_none());
+
+        let one = |schedule: &str| {
+            let errs = errors(&with(schedule));
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            errs.into_iter().next().unwrap()
+        };
+        let e = one("start = 2027-01-01T00:00:00\nrepeat = \"61 9 1 * *\"");
+        assert_eq!(
+            (e.code.as_ref(), e.line, e.column),
+            ("bad-repeat", 7, 10),
+            "{e:?}"
+        );
+        let e = one("start = 2027-01-01T00:00:00\nrepeat = \"0 9 1 * * 2027\"");
+        assert_eq!(e.code, "bad-repeat", "{e:?}");
+        let e = one("repeat = \"0 9 1 * *\"");
+        assert_eq!((e.code.as_ref(), e.line), ("repeat-start", 6), "{e:?}");
+        let e =
+            one("start = 2027-01-01T00:00:00\nrepeat = \"0 9 1 * *\"\non_next_round = \"later\"");
+        assert_eq!((e.code.as_ref(), e.line), ("bad-value", 8), "{e:?}");
+        let e =
+            one("start = 2027-01-01T00:00:00\nend = 2027-01-20T00:00:00\nrepeat = \"0 9 1 2 *\"");
+        assert_eq!((e.code.as_ref(), e.line), ("repeat-never", 8), "{e:?}");
+        let e = errors(&format!(
+            "generation = 50000\n{}",
+            with("start = 2027-01-01T00:00:00\nrepeat = \"0 9 1 * *\"")
+        ));
+        assert!(e.iter().any(|d| d.code == "out-of-range"), "{e:?}");
+        let (_, warnings) = parse(&with("on_next_round = \"keep\"")).unwrap();
+        assert!(
+            warnings.iter().any(|w| w.code == "no-repeat"),
+            "{warnings:?}"
         );
     }
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::{Location, Schedule};
+use crate::repeat::Repeat;
 use crate::retry::RetryPolicy;
 
 /// `[opt_out]`: the intents (by name or ID) that, reported for a call by a poll or a callback, suppress the number in
@@ -87,6 +88,9 @@ pub struct CampaignSpec {
     /// `[caps] attempts`: limits on calls to one number, stricter than the daemon's own (both apply).
     #[serde(default)]
     pub caps: Vec<CapRule>,
+    /// `[schedule] repeat`: each occurrence of the cron expression starts a new round (a generation).
+    #[serde(default)]
+    pub repeat: Option<Repeat>,
     /// `[retry]`: which outcomes are dialled again, when, and how many attempts in all.
     #[serde(default)]
     pub retry: RetryPolicy,

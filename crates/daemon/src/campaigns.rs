@@ -69,6 +69,8 @@ pub(crate) struct Campaign {
     pub(crate) valid_contacts: u64,
     pub(crate) last_poll_at: Option<DateTime<Utc>>,
     pub(crate) final_poll_done: bool,
+    /// For a repeating campaign, the round in force as the last reconcile found it (its spec is what runs).
+    pub(crate) round: Option<crate::rounds::InForce>,
     /// When the next attempt under `[retry]` falls due, as the last reconcile found.
     pub(crate) next_retry_at: Option<DateTime<Utc>>,
     /// When the campaign must be reconciled next; `None`: at the next reconcile (new, changed, or never done).
@@ -82,6 +84,11 @@ pub(crate) struct Campaign {
 }
 
 impl Campaign {
+    /// The spec that runs: the file's, or its round's for a repeating campaign.
+    pub(crate) fn in_force(&self) -> &CampaignSpec {
+        self.round.as_ref().map_or(&self.spec, |r| &r.spec)
+    }
+
     fn new(spec: CampaignSpec, file_present: bool) -> Campaign {
         Campaign {
             spec,
@@ -93,6 +100,7 @@ impl Campaign {
             last_poll_at: None,
             final_poll_done: false,
             next_retry_at: None,
+            round: None,
             due: None,
             last: None,
             lease_at: None,
@@ -346,6 +354,8 @@ impl CampaignSet {
                 c.due = None;
             }
             c.spec = r.spec;
+            // A repeating campaign's round is found again from the new file at its next reconcile.
+            c.round = None;
             c.file_present = true;
             c.file_error = None;
         }
@@ -392,10 +402,10 @@ impl CampaignSet {
             .iter()
             .filter(|(_, c)| {
                 c.due.is_none_or(|at| at <= now)
-                    || touched(&crate::task::user_task_id(&c.spec))
+                    || touched(&crate::task::user_task_id(c.in_force()))
                     || c.csv_planned
                         .as_ref()
-                        .is_some_and(|planned| *planned != crate::contacts::csv_stamp(&c.spec))
+                        .is_some_and(|planned| *planned != crate::contacts::csv_stamp(c.in_force()))
             })
             .map(|(id, _)| id.clone())
             .collect()

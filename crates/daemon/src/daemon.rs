@@ -188,7 +188,7 @@ impl Daemon {
             if self.exec.stop.is_cancelled() {
                 break;
             }
-            let ut = user_task_id(&c.spec);
+            let ut = user_task_id(c.in_force());
             let result = match &leases {
                 Err(e) => Err(StepError::Lease(e.to_string())),
                 Ok(granted) if !granted.contains(&id) => Ok((self.unreconciled(&id, None), None)),
@@ -346,7 +346,7 @@ impl Daemon {
             error,
             file_error: c.file_error.clone(),
             task: TaskState::NotCreated,
-            user_task_id: user_task_id(&c.spec),
+            user_task_id: user_task_id(c.in_force()),
             orders: Orders::default(),
             wait_until: None,
         }
@@ -364,9 +364,13 @@ impl Daemon {
         now: DateTime<Utc>,
         prefetched: Option<Prefetched>,
     ) -> StepResult<(CampaignOutcome, Option<CampaignRecord>)> {
+        let mut fresh = prefetched;
+        if self.find_round(id, now).await? {
+            // A new round: what was read a moment ago belongs to the previous one.
+            fresh = None;
+        }
         let spec = self.spec(id).clone();
         let ut = user_task_id(&spec);
-        let mut fresh = prefetched;
         if self.hub.take_touched(&ut) {
             // A task callback stored its status after the prefetch may have read.
             fresh = None;
@@ -520,6 +524,16 @@ impl Daemon {
         if let Some(at) = extra_wake {
             plan.next_wake = Some(plan.next_wake.map_or(at, |w| w.min(at)));
         }
+        let next_round = self
+            .set
+            .get(id)
+            .and_then(|c| c.round.as_ref())
+            .and_then(crate::rounds::InForce::next_change)
+            .filter(|at| *at > now);
+        if let Some(at) = next_round {
+            // The next occurrence starts the next round.
+            plan.next_wake = Some(plan.next_wake.map_or(at, |w| w.min(at)));
+        }
         if error.is_some() {
             // Try again soon, not at the next calendar event.
             let retry = now + Duration::seconds(RETRY_SECS);
@@ -567,6 +581,41 @@ impl Daemon {
         Ok((outcome, Some(record)))
     }
 
+    /// For a repeating campaign, finds the round in force at `now` ([`crate::rounds::in_force`]), unless the one
+    /// found before is still in force by the calendar. Returns whether a new round came into force: it starts with
+    /// its contacts file read again, as it is now, into its own task.
+    async fn find_round(&mut self, id: &str, now: DateTime<Utc>) -> StepResult<bool> {
+        let c = self.set.get(id).expect("campaign exists");
+        if c.spec.repeat.is_none() {
+            return Ok(false);
+        }
+        let settled = c.round.as_ref().is_some_and(|r| {
+            r.waiting.is_none()
+                && r.round.is_some()
+                && r.next_change().is_none_or(|next| now < next)
+        });
+        if settled {
+            return Ok(false);
+        }
+        let found = crate::rounds::in_force(self.store.as_ref(), &c.spec, now).await?;
+        let c = self.set.get_mut(id).expect("campaign exists");
+        let before = c.round.as_ref().map(|r| r.spec.generation);
+        let changed = before != Some(found.spec.generation);
+        if changed {
+            if let Some(r) = found.round {
+                tracing::info!(campaign.id = %id, round = r.number, generation = found.spec.generation, "round in force");
+            }
+            c.csv_planned = None;
+            c.planning = None;
+            c.valid_contacts = 0;
+            c.last_poll_at = None;
+            c.final_poll_done = false;
+            c.next_retry_at = None;
+        }
+        c.round = Some(found);
+        Ok(changed)
+    }
+
     /// Plans the campaign's contacts into the store (see [`crate::contacts::plan_step`]).
     async fn plan_contacts(&mut self, id: &str, now: DateTime<Utc>) -> StepResult<(u64, bool)> {
         let c = self.set.get_mut(id).expect("campaign exists");
@@ -575,9 +624,11 @@ impl Daemon {
             c.planning = None;
             return Ok((0, true));
         }
+        // The spec in force, borrowed field by field beside the planning state.
+        let spec = c.round.as_ref().map_or(&c.spec, |r| &r.spec);
         let (inserted, complete) = crate::contacts::plan_step(
             self.store.as_ref(),
-            &c.spec,
+            spec,
             &self.config.contact_limits,
             &mut c.planning,
             &mut c.csv_planned,
@@ -611,7 +662,7 @@ impl Daemon {
                 .map_or(now, |at| at + self.config.poll_interval),
         );
         let (d, _) = crate::observe::decision_from(
-            &c.spec,
+            c.in_force(),
             tasks,
             progress,
             c.file_present,
@@ -663,7 +714,7 @@ impl Daemon {
     }
 
     fn spec(&self, id: &str) -> &CampaignSpec {
-        &self.set.get(id).expect("campaign exists").spec
+        self.set.get(id).expect("campaign exists").in_force()
     }
 }
 

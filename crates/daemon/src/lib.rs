@@ -17,6 +17,7 @@ mod prune;
 mod records;
 mod requests;
 mod retries;
+mod rounds;
 mod scan;
 mod settings;
 mod suppress;
