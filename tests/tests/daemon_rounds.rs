@@ -174,4 +174,20 @@ async fn a_monthly_campaign_runs_twelve_rounds_across_both_dst_changes(backend: 
         "March's round is held until February's calls are 30 days old"
     );
     assert_no_harm(&env.sim, &specs);
+
+    // `status` names the round in force, the next occurrence and the rounds so far.
+    let out = std::process::Command::new(daemon_support::campaignd_bin())
+        .args(["status", "--store", &env.store_url, "--format", "json"])
+        .args(["--now", "2027-12-15T12:00:00Z", "--campaigns-dir"])
+        .arg(env.dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let round = &doc[0]["round"];
+    assert_eq!(round["number"], 12, "{doc}");
+    assert_eq!(round["next_at"], "2028-01-01T14:00:00Z");
+    assert_eq!(round["rounds_so_far"], 12);
+    assert_eq!(doc[0]["user_task_id"], uts[11].as_str());
 }

@@ -101,6 +101,18 @@ fn plans_the_example_campaigns() {
     let uk = campaign(&doc, "uk-payment-reminders");
     assert_eq!(uk["paused"], true);
     assert_eq!(uk["actions"][0]["action"], "hold");
+
+    // The monthly survey repeats: before its first occurrence the first round is in force, waiting for it.
+    let survey = campaign(&doc, "monthly-survey");
+    assert_eq!(survey["generation"], 100_001);
+    assert_eq!(survey["round"]["number"], 1);
+    assert_eq!(survey["round"]["started"], "2027-01-01T14:00:00Z");
+    assert_eq!(survey["round"]["next"][0]["round"], 2);
+    assert_eq!(survey["round"]["next"][0]["at"], "2027-02-01T14:00:00Z");
+    assert_eq!(survey["round"]["next"][2]["at"], "2027-04-01T13:00:00Z", "09:00 EDT");
+    // Jan 1 is a holiday and Jan 2-3 a weekend: round 1 first dials on Monday Jan 4.
+    assert_eq!(survey["stretches"][0]["first_open"], "2027-01-04T14:00:00Z");
+    assert_eq!(survey["stretches"].as_array().unwrap().last().unwrap()["until"], "2027-02-01T14:00:00Z");
 }
 
 #[test]

@@ -248,7 +248,12 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
 
     let mut human = String::new();
     let mut docs = Vec::new();
-    for spec in &loaded.specs {
+    for file in &loaded.specs {
+        // A repeating campaign is planned as its round in force by the calendar (offline, `keep` cannot see
+        // whether the previous round has run out; `status` can).
+        let round = file.round_at(now);
+        let round_spec = round.map(|r| file.for_round(&r));
+        let spec = round_spec.as_ref().unwrap_or(file);
         let zone = spec.schedule.zone;
         let list = campaign::stretches(&spec.schedule, now, args.stretches.max(1));
         let (contacts_json, valid) = match read_contacts(spec, &limits, 0) {
@@ -264,10 +269,80 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             ),
             ContactsOutcome::Failed(e) => (json!({ "error": e }), None),
         };
-        let acts = actions(spec, &list, valid.as_ref().map(|s| s.valid), now);
+        let mut acts = actions(spec, &list, valid.as_ref().map(|s| s.valid), now);
+        if round.is_some() {
+            for a in acts.iter_mut().filter(|a| a.action == "complete") {
+                a.detail = "the round's end (the next occurrence, or the campaign's end): complete its task".into();
+            }
+        }
         let task_id = campaign::user_task_id(&spec.id, spec.generation, 0);
 
         let _ = writeln!(human, "campaign {} ({})", spec.id, spec.source.display());
+        let rounds_json = match (&file.repeat, round) {
+            (Some(repeat), Some(r)) => {
+                // The occurrences after the round in force's: the next rounds.
+                let next = repeat.occurrences(
+                    &zone,
+                    r.starts + Duration::seconds(1),
+                    file.schedule.end_utc(),
+                    4,
+                );
+                let next = next.iter();
+                let upcoming: Vec<serde_json::Value> = next
+                    .enumerate()
+                    .map(|(i, at)| {
+                        let number = r.number + 1 + u32::try_from(i).unwrap_or(0);
+                        let what = match repeat.on_next_round {
+                            campaign::NextRound::Complete => format!(
+                                "round {number}: complete round {}'s task (undialled orders are kept), then create task {} \
+                                 (generation {}) with the contacts file as it is then",
+                                number - 1,
+                                campaign::user_task_id(&file.id, file.round_generation(number), 0),
+                                file.round_generation(number)
+                            ),
+                            campaign::NextRound::Keep => format!(
+                                "round {number}: starts once round {}'s task has nothing left to dial (task {}, \
+                                 generation {})",
+                                number - 1,
+                                campaign::user_task_id(&file.id, file.round_generation(number), 0),
+                                file.round_generation(number)
+                            ),
+                        };
+                        json!({ "round": number, "at": rfc(*at), "local": local(zone, *at), "action": what })
+                    })
+                    .collect();
+                let _ = writeln!(
+                    human,
+                    "  round     {} of `{}` (on_next_round = {}), started {} ({})",
+                    r.number,
+                    repeat.cron,
+                    repeat.on_next_round.as_str(),
+                    rfc(r.starts),
+                    local(zone, r.starts)
+                );
+                for u in &upcoming {
+                    let _ = writeln!(
+                        human,
+                        "  next      {}  ({})  {}",
+                        u["at"].as_str().unwrap_or_default(),
+                        u["local"].as_str().unwrap_or_default(),
+                        u["action"].as_str().unwrap_or_default()
+                    );
+                }
+                Some(json!({
+                    "repeat": repeat.cron,
+                    "on_next_round": repeat.on_next_round.as_str(),
+                    "number": r.number,
+                    "started": rfc(r.starts),
+                    "next": upcoming,
+                }))
+            }
+            (Some(_), None) => {
+                let _ = writeln!(human, "  round     none left: `repeat` has no occurrence before the end");
+                None
+            }
+            _ => None,
+        };
         let _ = writeln!(
             human,
             "  task      {task_id} (generation {}), zone {zone}, robots {}{}",
@@ -376,6 +451,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             "file": spec.source.display().to_string(),
             "user_task_id": task_id,
             "generation": spec.generation,
+            "round": rounds_json,
             "paused": spec.paused,
             "zone": zone.to_string(),
             "contacts": contacts_json,

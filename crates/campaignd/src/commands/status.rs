@@ -71,6 +71,25 @@ struct CampaignStatus {
     held_until: Option<DateTime<Utc>>,
     /// Where the batch in flight stands, when orders are `sending`.
     upload: Option<Upload>,
+    /// A repeating campaign's round in force, and the next.
+    round: Option<RoundStatus>,
+}
+
+/// The round of a repeating campaign (`[schedule] repeat`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct RoundStatus {
+    repeat: String,
+    on_next_round: &'static str,
+    /// The round in force (1 for the first occurrence at or after `start`).
+    number: u32,
+    started_at: DateTime<Utc>,
+    /// The next occurrence: when the next round is due.
+    next_at: Option<DateTime<Utc>>,
+    next_at_local: Option<String>,
+    /// With `on_next_round = "keep"`: the round the calendar has reached, waiting for this one to run out.
+    waiting: Option<u32>,
+    /// Rounds that have a task so far (this one included).
+    rounds_so_far: usize,
 }
 
 /// A batch in flight, as its campaign's lease tells it at the status command's `now`.
@@ -210,7 +229,12 @@ pub async fn run(args: StatusArgs, _shutdown: CancellationToken) -> anyhow::Resu
         .collect();
 
     let mut out = Vec::new();
-    for (spec, present, file_error, last_error) in entries {
+    for (file_spec, present, file_error, last_error) in entries {
+        // A repeating campaign runs its round in force, as the daemon finds it.
+        let in_force = daemon::round_in_force(store.as_ref(), &file_spec, now)
+            .await
+            .with_context(|| format!("cannot read campaign {}'s rounds from the store", file_spec.id))?;
+        let spec = in_force.spec.clone();
         let contacts_hint =
             u64::from(std::fs::metadata(&spec.contacts.file).is_ok_and(|m| m.len() > 0));
         let snap = snapshot(
@@ -237,6 +261,36 @@ pub async fn run(args: StatusArgs, _shutdown: CancellationToken) -> anyhow::Resu
         status.held = held.numbers;
         status.held_until = held.until;
         status.upload = Upload::at(&snap.plan.why, leases.get(&spec.id), now);
+        let tasks = store
+            .tasks(&spec.id)
+            .await
+            .with_context(|| format!("cannot read campaign {}'s tasks", spec.id))?;
+        status.other_tasks = tasks
+            .iter()
+            .filter(|t| t.user_task_id != status.user_task_id)
+            .map(|t| (t.user_task_id.clone(), t.generation, t.platform_status))
+            .collect();
+        if let (Some(repeat), Some(round)) = (&file_spec.repeat, in_force.round) {
+            let next = in_force.next_change();
+            status.round = Some(RoundStatus {
+                repeat: repeat.cron.clone(),
+                on_next_round: repeat.on_next_round.as_str(),
+                number: round.number,
+                started_at: round.starts,
+                next_at: next,
+                next_at_local: next.map(|at| local_label(&spec.schedule, at)),
+                waiting: in_force.waiting.map(|w| w.number),
+                rounds_so_far: tasks
+                    .iter()
+                    .filter(|t| {
+                        u32::try_from(t.generation)
+                            .ok()
+                            .and_then(|g| file_spec.round_of_generation(g))
+                            .is_some()
+                    })
+                    .count(),
+            });
+        }
         if let Some(upload) = &status.upload {
             status.why = upload.describe(&|at| local_label(&spec.schedule, at));
         }
@@ -329,6 +383,7 @@ fn describe(
         held: 0,
         held_until: None,
         upload: None,
+        round: None,
     }
 }
 
@@ -349,6 +404,21 @@ fn print_human(c: &CampaignStatus) {
         None => format!("{}: {}", c.user_task_id, c.task_state.as_str()),
     };
     println!("  task:     {task}");
+    if let Some(r) = &c.round {
+        let next = match (&r.next_at_local, r.waiting) {
+            (_, Some(w)) => format!("round {w} is due and starts once this one has nothing left to dial"),
+            (Some(at), None) => format!("the next round starts {at}"),
+            (None, None) => "no round after this one".to_owned(),
+        };
+        println!(
+            "  round:    {} of `{}` (on_next_round = {}), started {}; {next}; {} round(s) so far",
+            r.number,
+            r.repeat,
+            r.on_next_round,
+            r.started_at.format("%Y-%m-%dT%H:%M:%SZ"),
+            r.rounds_so_far
+        );
+    }
     for (ut, generation, status) in &c.other_tasks {
         let state = status.map_or("not created", |s| {
             TaskState::from_status(TaskStatus::from_code(s)).as_str()
