@@ -175,6 +175,30 @@ async fn a_monthly_campaign_runs_twelve_rounds_across_both_dst_changes(backend: 
     );
     assert_no_harm(&env.sim, &specs);
 
+    // The report groups the campaign by round: twelve rounds, each with its six contacts dialled and answered.
+    let report = env
+        .store
+        .report(&store::ReportFilter {
+            campaign: Some("m".into()),
+            since: None,
+        })
+        .await
+        .unwrap();
+    let rows: Vec<(Option<i64>, i64, i64, i64)> = report
+        .rounds
+        .iter()
+        .map(|r| (r.round, r.orders_total, r.calls, r.calls_answered))
+        .collect();
+    let expected: Vec<(Option<i64>, i64, i64, i64)> =
+        (1..=12).map(|n| (Some(n), 6, 6, 6)).collect();
+    assert_eq!(rows, expected);
+    assert_eq!(
+        report.rounds[2]
+            .first_call_at
+            .map(|t| t >= utc(2027, 3, 3, 0, 0)),
+        Some(true)
+    );
+
     // `status` names the round in force, the next occurrence and the rounds so far.
     let out = std::process::Command::new(daemon_support::campaignd_bin())
         .args(["status", "--store", &env.store_url, "--format", "json"])
@@ -183,7 +207,11 @@ async fn a_monthly_campaign_runs_twelve_rounds_across_both_dst_changes(backend: 
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
     let round = &doc[0]["round"];
     assert_eq!(round["number"], 12, "{doc}");

@@ -109,10 +109,16 @@ fn plans_the_example_campaigns() {
     assert_eq!(survey["round"]["started"], "2027-01-01T14:00:00Z");
     assert_eq!(survey["round"]["next"][0]["round"], 2);
     assert_eq!(survey["round"]["next"][0]["at"], "2027-02-01T14:00:00Z");
-    assert_eq!(survey["round"]["next"][2]["at"], "2027-04-01T13:00:00Z", "09:00 EDT");
+    assert_eq!(
+        survey["round"]["next"][2]["at"], "2027-04-01T13:00:00Z",
+        "09:00 EDT"
+    );
     // Jan 1 is a holiday and Jan 2-3 a weekend: round 1 first dials on Monday Jan 4.
     assert_eq!(survey["stretches"][0]["first_open"], "2027-01-04T14:00:00Z");
-    assert_eq!(survey["stretches"].as_array().unwrap().last().unwrap()["until"], "2027-02-01T14:00:00Z");
+    assert_eq!(
+        survey["stretches"].as_array().unwrap().last().unwrap()["until"],
+        "2027-02-01T14:00:00Z"
+    );
 }
 
 #[test]

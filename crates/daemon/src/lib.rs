@@ -35,8 +35,8 @@ pub use observe::{Snapshot, observed_at, snapshot};
 pub use outcome::{CampaignOutcome, Outcome};
 pub use plan::{Action, Desired, Observed, Orders, Plan, Target, TaskState, Why, decide};
 pub use prune::Pruner;
-pub use rounds::{InForce, in_force as round_in_force};
 pub use requests::{CallbackUrls, func_flag, task_create_setting};
+pub use rounds::{InForce, in_force as round_in_force};
 pub use scan::{FileScan, campaign_files, is_campaign_file_name, scan_dir};
 pub use settings::{
     ManualCallSetting, SmsSetting, TaskSettings, Window, equivalent_in_stretch,

@@ -2,7 +2,8 @@
 
 use sqlx::postgres::PgRow;
 use store::{
-    CallStatusRow, DailyRow, IntentRow, RejectedRow, Report, ReportFilter, StoreError, TotalsRow,
+    CallStatusRow, DailyRow, IntentRow, RejectedRow, Report, ReportFilter, RoundRow, StoreError,
+    TotalsRow,
 };
 
 use crate::PgStore;
@@ -16,6 +17,7 @@ pub(crate) async fn report(s: &PgStore, filter: &ReportFilter) -> Result<Report,
         call_status: decode_all::<CallStatusRow>(&call_status(s, filter).await?)?,
         intents: decode_all::<IntentRow>(&intents(s, filter).await?)?,
         rejected: decode_all::<RejectedRow>(&rejected(s, filter).await?)?,
+        rounds: decode_all::<RoundRow>(&rounds(s, filter).await?)?,
     })
 }
 
@@ -79,6 +81,20 @@ async fn rejected(s: &PgStore, filter: &ReportFilter) -> Result<Vec<PgRow>, Stor
         "SELECT campaign_id, kind, reason, orders FROM report_rejected
          WHERE ($1::text IS NULL OR campaign_id = $1)
          ORDER BY campaign_id, kind DESC, orders DESC, reason",
+    )
+    .bind(&filter.campaign)
+    .fetch_all(&s.pool)
+    .await
+    .map_err(db_err)
+}
+
+async fn rounds(s: &PgStore, filter: &ReportFilter) -> Result<Vec<PgRow>, StoreError> {
+    sqlx::query(
+        "SELECT campaign_id, generation, round, user_task_id, orders_total, orders_finished, calls, calls_answered,
+                first_call_at, last_call_at
+         FROM report_rounds
+         WHERE ($1::text IS NULL OR campaign_id = $1)
+         ORDER BY campaign_id, generation",
     )
     .bind(&filter.campaign)
     .fetch_all(&s.pool)

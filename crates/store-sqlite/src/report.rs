@@ -2,7 +2,8 @@
 
 use sqlx::sqlite::SqliteRow;
 use store::{
-    CallStatusRow, DailyRow, IntentRow, RejectedRow, Report, ReportFilter, StoreError, TotalsRow,
+    CallStatusRow, DailyRow, IntentRow, RejectedRow, Report, ReportFilter, RoundRow, StoreError,
+    TotalsRow,
 };
 
 use crate::SqliteStore;
@@ -16,6 +17,7 @@ pub(crate) async fn report(s: &SqliteStore, filter: &ReportFilter) -> Result<Rep
         call_status: decode_all::<CallStatusRow>(&call_status(s, filter).await?)?,
         intents: decode_all::<IntentRow>(&intents(s, filter).await?)?,
         rejected: decode_all::<RejectedRow>(&rejected(s, filter).await?)?,
+        rounds: decode_all::<RoundRow>(&rounds(s, filter).await?)?,
     })
 }
 
@@ -83,6 +85,20 @@ async fn rejected(s: &SqliteStore, filter: &ReportFilter) -> Result<Vec<SqliteRo
         "SELECT campaign_id, kind, reason, orders FROM report_rejected
          WHERE (?1 IS NULL OR campaign_id = ?1)
          ORDER BY campaign_id, kind DESC, orders DESC, reason",
+    )
+    .bind(&filter.campaign)
+    .fetch_all(&s.reader)
+    .await
+    .map_err(db_err)
+}
+
+async fn rounds(s: &SqliteStore, filter: &ReportFilter) -> Result<Vec<SqliteRow>, StoreError> {
+    sqlx::query(
+        "SELECT campaign_id, generation, round, user_task_id, orders_total, orders_finished, calls, calls_answered,
+                first_call_at, last_call_at
+         FROM report_rounds
+         WHERE (?1 IS NULL OR campaign_id = ?1)
+         ORDER BY campaign_id, generation",
     )
     .bind(&filter.campaign)
     .fetch_all(&s.reader)

@@ -22,7 +22,7 @@ pub use records::{
     TaskKey, TaskRecord, TaskStatusFact, UploadState, is_terminal_task_status,
 };
 pub use report::{
-    CallStatusRow, DailyRow, IntentRow, RejectedRow, Report, ReportFilter, TotalsRow,
+    CallStatusRow, DailyRow, IntentRow, RejectedRow, Report, ReportFilter, RoundRow, TotalsRow,
 };
 pub use store::Store;
 pub use suppression::{

@@ -25,6 +25,9 @@ pub struct Report {
     /// `since` does not apply (orders are rejected before any call).
     #[serde(default)]
     pub rejected: Vec<RejectedRow>,
+    /// Each task: a generation, or a round of a repeating campaign. `since` does not apply.
+    #[serde(default)]
+    pub rounds: Vec<RoundRow>,
 }
 
 /// A row of `report_campaign_totals`: one campaign over all days (same definitions as [`DailyRow`], except that
@@ -110,4 +113,21 @@ pub struct RejectedRow {
     /// otherwise the reject reason as recorded.
     pub reason: String,
     pub orders: i64,
+}
+
+/// A row of `report_rounds`: one task of a campaign (a generation, or a round of a repeating campaign).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundRow {
+    pub campaign_id: String,
+    pub generation: i64,
+    /// The round's number for a repeating campaign's generation (`generation % 100000` from 100000), else `None`.
+    pub round: Option<i64>,
+    pub user_task_id: String,
+    pub orders_total: i64,
+    pub orders_finished: i64,
+    /// Calls of the task's orders (every attempt).
+    pub calls: i64,
+    pub calls_answered: i64,
+    pub first_call_at: Option<DateTime<Utc>>,
+    pub last_call_at: Option<DateTime<Utc>>,
 }

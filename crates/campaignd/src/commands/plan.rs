@@ -338,7 +338,10 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
                 }))
             }
             (Some(_), None) => {
-                let _ = writeln!(human, "  round     none left: `repeat` has no occurrence before the end");
+                let _ = writeln!(
+                    human,
+                    "  round     none left: `repeat` has no occurrence before the end"
+                );
                 None
             }
             _ => None,

@@ -55,6 +55,9 @@ pub enum View {
     /// `report_rejected`: orders never uploaded, by kind (`suppressed` or `rejected`) and reason (`--since` does
     /// not apply).
     Rejected,
+    /// `report_rounds`: each task, a generation or a round of a repeating campaign, with its orders and calls
+    /// (`--since` does not apply).
+    Rounds,
     /// `held`: numbers planned but held now by a frequency cap (`[caps]` of the configuration and of the campaign),
     /// and until when the first of them is held. Computed when the report is asked for, not a view.
     Held,
@@ -330,6 +333,41 @@ fn tables(shown: &Shown, view: View, raw: bool) -> Vec<Table> {
                 .collect(),
         });
     }
+    if matches!(view, View::All | View::Rounds) {
+        out.push(Table {
+            title: "report_rounds",
+            columns: &[
+                "campaign_id",
+                "generation",
+                "round",
+                "user_task_id",
+                "orders_total",
+                "orders_finished",
+                "calls",
+                "calls_answered",
+                "first_call_at",
+                "last_call_at",
+            ],
+            rows: report
+                .rounds
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.campaign_id.clone(),
+                        r.generation.to_string(),
+                        r.round.map(|n| n.to_string()).unwrap_or_default(),
+                        r.user_task_id.clone(),
+                        r.orders_total.to_string(),
+                        r.orders_finished.to_string(),
+                        r.calls.to_string(),
+                        r.calls_answered.to_string(),
+                        r.first_call_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                        r.last_call_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                    ]
+                })
+                .collect(),
+        });
+    }
     if matches!(view, View::All | View::Held) {
         out.push(Table {
             title: "held (now, by the caps in force)",
@@ -362,6 +400,7 @@ fn render(shown: &Shown, format: Format, view: View) -> anyhow::Result<String> {
                 View::CallStatus => serde_json::to_value(&report.call_status)?,
                 View::Intents => serde_json::to_value(&report.intents)?,
                 View::Rejected => serde_json::to_value(&report.rejected)?,
+                View::Rounds => serde_json::to_value(&report.rounds)?,
                 View::Held => serde_json::to_value(&shown.held)?,
             };
             out = serde_json::to_string_pretty(&value)?;
@@ -499,6 +538,18 @@ mod tests {
                 reason: "customer asked".into(),
                 orders: 3,
             }],
+            rounds: vec![store::RoundRow {
+                campaign_id: "monthly".into(),
+                generation: 100_002,
+                round: Some(2),
+                user_task_id: "t-2".into(),
+                orders_total: 6,
+                orders_finished: 6,
+                calls: 7,
+                calls_answered: 5,
+                first_call_at: None,
+                last_call_at: None,
+            }],
         }
     }
 
@@ -519,6 +570,10 @@ mod tests {
         );
         assert!(
             out.contains("report_intents") && out.contains("interested"),
+            "{out}"
+        );
+        assert!(
+            out.contains("report_rounds") && out.contains("100002"),
             "{out}"
         );
         assert!(

@@ -233,7 +233,12 @@ pub async fn run(args: StatusArgs, _shutdown: CancellationToken) -> anyhow::Resu
         // A repeating campaign runs its round in force, as the daemon finds it.
         let in_force = daemon::round_in_force(store.as_ref(), &file_spec, now)
             .await
-            .with_context(|| format!("cannot read campaign {}'s rounds from the store", file_spec.id))?;
+            .with_context(|| {
+                format!(
+                    "cannot read campaign {}'s rounds from the store",
+                    file_spec.id
+                )
+            })?;
         let spec = in_force.spec.clone();
         let contacts_hint =
             u64::from(std::fs::metadata(&spec.contacts.file).is_ok_and(|m| m.len() > 0));
@@ -406,7 +411,9 @@ fn print_human(c: &CampaignStatus) {
     println!("  task:     {task}");
     if let Some(r) = &c.round {
         let next = match (&r.next_at_local, r.waiting) {
-            (_, Some(w)) => format!("round {w} is due and starts once this one has nothing left to dial"),
+            (_, Some(w)) => {
+                format!("round {w} is due and starts once this one has nothing left to dial")
+            }
             (Some(at), None) => format!("the next round starts {at}"),
             (None, None) => "no round after this one".to_owned(),
         };

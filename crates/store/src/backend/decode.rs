@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::{
     ActionRecord, CallFacts, CallStatusRow, CallbackRecord, CampaignRecord, DailyRow, IntentFact,
     IntentRow, LeaseRecord, OptOutCall, OrderCounts, OrderProgress, OrderRecord, RejectedRow,
-    SmsFact, StoreError, Suppression, TaskRecord, TotalsRow, TranscriptLine,
+    RoundRow, SmsFact, StoreError, Suppression, TaskRecord, TotalsRow, TranscriptLine,
 };
 
 /// The columns an [`crate::OrderRecord`] is read from.
@@ -383,6 +383,23 @@ impl FromColumns for CallStatusRow {
             call_status: r.i64("call_status")?,
             status_name: r.string("status_name")?,
             calls: r.i64("calls")?,
+        })
+    }
+}
+
+impl FromColumns for RoundRow {
+    fn from_columns(r: &dyn Columns) -> Result<Self, StoreError> {
+        Ok(RoundRow {
+            campaign_id: r.string("campaign_id")?,
+            generation: r.i64("generation")?,
+            round: r.opt_i64("round")?,
+            user_task_id: r.string("user_task_id")?,
+            orders_total: r.i64("orders_total")?,
+            orders_finished: r.i64("orders_finished")?,
+            calls: r.i64("calls")?,
+            calls_answered: r.i64("calls_answered")?,
+            first_call_at: r.opt_time("first_call_at")?,
+            last_call_at: r.opt_time("last_call_at")?,
         })
     }
 }
