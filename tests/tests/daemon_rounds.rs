@@ -54,7 +54,10 @@ async fn run_round(env: &mut Env, ut: &str, until: DateTime<Utc>) {
     }
 }
 
-both_backends!(a_monthly_campaign_runs_twelve_rounds_across_both_dst_changes,);
+both_backends!(
+    a_monthly_campaign_runs_twelve_rounds_across_both_dst_changes,
+    a_kept_round_runs_out_before_the_next_one_starts,
+);
 
 async fn a_monthly_campaign_runs_twelve_rounds_across_both_dst_changes(backend: Backend) {
     let start = utc(2026, 12, 31, 12, 0);
@@ -218,4 +221,78 @@ async fn a_monthly_campaign_runs_twelve_rounds_across_both_dst_changes(backend: 
     assert_eq!(round["next_at"], "2028-01-01T14:00:00Z");
     assert_eq!(round["rounds_so_far"], 12);
     assert_eq!(doc[0]["user_task_id"], uts[11].as_str());
+}
+
+const KEEP: &str = r#"
+scene_id = "SC-KEEP"
+robots = 1
+
+[schedule]
+timezone = "America/New_York"
+start = 2027-01-04T00:00:00
+repeat = "0 9 * * *"
+on_next_round = "keep"
+windows = [{ days = "mon", hours = ["09:00-10:00"] }]
+
+[contacts]
+file = "k.csv"
+variables = ["amount"]
+batch_size = 10
+"#;
+
+/// With `on_next_round = "keep"`, a daily round whose contacts need more than one Monday hour runs out first: the
+/// occurrences that pass meanwhile start no round, and the next round starts only once the first has nothing left
+/// to dial, so two rounds never dial at once.
+async fn a_kept_round_runs_out_before_the_next_one_starts(backend: Backend) {
+    let start = utc(2027, 1, 4, 13, 0);
+    let files = [("k.toml", KEEP.to_owned()), ("k.csv", contacts_csv(3))];
+    let opts = Options {
+        weights: Some(vec![(Outcome::Answered, 1.0)]),
+        talk_secs: (2400, 2400),
+        ..Options::default()
+    };
+    let mut env = Env::new(backend, start, &files, opts).await;
+    let file = env.spec("k.toml");
+    env.run_until(utc(2027, 1, 11, 17, 0), Duration::minutes(10))
+        .await;
+
+    let first = file.for_round(&file.round(1).unwrap());
+    let eighth = file.for_round(&file.round(8).unwrap());
+    let (ut1, ut8) = (daemon::user_task_id(&first), daemon::user_task_id(&eighth));
+    let tasks = env.sim.tasks();
+    let ids: Vec<&str> = tasks.iter().map(|t| t.user_task_id.as_str()).collect();
+    assert_eq!(
+        ids.len(),
+        2,
+        "round 1, then round 8 (Monday Jan 11): {ids:?}"
+    );
+    assert!(
+        ids.contains(&ut1.as_str()) && ids.contains(&ut8.as_str()),
+        "{ids:?}"
+    );
+    let calls = env.sim.call_log();
+    let of = |ut: &str| {
+        calls
+            .iter()
+            .filter(|c| c.user_task_id == ut)
+            .collect::<Vec<_>>()
+    };
+    let (c1, c8) = (of(&ut1), of(&ut8));
+    assert_eq!(
+        c1.len(),
+        3,
+        "round 1 dials all three, the last one a week later"
+    );
+    assert!(c1.iter().any(|c| c.start_utc >= utc(2027, 1, 11, 0, 0)));
+    let round1_done = c1.iter().filter_map(|c| c.end_utc).max().unwrap();
+    assert!(!c8.is_empty(), "round 8 starts once round 1 has run out");
+    assert!(
+        c8.iter().all(|c| c.start_utc >= round1_done),
+        "round 8 dialled before round 1 ran out at {round1_done}"
+    );
+    let task1 = tasks.iter().find(|t| t.user_task_id == ut1).unwrap();
+    let task8 = tasks.iter().find(|t| t.user_task_id == ut8).unwrap();
+    let completed = task1.status_history.iter().find(|c| c.to == 3).unwrap();
+    assert!(completed.at >= round1_done && task8.created_at >= round1_done);
+    assert_no_harm(&env.sim, &[first, eighth]);
 }
