@@ -98,6 +98,16 @@ mod tests {
     use store::UploadState;
 
     #[test]
+    fn the_stores_retry_index_holds_every_status_a_class_names() {
+        let mut all: Vec<i64> = RetryClass::ALL
+            .iter()
+            .flat_map(|c| c.statuses().iter().copied())
+            .collect();
+        all.sort_unstable();
+        assert_eq!(all, store::RETRYABLE_STATUSES);
+    }
+
+    #[test]
     fn the_next_attempt_keeps_the_contact_and_takes_the_next_id() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("c.csv"), "phone,name\n+14155550123,Ann\n").unwrap();

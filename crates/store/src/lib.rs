@@ -18,8 +18,9 @@ pub use facts::{
 };
 pub use records::{
     ActionRecord, CallbackIngest, CallbackRecord, CampaignRecord, Ingested, LeaseRecord, NewOrder,
-    OrderCounts, OrderProgress, OrderRecord, RetriesDue, RetryQuery, TERMINAL_TASK_STATUSES,
-    TaskKey, TaskRecord, TaskStatusFact, UploadState, is_terminal_task_status,
+    OrderCounts, OrderProgress, OrderRecord, RETRYABLE_STATUSES, RetriesDue, RetryQuery,
+    TERMINAL_TASK_STATUSES, TaskKey, TaskRecord, TaskStatusFact, UploadState,
+    is_terminal_task_status,
 };
 pub use report::{
     CallStatusRow, DailyRow, IntentRow, RejectedRow, Report, ReportFilter, RoundRow, TotalsRow,

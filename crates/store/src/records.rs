@@ -187,6 +187,10 @@ pub struct OrderRecord {
     pub attempt: u32,
 }
 
+/// The final `callStatus` codes a retry rule may name (the union of the campaign crate's retry classes), ascending:
+/// only orders whose last call ended in one of these are in the orders_to_retry index.
+pub const RETRYABLE_STATUSES: [i64; 9] = [9, 10, 11, 15, 16, 22, 23, 24, 25];
+
 /// Which attempts [`crate::Store::retries_due`] looks for: one retry rule's outcomes, at one instant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryQuery {

@@ -4,6 +4,10 @@
 
 use crate::backend::{LedgerTable, ORDER_COLUMNS};
 
+/// The `callStatus` codes the orders_to_retry index holds, as its definition writes them (see
+/// [`crate::RETRYABLE_STATUSES`]); a query must repeat them word for word for SQLite to use the partial index.
+const RETRY_INDEX_STATUSES: &str = "9, 10, 11, 15, 16, 22, 23, 24, 25";
+
 /// How a backend spells what its SQL and the other backend's differ by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dialect {
@@ -270,6 +274,7 @@ impl Dialect {
                      WHERE c.order_id = o.order_id) AS last_call_at
              FROM orders o{}
              WHERE o.user_task_id = {} AND {} AND o.stop_state IS NULL
+               AND o.last_call_status IN ({RETRY_INDEX_STATUSES})
                AND o.last_call_status IN ({}) AND o.attempt < {max_attempts}
                AND NOT EXISTS (SELECT 1 FROM orders n
                                WHERE n.user_task_id = o.user_task_id AND n.phone = o.phone AND n.attempt > o.attempt)",
@@ -366,6 +371,15 @@ mod tests {
         nulls_first: false,
         rowid_indexes: false,
     };
+
+    #[test]
+    fn the_retry_index_statuses_are_the_retryable_ones() {
+        let written: Vec<i64> = RETRY_INDEX_STATUSES
+            .split(", ")
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(written, crate::RETRYABLE_STATUSES);
+    }
 
     #[test]
     fn parameters_are_cast_only_where_the_dialect_casts() {
