@@ -12,6 +12,7 @@ mod repeat;
 mod retry;
 mod spec;
 mod suppression;
+mod zones;
 
 pub use calendar::{
     DialWindow, HourRange, Location, Schedule, Stretch, WindowRule, Zone, format_offset,
@@ -42,6 +43,8 @@ pub use suppression::{
     SuppressionEntry, SuppressionFile, SuppressionFileError, SuppressionIssue, expiry_of,
     parse_suppressions, read_suppression_file,
 };
+
+pub use zones::{libphonenumber_data_version, us_state_of, zones_of};
 
 /// Re-exported so that callers name the same time types without their own dependency.
 pub use chrono;
