@@ -342,6 +342,8 @@ async fn update_orders(conn: &mut PgConnection, merged: &[OrderFacts]) -> Result
         "WITH locked AS MATERIALIZED (
              SELECT order_id FROM orders WHERE order_id = ANY($1::text[]) ORDER BY order_id FOR UPDATE)
          UPDATE orders o SET finished = o.finished OR u.finished,
+             dialled = EXISTS (SELECT 1 FROM calls c WHERE c.order_id = o.order_id),
+             answered = EXISTS (SELECT 1 FROM calls c WHERE c.order_id = o.order_id AND c.call_status = 6),
              last_call_status = (
                  SELECT c.call_status FROM calls c WHERE c.order_id = o.order_id
                  ORDER BY c.started_at DESC NULLS LAST, c.call_id DESC LIMIT 1)

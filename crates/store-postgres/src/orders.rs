@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 use store::backend::upload::{CapWindow, UploadStatements, UploadStore};
-use store::backend::{NextAt, ORDER_COLUMNS, PhoneCapCounts};
+use store::backend::{NextAt, ORDER_COLUMNS, PhoneCapCounts, task_campaigns};
 use store::{
     Cap, Held, NewOrder, OrderCounts, OrderProgress, OrderRecord, RetriesDue, RetryQuery,
     StopState, StoreError, TallyDelta, UploadState,
@@ -74,6 +74,17 @@ pub(crate) async fn insert_planned_orders(
         inserted += u64::try_from(*n).unwrap_or(0);
     }
     apply_tallies(tallies, &mut tx).await?;
+    let pairs = task_campaigns(orders);
+    sqlx::query(
+        "INSERT INTO order_outcomes (user_task_id, shard, campaign_id)
+         SELECT ut, 0, campaign FROM UNNEST($1::text[], $2::text[]) AS p(ut, campaign)
+         ON CONFLICT (user_task_id, shard) DO NOTHING",
+    )
+    .bind(pairs.iter().map(|(ut, _)| nul_free(ut)).collect::<Vec<_>>())
+    .bind(pairs.iter().map(|(_, c)| nul_free(c)).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?;
     tx.commit().await.map_err(db_err)?;
     Ok(inserted)
 }
@@ -246,19 +257,18 @@ pub(crate) async fn order_counts(
     s: &PgStore,
     campaign_id: &str,
 ) -> Result<OrderCounts, StoreError> {
+    // The rollups: the upload-state tallies of the campaign's tasks, and the outcome counts the triggers on orders
+    // keep (summed over their shards). A few rows per task, whatever the number of orders.
     let row = sqlx::query(
-        "SELECT COUNT(*) AS total,
-                COUNT(*) FILTER (WHERE upload_state = 'planned') AS planned,
-                COUNT(*) FILTER (WHERE upload_state = 'sending') AS sending,
-                COUNT(*) FILTER (WHERE upload_state = 'sent') AS sent,
-                COUNT(*) FILTER (WHERE upload_state = 'rejected') AS rejected,
-                COUNT(*) FILTER (WHERE upload_state = 'rejected' AND starts_with(reject_reason, 'suppressed: '))
-                    AS suppressed,
-                COUNT(*) FILTER (WHERE EXISTS (SELECT 1 FROM calls c WHERE c.order_id = o.order_id)) AS dialled,
-                COUNT(*) FILTER (WHERE EXISTS (SELECT 1 FROM calls c
-                                               WHERE c.order_id = o.order_id AND c.call_status = 6)) AS answered,
-                COUNT(*) FILTER (WHERE finished) AS finished
-         FROM orders o WHERE campaign_id = $1",
+        "SELECT COALESCE(SUM(t.planned + t.sending + t.sent + t.rejected), 0)::int8 AS total,
+                COALESCE(SUM(t.planned), 0)::int8 AS planned, COALESCE(SUM(t.sending), 0)::int8 AS sending,
+                COALESCE(SUM(t.sent), 0)::int8 AS sent, COALESCE(SUM(t.rejected), 0)::int8 AS rejected,
+                (SELECT COALESCE(SUM(suppressed), 0)::int8 FROM order_outcomes WHERE campaign_id = $1) AS suppressed,
+                (SELECT COALESCE(SUM(dialled), 0)::int8 FROM order_outcomes WHERE campaign_id = $1) AS dialled,
+                (SELECT COALESCE(SUM(answered), 0)::int8 FROM order_outcomes WHERE campaign_id = $1) AS answered,
+                (SELECT COALESCE(SUM(finished), 0)::int8 FROM order_outcomes WHERE campaign_id = $1) AS finished
+         FROM order_tallies t
+         WHERE t.user_task_id IN (SELECT user_task_id FROM order_outcomes WHERE campaign_id = $1)",
     )
     .bind(campaign_id)
     .fetch_one(&s.pool)

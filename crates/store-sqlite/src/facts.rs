@@ -232,7 +232,9 @@ fn push_update_orders(script: &mut Script, merged: &[OrderFacts]) {
             qb.push(" THEN 1 ELSE finished END");
         }
         qb.push(
-            ", last_call_status = (
+            ", dialled = EXISTS (SELECT 1 FROM calls c WHERE c.order_id = orders.order_id),
+               answered = EXISTS (SELECT 1 FROM calls c WHERE c.order_id = orders.order_id AND c.call_status = 6),
+               last_call_status = (
                  SELECT c.call_status FROM calls c WHERE c.order_id = orders.order_id
                  ORDER BY c.started_at IS NULL, c.started_at DESC, c.call_id DESC LIMIT 1)
              WHERE order_id IN ",

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Row as _, Sqlite, SqliteConnection, Transaction};
 use store::backend::upload::{CapWindow, UploadStatements, UploadStore};
-use store::backend::{NextAt, ORDER_COLUMNS, PhoneCapCounts, in_order};
+use store::backend::{NextAt, ORDER_COLUMNS, PhoneCapCounts, in_order, task_campaigns};
 use store::{
     Cap, Held, NewOrder, OrderCounts, OrderProgress, OrderRecord, RetriesDue, RetryQuery,
     StopState, StoreError, TallyDelta, UploadState,
@@ -59,6 +59,16 @@ pub(crate) async fn insert_planned_orders(
         }
     }
     apply_tallies(tallies, &mut tx).await?;
+    for (ut, campaign) in task_campaigns(orders) {
+        sqlx::query(
+            "INSERT OR IGNORE INTO order_outcomes (user_task_id, shard, campaign_id) VALUES (?1, 0, ?2)",
+        )
+        .bind(ut)
+        .bind(campaign)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    }
     tx.commit().await.map_err(db_err)?;
     Ok(inserted)
 }
@@ -332,19 +342,18 @@ pub(crate) async fn order_counts(
     s: &SqliteStore,
     campaign_id: &str,
 ) -> Result<OrderCounts, StoreError> {
+    // The rollups: the upload-state tallies of the campaign's tasks, and the outcome counts the triggers on orders
+    // keep. A few rows per task, whatever the number of orders.
     let row = sqlx::query(
-        "SELECT COUNT(*) AS total,
-                COALESCE(SUM(upload_state = 'planned'), 0) AS planned,
-                COALESCE(SUM(upload_state = 'sending'), 0) AS sending,
-                COALESCE(SUM(upload_state = 'sent'), 0) AS sent,
-                COALESCE(SUM(upload_state = 'rejected'), 0) AS rejected,
-                COALESCE(SUM(upload_state = 'rejected' AND substr(reject_reason, 1, 12) = 'suppressed: '), 0)
-                    AS suppressed,
-                COALESCE(SUM(EXISTS (SELECT 1 FROM calls c WHERE c.order_id = o.order_id)), 0) AS dialled,
-                COALESCE(SUM(EXISTS (SELECT 1 FROM calls c WHERE c.order_id = o.order_id AND c.call_status = 6)), 0)
-                    AS answered,
-                COALESCE(SUM(finished), 0) AS finished
-         FROM orders o WHERE campaign_id = ?",
+        "SELECT COALESCE(SUM(t.planned + t.sending + t.sent + t.rejected), 0) AS total,
+                COALESCE(SUM(t.planned), 0) AS planned, COALESCE(SUM(t.sending), 0) AS sending,
+                COALESCE(SUM(t.sent), 0) AS sent, COALESCE(SUM(t.rejected), 0) AS rejected,
+                (SELECT COALESCE(SUM(suppressed), 0) FROM order_outcomes WHERE campaign_id = ?1) AS suppressed,
+                (SELECT COALESCE(SUM(dialled), 0) FROM order_outcomes WHERE campaign_id = ?1) AS dialled,
+                (SELECT COALESCE(SUM(answered), 0) FROM order_outcomes WHERE campaign_id = ?1) AS answered,
+                (SELECT COALESCE(SUM(finished), 0) FROM order_outcomes WHERE campaign_id = ?1) AS finished
+         FROM order_tallies t
+         WHERE t.user_task_id IN (SELECT user_task_id FROM order_outcomes WHERE campaign_id = ?1)",
     )
     .bind(campaign_id)
     .fetch_one(&s.reader)

@@ -95,6 +95,16 @@ where
     Ok(deleted)
 }
 
+/// The distinct (task, campaign) pairs of orders being planned, in order: each task's row of `order_outcomes` (which
+/// ties it to its campaign for the campaign's counts) is made when its first orders are planned.
+pub fn task_campaigns(orders: &[crate::NewOrder]) -> Vec<(&str, &str)> {
+    let pairs: std::collections::BTreeSet<(&str, &str)> = orders
+        .iter()
+        .map(|o| (o.user_task_id.as_str(), o.campaign_id.as_str()))
+        .collect();
+    pairs.into_iter().collect()
+}
+
 /// [`crate::Store::apply_order_facts`] around the backend's transaction: the facts merged (one entry per order and
 /// per call: [`merge_order_facts`]), then, unless that leaves none, `write(merged)`.
 pub async fn apply_order_facts<F, Fut>(facts: &[OrderFacts], write: F) -> Result<(), StoreError>

@@ -20,7 +20,7 @@ pub use {async_trait::async_trait, chrono, serde_json};
 
 pub use batch::{
     LEDGER_TABLES, LedgerTable, PRUNE_CHUNK, apply_order_facts, granted_in_order, in_order,
-    last_of_each, lease_expiry, prune_in_chunks,
+    last_of_each, lease_expiry, prune_in_chunks, task_campaigns,
 };
 pub use caps::{PhoneCapCounts, cap_windows, held, held_numbers};
 pub use decode::{
