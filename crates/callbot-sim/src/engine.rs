@@ -3,8 +3,11 @@
 //! Nothing here reads a clock or does I/O. Every operation takes `now`; [`Engine::advance_to`] processes, in time
 //! order, every event up to a target instant (scheduled starts, window boundaries, call ends, delayed settings,
 //! redials), so a test can jump a week and calls still start at the instants they would have in real time.
+//!
+//! Orders are held compactly by `crate::orders` and the requests that brought them by `crate::requests`; accepting
+//! an order costs the same whatever the engine already holds (issue 15: ten million orders in under 5 GB).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use rand::SeedableRng;
@@ -13,7 +16,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::fields::{Fields, Reject, check_phone, product_id};
+use crate::orders::{NewOrder, OrderBook, OrderIdx, OrderRef, OrderState};
 use crate::outcome::{Outcome, OutcomeConfig, transcript};
+use crate::requests::{RequestInfo, RequestLog, Submission};
+use crate::waiting::Waiting;
 use crate::window::DialWindow;
 
 /// Vendor task statuses.
@@ -130,22 +136,6 @@ pub struct TaskView {
     pub active_calls: u32,
 }
 
-/// Where an order stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderState {
-    /// Waiting to be dialled (first round or a redial).
-    Waiting,
-    /// A call is in progress.
-    InCall,
-    /// No more rounds follow.
-    Finished,
-    /// Stopped by stopOrder or by completing the task; never dialled again.
-    Stopped,
-    /// Deleted undialled (`delCall=1`); hidden from listOrderDetail, its orderID stays used.
-    Deleted,
-}
-
 /// An order as the simulator sees it.
 #[derive(Debug, Clone, Serialize)]
 pub struct OrderView {
@@ -192,20 +182,9 @@ pub struct CallRecord {
     pub call_duration: u64,
     #[serde(skip)]
     detail: Value,
-}
-
-/// One order submitted as new in a createAndCall/addBatchCall/createTask request, accepted or not.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Submission {
-    pub at: DateTime<Utc>,
-    pub request_id: String,
-    pub endpoint: &'static str,
-    pub account: String,
-    pub user_task_id: String,
-    pub order_id: String,
-    pub phone: String,
-    pub accepted: bool,
-    pub error: Option<String>,
+    /// The order called.
+    #[serde(skip)]
+    order: OrderIdx,
 }
 
 /// A callback the engine wants delivered.
@@ -237,10 +216,10 @@ struct Task {
     status: i64,
     history: Vec<StatusChange>,
     settings: Vec<SettingsVersion>,
-    /// Order IDs in upload order.
-    orders: Vec<String>,
-    /// Positions (in `orders`) of orders in state Waiting.
-    waiting: BTreeSet<usize>,
+    /// Its orders in upload order.
+    orders: Vec<OrderIdx>,
+    /// Its orders in state Waiting.
+    waiting: Waiting,
     active_calls: u32,
 }
 
@@ -263,40 +242,12 @@ impl Task {
     }
 }
 
-#[derive(Debug)]
-struct Order {
-    order_id: String,
-    user_task_id: String,
-    position: usize,
-    phone: String,
-    user_name: String,
-    other: String,
-    params: Value,
-    order_callback_url: String,
-    call_callback_url: String,
-    state: OrderState,
-    /// Earliest dial time while Waiting.
-    not_before: DateTime<Utc>,
-    stop_requested: bool,
-    calls: Vec<usize>,
-    submitted_at: DateTime<Utc>,
-    request_id: String,
-}
-
-impl Order {
-    fn finish(&self) -> bool {
-        matches!(
-            self.state,
-            OrderState::Finished | OrderState::Stopped | OrderState::Deleted
-        )
-    }
-}
-
+/// Something due at an instant. Tasks are named by their index in `Engine::tasks`, calls by theirs in the call log.
 #[derive(Debug, Clone)]
 enum Event {
     CallEnd(usize),
-    SettingsEffective(String),
-    ScheduledStart(String),
+    SettingsEffective(usize),
+    ScheduledStart(usize),
     Wake,
 }
 
@@ -306,12 +257,13 @@ pub(crate) struct Engine {
     cfg: EngineConfig,
     rng: StdRng,
     now: DateTime<Utc>,
-    /// Tasks by userTaskID, and their creation order.
-    tasks: HashMap<String, Task>,
-    task_order: Vec<String>,
-    orders: HashMap<String, Order>,
+    /// Tasks in creation order, and their indices by userTaskID.
+    tasks: Vec<Task>,
+    task_index: HashMap<String, usize>,
+    orders: OrderBook,
+    /// The requests that carried orders, accepted or not.
+    requests: RequestLog,
     calls: Vec<CallRecord>,
-    submissions: Vec<Submission>,
     events: BTreeMap<(DateTime<Utc>, u64), Event>,
     seq: u64,
     outbox: Vec<Outgoing>,
@@ -324,11 +276,11 @@ impl Engine {
             cfg,
             rng,
             now,
-            tasks: HashMap::new(),
-            task_order: Vec::new(),
-            orders: HashMap::new(),
+            tasks: Vec::new(),
+            task_index: HashMap::new(),
+            orders: OrderBook::new(),
+            requests: RequestLog::default(),
             calls: Vec::new(),
-            submissions: Vec::new(),
             events: BTreeMap::new(),
             seq: 0,
             outbox: Vec::new(),
@@ -385,7 +337,7 @@ impl Engine {
     /// The earliest local half-hour boundary after now of a running task that has orders waiting.
     fn next_window_boundary(&self) -> Option<DateTime<Utc>> {
         self.tasks
-            .values()
+            .iter()
             .filter(|t| t.status == status::RUNNING && !t.waiting.is_empty())
             .filter_map(|t| {
                 let w = &t.effective(self.now).settings.window;
@@ -402,26 +354,25 @@ impl Engine {
     fn process(&mut self, event: Event) {
         match event {
             Event::CallEnd(idx) => self.end_call(idx),
-            Event::SettingsEffective(ut) => self.settings_took_effect(&ut),
-            Event::ScheduledStart(ut) => self.scheduled_start(&ut),
+            Event::SettingsEffective(t) => self.settings_took_effect(t),
+            Event::ScheduledStart(t) => self.scheduled_start(t),
             Event::Wake => {}
         }
     }
 
     /// After anything changed: auto-complete finished tasks, then start every call that may start now.
     fn settle(&mut self) {
-        let ids = self.task_order.clone();
-        for ut in &ids {
-            self.maybe_auto_complete(ut);
+        for t in 0..self.tasks.len() {
+            self.maybe_auto_complete(t);
         }
-        for ut in &ids {
-            self.dispatch(ut);
+        for t in 0..self.tasks.len() {
+            self.dispatch(t);
         }
     }
 
-    fn maybe_auto_complete(&mut self, ut: &str) {
+    fn maybe_auto_complete(&mut self, t: usize) {
         let now = self.now;
-        let Some(task) = self.tasks.get(ut) else {
+        let Some(task) = self.tasks.get(t) else {
             return;
         };
         if task.status != status::RUNNING
@@ -435,17 +386,17 @@ impl Engine {
 
         if all_done {
             self.set_status(
-                ut,
+                t,
                 status::COMPLETED,
                 "all orders finished (no funcFlag.taskKeep)",
             );
         }
     }
 
-    fn dispatch(&mut self, ut: &str) {
+    fn dispatch(&mut self, t: usize) {
         let now = self.now;
         loop {
-            let Some(task) = self.tasks.get(ut) else {
+            let Some(task) = self.tasks.get_mut(t) else {
                 return;
             };
             if task.status != status::RUNNING {
@@ -455,47 +406,52 @@ impl Engine {
             if !eff.settings.window.allows(now) || task.active_calls >= eff.settings.max_call {
                 return;
             }
-            let next = task.waiting.iter().copied().find(|&pos| {
-                self.orders
-                    .get(&task.orders[pos])
-                    .is_some_and(|o| o.state == OrderState::Waiting && o.not_before <= now)
-            });
-            let Some(pos) = next else { return };
-            self.place_call(ut, pos);
+            let next = task.waiting.next(&task.orders, &self.orders, now);
+            let Some(o) = next else { return };
+            self.place_call(t, o);
         }
     }
 
-    fn place_call(&mut self, ut: &str, pos: usize) {
+    /// Starts a call to order `oi` of task `t`, which leaves the task's waiting set whatever happens.
+    fn place_call(&mut self, t: usize, oi: OrderIdx) {
         let now = self.now;
         let speed = self.cfg.speed;
-        let Some(task) = self.tasks.get_mut(ut) else {
+        let idx = self.calls.len();
+        let Some(task) = self.tasks.get_mut(t) else {
             return;
         };
-        task.waiting.remove(&pos);
+        task.waiting.left(oi, &task.orders);
+        let Some((order_id, phone, params)) = self
+            .orders
+            .get(oi)
+            .map(|o| (o.order_id().to_owned(), o.phone().to_owned(), o.params()))
+        else {
+            return;
+        };
+        let Some(order) = self.orders.get_mut(oi) else {
+            return;
+        };
+        let Some(round) = order.calls.push(idx) else {
+            // Never happens: an order is dialled twice at most (one roundRedial redial).
+            order.state = OrderState::Finished;
+            return;
+        };
         task.active_calls += 1;
         let eff = task.effective(now).clone();
         let concurrent = task.active_calls;
-        let (account, task_id, scene_id, task_status) = (
+        let (account, user_task_id, task_id, scene_id, task_status) = (
             task.account.clone(),
+            task.user_task_id.clone(),
             task.task_id.clone(),
             task.scene_id.clone(),
             task.status,
         );
-        let order_id = task.orders[pos].clone();
-        let Some(order) = self.orders.get_mut(&order_id) else {
-            return;
-        };
-        let s = self.cfg.outcomes.sample(
-            &mut self.rng,
-            &order.phone,
-            eff.settings.max_ring_time,
-            speed,
-        );
-        let idx = self.calls.len();
+        let s = self
+            .cfg
+            .outcomes
+            .sample(&mut self.rng, &phone, eff.settings.max_ring_time, speed);
         let call_id = format!("sim-call-{}", idx + 1);
         order.state = OrderState::InCall;
-        order.calls.push(idx);
-        let round = u32::try_from(order.calls.len()).unwrap_or(u32::MAX);
         let end = now + Duration::from_std(s.total).unwrap_or(Duration::seconds(1));
         let answer = s
             .answer_after
@@ -529,17 +485,17 @@ impl Engine {
                 "agentLabel": null, "manualCallStart": null, "manualCallAnswer": null, "manualCallEnd": null,
                 "manualHangupBy": 0
             },
-            "params": order.params.clone(),
+            "params": params,
             "recordDetail": record,
             "sceneID": scene_id,
             "taskID": task_id,
         });
         self.calls.push(CallRecord {
             call_id,
-            order_id: order_id.clone(),
-            user_task_id: ut.to_owned(),
+            order_id,
+            user_task_id,
             account,
-            phone: order.phone.clone(),
+            phone,
             round,
             start_utc: now,
             start_local: eff.settings.window.local(now),
@@ -557,8 +513,10 @@ impl Engine {
             outcome: s.outcome,
             call_duration: s.talk_secs,
             detail,
+            order: oi,
         });
-        tracing::debug!(call.id = %self.calls[idx].call_id, order.id = %order_id, task.user_id = %ut, "sim placed a call");
+        let c = &self.calls[idx];
+        tracing::debug!(call.id = %c.call_id, order.id = %c.order_id, task.user_id = %c.user_task_id, "sim placed a call");
         self.schedule(end, Event::CallEnd(idx));
     }
 
@@ -566,23 +524,20 @@ impl Engine {
         let now = self.now;
         let redial_after =
             Duration::seconds(i64::try_from(self.cfg.outcomes.redial_after_secs).unwrap_or(60));
-        let call = &mut self.calls[idx];
+        let Some(call) = self.calls.get_mut(idx) else {
+            return;
+        };
         call.end_utc = Some(now);
         call.call_status = call.outcome.call_status();
-        let (ut, order_id, outcome, round) = (
-            call.user_task_id.clone(),
-            call.order_id.clone(),
-            call.outcome,
-            call.round,
-        );
-        let Some(task) = self.tasks.get_mut(&ut) else {
+        let (oi, outcome, round) = (call.order, call.outcome, call.round);
+        let Some(order) = self.orders.get_mut(oi) else {
+            return;
+        };
+        let Some(task) = self.tasks.get_mut(order.task as usize) else {
             return;
         };
         task.active_calls = task.active_calls.saturating_sub(1);
         let redial = task.effective(now).settings.round_redial;
-        let Some(order) = self.orders.get_mut(&order_id) else {
-            return;
-        };
         let again = redial
             && outcome.is_redialable()
             && round == 1
@@ -591,7 +546,7 @@ impl Engine {
         if again {
             order.state = OrderState::Waiting;
             order.not_before = now + redial_after;
-            task.waiting.insert(order.position);
+            task.waiting.redial(oi);
             let at = order.not_before;
             self.schedule(at, Event::Wake);
         } else if order.stop_requested {
@@ -602,45 +557,45 @@ impl Engine {
         self.emit_call_callbacks(idx);
     }
 
-    fn settings_took_effect(&mut self, ut: &str) {
+    fn settings_took_effect(&mut self, t: usize) {
         let now = self.now;
-        let Some(task) = self.tasks.get(ut) else {
+        let Some(task) = self.tasks.get(t) else {
             return;
         };
         if task.status == status::PENDING {
             let s = &task.effective(now).settings;
             match s.startup_type {
-                3 => self.set_status(ut, status::RUNNING, "startupType 3 (immediate) took effect"),
+                3 => self.set_status(t, status::RUNNING, "startupType 3 (immediate) took effect"),
                 2 => {
                     let at = DateTime::from_timestamp(s.startup_at, 0)
                         .unwrap_or(now)
                         .max(now);
-                    self.schedule(at, Event::ScheduledStart(ut.to_owned()));
+                    self.schedule(at, Event::ScheduledStart(t));
                 }
                 _ => {}
             }
         }
     }
 
-    fn scheduled_start(&mut self, ut: &str) {
+    fn scheduled_start(&mut self, t: usize) {
         let now = self.now;
-        let Some(task) = self.tasks.get(ut) else {
+        let Some(task) = self.tasks.get(t) else {
             return;
         };
         let s = &task.effective(now).settings;
         if task.status == status::PENDING && s.startup_type == 2 && s.startup_at <= now.timestamp()
         {
             self.set_status(
-                ut,
+                t,
                 status::RUNNING,
                 "scheduled start (startupType 2 at startupAt)",
             );
         }
     }
 
-    fn set_status(&mut self, ut: &str, to: i64, cause: &str) {
+    fn set_status(&mut self, t: usize, to: i64, cause: &str) {
         let now = self.now;
-        let Some(task) = self.tasks.get_mut(ut) else {
+        let Some(task) = self.tasks.get_mut(t) else {
             return;
         };
         let from = task.status;
@@ -654,17 +609,16 @@ impl Engine {
             to,
             cause: cause.to_owned(),
         });
-        tracing::debug!(task.user_id = %ut, from = status::name(from), to = status::name(to), cause, "sim task status");
+        tracing::debug!(task.user_id = %task.user_task_id, from = status::name(from), to = status::name(to), cause, "sim task status");
         if to == status::COMPLETED || to == status::FAILED {
             // Nothing waits any more; what has not been dialled stays undialled.
-            let waiting: Vec<usize> = std::mem::take(&mut task.waiting).into_iter().collect();
-            for pos in waiting {
-                if let Some(o) = self.orders.get_mut(&task.orders[pos]) {
+            for oi in task.waiting.take_all(&task.orders, &self.orders) {
+                if let Some(o) = self.orders.get_mut(oi) {
                     o.state = OrderState::Stopped;
                 }
             }
         }
-        self.emit_task_callback(ut);
+        self.emit_task_callback(t);
     }
 
     // ---------------------------------------------------------------- callbacks
@@ -679,7 +633,7 @@ impl Engine {
             total_call: 0,
             answer_rate: 0.0,
         };
-        for o in task.orders.iter().filter_map(|id| self.orders.get(id)) {
+        for o in task.orders.iter().filter_map(|&o| self.orders.get(o)) {
             if o.state == OrderState::Deleted {
                 continue;
             }
@@ -688,7 +642,7 @@ impl Engine {
             let answered = o
                 .calls
                 .iter()
-                .filter(|&&c| self.calls[c].call_status == 6)
+                .filter(|&c| self.calls.get(c).is_some_and(|c| c.call_status == 6))
                 .count() as u64;
             s.answer_order_count += u64::from(answered > 0);
             s.total_answer_call += answered;
@@ -726,8 +680,8 @@ impl Engine {
         })
     }
 
-    fn emit_task_callback(&mut self, ut: &str) {
-        let Some(task) = self.tasks.get(ut) else {
+    fn emit_task_callback(&mut self, t: usize) {
+        let Some(task) = self.tasks.get(t) else {
             return;
         };
         let Some(url) = task.effective(self.now).settings.task_callback_url.clone() else {
@@ -744,40 +698,36 @@ impl Engine {
     }
 
     fn emit_call_callbacks(&mut self, idx: usize) {
-        let call = &self.calls[idx];
-        let Some(order) = self.orders.get(&call.order_id) else {
+        let Some(call) = self.calls.get(idx) else {
             return;
         };
-        let Some(task) = self.tasks.get(&call.user_task_id) else {
+        let Some(order) = self.orders.get(call.order) else {
             return;
         };
-        let mut base = json!({
-            "orderID": order.order_id,
-            "userPhone": order.phone,
-            "userName": order.user_name,
-            "sceneID": task.scene_id,
-            "userTaskID": task.user_task_id,
-            "taskID": task.task_id,
-            "finish": order.finish(),
-            "other": order.other,
-        });
+        let Some(task) = self.tasks.get(order.task as usize) else {
+            return;
+        };
+        let Some(request) = self.requests.get(order.request) else {
+            return;
+        };
+        let mut base = self.order_json(task, order);
         let mut detail = call.detail.clone();
         if let Some(d) = detail.as_object_mut() {
             d.remove("sceneID");
             d.remove("taskID");
         }
-        if !order.call_callback_url.is_empty() {
+        if !request.call_callback_url.is_empty() {
             let mut body = base.clone();
             body["callbackType"] = json!(3);
             body["callInfoDetail"] = detail.clone();
             self.outbox.push(Outgoing {
                 account: task.account.clone(),
-                url: order.call_callback_url.clone(),
+                url: request.call_callback_url.to_string(),
                 callback_type: 3,
                 body,
             });
         }
-        if !order.order_callback_url.is_empty() {
+        if !request.order_callback_url.is_empty() {
             if let Some(d) = detail.as_object_mut() {
                 d.remove("callingNumber");
                 d.remove("lineAddress");
@@ -787,7 +737,7 @@ impl Engine {
             base["callInfoDetail"] = detail;
             self.outbox.push(Outgoing {
                 account: task.account.clone(),
-                url: order.order_callback_url.clone(),
+                url: request.order_callback_url.to_string(),
                 callback_type: 2,
                 body: base,
             });
@@ -796,11 +746,13 @@ impl Engine {
 
     // ---------------------------------------------------------------- requests
 
-    fn owned_task(&self, account: &str, body: &Fields<'_>) -> Result<&Task, Reject> {
+    /// The task named by the body's `userTaskID`, if `account` owns it.
+    fn owned_task(&self, account: &str, body: &Fields<'_>) -> Result<usize, Reject> {
         let ut = body.str("userTaskID")?;
-        self.tasks
+        self.task_index
             .get(ut)
-            .filter(|t| t.account == account)
+            .copied()
+            .filter(|&t| self.tasks.get(t).is_some_and(|t| t.account == account))
             .ok_or_else(|| {
                 Reject::value(format!(
                     "userTaskID {ut:?} does not exist; create it with createAndCall first"
@@ -817,6 +769,18 @@ impl Engine {
                     task.user_task_id,
                     status::name(task.status)
                 ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses a callList that would take the engine past what its 32-bit order numbers can count.
+    fn check_room(&self, items: usize) -> Result<(), Reject> {
+        let max = OrderIdx::MAX as usize;
+        if self.orders.len().saturating_add(items) > max {
+            return Err(Reject::new(
+                4001,
+                format!("the simulator holds at most {max} orders; start a new simulator"),
             ));
         }
         Ok(())
@@ -858,7 +822,7 @@ impl Engine {
             return Err(Reject::value("userTaskID must not be empty"));
         }
         let scene = f.str("sceneID")?;
-        if self.tasks.contains_key(ut) {
+        if self.task_index.contains_key(ut) {
             return Err(Reject::value(format!(
                 "userTaskID {ut:?} already exists; userTaskID must be unique"
             )));
@@ -888,63 +852,70 @@ impl Engine {
                 ));
             }
             (
-                cil.str("orderCallbackUrl")?.to_owned(),
-                cil.str("callCallbackUrl")?.to_owned(),
+                cil.str("orderCallbackUrl")?,
+                cil.str("callCallbackUrl")?,
                 list.as_slice(),
             )
         } else {
             (
-                f.opt_str("orderCallbackUrl")?
-                    .unwrap_or_default()
-                    .to_owned(),
-                f.opt_str("callCallbackUrl")?.unwrap_or_default().to_owned(),
+                f.opt_str("orderCallbackUrl")?.unwrap_or_default(),
+                f.opt_str("callCallbackUrl")?.unwrap_or_default(),
                 &[][..],
             )
         };
+        self.check_room(list.len())?;
         if settings.startup_type == 2 && settings.startup_at <= now.timestamp() {
             tracing::debug!(task.user_id = %ut, "startupAt is in the past; the task starts at once");
         }
-        let task_id = format!("sim-task-{}", self.task_order.len() + 1);
+        let t = self.tasks.len();
+        let task_id = format!("sim-task-{}", t + 1);
         let startup_type = settings.startup_type;
         let startup_at = settings.startup_at;
-        self.tasks.insert(
-            ut.to_owned(),
-            Task {
-                account: account.to_owned(),
-                user_task_id: ut.to_owned(),
-                task_id: task_id.clone(),
-                scene_id: scene.to_owned(),
-                created_at: now,
-                status: status::PENDING,
-                history: vec![StatusChange {
-                    at: now,
-                    from: None,
-                    to: status::PENDING,
-                    cause: format!("{endpoint} (startupType {startup_type})"),
-                }],
-                settings: vec![SettingsVersion {
-                    version: 1,
-                    requested_at: now,
-                    effective_at: now,
-                    request_id: request_id.to_owned(),
-                    settings,
-                }],
-                orders: Vec::new(),
-                waiting: BTreeSet::new(),
-                active_calls: 0,
-            },
-        );
-        self.task_order.push(ut.to_owned());
+        self.tasks.push(Task {
+            account: account.to_owned(),
+            user_task_id: ut.to_owned(),
+            task_id: task_id.clone(),
+            scene_id: scene.to_owned(),
+            created_at: now,
+            status: status::PENDING,
+            history: vec![StatusChange {
+                at: now,
+                from: None,
+                to: status::PENDING,
+                cause: format!("{endpoint} (startupType {startup_type})"),
+            }],
+            settings: vec![SettingsVersion {
+                version: 1,
+                requested_at: now,
+                effective_at: now,
+                request_id: request_id.to_owned(),
+                settings,
+            }],
+            orders: Vec::new(),
+            waiting: Waiting::default(),
+            active_calls: 0,
+        });
+        self.task_index.insert(ut.to_owned(), t);
         let imported = self.import(
-            account, request_id, endpoint, ut, &order_url, &call_url, list,
+            RequestInfo {
+                at: now,
+                request_id,
+                endpoint,
+                account,
+                user_task_id: ut,
+                order_callback_url: order_url,
+                call_callback_url: call_url,
+            },
+            t,
+            list,
         );
         match startup_type {
-            3 => self.set_status(ut, status::RUNNING, "startupType 3: immediate start"),
+            3 => self.set_status(t, status::RUNNING, "startupType 3: immediate start"),
             2 => {
                 let at = DateTime::from_timestamp(startup_at, 0)
                     .unwrap_or(now)
                     .max(now);
-                self.schedule(at, Event::ScheduledStart(ut.to_owned()));
+                self.schedule(at, Event::ScheduledStart(t));
             }
             _ => {}
         }
@@ -977,9 +948,10 @@ impl Engine {
     ) -> Result<Imported, Reject> {
         let f = Fields::root(body)?;
         product_id(&f)?;
-        let task = self.owned_task(account, &f)?;
+        let t = self.owned_task(account, &f)?;
+        let task = &self.tasks[t];
         Self::refuse_final(task, "addBatchCall")?;
-        let (ut, task_id) = (task.user_task_id.clone(), task.task_id.clone());
+        let task_id = task.task_id.clone();
         let cil = f.obj("callInfoList")?;
         let list = cil.arr("callList")?;
         if list.len() > self.cfg.call_list_limit {
@@ -992,15 +964,21 @@ impl Engine {
                 ),
             ));
         }
-        let order_url = cil.str("orderCallbackUrl")?.to_owned();
-        let call_url = cil.str("callCallbackUrl")?.to_owned();
+        let order_url = cil.str("orderCallbackUrl")?;
+        let call_url = cil.str("callCallbackUrl")?;
+        self.check_room(list.len())?;
+        let ut = f.str("userTaskID")?;
         let imported = self.import(
-            account,
-            request_id,
-            "addBatchCall",
-            &ut,
-            &order_url,
-            &call_url,
+            RequestInfo {
+                at: self.now,
+                request_id,
+                endpoint: "addBatchCall",
+                account,
+                user_task_id: ut,
+                order_callback_url: order_url,
+                call_callback_url: call_url,
+            },
+            t,
             list,
         );
         self.settle();
@@ -1010,42 +988,32 @@ impl Engine {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn import(
-        &mut self,
-        account: &str,
-        request_id: &str,
-        endpoint: &'static str,
-        ut: &str,
-        order_url: &str,
-        call_url: &str,
-        list: &[Value],
-    ) -> Imported {
-        let now = self.now;
+    /// Imports a callList into task `t`: each item becomes an order or an `errList` entry, and is logged either way.
+    /// The work per item does not depend on how many orders the engine holds.
+    fn import(&mut self, info: RequestInfo<'_>, t: usize, list: &[Value]) -> Imported {
         let mut err_list = Vec::new();
         let mut success = 0;
-        let mut seen_here = BTreeSet::new();
+        let request = match list {
+            [] => None,
+            _ => self.requests.open(info, self.orders.len()),
+        };
+        let task_no = u32::try_from(t).ok();
+        let mut seen_here = HashSet::with_capacity(list.len());
         for item in list {
-            let order_id = item
-                .get("orderID")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            let phone = item
-                .get("userPhone")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
+            let text = |k: &str| item.get(k).and_then(Value::as_str).unwrap_or_default();
+            let (order_id, phone) = (text("orderID"), text("userPhone"));
             let problem = if order_id.is_empty() {
                 Some("orderID is required".to_owned())
-            } else if let Err(e) = check_phone(&phone) {
+            } else if let Err(e) = check_phone(phone) {
                 Some(e)
-            } else if !seen_here.insert(order_id.clone()) {
+            } else if !seen_here.insert(order_id) {
                 Some(format!(
                     "orderID {order_id:?} appears more than once in this request"
                 ))
-            } else if let Some(existing) = self.orders.get(&order_id) {
-                if existing.user_task_id == ut {
+            } else if let Some(existing) =
+                self.orders.find(order_id).and_then(|o| self.orders.get(o))
+            {
+                if task_no == Some(existing.task) {
                     Some(format!("orderID {order_id:?} already exists in this task"))
                 } else {
                     Some(format!(
@@ -1055,54 +1023,46 @@ impl Engine {
             } else {
                 None
             };
-            self.submissions.push(Submission {
-                at: now,
-                request_id: request_id.to_owned(),
-                endpoint,
-                account: account.to_owned(),
-                user_task_id: ut.to_owned(),
-                order_id: order_id.clone(),
-                phone: phone.clone(),
-                accepted: problem.is_none(),
-                error: problem.clone(),
-            });
-            if let Some(msg) = problem {
-                err_list.push((phone, order_id, msg));
+            let (Some(r), Some(task_no)) = (request, task_no) else {
+                // Only past 2^32 logged requests or tasks, which no run reaches.
+                err_list.push((
+                    phone.to_owned(),
+                    order_id.to_owned(),
+                    "the simulator is full".to_owned(),
+                ));
                 continue;
+            };
+            let new = NewOrder {
+                order_id,
+                phone,
+                user_name: text("userName"),
+                other: text("other"),
+                params: item.get("params"),
+                task: task_no,
+                request: r,
+                at: info.at,
+            };
+            let accepted = match problem {
+                Some(msg) => Err(msg),
+                None => self.orders.push(new).ok_or_else(|| {
+                    "the order's text is over 4 GiB, or the simulator is full".to_owned()
+                }),
+            };
+            match accepted {
+                Ok(o) => {
+                    self.requests.accept(r, o);
+                    if let Some(task) = self.tasks.get_mut(t) {
+                        task.orders.push(o);
+                        task.waiting.uploaded();
+                    }
+                    success += 1;
+                }
+                Err(msg) => {
+                    self.requests
+                        .refuse(r, order_id, phone, msg.as_str().into());
+                    err_list.push((phone.to_owned(), order_id.to_owned(), msg));
+                }
             }
-            let text = |k: &str| {
-                item.get(k)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned()
-            };
-            let Some(task) = self.tasks.get_mut(ut) else {
-                break;
-            };
-            let position = task.orders.len();
-            task.orders.push(order_id.clone());
-            task.waiting.insert(position);
-            self.orders.insert(
-                order_id.clone(),
-                Order {
-                    order_id,
-                    user_task_id: ut.to_owned(),
-                    position,
-                    phone,
-                    user_name: text("userName"),
-                    other: text("other"),
-                    params: item.get("params").cloned().unwrap_or_else(|| json!([])),
-                    order_callback_url: order_url.to_owned(),
-                    call_callback_url: call_url.to_owned(),
-                    state: OrderState::Waiting,
-                    not_before: now,
-                    stop_requested: false,
-                    calls: Vec::new(),
-                    submitted_at: now,
-                    request_id: request_id.to_owned(),
-                },
-            );
-            success += 1;
         }
         Imported {
             task_id: String::new(),
@@ -1129,26 +1089,26 @@ impl Engine {
             .and_then(Value::as_array)
             .map(Vec::as_slice)
             .unwrap_or_default();
+        if items.is_empty() {
+            return;
+        }
+        let info = RequestInfo {
+            at: self.now,
+            request_id,
+            endpoint,
+            account,
+            user_task_id: ut,
+            order_callback_url: "",
+            call_callback_url: "",
+        };
+        let Some(r) = self.requests.open(info, self.orders.len()) else {
+            return;
+        };
+        let error: std::sync::Arc<str> = format!("request rejected: {why}").into();
         for item in items {
-            self.submissions.push(Submission {
-                at: self.now,
-                request_id: request_id.to_owned(),
-                endpoint,
-                account: account.to_owned(),
-                user_task_id: ut.to_owned(),
-                order_id: item
-                    .get("orderID")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-                phone: item
-                    .get("userPhone")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-                accepted: false,
-                error: Some(format!("request rejected: {why}")),
-            });
+            let text = |k: &str| item.get(k).and_then(Value::as_str).unwrap_or_default();
+            self.requests
+                .refuse(r, text("orderID"), text("userPhone"), error.clone());
         }
     }
 
@@ -1162,7 +1122,8 @@ impl Engine {
         let now = self.now;
         let f = Fields::root(body)?;
         product_id(&f)?;
-        let task = self.owned_task(account, &f)?;
+        let t = self.owned_task(account, &f)?;
+        let task = &self.tasks[t];
         Self::refuse_final(task, "updateTask")?;
         if !matches!(task.status, status::PENDING | status::PAUSED) {
             return Err(Reject::new(
@@ -1184,12 +1145,9 @@ impl Engine {
             f.opt_obj("funcFlag")?.map(|o| o.raw()),
         );
         let settings = parse_settings(tcs, ff)?;
-        let ut = task.user_task_id.clone();
-        let task_id = task.task_id.clone();
         let effective_at = now + self.cfg.apply_delay;
-        let Some(task) = self.tasks.get_mut(&ut) else {
-            return Ok(task_id);
-        };
+        let task = &mut self.tasks[t];
+        let task_id = task.task_id.clone();
         let version = u32::try_from(task.settings.len() + 1).unwrap_or(u32::MAX);
         task.settings.push(SettingsVersion {
             version,
@@ -1198,7 +1156,7 @@ impl Engine {
             request_id: request_id.to_owned(),
             settings,
         });
-        self.schedule(effective_at, Event::SettingsEffective(ut));
+        self.schedule(effective_at, Event::SettingsEffective(t));
         self.settle();
         Ok(task_id)
     }
@@ -1211,7 +1169,8 @@ impl Engine {
     ) -> Result<(String, i64), Reject> {
         let f = Fields::root(body)?;
         product_id(&f)?;
-        let task = self.owned_task(account, &f)?;
+        let t = self.owned_task(account, &f)?;
+        let task = &self.tasks[t];
         Self::refuse_final(task, "mgrTaskStatus")?;
         let operate = f.i64("taskOperate")?;
         let del_call = f.opt_i64("delCall")?.unwrap_or(0);
@@ -1220,24 +1179,23 @@ impl Engine {
                 "delCall must be 0 or 1, got {del_call}"
             )));
         }
-        let ut = task.user_task_id.clone();
         let from = task.status;
         match operate {
             1 => {
                 if from != status::RUNNING {
-                    self.set_status(&ut, status::RUNNING, "mgrTaskStatus start");
+                    self.set_status(t, status::RUNNING, "mgrTaskStatus start");
                 }
             }
             2 => {
                 if from != status::PAUSED {
-                    self.set_status(&ut, status::PAUSED, "mgrTaskStatus pause");
+                    self.set_status(t, status::PAUSED, "mgrTaskStatus pause");
                 }
             }
             3 => {
                 if del_call == 1 {
-                    self.delete_undialled(&ut, None);
+                    self.delete_undialled(t);
                 }
-                self.set_status(&ut, status::COMPLETED, "mgrTaskStatus complete");
+                self.set_status(t, status::COMPLETED, "mgrTaskStatus complete");
             }
             other => {
                 return Err(Reject::value(format!(
@@ -1246,24 +1204,18 @@ impl Engine {
             }
         }
         self.settle();
-        let task = &self.tasks[&ut];
+        let task = &self.tasks[t];
         Ok((task.task_id.clone(), task.status))
     }
 
-    /// Marks undialled waiting orders of a task (all, or the listed ones) as Deleted.
-    fn delete_undialled(&mut self, ut: &str, only: Option<&BTreeSet<String>>) {
-        let Some(task) = self.tasks.get_mut(ut) else {
+    /// Marks the undialled waiting orders of a task as Deleted.
+    fn delete_undialled(&mut self, t: usize) {
+        let Some(task) = self.tasks.get_mut(t) else {
             return;
         };
-        let positions: Vec<usize> = task.waiting.iter().copied().collect();
-        for pos in positions {
-            let id = &task.orders[pos];
-            if only.is_some_and(|set| !set.contains(id)) {
-                continue;
-            }
-            if let Some(o) = self.orders.get_mut(id).filter(|o| o.calls.is_empty()) {
+        for oi in task.waiting.take_fresh(&task.orders, &self.orders) {
+            if let Some(o) = self.orders.get_mut(oi) {
                 o.state = OrderState::Deleted;
-                task.waiting.remove(&pos);
             }
         }
     }
@@ -1272,9 +1224,9 @@ impl Engine {
     pub fn stop_order(&mut self, account: &str, body: &Value) -> Result<Imported, Reject> {
         let f = Fields::root(body)?;
         product_id(&f)?;
-        let task = self.owned_task(account, &f)?;
+        let t = self.owned_task(account, &f)?;
+        let task = &self.tasks[t];
         Self::refuse_final(task, "stopOrder")?;
-        let ut = task.user_task_id.clone();
         let task_id = task.task_id.clone();
         let ids = f.strings("orderIDs")?;
         if ids.len() > self.cfg.call_list_limit {
@@ -1291,7 +1243,11 @@ impl Engine {
         let mut err_list = Vec::new();
         let mut success = 0;
         for id in &ids {
-            let Some(order) = self.orders.get_mut(*id).filter(|o| o.user_task_id == ut) else {
+            let found = self
+                .orders
+                .find(id)
+                .filter(|&o| self.orders.get(o).is_some_and(|o| o.task as usize == t));
+            let Some(order) = found.and_then(|o| self.orders.get_mut(o)) else {
                 err_list.push((
                     String::new(),
                     (*id).to_owned(),
@@ -1306,9 +1262,8 @@ impl Engine {
                     } else {
                         OrderState::Stopped
                     };
-                    let pos = order.position;
-                    if let Some(t) = self.tasks.get_mut(&ut) {
-                        t.waiting.remove(&pos);
+                    if let (Some(task), Some(o)) = (self.tasks.get_mut(t), found) {
+                        task.waiting.left(o, &task.orders);
                     }
                     success += 1;
                 }
@@ -1335,11 +1290,24 @@ impl Engine {
         })
     }
 
+    /// The orders of task `t` named in `ids` that it holds, in the order named.
+    fn named_orders<'s>(
+        &'s self,
+        t: usize,
+        ids: &'s [&str],
+    ) -> impl Iterator<Item = OrderRef<'s>> + 's {
+        ids.iter()
+            .filter_map(|id| self.orders.find(id))
+            .filter_map(|o| self.orders.get(o))
+            .filter(move |o| o.task as usize == t)
+    }
+
     /// listOrderDetail: every call of up to `order_list_limit` orders of one task.
     pub fn list_order_detail(&self, account: &str, body: &Value) -> Result<Vec<Value>, Reject> {
         let f = Fields::root(body)?;
         product_id(&f)?;
-        let task = self.owned_task(account, &f)?;
+        let t = self.owned_task(account, &f)?;
+        let task = &self.tasks[t];
         let ids = f.strings("orderList")?;
         if ids.len() > self.cfg.order_list_limit {
             return Err(Reject::new(
@@ -1351,29 +1319,28 @@ impl Engine {
                 ),
             ));
         }
-        Ok(ids
-            .iter()
-            .filter_map(|id| self.orders.get(*id))
-            .filter(|o| o.user_task_id == task.user_task_id && o.state != OrderState::Deleted)
+        Ok(self
+            .named_orders(t, &ids)
+            .filter(|o| o.state != OrderState::Deleted)
             .map(|o| {
                 let mut v = self.order_json(task, o);
                 v["callInfoDetailList"] =
-                    Value::Array(o.calls.iter().map(|&c| self.call_detail(c)).collect());
+                    Value::Array(o.calls.iter().map(|c| self.call_detail(c)).collect());
                 v
             })
             .collect())
     }
 
-    fn order_json(&self, task: &Task, o: &Order) -> Value {
+    fn order_json(&self, task: &Task, o: OrderRef<'_>) -> Value {
         json!({
-            "orderID": o.order_id,
-            "userPhone": o.phone,
-            "userName": o.user_name,
+            "orderID": o.order_id(),
+            "userPhone": o.phone(),
+            "userName": o.user_name(),
             "sceneID": task.scene_id,
             "userTaskID": task.user_task_id,
             "taskID": task.task_id,
             "finish": o.finish(),
-            "other": o.other,
+            "other": o.other(),
         })
     }
 
@@ -1414,9 +1381,8 @@ impl Engine {
             None => None,
         };
         Ok(self
-            .task_order
+            .tasks
             .iter()
-            .filter_map(|id| self.tasks.get(id))
             .filter(|t| t.account == account)
             .filter(|t| {
                 statuses
@@ -1437,7 +1403,7 @@ impl Engine {
     pub fn list_order(&self, account: &str, body: &Value) -> Result<Vec<Value>, Reject> {
         let f = Fields::root(body)?;
         product_id(&f)?;
-        let task = self.owned_task(account, &f)?;
+        let task = &self.tasks[self.owned_task(account, &f)?];
         let (page, size) = paging(&f)?;
         let opts = f.opt_obj("options")?;
         let ids: Option<Vec<&str>> = match opts.and_then(|o| o.opt_arr(&["orderID"]).transpose()) {
@@ -1448,18 +1414,18 @@ impl Engine {
         Ok(task
             .orders
             .iter()
-            .filter_map(|id| self.orders.get(id))
+            .filter_map(|&o| self.orders.get(o))
             .filter(|o| o.state != OrderState::Deleted)
             .filter(|o| {
                 ids.as_ref()
-                    .is_none_or(|s| s.is_empty() || s.contains(&o.order_id.as_str()))
+                    .is_none_or(|s| s.is_empty() || s.contains(&o.order_id()))
             })
             .filter(|o| finish.is_none_or(|f| (f == 1) == o.finish()))
             .skip((page - 1) * size)
             .take(size)
             .map(|o| {
                 let mut v = self.order_json(task, o);
-                v["callInfoDetail"] = o.calls.last().map_or(Value::Null, |&c| self.call_detail(c));
+                v["callInfoDetail"] = o.calls.last().map_or(Value::Null, |c| self.call_detail(c));
                 v
             })
             .collect())
@@ -1469,7 +1435,7 @@ impl Engine {
     pub fn list_call(&self, account: &str, body: &Value) -> Result<Vec<Value>, Reject> {
         let f = Fields::root(body)?;
         product_id(&f)?;
-        let task = self.owned_task(account, &f)?;
+        let task = &self.tasks[self.owned_task(account, &f)?];
         let (page, size) = paging(&f)?;
         let opts = f.opt_obj("options")?;
         let ids: Option<Vec<&str>> = match opts.and_then(|o| o.opt_arr(&["callID"]).transpose()) {
@@ -1511,9 +1477,9 @@ impl Engine {
             .take(size)
             .map(|(i, c)| {
                 let mut v = self.call_detail(i);
-                if let Some(o) = self.orders.get(&c.order_id) {
-                    v["orderID"] = json!(o.order_id);
-                    v["userPhone"] = json!(o.phone);
+                if let Some(o) = self.orders.get(c.order) {
+                    v["orderID"] = json!(o.order_id());
+                    v["userPhone"] = json!(o.phone());
                     v["userTaskID"] = json!(task.user_task_id);
                     v["taskID"] = json!(task.task_id);
                 }
@@ -1525,9 +1491,8 @@ impl Engine {
     // ---------------------------------------------------------------- inspection and test controls
 
     pub fn tasks(&self) -> Vec<TaskView> {
-        self.task_order
+        self.tasks
             .iter()
-            .filter_map(|id| self.tasks.get(id))
             .map(|t| TaskView {
                 account: t.account.clone(),
                 user_task_id: t.user_task_id.clone(),
@@ -1547,23 +1512,31 @@ impl Engine {
 
     pub fn orders(&self) -> Vec<OrderView> {
         let mut v: Vec<OrderView> = self
-            .task_order
+            .tasks
             .iter()
-            .filter_map(|id| self.tasks.get(id))
-            .flat_map(|t| t.orders.iter().filter_map(|id| self.orders.get(id)))
-            .map(|o| OrderView {
-                order_id: o.order_id.clone(),
-                user_task_id: o.user_task_id.clone(),
-                phone: o.phone.clone(),
-                state: o.state,
-                finish: o.finish(),
-                call_ids: o
-                    .calls
+            .flat_map(|t| {
+                t.orders
                     .iter()
-                    .map(|&c| self.calls[c].call_id.clone())
-                    .collect(),
-                submitted_at: o.submitted_at,
-                request_id: o.request_id.clone(),
+                    .filter_map(|&o| self.orders.get(o))
+                    .map(move |o| (t, o))
+            })
+            .filter_map(|(t, o)| {
+                let request = self.requests.get(o.request)?;
+                Some(OrderView {
+                    order_id: o.order_id().to_owned(),
+                    user_task_id: t.user_task_id.clone(),
+                    phone: o.phone().to_owned(),
+                    state: o.state,
+                    finish: o.finish(),
+                    call_ids: o
+                        .calls
+                        .iter()
+                        .filter_map(|c| self.calls.get(c))
+                        .map(|c| c.call_id.clone())
+                        .collect(),
+                    submitted_at: request.at,
+                    request_id: request.request_id.to_string(),
+                })
             })
             .collect();
         v.sort_by_key(|a| a.submitted_at);
@@ -1575,15 +1548,18 @@ impl Engine {
     }
 
     pub fn submissions(&self) -> Vec<Submission> {
-        self.submissions.clone()
+        self.requests.submissions(&self.orders)
     }
 
     /// Marks a task failed (status 4), as the platform may do; for tests of the daemon's handling.
     pub fn fail_task(&mut self, ut: &str, cause: &str) -> bool {
-        if self.tasks.get(ut).is_none_or(Task::is_final) {
+        let Some(&t) = self.task_index.get(ut) else {
+            return false;
+        };
+        if self.tasks.get(t).is_none_or(Task::is_final) {
             return false;
         }
-        self.set_status(ut, status::FAILED, cause);
+        self.set_status(t, status::FAILED, cause);
         true
     }
 }

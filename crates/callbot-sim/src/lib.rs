@@ -4,6 +4,9 @@
 //! - `window`: the dial-window referee (pure).
 //! - `outcome`: the seeded outcome distribution.
 //! - `engine`: tasks, orders, calls and the discrete-event clock (pure: time is an argument).
+//! - `orders`: the orders the engine holds, compactly, and their index by orderID.
+//! - `requests`: the log of order-carrying requests, from which `submissions()` is built.
+//! - `waiting`: the orders of a task that wait to be dialled.
 //! - `fields`: strict reading of request bodies, with vendor retCodes.
 //! - `faults`: choosing and recording injected faults.
 //! - `server`: HTTP: signatures, faults, endpoints, `/_sim/*`.
@@ -16,8 +19,11 @@ mod engine;
 mod faults;
 mod fields;
 mod listener;
+mod orders;
 mod outcome;
+mod requests;
 mod server;
+mod waiting;
 mod window;
 
 use std::sync::Arc;
@@ -29,11 +35,12 @@ use tokio_util::sync::CancellationToken;
 pub use callbacks::CallbackAttempt;
 pub use config::{Account, CallbackPolicy, DropApplies, FaultConfig, FaultKind, SimConfig};
 pub use engine::{
-    CallRecord, OrderState, OrderView, SettingsVersion, StatusChange, Submission, TaskSettings,
-    TaskStat, TaskView,
+    CallRecord, OrderView, SettingsVersion, StatusChange, TaskSettings, TaskStat, TaskView,
 };
 pub use faults::{FaultRecord, ForcedFault};
+pub use orders::OrderState;
 pub use outcome::{Outcome, OutcomeConfig};
+pub use requests::Submission;
 pub use server::SimState;
 pub use window::{DialWindow, WindowError};
 

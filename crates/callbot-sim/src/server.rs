@@ -18,10 +18,11 @@ use serde_json::{Value, json};
 
 use crate::callbacks::{CallbackAttempt, Job, Outbox, lock};
 use crate::config::{Account, FaultConfig, FaultKind, SimConfig};
-use crate::engine::{CallRecord, Engine, EngineConfig, OrderView, Submission, TaskView};
+use crate::engine::{CallRecord, Engine, EngineConfig, OrderView, TaskView};
 use crate::faults::{Decision, FaultRecord, Faults, ForcedFault};
 use crate::fields::Reject;
 use crate::listener::ConnMeta;
+use crate::requests::Submission;
 
 /// The API endpoints the simulator serves under `/callcentre/api/v3/`.
 const ENDPOINTS: [&str; 11] = [
