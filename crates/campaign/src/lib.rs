@@ -10,6 +10,7 @@ mod parse;
 mod records;
 mod repeat;
 mod retry;
+mod rules;
 mod spec;
 mod suppression;
 mod zones;
@@ -36,6 +37,9 @@ pub use repeat::{
     MAX_REPEAT_GENERATION, MAX_ROUNDS, NextRound, ROUNDS_PER_GENERATION, Repeat, Round, parse_cron,
 };
 pub use retry::{MAX_ATTEMPTS_LIMIT, RetryClass, RetryPolicy, RetryRule};
+pub use rules::{
+    Rule, RuleCalls, RuleHours, auto_rules, holidays_data_version, rule, rules, rules_version,
+};
 pub use spec::{
     CampaignSpec, CapRule, ContactsSpec, Dispatch, Features, ManualCall, OptOut, SmsRule,
 };
