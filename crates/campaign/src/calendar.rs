@@ -219,8 +219,16 @@ pub struct WindowRule {
 /// The campaign's own calendar: the truth about when it may dial.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Schedule {
-    /// Time zone of every local time here.
+    /// Time zone of every local time here. With [`Schedule::contact_zones`] it is the fallback zone if one is given,
+    /// else `Zone::Fixed(0)`, and it is NOT the zone the windows are read in: each contact's own zones are.
     pub zone: Zone,
+    /// `timezone = "contact"`: the windows, holidays, start and end are read in each contact's own local time.
+    #[serde(default)]
+    pub contact_zones: bool,
+    /// `fallback_timezone` (only with `timezone = "contact"`): the zone of contacts whose own zone is unknown; without
+    /// it such contacts are not dialled.
+    #[serde(default)]
+    pub fallback_zone: Option<Zone>,
     /// Local start (inclusive).
     pub start: Option<NaiveDateTime>,
     /// Local end (exclusive); the task is completed then.
@@ -721,6 +729,8 @@ mod tests {
     fn weekdays_9_to_17(zone: Zone) -> Schedule {
         Schedule {
             zone,
+            contact_zones: false,
+            fallback_zone: None,
             start: None,
             end: None,
             holidays: BTreeSet::new(),
@@ -950,6 +960,8 @@ mod tests {
                     let end = len.map(|l| start.unwrap_or(local(0)) + Duration::minutes(l));
                     Schedule {
                         zone: ZONES[z],
+                        contact_zones: false,
+                        fallback_zone: None,
                         start,
                         end,
                         holidays: holidays
@@ -1038,6 +1050,8 @@ mod tests {
                     let start = start.map(|m| local(m - m % 30));
                     Schedule {
                         zone: ZONES[z],
+                        contact_zones: false,
+                        fallback_zone: None,
                         start,
                         end: len.map(|l| start.unwrap_or(local(0)) + Duration::minutes(l)),
                         holidays: holidays
@@ -1081,6 +1095,8 @@ mod tests {
             };
             let schedule = Schedule {
                 zone: Zone::Fixed(0),
+                contact_zones: false,
+                fallback_zone: None,
                 start: None,
                 end: None,
                 holidays: [NaiveDate::from_ymd_opt(2031, 6, 5).unwrap()]
@@ -1103,6 +1119,8 @@ mod tests {
         fn a_holiday_centuries_ahead_is_compiled_without_probing_the_zone_until_then() {
             let schedule = Schedule {
                 zone: Zone::Iana(Tz::UTC),
+                contact_zones: false,
+                fallback_zone: None,
                 start: None,
                 end: None,
                 holidays: [NaiveDate::from_ymd_opt(9999, 12, 30).unwrap()]
@@ -1134,6 +1152,8 @@ mod tests {
         fn a_holiday_centuries_ahead_is_compiled_without_walking_to_it() {
             let schedule = Schedule {
                 zone: Zone::Fixed(0),
+                contact_zones: false,
+                fallback_zone: None,
                 start: None,
                 end: None,
                 holidays: [NaiveDate::from_ymd_opt(9999, 12, 30).unwrap()]

@@ -10,7 +10,9 @@ use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use chrono_tz::Tz;
 use phonenumber::country::Id;
+use phonenumber::metadata::DATABASE;
 
 use crate::contacts_file::{ContactsFileError, open_contacts_file};
 use crate::diagnostics::escape_input;
@@ -36,6 +38,15 @@ pub struct Contact {
     pub variables: Vec<(String, String)>,
     /// Deterministic `orderID`, from (campaign id, generation, phone).
     pub order_id: String,
+    /// The `timezone` column: the contact's own IANA zone, which wins over the zones of the number; `None` when the
+    /// column is absent or empty.
+    pub timezone: Option<Tz>,
+    /// The `region` column, trimmed and upper-cased: for a US number its USPS state code (which wins over the state
+    /// of the area code); `None` when the column is absent or empty.
+    pub region: Option<String>,
+    /// The ISO 3166 region of the number as libphonenumber reads it (`US`, `CA`, `FR`, ...); `None` when it names
+    /// none (a non-geographic number such as +800).
+    pub country: Option<String>,
 }
 
 /// A row left out, and why.
@@ -85,6 +96,16 @@ pub enum ContactIssueKind {
         /// The character.
         character: char,
     },
+    /// The `timezone` column is not an IANA time zone name.
+    BadTimezone {
+        /// As written.
+        raw: String,
+    },
+    /// The `region` column is not a region code: for a US number, not a USPS state or territory code.
+    BadRegion {
+        /// As written.
+        raw: String,
+    },
 }
 
 impl fmt::Display for ContactIssue {
@@ -116,6 +137,28 @@ impl fmt::Display for ContactIssueKind {
                  line breaks may appear in a field)",
                 escape_input(name),
                 u32::from(*character)
+            ),
+            ContactIssueKind::BadTimezone { raw } => {
+                write!(
+                    f,
+                    "timezone `{}` is not an IANA time zone name; ",
+                    escape_input(raw)
+                )?;
+                let names = chrono_tz::TZ_VARIANTS.iter().map(|z| z.name());
+                match crate::diagnostics::closest(raw.trim(), names) {
+                    Some(near) => write!(f, "did you mean `{near}`?"),
+                    None => f.write_str(
+                        "write one such as `America/New_York` or `Asia/Tokyo`, or leave it empty to use the \
+                         number's own zones",
+                    ),
+                }
+            }
+            ContactIssueKind::BadRegion { raw } => write!(
+                f,
+                "region `{}` is not a region code; for a US number write its state's two-letter USPS code (such as \
+                 `FL`, `NY`, `DC` or `PR`), for another country a code of 1 to 3 letters or digits, or leave it empty \
+                 to use the number's own",
+                escape_input(raw)
             ),
         }
     }
@@ -185,11 +228,6 @@ fn phone_patterns() {
 /// Normalises a phone number to country code + national number, digits only. Numbers without a `+`/IDD prefix are
 /// read in `default_country`'s national format. Returns the reason when the number is not valid.
 pub fn normalize_phone(raw: &str, default_country: Option<&str>) -> Result<String, String> {
-    phone_patterns();
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return Err("empty".to_string());
-    }
     let country = match default_country {
         Some(c) => Some(
             c.parse::<Id>()
@@ -197,6 +235,24 @@ pub fn normalize_phone(raw: &str, default_country: Option<&str>) -> Result<Strin
         ),
         None => None,
     };
+    parse_phone(raw, country).map(|(digits, _)| digits)
+}
+
+/// [`normalize_phone`], also giving the ISO region of the number as the library reads it (`None` where it names
+/// none: a non-geographic number, and numbers with a leading zero in a country code shared by several regions,
+/// such as +39 0..., which the library places in no region). The region comes from the metadata that the validity
+/// check needs anyway: asking the library for the number's country after `is_valid` would look it up a second time,
+/// which for a number of the +1 plan means trying up to 25 regions' patterns again (about a quarter more time per
+/// number, measured in a release build).
+pub(crate) fn parse_phone(
+    raw: &str,
+    country: Option<Id>,
+) -> Result<(String, Option<&'static str>), String> {
+    phone_patterns();
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err("empty".to_string());
+    }
     let number = phonenumber::parse(country, raw).map_err(|e| match (e, country) {
         (phonenumber::ParseError::InvalidCountryCode, None) => {
             "no country code; write it as +<country code><number> or set `default_country`"
@@ -204,19 +260,76 @@ pub fn normalize_phone(raw: &str, default_country: Option<&str>) -> Result<Strin
         }
         (e, _) => e.to_string(),
     })?;
-    if !number.is_valid() {
-        let region = number
-            .country()
-            .id()
-            .map_or("its country".to_string(), |id| id.as_ref().to_string());
-        return Err(format!("not a valid number in {region}"));
+    let metadata = number.metadata(&DATABASE);
+    let region = metadata
+        .map(|m| m.id())
+        .filter(|id| id.len() == 2 && id.bytes().all(|b| b.is_ascii_uppercase()));
+    // The library looks a number's region up by its national number without leading zeros, and checks validity with
+    // them; the two agree, and one look-up serves both, when there are none (anything but Italian-style numbers).
+    let valid = if number.national().zeros() == 0 {
+        metadata.is_some_and(|m| is_valid_in(m, &number.national().to_string()))
+    } else {
+        number.is_valid()
+    };
+    if !valid {
+        return Err(format!(
+            "not a valid number in {}",
+            region.unwrap_or("its country")
+        ));
     }
     let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
     let digits: String = e164.chars().filter(char::is_ascii_digit).collect();
     if digits.is_empty() || digits.len() > 15 {
         return Err("not an E.164 number".to_string());
     }
-    Ok(digits)
+    Ok((digits, region))
+}
+
+/// Whether a national number is valid in the region of `metadata`: libphonenumber's definition, which is that it
+/// matches the region's general pattern and the pattern of at least one kind of number (fixed line, mobile, toll
+/// free, ...). `PhoneNumber::is_valid` decides the same from metadata it looks up again; a test checks that the two
+/// agree.
+fn is_valid_in(metadata: &phonenumber::Metadata, national: &str) -> bool {
+    let kinds = metadata.descriptors();
+    kinds.general().is_match(national)
+        && [
+            kinds.fixed_line(),
+            kinds.mobile(),
+            kinds.toll_free(),
+            kinds.premium_rate(),
+            kinds.shared_cost(),
+            kinds.personal_number(),
+            kinds.voip(),
+            kinds.pager(),
+            kinds.uan(),
+            kinds.voicemail(),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|kind| kind.is_match(national))
+}
+
+/// USPS codes of the 50 states, the District of Columbia and the territories of the +1 plan.
+const US_REGIONS: &[&str] = &[
+    "AK", "AL", "AR", "AS", "AZ", "CA", "CO", "CT", "DC", "DE", "FL", "GA", "GU", "HI", "IA", "ID",
+    "IL", "IN", "KS", "KY", "LA", "MA", "MD", "ME", "MI", "MN", "MO", "MP", "MS", "MT", "NC", "ND",
+    "NE", "NH", "NJ", "NM", "NV", "NY", "OH", "OK", "OR", "PA", "PR", "RI", "SC", "SD", "TN", "TX",
+    "UT", "VA", "VI", "VT", "WA", "WI", "WV", "WY",
+];
+
+/// The `region` column of a number of `country`: trimmed and upper-cased, `None` when empty, `Err` when it is not a
+/// region code (for a US number, one of [`US_REGIONS`]; otherwise 1 to 3 ASCII letters or digits).
+fn parse_region(raw: &str, country: Option<&str>) -> Result<Option<String>, ()> {
+    let region = raw.trim().to_ascii_uppercase();
+    if region.is_empty() {
+        return Ok(None);
+    }
+    let ok = if country == Some("US") {
+        US_REGIONS.binary_search(&region.as_str()).is_ok()
+    } else {
+        region.len() <= 3 && region.bytes().all(|b| b.is_ascii_alphanumeric())
+    };
+    if ok { Ok(Some(region)) } else { Err(()) }
 }
 
 /// What [`inspect_csv`] found wrong with a contacts file as a whole.
@@ -269,10 +382,12 @@ pub struct ContactReader {
     name: Option<usize>,
     customer: Option<usize>,
     other: Option<usize>,
+    timezone: Option<usize>,
+    region: Option<usize>,
     variables: Vec<(String, usize)>,
     /// The columns that are sent or stored, in CSV order, with their names (for the control-character check).
     checked: Vec<(usize, String)>,
-    default_country: Option<String>,
+    default_country: Option<Id>,
     campaign_id: String,
     generation: u32,
     seen: HashMap<u64, u32>,
@@ -342,12 +457,14 @@ impl ContactReader {
             variables.push((name.clone(), idx));
         }
         let (name, customer, other) = (find("name"), find("customer"), find("other"));
-        let mut checked: Vec<(usize, String)> = [Some(phone), name, customer, other]
-            .into_iter()
-            .flatten()
-            .chain(variables.iter().map(|(_, i)| *i))
-            .map(|i| (i, columns[i].clone()))
-            .collect();
+        let (timezone, region) = (find("timezone"), find("region"));
+        let mut checked: Vec<(usize, String)> =
+            [Some(phone), name, customer, other, timezone, region]
+                .into_iter()
+                .flatten()
+                .chain(variables.iter().map(|(_, i)| *i))
+                .map(|i| (i, columns[i].clone()))
+                .collect();
         checked.sort();
         checked.dedup();
         Ok(Self {
@@ -356,9 +473,12 @@ impl ContactReader {
             name,
             customer,
             other,
+            timezone,
+            region,
             variables,
             checked,
-            default_country: spec.default_country.clone(),
+            // Checked by `check_country` before the reader starts.
+            default_country: spec.default_country.as_deref().and_then(|c| c.parse().ok()),
             campaign_id: campaign.id.clone(),
             generation: campaign.generation,
             seen: HashMap::new(),
@@ -404,12 +524,30 @@ impl ContactReader {
         let field =
             |idx: Option<usize>| idx.and_then(|i| fields.get(i)).cloned().unwrap_or_default();
         let raw = field(Some(self.phone));
-        let phone = normalize_phone(&raw, self.default_country.as_deref()).map_err(|reason| {
+        let (phone, country) = parse_phone(&raw, self.default_country).map_err(|reason| {
             issue(ContactIssueKind::InvalidPhone {
                 raw: raw.clone(),
                 reason,
             })
         })?;
+        let timezone = match self.timezone.and_then(|i| fields.get(i)) {
+            Some(written) if !written.trim().is_empty() => {
+                Some(written.trim().parse::<Tz>().map_err(|_| {
+                    issue(ContactIssueKind::BadTimezone {
+                        raw: written.clone(),
+                    })
+                })?)
+            }
+            _ => None,
+        };
+        let region = match self.region.and_then(|i| fields.get(i)) {
+            Some(written) => parse_region(written, country).map_err(|()| {
+                issue(ContactIssueKind::BadRegion {
+                    raw: written.clone(),
+                })
+            })?,
+            None => None,
+        };
         let mut variables = Vec::with_capacity(self.variables.len());
         for (name, idx) in &self.variables {
             let value = field(Some(*idx));
@@ -442,6 +580,9 @@ impl ContactReader {
             variables,
             order_id: order_id(&self.campaign_id, self.generation, &phone),
             phone,
+            timezone,
+            region,
+            country: country.map(str::to_owned),
         })
     }
 }
@@ -809,6 +950,210 @@ variables = ["amount"]
         ));
     }
 
+    /// The contacts of `csv` (read in `US` national format), in file order.
+    fn read_us(csv: &str) -> Vec<Result<Contact, ContactIssue>> {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = TOML
+            .replace("default_country = \"GB\"", "default_country = \"US\"")
+            .replace("variables = [\"amount\"]", "variables = []");
+        let (spec, _) = parse_campaign(&dir.path().join("c.toml"), &toml).unwrap();
+        ContactReader::from_reader(
+            &spec,
+            std::io::Cursor::new(csv.as_bytes().to_vec()),
+            &ContactLimits::default(),
+        )
+        .unwrap()
+        .collect()
+    }
+
+    #[test]
+    fn reads_the_timezone_and_region_columns_and_the_country_of_the_number() {
+        let items = read_us(
+            "phone,timezone,region\n\
+             (212) 555-0100, America/New_York ,ny\n\
+             +1 416 555 0100,,on\n\
+             +33 6 12 34 56 78,Europe/Paris,\n\
+             +44 20 7946 0001,,ENG\n\
+             +800 2345 6789,,\n",
+        );
+        let ok: Vec<&Contact> = items.iter().map(|c| c.as_ref().unwrap()).collect();
+        assert_eq!(ok[0].timezone, Some(Tz::America__New_York));
+        assert_eq!(ok[0].region.as_deref(), Some("NY"));
+        assert_eq!(ok[0].country.as_deref(), Some("US"));
+        assert_eq!(
+            (
+                ok[1].timezone,
+                ok[1].region.as_deref(),
+                ok[1].country.as_deref()
+            ),
+            (None, Some("ON"), Some("CA"))
+        );
+        assert_eq!(
+            (
+                ok[2].timezone,
+                ok[2].region.as_deref(),
+                ok[2].country.as_deref()
+            ),
+            (Some(Tz::Europe__Paris), None, Some("FR"))
+        );
+        assert_eq!(
+            (ok[3].region.as_deref(), ok[3].country.as_deref()),
+            (Some("ENG"), Some("GB"))
+        );
+        // A non-geographic number (International Freephone) is valid and has no country.
+        assert_eq!(ok[4].phone, "80023456789");
+        assert_eq!(ok[4].country, None);
+        // Without the columns, nothing is read into them.
+        let c = read_us("phone\n(212) 555-0100\n").remove(0).unwrap();
+        assert_eq!(
+            (c.timezone, c.region, c.country.as_deref()),
+            (None, None, Some("US"))
+        );
+    }
+
+    #[test]
+    fn an_unknown_timezone_is_a_bad_row_with_its_line_and_a_near_name() {
+        let items = read_us(
+            "phone,timezone\n\
+             (212) 555-0100,America/New_Yrok\n\
+             (212) 555-0101,Mars/Olympus_Mons\n\
+             (212) 555-0102,+05:00\n\
+             (212) 555-0103,Asia/Tokyo\n",
+        );
+        let e = items[0].as_ref().unwrap_err();
+        assert_eq!(
+            e.kind,
+            ContactIssueKind::BadTimezone {
+                raw: "America/New_Yrok".into()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "line 2: timezone `America/New_Yrok` is not an IANA time zone name; did you mean `America/New_York`?"
+        );
+        assert_eq!(
+            items[1].as_ref().unwrap_err().to_string(),
+            "line 3: timezone `Mars/Olympus_Mons` is not an IANA time zone name; write one such as \
+             `America/New_York` or `Asia/Tokyo`, or leave it empty to use the number's own zones"
+        );
+        assert!(matches!(
+            items[2].as_ref().unwrap_err().kind,
+            ContactIssueKind::BadTimezone { .. }
+        ));
+        assert_eq!(items[3].as_ref().unwrap().timezone, Some(Tz::Asia__Tokyo));
+    }
+
+    #[test]
+    fn a_region_that_is_not_a_code_is_a_bad_row() {
+        let items = read_us(
+            "phone,region\n\
+             (305) 555-0100,Florida\n\
+             (305) 555-0101,fl\n\
+             (305) 555-0102,ZZ\n\
+             (787) 555-0100,PR\n\
+             +44 20 7946 0001,England\n\
+             +44 20 7946 0002,SCT\n\
+             +44 20 7946 0003,N-I\n",
+        );
+        let e = items[0].as_ref().unwrap_err();
+        assert_eq!(
+            (e.line, &e.kind),
+            (
+                2,
+                &ContactIssueKind::BadRegion {
+                    raw: "Florida".into()
+                }
+            )
+        );
+        assert_eq!(
+            e.to_string(),
+            "line 2: region `Florida` is not a region code; for a US number write its state's two-letter USPS \
+             code (such as `FL`, `NY`, `DC` or `PR`), for another country a code of 1 to 3 letters or digits, or \
+             leave it empty to use the number's own"
+        );
+        assert_eq!(items[1].as_ref().unwrap().region.as_deref(), Some("FL"));
+        // Not a USPS code, for a US number.
+        assert_eq!(items[2].as_ref().unwrap_err().line, 4);
+        // Puerto Rico's numbers are their own region of the +1 plan.
+        let pr = items[3].as_ref().unwrap();
+        assert_eq!(
+            (pr.country.as_deref(), pr.region.as_deref()),
+            (Some("PR"), Some("PR"))
+        );
+        assert_eq!(items[4].as_ref().unwrap_err().line, 6);
+        assert_eq!(items[5].as_ref().unwrap().region.as_deref(), Some("SCT"));
+        assert_eq!(items[6].as_ref().unwrap_err().line, 8);
+    }
+
+    #[test]
+    fn the_timezone_and_region_columns_are_checked_for_control_characters() {
+        let items =
+            read_us("phone,timezone,region\n(212) 555-0100,UTC\u{1b},\n(212) 555-0101,,N\u{0}Y\n");
+        assert_eq!(
+            items[0].as_ref().unwrap_err().kind,
+            ContactIssueKind::ControlCharacter {
+                column: 2,
+                name: "timezone".into(),
+                character: '\u{1b}'
+            }
+        );
+        assert_eq!(
+            items[1].as_ref().unwrap_err().kind,
+            ContactIssueKind::ControlCharacter {
+                column: 3,
+                name: "region".into(),
+                character: '\0'
+            }
+        );
+    }
+
+    #[test]
+    fn the_usps_codes_are_sorted_for_the_binary_search() {
+        assert!(US_REGIONS.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(US_REGIONS.len(), 50 + 1 + 5);
+    }
+
+    /// What the library's own `is_valid` and `country().id()` make of `raw` (written with its country code), as
+    /// [`parse_phone`] should report it: `Some(country)` for a valid number of at most 15 digits, `None` for a number
+    /// to refuse.
+    fn library_reading(raw: &str) -> Option<Option<String>> {
+        let number = phonenumber::parse(None, raw).ok()?;
+        let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
+        (number.is_valid() && e164.len() <= 16)
+            .then(|| number.country().id().map(|id| id.as_ref().to_string()))
+    }
+
+    #[test]
+    fn validity_and_country_agree_with_the_library_own_answers() {
+        // The reader decides validity and the country from one metadata look-up; the library's `is_valid` and
+        // `country().id()` each look it up again. Every country code, with numbers of many lengths and prefixes.
+        let mut checked = 0;
+        for code in 1..=999u32 {
+            for national in [
+                "2015550123",
+                "4165550123",
+                "8095550123",
+                "7911123456",
+                "612345678",
+                "2079460123",
+                "312345678",
+                "91234567",
+                "12345678",
+                "5512345678",
+                "1234567",
+                "800123456",
+                "0312345678",
+            ] {
+                let raw = format!("+{code}{national}");
+                let ours = parse_phone(&raw, None).map(|(_, c)| c.map(str::to_owned));
+                let theirs = library_reading(&raw);
+                assert_eq!(ours.ok(), theirs, "{raw}");
+                checked += usize::from(theirs.is_some());
+            }
+        }
+        assert!(checked > 100, "{checked} valid numbers compared");
+    }
+
     proptest! {
         #[test]
         fn normalized_numbers_are_stable_digits(national in 0u32..1000) {
@@ -816,6 +1161,13 @@ variables = ["amount"]
             let once = normalize_phone(&raw, Some("GB")).unwrap();
             prop_assert!(once.chars().all(|c| c.is_ascii_digit()) && once.len() <= 15);
             prop_assert_eq!(normalize_phone(&format!("+{once}"), None).unwrap(), once);
+        }
+
+        #[test]
+        fn validity_agrees_with_the_library(code in 1u32..1000, national in "[0-9]{4,13}") {
+            let raw = format!("+{code}{national}");
+            let ours = parse_phone(&raw, None).map(|(_, c)| c.map(str::to_owned));
+            prop_assert_eq!(ours.ok(), library_reading(&raw), "{}", raw);
         }
 
         #[test]

@@ -41,7 +41,8 @@ pub use rules::{
     Rule, RuleCalls, RuleHours, auto_rules, holidays_data_version, rule, rules, rules_version,
 };
 pub use spec::{
-    CampaignSpec, CapRule, ContactsSpec, Dispatch, Features, ManualCall, OptOut, SmsRule,
+    CampaignSpec, CapRule, ContactsSpec, Dispatch, Features, ManualCall, OptOut, RuleChoice,
+    SmsRule,
 };
 pub use suppression::{
     SuppressionEntry, SuppressionFile, SuppressionFileError, SuppressionIssue, expiry_of,

@@ -24,7 +24,8 @@ use crate::limits::{ContactLimits, MAX_CAMPAIGN_FILE_BYTES};
 use crate::repeat::{MAX_REPEAT_GENERATION, NextRound, Repeat};
 use crate::retry::{MAX_ATTEMPTS_LIMIT, RetryClass, RetryPolicy, RetryRule};
 use crate::spec::{
-    CampaignSpec, CapRule, ContactsSpec, Dispatch, Features, ManualCall, OptOut, SmsRule,
+    CampaignSpec, CapRule, ContactsSpec, Dispatch, Features, ManualCall, OptOut, RuleChoice,
+    SmsRule,
 };
 
 type Val<'i> = Spanned<DeValue<'i>>;
@@ -60,7 +61,9 @@ const SCHEDULE_KEYS: &[&str] = &[
     "repeat",
     "on_next_round",
     "timezone",
+    "fallback_timezone",
     "utc_offset",
+    "rules",
     "start",
     "end",
     "holidays",
@@ -531,6 +534,10 @@ fn parse_inner(
         }
         _ => None,
     };
+    let rules = match get(root, "schedule").map(|v| v.get_ref()) {
+        Some(DeValue::Table(t)) => parse_rules(&mut cx, t),
+        _ => RuleChoice::Auto,
+    };
 
     let features = get(root, "features")
         .and_then(|v| cx.table(v, "features", "{ whole_tts = true }"))
@@ -701,6 +708,7 @@ fn parse_inner(
         opt_out,
         caps,
         retry,
+        rules,
         repeat,
         delete_undialled_on_remove,
         source: path.to_path_buf(),
@@ -834,6 +842,17 @@ fn parse_repeat(
         }
         return None;
     };
+    if schedule.contact_zones {
+        cx.error(
+            "repeat-contact-zone",
+            v.span(),
+            "`repeat` cannot be used with `timezone = \"contact\"`: its cron expression needs one named time zone to be \
+             read in, and each contact has its own",
+            "set `timezone` to the zone the rounds should start in (e.g. \"America/New_York\"), or remove `repeat` and \
+             bump `generation` for each new round",
+        );
+        return None;
+    }
     let cron = cx.string(v, "repeat", "\"0 9 1 * *\"")?;
     if let Err(why) = crate::repeat::parse_cron(&cron) {
         cx.error(
@@ -1154,7 +1173,7 @@ fn check_csv_header(
         }
     }
     for col in &columns {
-        let known = ["phone", "name", "customer", "other"].contains(col)
+        let known = ["phone", "name", "customer", "other", "timezone", "region"].contains(col)
             || variables.iter().any(|(v, _)| v == col);
         if !known {
             let col = escape_input(col);
@@ -1212,13 +1231,14 @@ fn parse_schedule(
     at: Location,
 ) -> Option<Schedule> {
     cx.check_keys(t, SCHEDULE_KEYS, "[schedule]");
+    let mut contact_zones = false;
     let zone = match (get(t, "timezone"), get(t, "utc_offset")) {
         (Some(_), Some(off)) => {
             cx.error(
                 "zone",
                 off.span(),
                 "[schedule] has both `timezone` and `utc_offset`",
-                "keep one: `timezone` (an IANA name, follows DST) or `utc_offset` (fixed)",
+                "keep one: `timezone` (an IANA name, follows DST, or \"contact\") or `utc_offset` (fixed)",
             );
             None
         }
@@ -1227,31 +1247,21 @@ fn parse_schedule(
                 "zone",
                 section.clone(),
                 "[schedule] has no time zone",
-                "add `timezone = \"America/New_York\"` (an IANA name) or `utc_offset = \"+08:00\"`",
+                "add `timezone = \"America/New_York\"` (an IANA name), `utc_offset = \"+08:00\"`, or \
+                 `timezone = \"contact\"` (each contact's own zone)",
             );
             None
         }
         (Some(tz), None) => {
             let name = cx.string(tz, "timezone", "\"Europe/London\"")?;
-            match name.parse::<Tz>() {
-                Ok(z) => Some(Zone::Iana(z)),
-                Err(_) => {
-                    let names = chrono_tz::TZ_VARIANTS.iter().map(|z| z.name());
-                    let help = match closest(&name, names) {
-                        Some(s) => format!("did you mean \"{s}\"?"),
-                        None => {
-                            "use an IANA zone name such as \"Europe/London\" or \"Asia/Singapore\""
-                                .to_string()
-                        }
-                    };
-                    cx.error(
-                        "zone",
-                        tz.span(),
-                        format!("unknown time zone `{}`", escape_input(&name)),
-                        help,
-                    );
-                    None
+            if name == "contact" {
+                contact_zones = true;
+                match get(t, "fallback_timezone") {
+                    None => Some(Zone::Fixed(0)),
+                    Some(fb) => iana_zone(cx, fb, "fallback_timezone").map(Zone::Iana),
                 }
+            } else {
+                iana_zone(cx, tz, "timezone").map(Zone::Iana)
             }
         }
         (None, Some(off)) => {
@@ -1269,6 +1279,20 @@ fn parse_schedule(
                 }
             }
         }
+    };
+    let fallback_zone = if contact_zones {
+        get(t, "fallback_timezone").and(zone)
+    } else {
+        if let Some(fb) = get(t, "fallback_timezone") {
+            cx.error(
+                "fallback-zone",
+                key_span(t, "fallback_timezone").unwrap_or(fb.span()),
+                "`fallback_timezone` only applies with `timezone = \"contact\"`",
+                "remove `fallback_timezone` (the campaign's own zone is every contact's), or set \
+                 `timezone = \"contact\"` to read the windows in each contact's own zone",
+            );
+        }
+        None
     };
     let start = get(t, "start").and_then(|v| local_datetime(cx, v, "start", false));
     let end = get(t, "end").and_then(|v| local_datetime(cx, v, "end", true));
@@ -1326,12 +1350,120 @@ fn parse_schedule(
     };
     Some(Schedule {
         zone: zone?,
+        contact_zones,
+        fallback_zone,
         start,
         end,
         holidays,
         windows: windows?,
         at,
     })
+}
+
+/// An IANA zone name written at `v` (`timezone` or `fallback_timezone`); an unknown one is an error with the nearest
+/// name. `timezone` may also be `"contact"`, so that is suggested too.
+fn iana_zone(cx: &mut Ctx<'_>, v: &Val<'_>, key: &str) -> Option<Tz> {
+    let name = cx.string(v, key, "\"Europe/London\"")?;
+    if let Ok(z) = name.parse::<Tz>() {
+        return Some(z);
+    }
+    let contact = (key == "timezone").then_some("contact");
+    let names = contact
+        .into_iter()
+        .chain(chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()));
+    let help = if parse_offset(&name).is_some() {
+        match key {
+            "timezone" => format!(
+                "a fixed offset is written `utc_offset = \"{}\"`",
+                escape_input(&name)
+            ),
+            _ => format!(
+                "`{key}` takes an IANA zone name, which follows DST, such as \"America/Chicago\"; a fixed offset \
+                 is not accepted"
+            ),
+        }
+    } else {
+        match closest(&name, names) {
+            Some(s) => format!("did you mean \"{s}\"?"),
+            None => {
+                "use an IANA zone name such as \"Europe/London\" or \"Asia/Singapore\"".to_string()
+            }
+        }
+    };
+    cx.error(
+        "zone",
+        v.span(),
+        format!("unknown time zone `{}`", escape_input(&name)),
+        help,
+    );
+    None
+}
+
+/// `[schedule] rules`: `["auto"]` (also the default), a list of rule names, or `[]` (off, with a warning).
+fn parse_rules(cx: &mut Ctx<'_>, t: &DeTable<'_>) -> RuleChoice {
+    let Some(v) = get(t, "rules") else {
+        return RuleChoice::Auto;
+    };
+    let Some(items) = cx.strings(v, "rules", "[\"auto\"]") else {
+        return RuleChoice::Auto;
+    };
+    if items.is_empty() {
+        cx.warn(
+            "no-rules",
+            v.span(),
+            "`rules = []` turns off the legal calling hours: contacts may be called at any hour the windows allow, \
+             whatever the law of their country or state says",
+            "remove `rules` to apply each contact's own (the default, \"auto\"), or name the rules that apply, e.g. \
+             `rules = [\"us\"]`",
+        );
+        return RuleChoice::Named(Vec::new());
+    }
+    let mut seen = BTreeSet::new();
+    let mut names = Vec::new();
+    let mut auto = false;
+    for (name, span) in &items {
+        if !seen.insert(name.as_str()) {
+            cx.error(
+                "bad-rules",
+                span.clone(),
+                format!("rule `{}` is listed twice in `rules`", escape_input(name)),
+                "list each rule once",
+            );
+        } else if name == "auto" {
+            auto = true;
+            if items.iter().any(|(other, _)| other != "auto") {
+                cx.error(
+                    "bad-rules",
+                    span.clone(),
+                    "\"auto\" cannot be combined with rule names in `rules`",
+                    "write `rules = [\"auto\"]` for each contact's country and state, or list the rules by name \
+                     without \"auto\"",
+                );
+            }
+        } else if crate::rules::rule(name).is_some() {
+            names.push(name.clone());
+        } else {
+            let known = crate::rules::rules().iter().map(|r| r.name.as_str());
+            let help = match closest(name, std::iter::once("auto").chain(known.clone())) {
+                Some(s) => format!("did you mean \"{s}\"?"),
+                None => format!(
+                    "the rules are: auto, {}",
+                    known.collect::<Vec<_>>().join(", ")
+                ),
+            };
+            cx.error(
+                "unknown-rule",
+                span.clone(),
+                format!("unknown rule `{}`", escape_input(name)),
+                help,
+            );
+        }
+    }
+    if auto {
+        RuleChoice::Auto
+    } else {
+        RuleChoice::Named(names)
+    }
 }
 
 /// Parses `days`: names (`mon` … `sun`, or full names), comma lists, and ranges; a range may wrap (`fri-mon`).
@@ -2561,6 +2693,256 @@ file = "c.csv"
                 .starts_with("on 2027-11-07 the clocks go back: 01:00-02:00 happens twice"),
             "{}",
             w[1].message
+        );
+    }
+
+    /// BASE with its `timezone` line replaced by `lines`.
+    fn with_zone(lines: &str) -> String {
+        BASE.replace("timezone = \"America/New_York\"", lines)
+    }
+
+    #[test]
+    fn reads_contact_zones_with_and_without_a_fallback() {
+        let (spec, warnings) = parse(&with_zone("timezone = \"contact\"")).unwrap();
+        assert!(warnings.is_empty(), "{warnings:#?}");
+        assert!(spec.schedule.contact_zones);
+        assert_eq!(spec.schedule.fallback_zone, None);
+        assert_eq!(spec.schedule.zone, Zone::Fixed(0));
+
+        let (spec, _) = parse(&with_zone(
+            "timezone = \"contact\"\nfallback_timezone = \"America/Chicago\"",
+        ))
+        .unwrap();
+        assert!(spec.schedule.contact_zones);
+        let chicago = Zone::Iana(Tz::America__Chicago);
+        assert_eq!(spec.schedule.fallback_zone, Some(chicago));
+        assert_eq!(spec.schedule.zone, chicago);
+
+        let (spec, _) = parse(BASE).unwrap();
+        assert!(!spec.schedule.contact_zones);
+        assert_eq!(spec.schedule.fallback_zone, None);
+    }
+
+    #[test]
+    fn rejects_a_fallback_timezone_without_contact_zones() {
+        let d = only_error(
+            &with_zone("timezone = \"America/New_York\"\nfallback_timezone = \"America/Chicago\""),
+            "fallback-zone",
+        );
+        assert_eq!(
+            d.message,
+            "`fallback_timezone` only applies with `timezone = \"contact\"`"
+        );
+        assert_eq!(
+            d.help,
+            "remove `fallback_timezone` (the campaign's own zone is every contact's), or set `timezone = \
+             \"contact\"` to read the windows in each contact's own zone"
+        );
+        assert_eq!(
+            (d.file.as_path(), d.line, d.column),
+            (Path::new("campaigns/c.toml"), 6, 1)
+        );
+        let d = only_error(
+            &with_zone("utc_offset = \"+01:00\"\nfallback_timezone = \"UTC\""),
+            "fallback-zone",
+        );
+        assert_eq!((d.line, d.column), (6, 1));
+    }
+
+    #[test]
+    fn rejects_an_unknown_or_fixed_fallback_timezone() {
+        let d = only_error(
+            &with_zone("timezone = \"contact\"\nfallback_timezone = \"America/Chicgo\""),
+            "zone",
+        );
+        assert_eq!(d.message, "unknown time zone `America/Chicgo`");
+        assert_eq!(d.help, "did you mean \"America/Chicago\"?");
+        assert_eq!((d.line, d.column), (6, 21));
+        let d = only_error(
+            &with_zone("timezone = \"contact\"\nfallback_timezone = \"-05:00\""),
+            "zone",
+        );
+        assert_eq!(d.message, "unknown time zone `-05:00`");
+        assert_eq!(
+            d.help,
+            "`fallback_timezone` takes an IANA zone name, which follows DST, such as \"America/Chicago\"; a fixed \
+             offset is not accepted"
+        );
+        // A fallback is a zone, not "contact" again.
+        let d = only_error(
+            &with_zone("timezone = \"contact\"\nfallback_timezone = \"contact\""),
+            "zone",
+        );
+        assert_eq!(d.message, "unknown time zone `contact`");
+    }
+
+    #[test]
+    fn suggests_contact_and_utc_offset_for_near_misses_of_timezone() {
+        let d = only_error(&with_zone("timezone = \"Contact\""), "zone");
+        assert_eq!(d.message, "unknown time zone `Contact`");
+        assert_eq!(d.help, "did you mean \"contact\"?");
+        assert_eq!((d.line, d.column), (5, 12));
+        let d = only_error(&with_zone("timezone = \"+08:00\""), "zone");
+        assert_eq!(
+            d.help,
+            "a fixed offset is written `utc_offset = \"+08:00\"`"
+        );
+        let d = only_error(
+            &with_zone("timezone = \"contact\"\nutc_offset = \"+08:00\""),
+            "zone",
+        );
+        assert_eq!(d.message, "[schedule] has both `timezone` and `utc_offset`");
+    }
+
+    #[test]
+    fn rejects_repeat_with_contact_zones() {
+        let d = only_error(
+            &with_zone(
+                "timezone = \"contact\"\nstart = 2027-01-01T00:00:00\nrepeat = \"0 9 1 * *\"",
+            ),
+            "repeat-contact-zone",
+        );
+        assert_eq!(
+            d.message,
+            "`repeat` cannot be used with `timezone = \"contact\"`: its cron expression needs one named time zone \
+             to be read in, and each contact has its own"
+        );
+        assert_eq!(
+            d.help,
+            "set `timezone` to the zone the rounds should start in (e.g. \"America/New_York\"), or remove `repeat` \
+             and bump `generation` for each new round"
+        );
+        assert_eq!((d.line, d.column), (7, 10));
+    }
+
+    #[test]
+    fn reads_rules_auto_by_default_and_names_in_order() {
+        let rules = |list: &str| {
+            parse(&with_zone(&format!(
+                "timezone = \"America/New_York\"\nrules = {list}"
+            )))
+        };
+        assert_eq!(parse(BASE).unwrap().0.rules, RuleChoice::Auto);
+        assert_eq!(rules("[\"auto\"]").unwrap().0.rules, RuleChoice::Auto);
+        let (spec, warnings) = rules("[\"us-fl\", \"us\"]").unwrap();
+        assert!(warnings.is_empty(), "{warnings:#?}");
+        assert_eq!(
+            spec.rules,
+            RuleChoice::Named(vec!["us-fl".to_string(), "us".to_string()])
+        );
+        assert!(!spec.rules.is_off());
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(serde_json::from_str::<CampaignSpec>(&json).unwrap(), spec);
+    }
+
+    #[test]
+    fn warns_that_an_empty_rules_list_turns_the_legal_hours_off() {
+        let (spec, warnings) =
+            parse(&with_zone("timezone = \"America/New_York\"\nrules = []")).unwrap();
+        assert!(spec.rules.is_off());
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        let w = &warnings[0];
+        assert_eq!(
+            (w.code.as_ref(), w.severity),
+            ("no-rules", Severity::Warning)
+        );
+        assert_eq!((w.line, w.column), (6, 9));
+        assert_eq!(
+            w.message,
+            "`rules = []` turns off the legal calling hours: contacts may be called at any hour the windows allow, \
+             whatever the law of their country or state says"
+        );
+        assert_eq!(
+            w.help,
+            "remove `rules` to apply each contact's own (the default, \"auto\"), or name the rules that apply, e.g. \
+             `rules = [\"us\"]`"
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_repeated_or_mixed_rules_where_they_are_written() {
+        let rules = |list: &str| {
+            errors(&with_zone(&format!(
+                "timezone = \"America/New_York\"\nrules = {list}"
+            )))
+        };
+        let errs = rules("[\"us\", \"US-FL\"]");
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        let d = &errs[0];
+        assert_eq!((d.code.as_ref(), d.line, d.column), ("unknown-rule", 6, 16));
+        assert_eq!(d.message, "unknown rule `US-FL`");
+        assert_eq!(d.help, "did you mean \"us-fl\"?");
+
+        let d = &rules("[\"national-do-not-call\"]")[0];
+        assert_eq!(d.code, "unknown-rule");
+        let mut names: Vec<&str> = crate::rules::rules()
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        assert!(names.contains(&"us") && names.contains(&"fr"), "{names:?}");
+        names.insert(0, "auto");
+        assert_eq!(d.help, format!("the rules are: {}", names.join(", ")));
+
+        let errs = rules("[\"us\", \"fr\", \"us\"]");
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert_eq!((errs[0].code.as_ref(), errs[0].column), ("bad-rules", 22));
+        assert_eq!(errs[0].message, "rule `us` is listed twice in `rules`");
+        assert_eq!(errs[0].help, "list each rule once");
+
+        let errs = rules("[\"us\", \"auto\"]");
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert_eq!(
+            (errs[0].code.as_ref(), errs[0].line, errs[0].column),
+            ("bad-rules", 6, 16)
+        );
+        assert_eq!(
+            errs[0].message,
+            "\"auto\" cannot be combined with rule names in `rules`"
+        );
+        assert_eq!(
+            errs[0].help,
+            "write `rules = [\"auto\"]` for each contact's country and state, or list the rules by name without \
+             \"auto\""
+        );
+
+        let d = only_error(
+            &with_zone("timezone = \"America/New_York\"\nrules = \"auto\""),
+            "wrong-type",
+        );
+        assert_eq!(d.message, "`rules` must be an array, found string");
+    }
+
+    #[test]
+    fn a_spec_stored_before_contact_zones_and_rules_still_reads() {
+        let (spec, _) = parse(BASE).unwrap();
+        let mut old = serde_json::to_value(&spec).unwrap();
+        old.as_object_mut().unwrap().remove("rules");
+        let schedule = old["schedule"].as_object_mut().unwrap();
+        schedule.remove("contact_zones");
+        schedule.remove("fallback_zone");
+        let read: CampaignSpec = serde_json::from_value(old).unwrap();
+        assert_eq!(read, spec);
+    }
+
+    #[test]
+    fn the_timezone_and_region_columns_are_not_unused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("c.csv"),
+            "phone,amount,timezone,region,note\n+14155550100,1,,,\n",
+        )
+        .unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, BASE).unwrap();
+        let (_, warnings) = load_campaign_with_warnings(&path).unwrap();
+        let unused: Vec<&str> = warnings
+            .iter()
+            .filter(|w| w.code == "unused-column")
+            .map(|w| w.message.as_str())
+            .collect();
+        assert_eq!(
+            unused,
+            ["column `note` of c.csv is not a declared variable and will not be sent"]
         );
     }
 

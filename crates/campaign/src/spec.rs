@@ -94,6 +94,9 @@ pub struct CampaignSpec {
     /// `[retry]`: which outcomes are dialled again, when, and how many attempts in all.
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// `[schedule] rules`: the legal calling hours that narrow the calendar (default: each contact's own).
+    #[serde(default)]
+    pub rules: RuleChoice,
     /// `[lifecycle] delete_undialled_on_remove`: removing the file deletes undialled orders only when this is true.
     pub delete_undialled_on_remove: bool,
     /// The campaign file this came from.
@@ -103,6 +106,26 @@ pub struct CampaignSpec {
     /// Where the id was written (line 1, column 1 when it comes from the file name).
     #[serde(default)]
     pub id_at: Location,
+}
+
+/// `[schedule] rules`: which legal calling hours narrow the campaign's calendar.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleChoice {
+    /// `rules = ["auto"]` (the default): each contact gets the rules of its number's country and, in the US, of its
+    /// state.
+    #[default]
+    Auto,
+    /// The rules named instead of the automatic choice, in the order written, each once; empty (`rules = []`) turns
+    /// the legal calling hours off.
+    Named(Vec<String>),
+}
+
+impl RuleChoice {
+    /// Whether the legal calling hours are turned off (`rules = []`).
+    pub fn is_off(&self) -> bool {
+        matches!(self, RuleChoice::Named(names) if names.is_empty())
+    }
 }
 
 /// `funcFlag` switches.
