@@ -30,7 +30,7 @@ pub struct Location {
 }
 
 /// The campaign's time zone: an IANA zone (DST included) or a fixed UTC offset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub enum Zone {
     /// An IANA zone such as `America/New_York`.
@@ -406,25 +406,120 @@ pub struct Stretch {
 /// nothing would change anyway.
 const TRANSITION_HORIZON_DAYS: i64 = 100 * 366;
 
-/// Compiles the stretch that starts at `from` (which must be at or after the schedule's start).
-fn compile(schedule: &Schedule, from: DateTime<Utc>) -> Stretch {
-    let offset = schedule.zone.offset_at(from);
-    let end = schedule.end_utc();
-    // Walk first as if the offset never changed: irregular calendars end within days, and only that span needs
+/// What the stretch walk reads of a calendar once every UTC offset it involves is fixed: the allowed half-hour slots
+/// of each day in the task's offset, and the days on which those may differ from their weekday's pattern.
+pub(crate) trait DaySlots {
+    /// The allowed slots of a local date in the task's offset (bit `s` = local minutes `[30 s, 30 s + 30)`), ignoring
+    /// start and end.
+    fn mask(&self, day: NaiveDate) -> u64;
+    /// Whether `day` is irregular: its slots, or the next day's, may differ from its weekday's pattern (a holiday).
+    /// A day whose slots depend on its weekday alone is neither irregular nor the day after an irregular one.
+    fn is_irregular(&self, day: NaiveDate) -> bool;
+    /// The first irregular day at or after `from`.
+    fn next_irregular(&self, from: NaiveDate) -> Option<NaiveDate>;
+    /// The last irregular day at or after `from` (`None` when there is none).
+    fn last_irregular(&self, from: NaiveDate) -> Option<NaiveDate>;
+}
+
+impl DaySlots for Schedule {
+    fn mask(&self, day: NaiveDate) -> u64 {
+        self.day_mask(day)
+    }
+
+    fn is_irregular(&self, day: NaiveDate) -> bool {
+        self.holidays.contains(&day)
+    }
+
+    fn next_irregular(&self, from: NaiveDate) -> Option<NaiveDate> {
+        self.holidays.range(from..).next().copied()
+    }
+
+    fn last_irregular(&self, from: NaiveDate) -> Option<NaiveDate> {
+        self.holidays.range(from..).next_back().copied()
+    }
+}
+
+/// A calendar the stretch compiler can compile: one or several time zones, one of which is the task's (its offset is
+/// `zoneSecond`). [`Schedule`] is the one-zone case; `audience::ContactCalendar` reads windows and legal hours in
+/// each contact zone of a group.
+pub(crate) trait Calendar {
+    /// The walk's view of the calendar with every offset fixed as it is at `at`.
+    type Fixed<'a>: DaySlots
+    where
+        Self: 'a;
+    /// `zoneSecond` at `at`: the task zone's offset.
+    fn task_offset_at(&self, at: DateTime<Utc>) -> i32;
+    /// The calendar with every offset fixed as it is at `at`.
+    fn fixed_at(&self, at: DateTime<Utc>) -> Self::Fixed<'_>;
+    /// The first instant after `from` and before `horizon` at which any offset the calendar reads changes.
+    fn next_transition(&self, from: DateTime<Utc>, horizon: DateTime<Utc>)
+    -> Option<DateTime<Utc>>;
+    /// The first instant it may dial (inclusive).
+    fn start_utc(&self) -> Option<DateTime<Utc>>;
+    /// The instant it ends (exclusive).
+    fn end_utc(&self) -> Option<DateTime<Utc>>;
+}
+
+impl Calendar for Schedule {
+    type Fixed<'a> = &'a Schedule;
+
+    fn task_offset_at(&self, at: DateTime<Utc>) -> i32 {
+        self.zone.offset_at(at)
+    }
+
+    fn fixed_at(&self, _at: DateTime<Utc>) -> &Schedule {
+        self
+    }
+
+    fn next_transition(
+        &self,
+        from: DateTime<Utc>,
+        horizon: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        self.zone.next_transition(from, horizon)
+    }
+
+    fn start_utc(&self) -> Option<DateTime<Utc>> {
+        Schedule::start_utc(self)
+    }
+
+    fn end_utc(&self) -> Option<DateTime<Utc>> {
+        Schedule::end_utc(self)
+    }
+}
+
+impl<T: DaySlots + ?Sized> DaySlots for &T {
+    fn mask(&self, day: NaiveDate) -> u64 {
+        (**self).mask(day)
+    }
+
+    fn is_irregular(&self, day: NaiveDate) -> bool {
+        (**self).is_irregular(day)
+    }
+
+    fn next_irregular(&self, from: NaiveDate) -> Option<NaiveDate> {
+        (**self).next_irregular(from)
+    }
+
+    fn last_irregular(&self, from: NaiveDate) -> Option<NaiveDate> {
+        (**self).last_irregular(from)
+    }
+}
+
+/// Compiles the stretch that starts at `from` (which must be at or after the calendar's start).
+fn compile<C: Calendar + ?Sized>(calendar: &C, from: DateTime<Utc>) -> Stretch {
+    let offset = calendar.task_offset_at(from);
+    let end = calendar.end_utc();
+    let days = calendar.fixed_at(from);
+    // Walk first as if the offsets never changed: irregular calendars end within days, and only that span needs
     // searching for an offset change (the search is the costly part for stretches that last for years).
-    let fixed = walk(schedule, from, offset, end, true);
+    let fixed = walk(&days, from, offset, end, true);
     // Past the horizon nothing changes, however far the stretch goes (a holiday in 9999 would otherwise mean probing
     // the zone every 12 hours until then).
     let cap = from + Duration::days(TRANSITION_HORIZON_DAYS);
     let horizon = fixed.until.map_or(cap, |u| u.min(cap));
-    match schedule.zone.next_transition(from, horizon) {
-        Some(t) => walk(
-            schedule,
-            from,
-            offset,
-            Some(end.map_or(t, |e| e.min(t))),
-            true,
-        ),
+    match calendar.next_transition(from, horizon) {
+        Some(t) => walk(&days, from, offset, Some(end.map_or(t, |e| e.min(t))), true),
         None => fixed,
     }
 }
@@ -452,8 +547,8 @@ thread_local! {
 /// the run began before the skip, with or without it). So a holiday years ahead costs a few weeks of walking, not
 /// every half hour until then (without the skip, a campaign whose only holiday was in 9999 took seconds). The
 /// result is the same as without the skip; a property test checks it.
-fn walk(
-    schedule: &Schedule,
+pub(crate) fn walk<D: DaySlots + ?Sized>(
+    schedule: &D,
     from: DateTime<Utc>,
     offset: i32,
     hard_end: Option<DateTime<Utc>>,
@@ -466,8 +561,8 @@ fn walk(
     let first_slot = (local_from.hour() * 60 + local_from.minute()) / 30;
     // From this day on, every day's mask depends only on its weekday: one clean week then proves forever.
     let mut stable_from = from_day.succ_opt().unwrap_or(from_day);
-    if let Some(last) = schedule.holidays.range(from_day..).next_back() {
-        stable_from = stable_from.max(last.checked_add_days(chrono::Days::new(2)).unwrap_or(*last));
+    if let Some(last) = schedule.last_irregular(from_day) {
+        stable_from = stable_from.max(last.checked_add_days(chrono::Days::new(2)).unwrap_or(last));
     }
     let forever_from = stable_from
         .checked_add_days(chrono::Days::new(7))
@@ -496,15 +591,13 @@ fn walk(
             break;
         }
         let regular = day != from_day
-            && !schedule.holidays.contains(&day)
-            && !day
-                .pred_opt()
-                .is_some_and(|d| schedule.holidays.contains(&d));
+            && !schedule.is_irregular(day)
+            && !day.pred_opt().is_some_and(|d| schedule.is_irregular(d));
         regular_days = if regular { regular_days + 1 } else { 0 };
         if skip && regular && regular_days > REGULAR_DAYS_BEFORE_SKIP {
             let mut limit = forever_from;
-            if let Some(h) = schedule.holidays.range(day..).next() {
-                limit = limit.min(*h);
+            if let Some(h) = schedule.next_irregular(day) {
+                limit = limit.min(h);
             }
             if let Some(h) = hard_end_day {
                 limit = limit.min(h);
@@ -516,7 +609,7 @@ fn walk(
         }
         #[cfg(test)]
         DAYS_WALKED.with(|n| n.set(n.get() + 1));
-        let mask = schedule.day_mask(day);
+        let mask = schedule.mask(day);
         let w = iso_weekday(day);
         let start_slot = if day == from_day { first_slot } else { 0 };
         for s in start_slot..SLOTS {
@@ -597,8 +690,8 @@ fn walk(
 }
 
 /// The end of the last open slot in `[from, end)`, looking back at most 8 days (local days in the fixed offset).
-fn last_open_before(
-    schedule: &Schedule,
+fn last_open_before<D: DaySlots + ?Sized>(
+    schedule: &D,
     offset_d: Duration,
     from: DateTime<Utc>,
     end: DateTime<Utc>,
@@ -606,7 +699,7 @@ fn last_open_before(
     let end_local = end.naive_utc() + offset_d;
     let mut day = end_local.date();
     for _ in 0..9 {
-        let mask = schedule.day_mask(day);
+        let mask = schedule.mask(day);
         for s in (0..SLOTS).rev() {
             let slot_start = (day.and_time(NaiveTime::MIN) + Duration::minutes(i64::from(s) * 30)
                 - offset_d)
@@ -644,11 +737,24 @@ fn split_slots(slots: u64) -> (u32, u32) {
 /// from there in which one fixed [`DialWindow`] allows exactly what the campaign allows. It may begin with closed
 /// time; `first_open` says when dialling may begin. `None` when the campaign allows nothing ever again.
 pub fn stretch_at(schedule: &Schedule, now: DateTime<Utc>) -> Option<Stretch> {
-    let from = schedule.start_utc().map_or(now, |s| s.max(now));
-    if schedule.end_utc().is_some_and(|e| from >= e) {
+    stretch_of(schedule, now)
+}
+
+/// The next `n` stretches from `now`, each starting where the previous one ended. Fewer when the calendar runs out.
+pub fn stretches(schedule: &Schedule, now: DateTime<Utc>, n: usize) -> Vec<Stretch> {
+    stretches_of(schedule, now, n)
+}
+
+/// [`stretch_at`] for any calendar.
+pub(crate) fn stretch_of<C: Calendar + ?Sized>(
+    calendar: &C,
+    now: DateTime<Utc>,
+) -> Option<Stretch> {
+    let from = calendar.start_utc().map_or(now, |s| s.max(now));
+    if calendar.end_utc().is_some_and(|e| from >= e) {
         return None;
     }
-    let first = compile(schedule, from);
+    let first = compile(calendar, from);
     if first.first_open.is_some() {
         return Some(first);
     }
@@ -656,10 +762,10 @@ pub fn stretch_at(schedule: &Schedule, now: DateTime<Utc>) -> Option<Stretch> {
     let mut next = first.until;
     for _ in 0..10_000 {
         let at = next?;
-        if schedule.end_utc().is_some_and(|e| at >= e) {
+        if calendar.end_utc().is_some_and(|e| at >= e) {
             return None;
         }
-        let s = compile(schedule, at);
+        let s = compile(calendar, at);
         if s.first_open.is_some() {
             return Some(first);
         }
@@ -668,20 +774,24 @@ pub fn stretch_at(schedule: &Schedule, now: DateTime<Utc>) -> Option<Stretch> {
     None
 }
 
-/// The next `n` stretches from `now`, each starting where the previous one ended. Fewer when the calendar runs out.
-pub fn stretches(schedule: &Schedule, now: DateTime<Utc>, n: usize) -> Vec<Stretch> {
+/// [`stretches`] for any calendar.
+pub(crate) fn stretches_of<C: Calendar + ?Sized>(
+    calendar: &C,
+    now: DateTime<Utc>,
+    n: usize,
+) -> Vec<Stretch> {
     let mut out = Vec::with_capacity(n);
-    let Some(first) = stretch_at(schedule, now) else {
+    let Some(first) = stretch_of(calendar, now) else {
         return out;
     };
     let mut next = first.until;
     out.push(first);
     while out.len() < n {
         let Some(at) = next else { break };
-        if schedule.end_utc().is_some_and(|e| at >= e) {
+        if calendar.end_utc().is_some_and(|e| at >= e) {
             break;
         }
-        let s = compile(schedule, at);
+        let s = compile(calendar, at);
         next = s.until;
         out.push(s);
     }

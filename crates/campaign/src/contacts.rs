@@ -253,6 +253,11 @@ pub(crate) fn parse_phone(
     if raw.is_empty() {
         return Err("empty".to_string());
     }
+    // A number written with `+` names its own country: read it without the default one. (With a default region,
+    // the library strips that region's national prefix from a foreign number: "+49 1512 3456789" read with US as the
+    // default became +49 512 3456789, another valid number and someone else's.)
+    let international = raw.starts_with('+') || raw.starts_with('\u{FF0B}');
+    let country = if international { None } else { country };
     let number = phonenumber::parse(country, raw).map_err(|e| match (e, country) {
         (phonenumber::ParseError::InvalidCountryCode, None) => {
             "no country code; write it as +<country code><number> or set `default_country`"
@@ -281,6 +286,21 @@ pub(crate) fn parse_phone(
     let digits: String = e164.chars().filter(char::is_ascii_digit).collect();
     if digits.is_empty() || digits.len() > 15 {
         return Err("not an E.164 number".to_string());
+    }
+    // A number written with an international dialling prefix (011, 00, ...) for another country than the default
+    // one must keep every digit written after the prefix; the library may have dropped one (see above). Refused,
+    // never guessed: the wrong person would be called.
+    let home = country
+        .and_then(|c| DATABASE.by_id(c.as_ref()))
+        .map(|m| m.country_code());
+    if home.is_some_and(|cc| cc != number.code().value()) {
+        let written: String = raw.chars().filter(char::is_ascii_digit).collect();
+        if !written.ends_with(&digits) {
+            return Err(format!(
+                "it would be read as +{digits}, which drops digits that are written; write the number with + and \
+                 its country code"
+            ));
+        }
     }
     Ok((digits, region))
 }
@@ -716,6 +736,38 @@ variables = ["amount"]
         assert_eq!(
             normalize_phone("(201) 555-0123", Some("US")).unwrap(),
             "12015550123"
+        );
+    }
+
+    #[test]
+    fn a_foreign_number_keeps_every_digit_whatever_the_default_country() {
+        // With a default region, the library used to drop that region's national prefix from foreign numbers.
+        for default in [None, Some("US"), Some("GB"), Some("DE")] {
+            assert_eq!(
+                normalize_phone("+49 1512 3456789", default).unwrap(),
+                "4915123456789",
+                "{default:?}"
+            );
+            assert_eq!(
+                normalize_phone("+49 171 2345678", default).unwrap(),
+                "491712345678"
+            );
+            assert_eq!(
+                normalize_phone("+61 1300 123 456", default).unwrap(),
+                "611300123456"
+            );
+            assert_eq!(
+                normalize_phone("+33 1 23 45 67 89", default).unwrap(),
+                "33123456789"
+            );
+        }
+        // Written with an international dialling prefix: the digits after it are the number, or it is refused. The
+        // library reads this one as +49 512 3456789, so it is refused, never guessed.
+        let e = normalize_phone("011 49 1512 3456789", Some("US")).unwrap_err();
+        assert!(e.contains("write the number with +"), "{e}");
+        assert_eq!(
+            normalize_phone("00 33 1 23 45 67 89", Some("GB")).unwrap(),
+            "33123456789"
         );
     }
 

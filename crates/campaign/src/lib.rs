@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod audience;
 mod calendar;
 mod contacts;
 mod contacts_file;
@@ -15,6 +16,10 @@ mod spec;
 mod suppression;
 mod zones;
 
+pub use audience::{
+    Audience, ContactCalendar, GroupCount, MAX_UNZONED_LINES, MAX_ZONE_GROUPS, ZoneGroup, group_of,
+    rules_of,
+};
 pub use calendar::{
     DialWindow, HourRange, Location, Schedule, Stretch, WindowRule, Zone, format_offset,
     stretch_at, stretches,
