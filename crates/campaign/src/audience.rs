@@ -215,9 +215,39 @@ pub struct ContactCalendar<'a> {
     rules: Vec<(Zone, &'static Rule)>,
     start: Option<DateTime<Utc>>,
     end: Option<DateTime<Utc>>,
+    /// Allows nothing at all (a contact-zone campaign without a group to dial).
+    closed: bool,
+}
+
+impl CampaignSpec {
+    /// The calendar of the campaign's one task: with a named zone, the windows in that zone narrowed by the legal
+    /// rules of every group of its contacts (none when the contacts were not read); with `timezone = "contact"`, the
+    /// calendar of its one group. A contact-zone campaign with no group, or with several (each needs its own task),
+    /// gets a calendar that allows nothing.
+    pub fn calendar(&self) -> ContactCalendar<'_> {
+        let groups: Vec<&ZoneGroup> = self
+            .audience
+            .as_ref()
+            .map(|a| a.zone_groups().collect())
+            .unwrap_or_default();
+        if !self.schedule.contact_zones {
+            return ContactCalendar::for_named_zone(&self.schedule, groups);
+        }
+        match groups.as_slice() {
+            [one] => ContactCalendar::for_group(&self.schedule, one),
+            _ => ContactCalendar::closed(&self.schedule),
+        }
+    }
 }
 
 impl<'a> ContactCalendar<'a> {
+    /// A calendar that allows nothing.
+    pub fn closed(schedule: &'a Schedule) -> ContactCalendar<'a> {
+        let mut cal = Self::build(schedule, schedule.zone, vec![schedule.zone], Vec::new());
+        cal.closed = true;
+        cal
+    }
+
     /// The calendar of one group of a campaign with `timezone = "contact"`: the windows in each of the group's zones,
     /// each rule in each zone. The task's zone is the group's first.
     pub fn for_group(schedule: &'a Schedule, group: &ZoneGroup) -> ContactCalendar<'a> {
@@ -256,7 +286,48 @@ impl<'a> ContactCalendar<'a> {
             rules,
             start,
             end,
+            closed: false,
         }
+    }
+
+    /// The zones the campaign's windows are read in.
+    pub fn window_zones(&self) -> &[Zone] {
+        &self.window_zones
+    }
+
+    /// Each legal rule with a zone it is read in.
+    pub fn rules(&self) -> &[(Zone, &'static Rule)] {
+        &self.rules
+    }
+
+    /// Whether it allows nothing at all.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The first instant it may dial, if it starts later than now.
+    pub fn start(&self) -> Option<DateTime<Utc>> {
+        self.start
+    }
+
+    /// The instant it ends.
+    pub fn end(&self) -> Option<DateTime<Utc>> {
+        self.end
+    }
+
+    /// Whether `date` (a local date in `zone`) is a holiday of the campaign or of a rule read in that zone: the name,
+    /// for "why isn't it dialling".
+    pub fn holiday(&self, zone: &Zone, date: NaiveDate) -> Option<String> {
+        if self.window_zones.contains(zone) && self.schedule.holidays.contains(&date) {
+            return Some("a holiday of the campaign".to_string());
+        }
+        self.rules
+            .iter()
+            .filter(|(z, _)| z == zone)
+            .find_map(|(_, r)| {
+                r.holiday_name(date)
+                    .map(|n| format!("{n} ({} public holiday)", r.name))
+            })
     }
 
     /// The zone whose offset is the task's `zoneSecond`.
@@ -277,7 +348,7 @@ impl<'a> ContactCalendar<'a> {
     /// Whether every constraint allows dialling at `at`: the minute's slot in each window zone and in each rule's
     /// zone, and the start and end.
     pub fn allows(&self, at: DateTime<Utc>) -> bool {
-        if self.start.is_some_and(|s| at < s) || self.end.is_some_and(|e| at >= e) {
+        if self.closed || self.start.is_some_and(|s| at < s) || self.end.is_some_and(|e| at >= e) {
             return false;
         }
         let open = |zone: &Zone, mask: &dyn Fn(NaiveDate) -> u64| {
@@ -351,10 +422,15 @@ pub(crate) struct FixedContactCalendar<'c> {
     parts: Vec<(i64, Part<'c>)>,
     /// Task-local dates on which a day's slots may differ from its weekday's pattern.
     irregular: BTreeSet<NaiveDate>,
+    /// Allows nothing.
+    closed: bool,
 }
 
 impl DaySlots for FixedContactCalendar<'_> {
     fn mask(&self, day: NaiveDate) -> u64 {
+        if self.closed {
+            return 0;
+        }
         let mut out = ALL_SLOTS;
         for (shift, part) in &self.parts {
             if out == 0 {
@@ -449,7 +525,11 @@ impl Calendar for ContactCalendar<'_> {
                 }
             }
         }
-        FixedContactCalendar { parts, irregular }
+        FixedContactCalendar {
+            parts,
+            irregular,
+            closed: self.closed,
+        }
     }
 
     fn next_transition(

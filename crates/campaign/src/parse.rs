@@ -710,6 +710,7 @@ fn parse_inner(
         retry,
         rules,
         repeat,
+        audience: None,
         delete_undialled_on_remove,
         source: path.to_path_buf(),
         content_hash: hex::encode(Sha256::digest(text.as_bytes())),

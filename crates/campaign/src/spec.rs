@@ -97,6 +97,11 @@ pub struct CampaignSpec {
     /// `[schedule] rules`: the legal calling hours that narrow the calendar (default: each contact's own).
     #[serde(default)]
     pub rules: RuleChoice,
+    /// The contacts by zone group, read from the whole contacts file when the campaign is loaded for running
+    /// ([`crate::Audience::read`]); `None` when they were not read (then no legal rule narrows a named-zone
+    /// campaign, and a `timezone = "contact"` campaign dials nobody). See [`CampaignSpec::calendar`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<crate::audience::Audience>,
     /// `[lifecycle] delete_undialled_on_remove`: removing the file deletes undialled orders only when this is true.
     pub delete_undialled_on_remove: bool,
     /// The campaign file this came from.
