@@ -43,6 +43,19 @@ pub fn user_task_id(campaign_id: &str, generation: u32, task_index: u32) -> Stri
         .to_string()
 }
 
+/// The platform `userTaskID` of a zone group's task in a campaign with `timezone = "contact"`: UUIDv5 under
+/// [`ID_NAMESPACE`] of `"campaignd/task/v1\n{campaign_id}\n{generation}\ngroup\n{label}"`, where the label names
+/// the group's zones and rules ([`crate::ZoneGroup::label`]). Order IDs never depend on the group.
+pub fn zone_group_task_id(campaign_id: &str, generation: u32, group: &crate::ZoneGroup) -> String {
+    let name = format!(
+        "campaignd/task/v1\n{campaign_id}\n{generation}\ngroup\n{}",
+        group.label()
+    );
+    Uuid::new_v5(&ID_NAMESPACE, name.as_bytes())
+        .hyphenated()
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +121,32 @@ mod tests {
         assert_ne!(base, order_id("a", 2, "4420"));
         assert_ne!(base, order_id("a", 1, "4421"));
         assert_ne!(user_task_id("a", 1, 0), base);
+    }
+
+    #[test]
+    fn zone_group_task_ids_depend_on_the_group_and_never_on_an_index() {
+        use crate::{Zone, ZoneGroup};
+        let ny = ZoneGroup::new(
+            vec![Zone::Iana(chrono_tz::Tz::America__New_York)],
+            vec!["us".to_string()],
+        );
+        let fl = ZoneGroup::new(
+            vec![Zone::Iana(chrono_tz::Tz::America__New_York)],
+            vec!["us-fl".to_string(), "us".to_string()],
+        );
+        let a = zone_group_task_id("c", 1, &ny);
+        assert_eq!(a, zone_group_task_id("c", 1, &ny.clone()));
+        assert_ne!(a, zone_group_task_id("c", 1, &fl));
+        assert_ne!(a, zone_group_task_id("c", 2, &ny));
+        assert_ne!(a, user_task_id("c", 1, 0));
+        assert_eq!(
+            zone_group_task_id("spring-renewals", 1, &ny),
+            Uuid::new_v5(
+                &ID_NAMESPACE,
+                b"campaignd/task/v1\nspring-renewals\n1\ngroup\nAmerica/New_York [us]"
+            )
+            .hyphenated()
+            .to_string()
+        );
     }
 }

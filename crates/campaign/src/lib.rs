@@ -30,7 +30,7 @@ pub use contacts::{
 };
 pub use contacts_file::{ContactsFileError, open_contacts_file};
 pub use diagnostics::{Diagnostic, Diagnostics, MAX_QUOTED_CHARS, Severity, escape_input};
-pub use ids::{ID_NAMESPACE, attempt_order_id, order_id, user_task_id};
+pub use ids::{ID_NAMESPACE, attempt_order_id, order_id, user_task_id, zone_group_task_id};
 pub use limits::{
     ContactLimits, MAX_CAMPAIGN_FILE_BYTES, MAX_CONTACTS_FILE_BYTES, MAX_FIELDS, MAX_RECORD_BYTES,
 };
