@@ -598,3 +598,271 @@ fn the_contacts_limits_are_the_configurations() {
         all_output(&out)
     );
 }
+
+/// Contacts read in their own time zones, dialled 07:00-22:00 every day: wider than any legal hours.
+const CONTACT_ZONES: &str = r#"scene_id = "S"
+
+[schedule]
+timezone = "contact"
+windows = [{ days = "mon-sun", hours = ["07:00-22:00"] }]
+
+[contacts]
+file = "people.csv"
+default_country = "US"
+"#;
+
+/// Monday 12:00 in New York.
+const WINTER_MONDAY: &str = "2027-01-11T17:00:00Z";
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../campaigns")
+}
+
+fn diagnostics_with_code<'a>(doc: &'a serde_json::Value, code: &str) -> Vec<&'a serde_json::Value> {
+    doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["code"] == code)
+        .collect()
+}
+
+#[test]
+fn the_us_contacts_example_validates_and_a_named_zone_example_warns_of_its_california_contacts() {
+    let out = validate(&examples(), &["--now", WINTER_MONDAY]);
+    let stdout = text(&out);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("file(s) checked: 0 error(s)"), "{stdout}");
+    assert!(
+        stdout.contains("us-contacts: 9 contacts valid, 0 invalid, 0 duplicate"),
+        "{stdout}"
+    );
+    // Its windows (09:00-20:00) are inside every contact's legal hours.
+    assert!(
+        !stdout.contains("campaign `us-contacts` ask for"),
+        "{stdout}"
+    );
+    // Spring renewals dials New York time from 09:00; its San Francisco contacts may be called from 08:00 theirs.
+    assert!(
+        stdout.contains(
+            "warning[legal-hours]: in the next 7 days the legal calling hours remove 11 h of the 51 h 30 min the \
+             windows of campaign `spring-renewals` ask for, for 40 contact(s) (first at "
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "e.g. Tue 2027-01-12 09:00-11:00 (America/New_York); by us (47 CFR 64.1200(c)(1); checked "
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains(") in America/Los_Angeles\n"), "{stdout}");
+
+    let out = validate(&examples(), &["--now", WINTER_MONDAY, "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let us = doc["campaigns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "us-contacts")
+        .unwrap();
+    assert_eq!(us["audience"]["groups"].as_array().unwrap().len(), 8);
+    assert_eq!(us["audience"]["unzoned"], 0);
+    let tokyo = us["audience"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["label"] == "Asia/Tokyo [us]")
+        .expect("the row whose timezone column says Tokyo");
+    assert_eq!(tokyo["first_line"], 10);
+}
+
+#[test]
+fn legal_hours_are_summarised_per_task_with_rule_sources_and_an_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = std::fs::read_to_string(examples().join("us-contacts.toml")).unwrap();
+    let wide = toml.replace(
+        r#"{ days = "mon-sat", hours = ["09:00-20:00"] }"#,
+        r#"{ days = "mon-sun", hours = ["07:00-22:00"] }"#,
+    );
+    assert_ne!(wide, toml);
+    write(dir.path(), "us-contacts.toml", &wide);
+    let csv = std::fs::read_to_string(examples().join("us-contacts.csv")).unwrap();
+    let csv_path = write(dir.path(), "us-contacts.csv", &csv);
+
+    let out = validate(dir.path(), &["--now", WINTER_MONDAY]);
+    let stdout = text(&out);
+    assert!(out.status.success(), "warnings do not fail: {stdout}");
+    assert!(stdout.contains("0 error(s), 8 warning(s)"), "{stdout}");
+    // Florida: 07:00-08:00 and 20:00-22:00 of 07:00-22:00 every day, by federal and state law.
+    assert!(
+        stdout.contains(&format!(
+            "warning[legal-hours]: in the next 7 days the legal calling hours remove 21 h of the 105 h the windows \
+             of campaign `us-contacts` ask for, for the 1 contact(s) of zone group America/New_York [us us-fl] \
+             (first at {}:9): e.g. Mon 2027-01-11 20:00-22:00 (America/New_York); by us (47 CFR 64.1200(c)(1); \
+             checked ",
+            csv_path.display()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("us-fl (Fla. Stat. 501.616(6), 2021; checked "),
+        "{stdout}"
+    );
+    // Honolulu: 07:00-08:00 and 21:00-22:00 its time; it is 07:00 there now.
+    assert!(
+        stdout.contains(
+            "remove 14 h of the 105 h the windows of campaign `us-contacts` ask for, for the 1 contact(s) of zone \
+             group Pacific/Honolulu [us]"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("e.g. Mon 2027-01-11 07:00-08:00, 21:00-22:00 (Pacific/Honolulu)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("= help: those hours are never dialled; to make the file say what happens, narrow `windows`"),
+        "{stdout}"
+    );
+    // One warning per task, never one per half hour.
+    let out = validate(dir.path(), &["--now", WINTER_MONDAY, "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(diagnostics_with_code(&doc, "legal-hours").len(), 8);
+    assert_eq!(doc["ok"], true);
+}
+
+#[test]
+fn a_named_zone_campaign_warns_where_a_distant_contacts_legal_hours_narrow_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "ny.toml",
+        &CONTACT_ZONES.replace("\"contact\"", "\"America/New_York\""),
+    );
+    write(
+        dir.path(),
+        "people.csv",
+        "phone\n(212) 555-0100\n(213) 555-0101\n",
+    );
+    let out = validate(dir.path(), &["--now", WINTER_MONDAY]);
+    let stdout = text(&out);
+    assert!(out.status.success(), "{stdout}");
+    // 07:00-22:00 New York time; New York's law leaves 08:00-21:00, Los Angeles's 11:00-24:00 New York time.
+    assert!(
+        stdout.contains(
+            "remove 35 h of the 105 h the windows of campaign `ny` ask for, for 2 contact(s) (first at "
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(") in America/Los_Angeles, America/New_York\n"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("no-zone"), "{stdout}");
+}
+
+#[test]
+fn contacts_without_a_known_zone_are_warned_about_unless_there_is_a_fallback() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "c.toml", CONTACT_ZONES);
+    // +800 is the international freephone code: no zone.
+    let csv = write(
+        dir.path(),
+        "people.csv",
+        "phone\n(212) 555-0100\n+800 1234 5678\n+800 1234 5679\n",
+    );
+    let out = validate(dir.path(), &["--now", WINTER_MONDAY]);
+    let stdout = text(&out);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(
+            "warning[no-zone]: 2 contact(s) of campaign `c` have no known time zone and are not dialled (line(s) 3, 4)"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("--> {}:3:1", csv.display())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("`fallback_timezone`"), "{stdout}");
+
+    write(
+        dir.path(),
+        "c.toml",
+        &CONTACT_ZONES.replace(
+            "timezone = \"contact\"",
+            "timezone = \"contact\"\nfallback_timezone = \"America/Chicago\"",
+        ),
+    );
+    let out = validate(dir.path(), &["--now", WINTER_MONDAY]);
+    assert!(!text(&out).contains("no-zone"), "{}", text(&out));
+}
+
+#[test]
+fn more_zone_groups_than_the_bound_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = write(dir.path(), "c.toml", CONTACT_ZONES);
+    let zones: Vec<&str> = campaign::chrono_tz::TZ_VARIANTS
+        .iter()
+        .map(|tz| tz.name())
+        .filter(|n| n.starts_with("America/"))
+        .take(campaign::MAX_ZONE_GROUPS + 1)
+        .collect();
+    assert_eq!(zones.len(), 65);
+    let mut csv = String::from("phone,timezone\n");
+    for (i, zone) in zones.iter().enumerate() {
+        csv.push_str(&format!("(212) 555-01{i:02},{zone}\n"));
+    }
+    write(dir.path(), "people.csv", &csv);
+    let out = validate(dir.path(), &["--now", WINTER_MONDAY]);
+    let stdout = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(
+            "error[too-many-groups]: the contacts of campaign `c` fall into 65 zone groups, more than the 64 a \
+             campaign may have"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("--> {}:3:2", toml.display())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("= help: split the contacts"), "{stdout}");
+}
+
+#[test]
+fn bad_timezone_and_region_rows_have_their_own_json_kinds() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "c.toml", CONTACT_ZONES);
+    write(
+        dir.path(),
+        "people.csv",
+        "phone,timezone,region\n(212) 555-0100,America/New_Yrok,\n(212) 555-0101,,ZZ\n(212) 555-0102,,NY\n",
+    );
+    let out = validate(dir.path(), &["--format", "json", "--now", WINTER_MONDAY]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let issues = doc["campaigns"][0]["contacts"]["issues"]
+        .as_array()
+        .unwrap();
+    let kinds: Vec<(u64, &str)> = issues
+        .iter()
+        .map(|i| (i["line"].as_u64().unwrap(), i["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(kinds, [(2, "bad_timezone"), (3, "bad_region")]);
+}
+
+#[test]
+fn a_bad_now_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "good.toml", GOOD);
+    write(dir.path(), "people.csv", CSV);
+    let out = validate(dir.path(), &["--now", "soon"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--now `soon` is not an RFC 3339 instant"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

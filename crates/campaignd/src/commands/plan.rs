@@ -7,12 +7,13 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use campaign::chrono::{DateTime, Duration, TimeZone as _, Utc};
-use campaign::{CampaignSpec, Stretch, Zone};
-use clock::Clock as _;
+use campaign::{
+    Audience, CampaignSpec, ContactCalendar, GroupCount, MAX_ZONE_GROUPS, Rule, Stretch, Zone,
+};
 use serde_json::json;
 
 use super::validate::{
-    ContactsOutcome, OutputFormat, campaign_files, contact_limits, load_all, read_contacts,
+    ContactsOutcome, OutputFormat, campaign_files, contact_limits, load_all, now_arg, read_contacts,
 };
 
 /// How long before a new stretch the daemon pauses the task and sends `updateTask`: the vendor says settings take
@@ -148,8 +149,10 @@ fn rfc(at: DateTime<Utc>) -> String {
 /// The daemon's actions for these stretches, in time order.
 fn actions(
     spec: &CampaignSpec,
+    task_id: &str,
     stretches: &[Stretch],
     valid: Option<u64>,
+    end: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Vec<Action> {
     let mut out = Vec::new();
@@ -176,8 +179,7 @@ fn actions(
                 at: now.min(s.from),
                 action: "create",
                 detail: format!(
-                    "create task {} (not started) with stretch {} settings; upload {contacts}",
-                    campaign::user_task_id(&spec.id, spec.generation, 0),
+                    "create task {task_id} (not started) with stretch {} settings; upload {contacts}",
                     i + 1
                 ),
             });
@@ -209,7 +211,7 @@ fn actions(
             detail: format!("resume the task: stretch {} opens", i + 1),
         });
     }
-    if let Some(end) = spec.schedule.end_utc() {
+    if let Some(end) = end {
         out.push(Action {
             at: end,
             action: "complete",
@@ -220,15 +222,239 @@ fn actions(
     out
 }
 
-pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let now = match &args.now {
-        Some(s) => DateTime::parse_from_rfc3339(s)
-            .with_context(|| {
-                format!("--now `{s}` is not an RFC 3339 instant such as 2026-11-23T08:00:00Z")
-            })?
-            .with_timezone(&Utc),
-        None => clock::SystemClock.now(),
+/// The round in force of a repeating campaign and its next occurrences, as JSON and as text in `human`.
+fn round_section(
+    file: &CampaignSpec,
+    round: Option<campaign::Round>,
+    human: &mut String,
+) -> Option<serde_json::Value> {
+    let zone = file.schedule.zone;
+    match (&file.repeat, round) {
+        (Some(repeat), Some(r)) => {
+            // The occurrences after the round in force's: the next rounds.
+            let next = repeat.occurrences(
+                &zone,
+                r.starts + Duration::seconds(1),
+                file.schedule.end_utc(),
+                4,
+            );
+            let next = next.iter();
+            let upcoming: Vec<serde_json::Value> = next
+                .enumerate()
+                .map(|(i, at)| {
+                    let number = r.number + 1 + u32::try_from(i).unwrap_or(0);
+                    let what = match repeat.on_next_round {
+                        campaign::NextRound::Complete => format!(
+                            "round {number}: complete round {}'s task (undialled orders are kept), then create task {} \
+                             (generation {}) with the contacts file as it is then",
+                            number - 1,
+                            campaign::user_task_id(&file.id, file.round_generation(number), 0),
+                            file.round_generation(number)
+                        ),
+                        campaign::NextRound::Keep => format!(
+                            "round {number}: starts once round {}'s task has nothing left to dial (task {}, \
+                             generation {})",
+                            number - 1,
+                            campaign::user_task_id(&file.id, file.round_generation(number), 0),
+                            file.round_generation(number)
+                        ),
+                    };
+                    json!({ "round": number, "at": rfc(*at), "local": local(zone, *at), "action": what })
+                })
+                .collect();
+            let _ = writeln!(
+                human,
+                "  round     {} of `{}` (on_next_round = {}), started {} ({})",
+                r.number,
+                repeat.cron,
+                repeat.on_next_round.as_str(),
+                rfc(r.starts),
+                local(zone, r.starts)
+            );
+            for u in &upcoming {
+                let _ = writeln!(
+                    human,
+                    "  next      {}  ({})  {}",
+                    u["at"].as_str().unwrap_or_default(),
+                    u["local"].as_str().unwrap_or_default(),
+                    u["action"].as_str().unwrap_or_default()
+                );
+            }
+            Some(json!({
+                "repeat": repeat.cron,
+                "on_next_round": repeat.on_next_round.as_str(),
+                "number": r.number,
+                "started": rfc(r.starts),
+                "next": upcoming,
+            }))
+        }
+        (Some(_), None) => {
+            let _ = writeln!(
+                human,
+                "  round     none left: `repeat` has no occurrence before the end"
+            );
+            None
+        }
+        _ => None,
+    }
+}
+
+/// One platform task of a campaign: its calendar (read in its zones, narrowed by its contacts' legal rules) and its
+/// contacts.
+struct TaskPlan<'a> {
+    user_task_id: String,
+    /// Its zone group, with `timezone = "contact"`.
+    group: Option<&'a GroupCount>,
+    calendar: ContactCalendar<'a>,
+    /// How many contacts it dials and the CSV line of the first; `None` when the contacts were not read.
+    contacts: Option<(u64, u64)>,
+}
+
+/// The tasks of a campaign: one with a named zone (without the legal rules when the contacts could not be read), one
+/// per zone group with `timezone = "contact"`.
+fn tasks_of<'a>(spec: &'a CampaignSpec, audience: Option<&'a Audience>) -> Vec<TaskPlan<'a>> {
+    let Some(audience) = audience else {
+        if spec.schedule.contact_zones {
+            return Vec::new();
+        }
+        return vec![TaskPlan {
+            user_task_id: campaign::user_task_id(&spec.id, spec.generation, 0),
+            group: None,
+            calendar: ContactCalendar::for_named_zone(&spec.schedule, std::iter::empty()),
+            contacts: None,
+        }];
     };
+    audience
+        .calendars(spec)
+        .into_iter()
+        .map(|(group, calendar)| match group {
+            Some(g) => {
+                let count = audience.groups.iter().find(|c| &c.group == g);
+                TaskPlan {
+                    user_task_id: campaign::zone_group_task_id(&spec.id, spec.generation, g),
+                    group: count,
+                    calendar,
+                    contacts: count.map(|c| (c.contacts, c.first_line)),
+                }
+            }
+            None => TaskPlan {
+                user_task_id: campaign::user_task_id(&spec.id, spec.generation, 0),
+                group: None,
+                calendar,
+                contacts: audience
+                    .groups
+                    .iter()
+                    .map(|g| g.first_line)
+                    .min()
+                    .map(|first| (audience.groups.iter().map(|g| g.contacts).sum(), first)),
+            },
+        })
+        .collect()
+}
+
+/// Whether this version of `run` dials the campaign, and if not, why.
+fn runs(spec: &CampaignSpec, audience: Option<&Audience>) -> Result<(), String> {
+    if !spec.schedule.contact_zones {
+        return Ok(());
+    }
+    match audience.map(|a| a.groups.len()) {
+        None => {
+            Err("its contacts file cannot be read, so its zone groups are not known".to_string())
+        }
+        Some(0) => Err("no contact has a known time zone: there is nothing to dial".to_string()),
+        Some(1) => Ok(()),
+        Some(n) => Err(format!(
+            "this version of `run` dials a `timezone = \"contact\"` campaign only when all its contacts are in one \
+             zone group, and this one has {n}{}; until it does, split the contacts into one campaign per group, or \
+             name one `timezone`",
+            if n > MAX_ZONE_GROUPS {
+                format!(" (more than the {MAX_ZONE_GROUPS} a campaign may have)")
+            } else {
+                String::new()
+            }
+        )),
+    }
+}
+
+/// Each rule with its source, the date it was checked, and the zones it is read in.
+fn rules_json(pairs: &[(Zone, &'static Rule)]) -> Vec<serde_json::Value> {
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    for (zone, rule) in pairs {
+        match out.iter_mut().find(|r| r["name"] == rule.name.as_str()) {
+            Some(r) => {
+                if let Some(zones) = r["zones"].as_array_mut() {
+                    zones.push(json!(zone.to_string()));
+                }
+            }
+            None => out.push(json!({
+                "name": rule.name,
+                "source": rule.source,
+                "checked": rule.checked.to_string(),
+                "zones": [zone.to_string()],
+            })),
+        }
+    }
+    out
+}
+
+/// The stretches of one task, as JSON and as text, with local times in its zone.
+fn stretches_section(zone: Zone, list: &[Stretch]) -> (Vec<serde_json::Value>, String) {
+    let mut human = String::new();
+    if list.is_empty() {
+        let _ = writeln!(human, "  no dialling time left: nothing to program");
+    }
+    let mut docs = Vec::new();
+    for (i, s) in list.iter().enumerate() {
+        let until = s.until.map_or("forever".to_string(), rfc);
+        let until_local = s.until.map_or("forever".to_string(), |u| local(zone, u));
+        let _ = writeln!(human, "  stretch {}  {} .. {}", i + 1, rfc(s.from), until);
+        let _ = writeln!(
+            human,
+            "            local {} .. {}",
+            local(zone, s.from),
+            until_local
+        );
+        let _ = writeln!(
+            human,
+            "            zoneSecond={} dialAtWeekDay={} dialAtUpHour={} dialAtDownHour={}",
+            s.settings.zone_second,
+            s.settings.dial_at_week_day(),
+            s.settings.dial_at_up_hour(),
+            s.settings.dial_at_down_hour()
+        );
+        match s.first_open {
+            Some(o) => {
+                let _ = writeln!(
+                    human,
+                    "            first open {} ({})",
+                    rfc(o),
+                    local(zone, o)
+                );
+            }
+            None => {
+                let _ = writeln!(human, "            no dialling in this stretch");
+            }
+        }
+        docs.push(json!({
+            "from": rfc(s.from),
+            "until": s.until.map(rfc),
+            "from_local": local(zone, s.from),
+            "until_local": s.until.map(|u| local(zone, u)),
+            "first_open": s.first_open.map(rfc),
+            "last_close": s.last_close.map(rfc),
+            "settings": {
+                "zoneSecond": s.settings.zone_second,
+                "dialAtWeekDay": s.settings.dial_at_week_day(),
+                "dialAtUpHour": s.settings.dial_at_up_hour(),
+                "dialAtDownHour": s.settings.dial_at_down_hour(),
+            },
+        }));
+    }
+    (docs, human)
+}
+
+pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let now = now_arg(args.now.as_deref())?;
     let files = campaign_files(&args.campaigns_dir)?;
     let limits = contact_limits()?;
     let loaded = load_all(&files, &limits, now);
@@ -255,7 +481,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         let round_spec = round.map(|r| file.for_round(&r));
         let spec = round_spec.as_ref().unwrap_or(file);
         let zone = spec.schedule.zone;
-        let list = campaign::stretches(&spec.schedule, now, args.stretches.max(1));
+        let contact_zones = spec.schedule.contact_zones;
         let (contacts_json, valid) = match read_contacts(spec, &limits, 0) {
             ContactsOutcome::Read(s) => (
                 json!({
@@ -269,94 +495,40 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             ),
             ContactsOutcome::Failed(e) => (json!({ "error": e }), None),
         };
-        let mut acts = actions(spec, &list, valid.as_ref().map(|s| s.valid), now);
-        if round.is_some() {
-            for a in acts.iter_mut().filter(|a| a.action == "complete") {
-                a.detail = "the round's end (the next occurrence, or the campaign's end): complete its task".into();
-            }
-        }
-        let task_id = campaign::user_task_id(&spec.id, spec.generation, 0);
+        // The contacts by zone group: the tasks, and the legal rules that narrow them. A file that cannot be read
+        // is reported through `contacts`.
+        let audience = Audience::read(spec, &limits).ok();
+        let tasks = tasks_of(spec, audience.as_ref());
+        let runs = runs(spec, audience.as_ref());
 
         let _ = writeln!(human, "campaign {} ({})", spec.id, spec.source.display());
-        let rounds_json = match (&file.repeat, round) {
-            (Some(repeat), Some(r)) => {
-                // The occurrences after the round in force's: the next rounds.
-                let next = repeat.occurrences(
-                    &zone,
-                    r.starts + Duration::seconds(1),
-                    file.schedule.end_utc(),
-                    4,
-                );
-                let next = next.iter();
-                let upcoming: Vec<serde_json::Value> = next
-                    .enumerate()
-                    .map(|(i, at)| {
-                        let number = r.number + 1 + u32::try_from(i).unwrap_or(0);
-                        let what = match repeat.on_next_round {
-                            campaign::NextRound::Complete => format!(
-                                "round {number}: complete round {}'s task (undialled orders are kept), then create task {} \
-                                 (generation {}) with the contacts file as it is then",
-                                number - 1,
-                                campaign::user_task_id(&file.id, file.round_generation(number), 0),
-                                file.round_generation(number)
-                            ),
-                            campaign::NextRound::Keep => format!(
-                                "round {number}: starts once round {}'s task has nothing left to dial (task {}, \
-                                 generation {})",
-                                number - 1,
-                                campaign::user_task_id(&file.id, file.round_generation(number), 0),
-                                file.round_generation(number)
-                            ),
-                        };
-                        json!({ "round": number, "at": rfc(*at), "local": local(zone, *at), "action": what })
-                    })
-                    .collect();
-                let _ = writeln!(
-                    human,
-                    "  round     {} of `{}` (on_next_round = {}), started {} ({})",
-                    r.number,
-                    repeat.cron,
-                    repeat.on_next_round.as_str(),
-                    rfc(r.starts),
-                    local(zone, r.starts)
-                );
-                for u in &upcoming {
-                    let _ = writeln!(
-                        human,
-                        "  next      {}  ({})  {}",
-                        u["at"].as_str().unwrap_or_default(),
-                        u["local"].as_str().unwrap_or_default(),
-                        u["action"].as_str().unwrap_or_default()
-                    );
-                }
-                Some(json!({
-                    "repeat": repeat.cron,
-                    "on_next_round": repeat.on_next_round.as_str(),
-                    "number": r.number,
-                    "started": rfc(r.starts),
-                    "next": upcoming,
-                }))
-            }
-            (Some(_), None) => {
-                let _ = writeln!(
-                    human,
-                    "  round     none left: `repeat` has no occurrence before the end"
-                );
-                None
-            }
-            _ => None,
+        let rounds_json = round_section(file, round, &mut human);
+        let paused = if spec.paused {
+            ", PAUSED in the file"
+        } else {
+            ""
         };
-        let _ = writeln!(
-            human,
-            "  task      {task_id} (generation {}), zone {zone}, robots {}{}",
-            spec.generation,
-            spec.robots,
-            if spec.paused {
-                ", PAUSED in the file"
-            } else {
-                ""
+        if contact_zones {
+            let _ = writeln!(
+                human,
+                "  zones     each contact's own (timezone = \"contact\"): {} zone group(s), robots {}{paused}",
+                tasks.len(),
+                spec.robots,
+            );
+        } else if let Some(t) = tasks.first() {
+            let _ = writeln!(
+                human,
+                "  task      {} (generation {}), zone {zone}, robots {}{paused}",
+                t.user_task_id, spec.generation, spec.robots,
+            );
+            if !t.calendar.rules().is_empty() {
+                let _ = writeln!(
+                    human,
+                    "  rules     {}",
+                    super::validate::rules_text(t.calendar.rules())
+                );
             }
-        );
+        }
         match &valid {
             Some(s) => {
                 let _ = writeln!(
@@ -377,66 +549,115 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        if list.is_empty() {
-            let _ = writeln!(human, "  no dialling time left: nothing to program");
+        if let Some(a) = audience.as_ref().filter(|a| a.unzoned > 0) {
+            let lines: Vec<String> = a.unzoned_lines.iter().map(u64::to_string).collect();
+            let more = if a.unzoned > lines.len() as u64 {
+                ", …"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                human,
+                "  unzoned   {} contact(s) with no known time zone, not dialled: line(s) {}{more}",
+                a.unzoned,
+                lines.join(", ")
+            );
         }
-        let mut stretch_docs = Vec::new();
-        for (i, s) in list.iter().enumerate() {
-            let until = s.until.map_or("forever".to_string(), rfc);
-            let until_local = s.until.map_or("forever".to_string(), |u| local(zone, u));
-            let _ = writeln!(human, "  stretch {}  {} .. {}", i + 1, rfc(s.from), until);
-            let _ = writeln!(
-                human,
-                "            local {} .. {}",
-                local(zone, s.from),
-                until_local
-            );
-            let _ = writeln!(
-                human,
-                "            zoneSecond={} dialAtWeekDay={} dialAtUpHour={} dialAtDownHour={}",
-                s.settings.zone_second,
-                s.settings.dial_at_week_day(),
-                s.settings.dial_at_up_hour(),
-                s.settings.dial_at_down_hour()
-            );
-            match s.first_open {
-                Some(o) => {
+        if let Err(why) = &runs {
+            let _ = writeln!(human, "  runs      no: {why}");
+        }
+
+        let mut task_docs = Vec::new();
+        for (n, t) in tasks.iter().enumerate() {
+            let task_zone = t.calendar.task_zone();
+            let list = t.calendar.stretches(now, args.stretches.max(1));
+            if let Some(g) = t.group {
+                let _ = writeln!(
+                    human,
+                    "  group {:<3} {}: {} contact(s), first at line {}",
+                    n + 1,
+                    g.group.label(),
+                    g.contacts,
+                    g.first_line
+                );
+                let _ = writeln!(
+                    human,
+                    "            task {} (generation {}), zoneSecond {} ({task_zone})",
+                    t.user_task_id,
+                    spec.generation,
+                    task_zone.offset_at(now)
+                );
+                if !t.calendar.rules().is_empty() {
                     let _ = writeln!(
                         human,
-                        "            first open {} ({})",
-                        rfc(o),
-                        local(zone, o)
+                        "            rules {}",
+                        super::validate::rules_text(t.calendar.rules())
                     );
                 }
-                None => {
-                    let _ = writeln!(human, "            no dialling in this stretch");
+            }
+            let (stretch_docs, text) = stretches_section(task_zone, &list);
+            human.push_str(&text);
+            let contacts = match t.group {
+                Some(g) => Some(g.contacts),
+                None => valid.as_ref().map(|s| s.valid),
+            };
+            let mut acts = if runs.is_ok() {
+                actions(
+                    spec,
+                    &t.user_task_id,
+                    &list,
+                    contacts,
+                    t.calendar.end(),
+                    now,
+                )
+            } else {
+                Vec::new()
+            };
+            if round.is_some() {
+                for a in acts.iter_mut().filter(|a| a.action == "complete") {
+                    a.detail = "the round's end (the next occurrence, or the campaign's end): complete its task".into();
                 }
             }
-            stretch_docs.push(json!({
-                "from": rfc(s.from),
-                "until": s.until.map(rfc),
-                "from_local": local(zone, s.from),
-                "until_local": s.until.map(|u| local(zone, u)),
-                "first_open": s.first_open.map(rfc),
-                "last_close": s.last_close.map(rfc),
-                "settings": {
-                    "zoneSecond": s.settings.zone_second,
-                    "dialAtWeekDay": s.settings.dial_at_week_day(),
-                    "dialAtUpHour": s.settings.dial_at_up_hour(),
-                    "dialAtDownHour": s.settings.dial_at_down_hour(),
-                },
+            if runs.is_err() {
+                let _ = writeln!(
+                    human,
+                    "  actions   none: `run` does not dial this campaign (see runs)"
+                );
+            } else {
+                let _ = writeln!(human, "  actions");
+                for a in &acts {
+                    let _ = writeln!(
+                        human,
+                        "    {}  ({})  {}: {}",
+                        rfc(a.at),
+                        local(task_zone, a.at),
+                        a.action,
+                        a.detail
+                    );
+                }
+            }
+            let rules: Vec<serde_json::Value> = rules_json(t.calendar.rules());
+            task_docs.push(json!({
+                "user_task_id": t.user_task_id,
+                "group": t.group.map(|g| g.group.label()),
+                "zones": t.calendar.window_zones().iter().map(Zone::to_string).collect::<Vec<_>>(),
+                "task_zone": task_zone.to_string(),
+                "zoneSecond": task_zone.offset_at(now),
+                "rules": rules,
+                "contacts": t.contacts.map(|(n, _)| n),
+                "first_line": t.contacts.map(|(_, l)| l),
+                "first_open": list.iter().find_map(|s| s.first_open).map(rfc),
+                "stretches": stretch_docs,
+                "actions": acts.iter().map(|a| json!({
+                    "at": rfc(a.at),
+                    "local": local(task_zone, a.at),
+                    "action": a.action,
+                    "detail": a.detail,
+                })).collect::<Vec<_>>(),
             }));
         }
-        let _ = writeln!(human, "  actions");
-        for a in &acts {
-            let _ = writeln!(
-                human,
-                "    {}  ({})  {}: {}",
-                rfc(a.at),
-                local(zone, a.at),
-                a.action,
-                a.detail
-            );
+        if tasks.is_empty() {
+            let _ = writeln!(human, "  no task: no contact to dial");
         }
         let platform = match &online {
             Some((rt, store)) => {
@@ -448,23 +669,27 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             None => None,
         };
         human.push('\n');
+        // The fields from before zone groups describe the one task a campaign has when it has exactly one.
+        let one = match task_docs.as_slice() {
+            [one] => Some(one),
+            _ => None,
+        };
         docs.push(json!({
             "platform": platform,
             "id": spec.id,
             "file": spec.source.display().to_string(),
-            "user_task_id": task_id,
+            "user_task_id": one.map(|t| t["user_task_id"].clone()),
             "generation": spec.generation,
             "round": rounds_json,
             "paused": spec.paused,
-            "zone": zone.to_string(),
+            "zone": if contact_zones { "contact".to_string() } else { zone.to_string() },
             "contacts": contacts_json,
-            "stretches": stretch_docs,
-            "actions": acts.iter().map(|a| json!({
-                "at": rfc(a.at),
-                "local": local(zone, a.at),
-                "action": a.action,
-                "detail": a.detail,
-            })).collect::<Vec<_>>(),
+            "stretches": one.map_or(json!([]), |t| t["stretches"].clone()),
+            "actions": one.map_or(json!([]), |t| t["actions"].clone()),
+            "runs": runs.is_ok(),
+            "runs_reason": runs.err(),
+            "unzoned": audience.as_ref().map(|a| json!({ "count": a.unzoned, "lines": a.unzoned_lines })),
+            "tasks": task_docs,
         }));
     }
 
