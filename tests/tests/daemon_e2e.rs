@@ -26,6 +26,8 @@ max_ring_seconds = 30
 
 [schedule]
 timezone = "America/New_York"
+# The toggles at the calendar's own instants: not a test of the legal calling hours (daemon_zones.rs is).
+rules = []
 start = 2026-10-29T09:00:00
 end = 2026-11-04T18:00:00
 holidays = [2026-11-03]
@@ -55,6 +57,8 @@ robots = {robots}
 
 [schedule]
 timezone = "UTC"
+# Always open: not a test of the legal calling hours (daemon_zones.rs is).
+rules = []
 windows = [{{ days = "mon-sun", hours = ["00:00-24:00"] }}]
 
 [contacts]

@@ -61,6 +61,18 @@ impl Store for Switchable {
         self.check()?;
         self.inner.tasks_of(campaign_ids).await
     }
+    async fn record_zone_groups(
+        &self,
+        user_task_id: &str,
+        groups: &[String],
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.record_zone_groups(user_task_id, groups).await
+    }
+    async fn zone_groups(&self, user_task_id: &str) -> Result<Vec<String>, StoreError> {
+        self.check()?;
+        self.inner.zone_groups(user_task_id).await
+    }
     async fn task_create_intent(
         &self,
         key: &TaskKey,
@@ -443,7 +455,7 @@ async fn webhook_answers_503_while_the_store_is_down_and_loses_no_callback() {
 async fn reconciler_reports_a_store_outage_and_recovers_without_restart() {
     use daemon_support::{Backend, Env, Options};
     let files = [
-        ("o.toml", "scene_id = \"SC-O\"\nrobots = 1\n\n[schedule]\ntimezone = \"UTC\"\nwindows = [{ days = \"mon-sun\", hours = [\"00:00-24:00\"] }]\n\n[contacts]\nfile = \"o.csv\"\nvariables = [\"amount\"]\nbatch_size = 5\n".to_string()),
+        ("o.toml", "scene_id = \"SC-O\"\nrobots = 1\n\n[schedule]\ntimezone = \"UTC\"\nrules = []\nwindows = [{ days = \"mon-sun\", hours = [\"00:00-24:00\"] }]\n\n[contacts]\nfile = \"o.csv\"\nvariables = [\"amount\"]\nbatch_size = 5\n".to_string()),
         ("o.csv", daemon_support::contacts_csv(12)),
     ];
     let start = Utc.with_ymd_and_hms(2026, 11, 2, 10, 0, 0).unwrap();

@@ -474,6 +474,24 @@ async fn a_terminal_task_status_from_callbacks_is_never_replaced(db: Db) {
     assert_eq!(status(tasks, "t-c"), Some((Some(3), Some("P-c".into()))));
 }
 
+async fn zone_groups_are_kept_once_per_task_and_never_forgotten(db: Db) {
+    let store = db.open().await;
+    assert!(store.zone_groups("t1").await.unwrap().is_empty());
+    let (ny, la) = (
+        r#"{"zones":["America/New_York"]}"#,
+        r#"{"zones":["America/Los_Angeles"]}"#,
+    );
+    store.record_zone_groups("t1", &[ny.into()]).await.unwrap();
+    store
+        .record_zone_groups("t1", &[la.into(), ny.into()])
+        .await
+        .unwrap();
+    store.record_zone_groups("t1", &[]).await.unwrap();
+    store.record_zone_groups("t2", &[la.into()]).await.unwrap();
+    assert_eq!(store.zone_groups("t1").await.unwrap(), vec![la, ny]);
+    assert_eq!(store.zone_groups("t2").await.unwrap(), vec![la]);
+}
+
 async fn bulk_planned_insert_is_idempotent(db: Db) {
     let store = db.open().await;
     let orders: Vec<NewOrder> = (0..20_000).map(|n| new_order("bulk", "t1", n)).collect();
@@ -2942,6 +2960,7 @@ conformance!(
     a_terminal_task_status_is_never_replaced,
     a_terminal_task_status_from_callbacks_is_never_replaced,
     bulk_planned_insert_is_idempotent,
+    zone_groups_are_kept_once_per_task_and_never_forgotten,
     upload_state_moves_only_forward,
     polls_oldest_checked_first,
     callback_and_poll_converge_in_either_order,

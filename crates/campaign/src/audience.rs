@@ -138,6 +138,11 @@ pub struct Audience {
     pub unzoned: u64,
     /// The CSV lines of the first [`MAX_UNZONED_LINES`] of them.
     pub unzoned_lines: Vec<u64>,
+    /// Groups not in the file whose contacts were planned into the task before (the daemon's store keeps them): a
+    /// contact the file dropped or moved may still have an order on the platform, so the task's calendar keeps
+    /// covering its zones and rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recorded: Vec<ZoneGroup>,
 }
 
 impl Audience {
@@ -198,9 +203,31 @@ impl Audience {
         }
     }
 
-    /// The groups, without their counts.
+    /// The groups of the file, then the recorded ones the file no longer has: every group the task's calendar
+    /// must cover.
     pub fn zone_groups(&self) -> impl Iterator<Item = &ZoneGroup> {
-        self.groups.iter().map(|g| &g.group)
+        self.groups
+            .iter()
+            .map(|g| &g.group)
+            .chain(self.recorded.iter())
+    }
+
+    /// Adds the groups recorded for the task that the file does not have (see [`Audience::recorded`]).
+    pub fn merge_recorded(&mut self, recorded: impl IntoIterator<Item = ZoneGroup>) {
+        for g in recorded {
+            if !self.zone_groups().any(|have| *have == g) {
+                self.recorded.push(g);
+            }
+        }
+        self.recorded.sort();
+    }
+
+    /// The file's only group, when it has exactly one.
+    pub fn single_group(&self) -> Option<&ZoneGroup> {
+        match self.groups.as_slice() {
+            [one] => Some(&one.group),
+            _ => None,
+        }
     }
 }
 
@@ -221,9 +248,10 @@ pub struct ContactCalendar<'a> {
 
 impl CampaignSpec {
     /// The calendar of the campaign's one task: with a named zone, the windows in that zone narrowed by the legal
-    /// rules of every group of its contacts (none when the contacts were not read); with `timezone = "contact"`, the
-    /// calendar of its one group. A contact-zone campaign with no group, or with several (each needs its own task),
-    /// gets a calendar that allows nothing.
+    /// rules of every group of its contacts, recorded ones included (none when the contacts were not read); with
+    /// `timezone = "contact"`, the calendar of its one group. A contact-zone campaign with no group, or with several
+    /// (each needs its own task; a contact moved to another group leaves its old group recorded), gets a calendar
+    /// that allows nothing.
     pub fn calendar(&self) -> ContactCalendar<'_> {
         let groups: Vec<&ZoneGroup> = self
             .audience

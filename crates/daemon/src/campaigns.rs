@@ -89,6 +89,18 @@ impl Campaign {
         self.round.as_ref().map_or(&self.spec, |r| &r.spec)
     }
 
+    /// Merges the zone groups the store recorded for the task in force into its audience, so that its calendar
+    /// covers every order the task holds (see [`campaign::Audience::recorded`]).
+    pub(crate) fn merge_recorded_groups(&mut self, groups: Vec<campaign::ZoneGroup>) {
+        let spec = match self.round.as_mut() {
+            Some(r) => &mut r.spec,
+            None => &mut self.spec,
+        };
+        spec.audience
+            .get_or_insert_with(Default::default)
+            .merge_recorded(groups);
+    }
+
     fn new(spec: CampaignSpec, file_present: bool) -> Campaign {
         Campaign {
             spec,

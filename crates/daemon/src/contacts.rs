@@ -1,7 +1,9 @@
 //! Streaming a campaign's CSV into the store as planned orders. Reads files and writes orders; never calls the
 //! platform.
 
-use campaign::{CampaignSpec, ContactLimits, ContactReader};
+use std::collections::{BTreeSet, HashMap};
+
+use campaign::{CampaignSpec, ContactLimits, ContactReader, ZoneGroup};
 use store::{NewOrder, Store};
 
 use crate::actions::{StepError, StepResult};
@@ -84,8 +86,15 @@ pub(crate) fn csv_stamp(spec: &CampaignSpec) -> CsvStamp {
 pub(crate) struct Planning {
     /// The version of the contacts being read.
     pub(crate) stamp: CsvStamp,
-    chunks: tokio::sync::mpsc::Receiver<Result<Vec<NewOrder>, String>>,
+    chunks: tokio::sync::mpsc::Receiver<Result<Chunk, String>>,
     reading: tokio::task::JoinHandle<Stats>,
+}
+
+/// Orders read from the CSV, with the zone groups of their contacts (JSON texts, each once).
+#[derive(Debug, Default)]
+pub(crate) struct Chunk {
+    orders: Vec<NewOrder>,
+    groups: BTreeSet<String>,
 }
 
 impl Planning {
@@ -133,7 +142,18 @@ impl Planning {
                 Err(_) => return Ok((inserted, None)),
             };
             match next {
-                Some(Ok(chunk)) => inserted += store.insert_planned_orders(&chunk, now).await?,
+                Some(Ok(chunk)) => {
+                    // The groups first: the task's calendar then covers these contacts from the next decision on,
+                    // before any of them can be uploaded (and after a crash between the two writes, it covers a
+                    // group with no order, which only narrows).
+                    if let Some(first) = chunk.orders.first() {
+                        let groups: Vec<String> = chunk.groups.into_iter().collect();
+                        store
+                            .record_zone_groups(&first.user_task_id, &groups)
+                            .await?;
+                    }
+                    inserted += store.insert_planned_orders(&chunk.orders, now).await?;
+                }
                 Some(Err(e)) => return Err(StepError::Contacts(e)),
                 None => {
                     let stats = (&mut self.reading)
@@ -151,14 +171,18 @@ impl Planning {
 pub struct Stats {
     pub valid: u64,
     pub issues: u64,
+    /// Valid contacts without a known zone (with `timezone = "contact"` and no `fallback_timezone`): never planned.
+    pub unzoned: u64,
 }
 
 /// A streaming reader of planned orders.
 #[derive(Debug)]
 pub struct Reader {
     inner: ContactReader,
-    campaign_id: String,
+    spec: CampaignSpec,
     user_task_id: String,
+    /// The JSON text of each group met so far.
+    group_texts: HashMap<ZoneGroup, String>,
 }
 
 /// Opens the campaign's CSV.
@@ -167,26 +191,36 @@ fn read(spec: &CampaignSpec, user_task_id: &str, limits: &ContactLimits) -> Resu
         .map_err(|e| format!("cannot read contacts {}: {e}", spec.contacts.file.display()))?;
     Ok(Reader {
         inner,
-        campaign_id: spec.id.clone(),
+        spec: spec.clone(),
         user_task_id: user_task_id.to_owned(),
+        group_texts: HashMap::new(),
     })
 }
 
 impl Reader {
-    /// The next valid contact as a planned order; rows with issues are counted and skipped.
-    pub fn next_order(&mut self, stats: &mut Stats) -> Option<NewOrder> {
+    /// The next valid contact as a planned order, with the JSON text of its zone group; rows with issues, and
+    /// contacts without a known zone, are counted and skipped.
+    pub fn next_order(&mut self, stats: &mut Stats) -> Option<(NewOrder, &str)> {
         loop {
             match self.inner.next()? {
                 Ok(c) => {
                     stats.valid += 1;
+                    let Some(group) = campaign::group_of(&self.spec, &c) else {
+                        stats.unzoned += 1;
+                        continue;
+                    };
+                    let text = self.group_texts.entry(group).or_insert_with_key(|g| {
+                        // Zones and rule names: serialising them cannot fail.
+                        serde_json::to_string(g).unwrap_or_default()
+                    });
                     let variables: serde_json::Map<String, serde_json::Value> = c
                         .variables
                         .into_iter()
                         .map(|(k, v)| (k, serde_json::Value::String(v)))
                         .collect();
-                    return Some(NewOrder {
+                    let order = NewOrder {
                         order_id: c.order_id,
-                        campaign_id: self.campaign_id.clone(),
+                        campaign_id: self.spec.id.clone(),
                         user_task_id: self.user_task_id.clone(),
                         phone: c.phone,
                         name: opt(c.name),
@@ -195,7 +229,8 @@ impl Reader {
                         variables: serde_json::Value::Object(variables),
                         source_line: i64::try_from(c.line).unwrap_or(i64::MAX),
                         attempt: 1,
-                    });
+                    };
+                    return Some((order, text.as_str()));
                 }
                 Err(_) => stats.issues += 1,
             }
@@ -214,7 +249,7 @@ fn read_in_chunks(
     chunk: usize,
     ahead: usize,
 ) -> (
-    tokio::sync::mpsc::Receiver<Result<Vec<NewOrder>, String>>,
+    tokio::sync::mpsc::Receiver<Result<Chunk, String>>,
     tokio::task::JoinHandle<Stats>,
 ) {
     let chunk = chunk.max(1);
@@ -228,17 +263,18 @@ fn read_in_chunks(
                 return stats;
             }
         };
-        let mut buf = Vec::with_capacity(chunk);
-        while let Some(order) = reader.next_order(&mut stats) {
-            buf.push(order);
-            if buf.len() >= chunk {
-                let full = std::mem::replace(&mut buf, Vec::with_capacity(chunk));
-                if tx.blocking_send(Ok(full)).is_err() {
-                    return stats;
-                }
+        let mut buf = Chunk::default();
+        while let Some((order, group)) = reader.next_order(&mut stats) {
+            buf.orders.push(order);
+            if !buf.groups.contains(group) {
+                buf.groups.insert(group.to_owned());
+            }
+            if buf.orders.len() >= chunk && tx.blocking_send(Ok(std::mem::take(&mut buf))).is_err()
+            {
+                return stats;
             }
         }
-        if !buf.is_empty() {
+        if !buf.orders.is_empty() {
             let _ = tx.blocking_send(Ok(buf));
         }
         stats
@@ -262,7 +298,7 @@ mod tests {
         let store = store_sqlite::SqliteStore::open(&db.url).await.unwrap();
         let (tx, chunks) = tokio::sync::mpsc::channel(4);
         for _ in 0..3 {
-            tx.send(Ok(Vec::new())).await.unwrap();
+            tx.send(Ok(Chunk::default())).await.unwrap();
         }
         drop(tx);
         let mut planning = Planning {

@@ -369,6 +369,8 @@ impl Daemon {
             // A new round: what was read a moment ago belongs to the previous one.
             fresh = None;
         }
+        // The zone groups planned into the task before: its calendar covers them whatever the file says now.
+        self.merge_recorded_groups(id).await?;
         let spec = self.spec(id).clone();
         let ut = user_task_id(&spec);
         if self.hub.take_touched(&ut) {
@@ -440,6 +442,9 @@ impl Daemon {
                 planning_left = !complete;
                 if inserted > 0 {
                     fresh = None;
+                    // Contacts of a group the calendar did not cover yet (a file read before it was rescanned) are
+                    // covered before the decision that uploads them.
+                    self.merge_recorded_groups(id).await?;
                 }
             }
             Err(StepError::Store(e)) if e.is_retryable() => return Err(StepError::Store(e)),
@@ -541,7 +546,7 @@ impl Daemon {
         }
 
         let c = self.set.get(id).expect("campaign exists");
-        let why = plan.why.describe(&|at| local_label(&spec.schedule, at));
+        let why = plan.why.describe(&|at| local_label(&spec, at));
         let state = if !c.file_present {
             CampaignState::Removed
         } else if obs.task.is_terminal() {
@@ -614,6 +619,17 @@ impl Daemon {
         }
         c.round = Some(found);
         Ok(changed)
+    }
+
+    /// Reads the zone groups recorded for the campaign's task in force and merges them into its spec.
+    async fn merge_recorded_groups(&mut self, id: &str) -> StepResult<()> {
+        let ut = user_task_id(self.spec(id));
+        let groups = crate::observe::recorded_groups(self.store.as_ref(), &ut).await?;
+        self.set
+            .get_mut(id)
+            .expect("campaign exists")
+            .merge_recorded_groups(groups);
+        Ok(())
     }
 
     /// Plans the campaign's contacts into the store (see [`crate::contacts::plan_step`]).

@@ -2,7 +2,7 @@
 //! whether the settings last sent still fit. Pure: `now` is an argument.
 
 use callbot_api::wire::DispatchType;
-use campaign::{CampaignSpec, Schedule, Stretch, stretches};
+use campaign::{CampaignSpec, ContactCalendar, Stretch};
 use chrono::{DateTime, Duration, Utc};
 
 use crate::plan::{Desired, Target};
@@ -69,9 +69,10 @@ fn to_target(spec: &CampaignSpec, s: &Stretch) -> Target {
 }
 
 /// The stretch to program the platform for at `now`: the current one while it has dialling left, else the first
-/// later one that has. `None` when the calendar allows nothing ever again.
+/// later one that has. `None` when the calendar allows nothing ever again. The calendar is the task's
+/// ([`CampaignSpec::calendar`]): the file's windows narrowed by the legal hours of every zone group of its contacts.
 pub fn target_at(spec: &CampaignSpec, now: DateTime<Utc>) -> Option<Target> {
-    let all = stretches(&spec.schedule, now, LOOKAHEAD_STRETCHES);
+    let all = spec.calendar().stretches(now, LOOKAHEAD_STRETCHES);
     let first = all.first()?;
     let pick = all
         .iter()
@@ -88,21 +89,19 @@ pub fn desired(
     has_contacts: bool,
     apply_delay: Duration,
 ) -> Desired {
-    let schedule = &spec.schedule;
+    let calendar = spec.calendar();
     let target = target_at(spec, now);
-    let open_now = schedule.allows(now);
-    let local_date = schedule.zone.local(now).date();
-    let holiday = schedule
-        .holidays
-        .contains(&local_date)
-        .then_some(local_date);
-    let allows = |at: DateTime<Utc>| schedule.allows(at);
+    let open_now = calendar.allows(now);
+    let zone = calendar.task_zone();
+    let local_date = zone.local(now).date();
+    let holiday = calendar.holiday(&zone, local_date).map(|_| local_date);
+    let allows = |at: DateTime<Utc>| calendar.allows(at);
     let next = next_open(&allows, now, Duration::days(NEXT_OPEN_HORIZON_DAYS));
     Desired {
         now,
         file_present,
         paused: spec.paused,
-        end: schedule.end_utc(),
+        end: calendar.end(),
         target,
         open_now,
         holiday,
@@ -115,7 +114,7 @@ pub fn desired(
 
 /// `(sent_matches_target, sent_safe_now)` for the settings last sent (`None`: unknown, which fits nothing).
 pub fn fit(
-    schedule: &Schedule,
+    calendar: &ContactCalendar<'_>,
     target: Option<&Target>,
     sent: Option<&TaskSettings>,
     now: DateTime<Utc>,
@@ -126,7 +125,7 @@ pub fn fit(
     if !sent.same_apart_from_window(&target.settings) {
         return (false, false);
     }
-    let allows = |at: DateTime<Utc>| schedule.allows(at);
+    let allows = |at: DateTime<Utc>| calendar.allows(at);
     let in_stretch = |from: DateTime<Utc>| {
         sent.window == target.settings.window
             || equivalent_in_stretch(&sent.window, &allows, from, target.until)
@@ -140,10 +139,12 @@ pub fn fit(
     (matches, safe)
 }
 
-/// Renders an instant in the campaign's own zone, e.g. `Mon 2026-11-23 09:00 America/New_York`.
-pub fn local_label(schedule: &Schedule, at: DateTime<Utc>) -> String {
-    let local = schedule.zone.local(at);
-    let zone = match schedule.zone {
+/// Renders an instant in the zone of the campaign's task, e.g. `Mon 2026-11-23 09:00 America/New_York` (the
+/// campaign's own zone, or with `timezone = "contact"` its group's first zone).
+pub fn local_label(spec: &CampaignSpec, at: DateTime<Utc>) -> String {
+    let task_zone = spec.calendar().task_zone();
+    let local = task_zone.local(at);
+    let zone = match task_zone {
         campaign::Zone::Iana(tz) => tz.name().to_owned(),
         campaign::Zone::Fixed(secs) => format!("UTC{}", campaign::format_offset(secs)),
     };
@@ -202,7 +203,7 @@ batch_size = 10
             } else {
                 target.settings.clone()
             };
-            let (matches, safe) = fit(&spec.schedule, Some(&target), Some(&sent), now);
+            let (matches, safe) = fit(&spec.calendar(), Some(&target), Some(&sent), now);
             if !stale {
                 prop_assert!(matches, "the target's own settings match it");
                 if target.from <= now {
@@ -224,9 +225,6 @@ batch_size = 10
     fn local_label_names_the_zone() {
         let s = spec("America/New_York");
         let at = Utc.with_ymd_and_hms(2026, 11, 23, 14, 0, 0).unwrap();
-        assert_eq!(
-            local_label(&s.schedule, at),
-            "Mon 2026-11-23 09:00 America/New_York"
-        );
+        assert_eq!(local_label(&s, at), "Mon 2026-11-23 09:00 America/New_York");
     }
 }

@@ -31,7 +31,7 @@ pub use daemon::Daemon;
 pub use desired::{desired, fit, local_label, target_at, task_settings};
 pub use hub::Hub;
 pub use metrics::Metrics;
-pub use observe::{Snapshot, observed_at, snapshot};
+pub use observe::{Snapshot, observed_at, snapshot, with_recorded_groups};
 pub use outcome::{CampaignOutcome, Outcome};
 pub use plan::{Action, Desired, Observed, Orders, Plan, Target, TaskState, Why, decide};
 pub use prune::Pruner;

@@ -1,7 +1,7 @@
 //! Gathering the decision's inputs from a campaign spec and the store (no platform calls): shared by the
 //! reconciler and by `campaignd status`.
 
-use campaign::CampaignSpec;
+use campaign::{CampaignSpec, ZoneGroup};
 use chrono::{DateTime, Duration, Utc};
 use store::{OrderCounts, OrderProgress, Store, StoreError, TaskRecord};
 
@@ -74,7 +74,7 @@ fn observed_with(
     let view = TaskView::of(task);
     let state = view.state;
     let (matches, safe) = fit(
-        &spec.schedule,
+        &spec.calendar(),
         d.target.as_ref(),
         view.sent.as_ref().map(|s| &s.settings),
         d.now,
@@ -95,6 +95,39 @@ fn observed_with(
     }
 }
 
+/// The zone groups the store recorded for a task (see [`campaign::Audience::recorded`]). A record that no longer
+/// reads as a group is skipped with a warning.
+pub(crate) async fn recorded_groups(
+    store: &dyn Store,
+    user_task_id: &str,
+) -> Result<Vec<ZoneGroup>, StoreError> {
+    let texts = store.zone_groups(user_task_id).await?;
+    Ok(texts
+        .iter()
+        .filter_map(|t| match serde_json::from_str::<ZoneGroup>(t) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                tracing::warn!(task.user_id = %user_task_id, group = %t, error = %e, "a recorded zone group does not read");
+                None
+            }
+        })
+        .collect())
+}
+
+/// The campaign with the zone groups recorded for its task merged into its audience: what its task's calendar must
+/// cover, as the reconciler sees it.
+pub async fn with_recorded_groups(
+    store: &dyn Store,
+    spec: &CampaignSpec,
+) -> Result<CampaignSpec, StoreError> {
+    let recorded = recorded_groups(store, &user_task_id(spec)).await?;
+    let mut spec = spec.clone();
+    spec.audience
+        .get_or_insert_with(Default::default)
+        .merge_recorded(recorded);
+    Ok(spec)
+}
+
 /// Reads the store and decides, without acting; also counts the campaign's orders with their outcomes (for
 /// `status` and `plan`; the reconciler uses [`decision`], which skips those counts).
 pub async fn snapshot(
@@ -106,6 +139,7 @@ pub async fn snapshot(
     apply_delay: Duration,
     next_poll_at: Option<DateTime<Utc>>,
 ) -> Result<Snapshot, StoreError> {
+    let spec = &with_recorded_groups(store, spec).await?;
     let counts = store.order_counts(&spec.id).await?;
     let (d, task) = decision_with_task(
         store,

@@ -206,7 +206,7 @@ impl Scanner {
 }
 
 fn load_file(path: &Path, limits: &campaign::ContactLimits) -> Result<CampaignSpec, String> {
-    campaign::load_campaign_with_limits(path, limits)
+    let mut spec = campaign::load_campaign_with_limits(path, limits)
         .map(|(spec, _)| spec)
         .map_err(|diags| {
             let mut sources = BTreeMap::new();
@@ -214,7 +214,43 @@ fn load_file(path: &Path, limits: &campaign::ContactLimits) -> Result<CampaignSp
                 sources.insert(path.to_path_buf(), text);
             }
             diags.render_human(&sources)
-        })
+        })?;
+    with_audience(&mut spec, limits).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(spec)
+}
+
+/// Reads the whole contacts file into the campaign's zone groups ([`campaign::Audience`]), which its task's calendar
+/// is compiled from. A named-zone campaign whose contacts cannot be read goes on without them (planning reports the
+/// file, and the groups planned before are still covered: the store keeps them). A `timezone = "contact"` campaign
+/// cannot run without knowing its group, and this version runs one task per campaign: several groups are refused
+/// (the last good version keeps running).
+fn with_audience(spec: &mut CampaignSpec, limits: &campaign::ContactLimits) -> Result<(), String> {
+    match campaign::Audience::read(spec, limits) {
+        Ok(audience) => {
+            let groups = audience.groups.len();
+            if spec.schedule.contact_zones && groups > 1 {
+                let labels: Vec<String> = audience
+                    .groups
+                    .iter()
+                    .take(4)
+                    .map(|g| format!("{} (line {})", g.group.label(), g.first_line))
+                    .collect();
+                return Err(format!(
+                    "timezone = \"contact\": the contacts fall into {groups} zone groups ({}{}), and this version of \
+                     campaignd runs one task per campaign; split the contacts into one campaign per group, or name \
+                     one timezone",
+                    labels.join(", "),
+                    if groups > 4 { ", ..." } else { "" }
+                ));
+            }
+            spec.audience = Some(audience);
+            Ok(())
+        }
+        Err(e) if spec.schedule.contact_zones => Err(format!(
+            "timezone = \"contact\" needs the contacts' zones, and the contacts cannot be read: {e}"
+        )),
+        Err(_) => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -262,6 +298,36 @@ variables = ["amount"]
         write(dir.path(), "a.toml", CAMPAIGN);
         write(dir.path(), "a.csv", "phone,amount\n+8613800000001,5\n");
         dir
+    }
+
+    #[test]
+    fn a_campaign_gets_its_contacts_groups_and_one_with_several_contact_zones_is_refused() {
+        let dir = dir_with_campaign();
+        let limits = campaign::ContactLimits::default();
+        let spec = load_file(&dir.path().join("a.toml"), &limits).unwrap();
+        let groups: Vec<String> = spec
+            .audience
+            .as_ref()
+            .unwrap()
+            .zone_groups()
+            .map(campaign::ZoneGroup::label)
+            .collect();
+        assert_eq!(groups, ["Asia/Shanghai []"]);
+
+        let contact = CAMPAIGN.replace("timezone = \"UTC\"", "timezone = \"contact\"");
+        write(dir.path(), "a.toml", &contact);
+        assert!(
+            load_file(&dir.path().join("a.toml"), &limits).is_ok(),
+            "one group runs"
+        );
+        write(
+            dir.path(),
+            "a.csv",
+            "phone,amount\n+8613800000001,5\n+12125550100,6\n",
+        );
+        let e = load_file(&dir.path().join("a.toml"), &limits).unwrap_err();
+        assert!(e.contains("2 zone groups"), "{e}");
+        assert!(e.contains("America/New_York [us] (line 3)"), "{e}");
     }
 
     #[test]

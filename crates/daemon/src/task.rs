@@ -10,9 +10,19 @@ use store::{TaskKey, TaskRecord};
 use crate::plan::TaskState;
 use crate::settings::TaskSettings;
 
-/// The campaign's task for its generation (one task per generation).
+/// The campaign's task for its generation (one task per generation): with `timezone = "contact"`, the task of the
+/// file's one zone group (a campaign with several is refused when it is loaded); otherwise the generation's first
+/// task, as before zone groups existed.
 pub fn user_task_id(spec: &CampaignSpec) -> String {
-    campaign::user_task_id(&spec.id, spec.generation, 0)
+    let group = spec
+        .schedule
+        .contact_zones
+        .then(|| spec.audience.as_ref().and_then(|a| a.single_group()))
+        .flatten();
+    match group {
+        Some(g) => campaign::zone_group_task_id(&spec.id, spec.generation, g),
+        None => campaign::user_task_id(&spec.id, spec.generation, 0),
+    }
 }
 
 /// The store's key for the campaign's current task.

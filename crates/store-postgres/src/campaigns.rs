@@ -84,6 +84,43 @@ pub(crate) async fn tasks_of(
     decode_all(&rows)
 }
 
+#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
+pub(crate) async fn record_zone_groups(
+    s: &PgStore,
+    user_task_id: &str,
+    groups: &[String],
+) -> Result<(), StoreError> {
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let groups: Vec<String> = groups.iter().map(|g| nul_free(g).into_owned()).collect();
+    sqlx::query(
+        "INSERT INTO task_zone_groups (user_task_id, zone_group)
+         SELECT $1, g FROM unnest($2::text[]) AS u (g)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(nul_free(user_task_id))
+    .bind(&groups)
+    .execute(&s.pool)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
+pub(crate) async fn zone_groups(
+    s: &PgStore,
+    user_task_id: &str,
+) -> Result<Vec<String>, StoreError> {
+    sqlx::query_scalar(
+        "SELECT zone_group FROM task_zone_groups WHERE user_task_id = $1 ORDER BY zone_group COLLATE \"C\"",
+    )
+    .bind(user_task_id)
+    .fetch_all(&s.pool)
+    .await
+    .map_err(db_err)
+}
+
 #[tracing::instrument(skip_all, fields(task.user_id = %key.user_task_id))]
 pub(crate) async fn task_create_intent(
     s: &PgStore,

@@ -37,6 +37,15 @@ pub trait Store: Send + Sync + Debug {
     async fn tasks(&self, campaign_id: &str) -> Result<Vec<TaskRecord>, StoreError>;
     /// The tasks of several campaigns, by campaign, generation then index.
     async fn tasks_of(&self, campaign_ids: &[String]) -> Result<Vec<TaskRecord>, StoreError>;
+    /// Records that contacts of these zone groups (opaque texts, each a JSON object) are planned into the task:
+    /// kept once each, never removed. Called before the orders are inserted.
+    async fn record_zone_groups(
+        &self,
+        user_task_id: &str,
+        groups: &[String],
+    ) -> Result<(), StoreError>;
+    /// The zone groups ever recorded for the task, sorted.
+    async fn zone_groups(&self, user_task_id: &str) -> Result<Vec<String>, StoreError>;
     /// The daemon is about to create the task with `settings`. Inserts the task's row when missing (settings sent
     /// at `at`, no platform status, no platform task ID); otherwise sets its settings, `settings_sent_at = at`, and
     /// clears its platform status and task ID (in doubt until the platform answers). A task whose stored status is

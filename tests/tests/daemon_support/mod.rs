@@ -260,17 +260,37 @@ async fn open_store(
 /// no phone accepted twice in one task unless it is a retry the campaign's `[retry]` allows (the outcome, the delay
 /// since the previous attempt's last call ended, and the attempts in all). Returns the number of accepted submissions per campaign task.
 pub fn assert_no_harm(sim: &SimHandle, specs: &[campaign::CampaignSpec]) -> HashMap<String, usize> {
+    // Each campaign with its contacts' zone groups read from its file, as the daemon reads them.
+    let specs: Vec<campaign::CampaignSpec> = specs.iter().map(with_audience).collect();
     let by_task: HashMap<String, &campaign::CampaignSpec> =
         specs.iter().map(|s| (daemon::user_task_id(s), s)).collect();
+    let groups: HashMap<String, HashMap<String, campaign::ZoneGroup>> = specs
+        .iter()
+        .map(|s| (s.id.clone(), contact_groups(s)))
+        .collect();
     for call in sim.call_log() {
         let spec = by_task
             .get(&call.user_task_id)
             .expect("every call belongs to a campaign's task");
+        // The call is judged by its contact's own zones and legal rules: the campaign's windows read in the
+        // campaign's zone (or, with timezone = "contact", in each of the contact's zones), narrowed by every rule
+        // that applies to the contact, read in each of its zones.
+        let phone: String = call.phone.chars().filter(char::is_ascii_digit).collect();
+        let group = groups[&spec.id].get(&phone);
+        let allowed = match group {
+            Some(g) if spec.schedule.contact_zones => {
+                campaign::ContactCalendar::for_group(&spec.schedule, g).allows(call.start_utc)
+            }
+            Some(g) => campaign::ContactCalendar::for_named_zone(&spec.schedule, [g])
+                .allows(call.start_utc),
+            None => spec.calendar().allows(call.start_utc),
+        };
         assert!(
-            spec.schedule.allows(call.start_utc),
-            "call {} of {} at {} (local {}) is outside the campaign's calendar",
+            allowed,
+            "call {} of {} to {phone} ({}) at {} (campaign-local {}) is outside the contact's allowed hours",
             call.call_id,
             spec.id,
+            group.map_or("no group".to_string(), campaign::ZoneGroup::label),
             call.start_utc,
             spec.schedule.zone.local(call.start_utc)
         );
@@ -487,4 +507,24 @@ macro_rules! both_backends {
             )*
         }
     };
+}
+
+/// The campaign with its audience read from its contacts file (when a test built the spec without it).
+pub fn with_audience(spec: &campaign::CampaignSpec) -> campaign::CampaignSpec {
+    let mut spec = spec.clone();
+    if spec.audience.is_none() {
+        spec.audience = campaign::Audience::read(&spec, &campaign::ContactLimits::default()).ok();
+    }
+    spec
+}
+
+/// Each phone of the campaign's contacts file (normalised) with its zone group.
+fn contact_groups(spec: &campaign::CampaignSpec) -> HashMap<String, campaign::ZoneGroup> {
+    let Ok(reader) = campaign::ContactReader::open(spec) else {
+        return HashMap::new();
+    };
+    reader
+        .filter_map(Result::ok)
+        .filter_map(|c| campaign::group_of(spec, &c).map(|g| (c.phone.clone(), g)))
+        .collect()
 }

@@ -283,7 +283,7 @@ pub async fn run(args: StatusArgs, _shutdown: CancellationToken) -> anyhow::Resu
                 number: round.number,
                 started_at: round.starts,
                 next_at: next,
-                next_at_local: next.map(|at| local_label(&spec.schedule, at)),
+                next_at_local: next.map(|at| local_label(&spec, at)),
                 waiting: in_force.waiting.map(|w| w.number),
                 rounds_so_far: tasks
                     .iter()
@@ -297,7 +297,7 @@ pub async fn run(args: StatusArgs, _shutdown: CancellationToken) -> anyhow::Resu
             });
         }
         if let Some(upload) = &status.upload {
-            status.why = upload.describe(&|at| local_label(&spec.schedule, at));
+            status.why = upload.describe(&|at| local_label(&spec, at));
         }
         out.push(status);
     }
@@ -326,7 +326,7 @@ fn describe(
     snap: &Snapshot,
     apply_delay: campaign::chrono::Duration,
 ) -> CampaignStatus {
-    let label = |at: DateTime<Utc>| local_label(&spec.schedule, at);
+    let label = |at: DateTime<Utc>| local_label(spec, at);
     let why = snap.plan.why.describe(&label);
     // What the daemon would do at the next wake-up, if nothing else changes before then.
     let mut now_actions = names(&snap.plan.actions);

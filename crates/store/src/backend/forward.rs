@@ -27,6 +27,8 @@ macro_rules! impl_store {
             campaigns::campaigns() -> Vec<$crate::CampaignRecord>;
             campaigns::tasks(campaign_id: &str) -> Vec<$crate::TaskRecord>;
             campaigns::tasks_of(campaign_ids: &[String]) -> Vec<$crate::TaskRecord>;
+            campaigns::record_zone_groups(user_task_id: &str, groups: &[String]) -> ();
+            campaigns::zone_groups(user_task_id: &str) -> Vec<String>;
             campaigns::task_create_intent(
                 key: &$crate::TaskKey,
                 settings: &$crate::backend::serde_json::Value,
