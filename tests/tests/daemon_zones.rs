@@ -1,0 +1,162 @@
+//! Contacts in their own local time, end to end on both stores against the simulator: a named-zone campaign is
+//! narrowed by the legal calling hours of every contact it holds (read in each contact's zone); a `timezone =
+//! "contact"` campaign's task is programmed and toggled at its contacts' own instants across a DST change. The
+//! referee judges every call by its contact's own zones and rules.
+
+#[macro_use]
+mod daemon_support;
+
+use callbot_sim::Outcome;
+use chrono::{DateTime, Duration, TimeZone, Timelike, Utc};
+use daemon_support::{Backend, Env, Options, assert_no_harm};
+
+fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
+}
+
+/// Fictional numbers (555-01xx) in New York, Los Angeles and Miami (Florida: its own, narrower rule).
+fn us_csv() -> String {
+    let mut s = String::from("phone,name,customer,other\n");
+    for (area, city) in [(212, "New York"), (213, "Los Angeles"), (305, "Miami")] {
+        for i in 0..3 {
+            s.push_str(&format!("({area}) 555-01{i:02},{city} {i},,\n"));
+        }
+    }
+    s
+}
+
+const NAMED_ZONE: &str = r#"
+scene_id = "SC-ZONES"
+robots = 3
+
+[schedule]
+timezone = "America/New_York"
+windows = [{ days = "mon-sun", hours = ["07:00-22:00"] }]
+
+[contacts]
+file = "us.csv"
+default_country = "US"
+batch_size = 10
+"#;
+
+async fn a_named_zone_campaign_is_narrowed_by_each_contacts_legal_hours(backend: Backend) {
+    // Monday 06:00 in New York.
+    let start = utc(2027, 1, 11, 11, 0);
+    let files = [("z.toml", NAMED_ZONE.to_owned()), ("us.csv", us_csv())];
+    let mut env = Env::new(backend, start, &files, Options::default()).await;
+    let spec = env.spec("z.toml");
+    let ut = daemon::user_task_id(&spec);
+    assert_eq!(
+        ut,
+        campaign::user_task_id("z", 1, 0),
+        "a named-zone campaign keeps its task ID"
+    );
+    env.run_until(utc(2027, 1, 12, 12, 0), Duration::minutes(5))
+        .await;
+
+    let task = env.sim.task(&ut).expect("the task was created");
+    let first = &task.settings[0].settings;
+    // 07:00-22:00 asked in New York; 08:00-21:00 federal in New York and in Los Angeles (11:00-24:00 New York time);
+    // Florida's 08:00-20:00: 11:00-20:00 New York time is what is left.
+    assert_eq!(first.zone_second, -5 * 3600);
+    assert_eq!(first.dial_at_up_hour, "11,12,13,14,15,16,17,18,19");
+    assert_eq!(first.dial_at_down_hour, "11,12,13,14,15,16,17,18,19");
+    let calls = env.sim.call_log();
+    assert_eq!(
+        calls
+            .iter()
+            .map(|c| &c.phone)
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        9,
+        "every contact was dialled"
+    );
+    for c in &calls {
+        let ny = c.start_utc - Duration::hours(5);
+        assert!(
+            (11..20).contains(&ny.hour()),
+            "call at {} New York time",
+            ny
+        );
+    }
+    assert_no_harm(&env.sim, &[spec]);
+}
+
+/// Contacts in Los Angeles only, dialled in their own 09:00-10:00, every day for four days (a no-answer is retried
+/// 20 hours later) across the start of DST (Sunday 2027-03-14).
+const CONTACT_ZONE: &str = r#"
+scene_id = "SC-LOCAL"
+robots = 1
+
+[schedule]
+timezone = "contact"
+windows = [{ days = "mon-sun", hours = ["09:00-10:00"] }]
+
+[retry]
+no_answer = { after = "20h", max_attempts = 4 }
+
+[contacts]
+file = "la.csv"
+default_country = "US"
+batch_size = 10
+"#;
+
+both_backends!(
+    a_named_zone_campaign_is_narrowed_by_each_contacts_legal_hours,
+    a_contact_zone_campaign_is_toggled_at_its_contacts_own_instants_across_dst,
+);
+
+async fn a_contact_zone_campaign_is_toggled_at_its_contacts_own_instants_across_dst(
+    backend: Backend,
+) {
+    let csv = "phone,name,customer,other\n(213) 555-0100,A,,\n(213) 555-0101,B,,\n";
+    // Friday 2027-03-12, 06:00 in Los Angeles (PST, UTC-8).
+    let start = utc(2027, 3, 12, 14, 0);
+    let files = [
+        ("la.toml", CONTACT_ZONE.to_owned()),
+        ("la.csv", csv.to_owned()),
+    ];
+    let opts = Options {
+        weights: Some(vec![(Outcome::NoAnswer, 1.0)]),
+        ..Options::default()
+    };
+    let mut env = Env::new(backend, start, &files, opts).await;
+    env.run_until(utc(2027, 3, 16, 0, 0), Duration::minutes(5))
+        .await;
+
+    let spec = daemon_support::with_audience(&env.spec("la.toml"));
+    let group = spec
+        .audience
+        .as_ref()
+        .and_then(|a| a.single_group())
+        .expect("one zone group")
+        .clone();
+    assert_eq!(group.label(), "America/Los_Angeles [us]");
+    let ut = daemon::user_task_id(&spec);
+    assert_eq!(ut, campaign::zone_group_task_id("la", 1, &group));
+    let task = env.sim.task(&ut).expect("the group's task was created");
+    let offsets: Vec<i64> = task
+        .settings
+        .iter()
+        .map(|v| v.settings.zone_second)
+        .collect();
+    assert_eq!(
+        offsets.first(),
+        Some(&(-8 * 3600)),
+        "PST first: {offsets:?}"
+    );
+    assert_eq!(offsets.last(), Some(&(-7 * 3600)), "then PDT: {offsets:?}");
+    let calls = env.sim.call_log();
+    // Four days, two contacts, each dialled once a day at 09:00-10:00 Los Angeles time, before and after the change.
+    assert_eq!(calls.len(), 8, "{calls:?}");
+    for c in &calls {
+        let offset = if c.start_utc < utc(2027, 3, 14, 10, 0) {
+            8
+        } else {
+            7
+        };
+        let local = c.start_utc - Duration::hours(offset);
+        assert_eq!(local.hour(), 9, "call at {local} Los Angeles time");
+    }
+    assert_no_harm(&env.sim, &[spec]);
+}
