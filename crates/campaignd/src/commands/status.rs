@@ -73,6 +73,59 @@ struct CampaignStatus {
     upload: Option<Upload>,
     /// A repeating campaign's round in force, and the next.
     round: Option<RoundStatus>,
+    /// Whose local time the task dials in, and the legal calling hours that narrow it.
+    zones: ZonesStatus,
+}
+
+/// The zones and legal rules the campaign's task is compiled from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct ZonesStatus {
+    /// The zone of the task's `zoneSecond`.
+    task_zone: String,
+    /// The zones the file's windows are read in.
+    windows_in: Vec<String>,
+    /// The contacts' zone groups (zones and rules), with their contacts in the file (0: recorded for the task, no
+    /// longer in the file).
+    groups: Vec<(String, u64)>,
+    /// Each legal rule, the zones it is read in, and its source.
+    rules: Vec<String>,
+    /// Contacts without a known zone: never dialled.
+    unzoned: u64,
+    unzoned_lines: Vec<u64>,
+}
+
+impl ZonesStatus {
+    fn of(spec: &CampaignSpec) -> ZonesStatus {
+        let cal = spec.calendar();
+        let mut rules: Vec<(String, Vec<String>, String)> = Vec::new();
+        for (zone, rule) in cal.rules() {
+            match rules.iter_mut().find(|(name, ..)| *name == rule.name) {
+                Some((_, zones, _)) => zones.push(zone.to_string()),
+                None => rules.push((
+                    rule.name.clone(),
+                    vec![zone.to_string()],
+                    rule.source.clone(),
+                )),
+            }
+        }
+        let audience = spec.audience.clone().unwrap_or_default();
+        ZonesStatus {
+            task_zone: cal.task_zone().to_string(),
+            windows_in: cal.window_zones().iter().map(ToString::to_string).collect(),
+            groups: audience
+                .groups
+                .iter()
+                .map(|g| (g.group.label(), g.contacts))
+                .chain(audience.recorded.iter().map(|g| (g.label(), 0)))
+                .collect(),
+            rules: rules
+                .into_iter()
+                .map(|(name, zones, source)| format!("{name} in {} ({source})", zones.join(", ")))
+                .collect(),
+            unzoned: audience.unzoned,
+            unzoned_lines: audience.unzoned_lines,
+        }
+    }
 }
 
 /// The round of a repeating campaign (`[schedule] repeat`).
@@ -239,7 +292,10 @@ pub async fn run(args: StatusArgs, _shutdown: CancellationToken) -> anyhow::Resu
                     file_spec.id
                 )
             })?;
-        let spec = in_force.spec.clone();
+        // The zone groups recorded for the task count as the daemon counts them: its calendar covers them all.
+        let spec = daemon::with_recorded_groups(store.as_ref(), &in_force.spec)
+            .await
+            .with_context(|| format!("cannot read campaign {}'s zone groups", file_spec.id))?;
         let contacts_hint =
             u64::from(std::fs::metadata(&spec.contacts.file).is_ok_and(|m| m.len() > 0));
         let snap = snapshot(
@@ -389,6 +445,7 @@ fn describe(
         held_until: None,
         upload: None,
         round: None,
+        zones: ZonesStatus::of(spec),
     }
 }
 
@@ -424,6 +481,25 @@ fn print_human(c: &CampaignStatus) {
             r.on_next_round,
             r.started_at.format("%Y-%m-%dT%H:%M:%SZ"),
             r.rounds_so_far
+        );
+    }
+    let z = &c.zones;
+    let rules = if z.rules.is_empty() {
+        "none".to_owned()
+    } else {
+        z.rules.join("; ")
+    };
+    println!(
+        "  zones:    task in {}, windows read in {}; legal hours: {rules}",
+        z.task_zone,
+        z.windows_in.join(", ")
+    );
+    if z.unzoned > 0 {
+        let lines: Vec<String> = z.unzoned_lines.iter().map(u64::to_string).collect();
+        println!(
+            "            {} contact(s) without a known zone are not dialled (lines {})",
+            z.unzoned,
+            lines.join(", ")
         );
     }
     for (ut, generation, status) in &c.other_tasks {
