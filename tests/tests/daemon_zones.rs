@@ -104,6 +104,7 @@ batch_size = 10
 both_backends!(
     a_named_zone_campaign_is_narrowed_by_each_contacts_legal_hours,
     a_contact_zone_campaign_is_toggled_at_its_contacts_own_instants_across_dst,
+    each_zone_group_is_its_own_task_toggled_at_its_own_instants_across_dst,
 );
 
 async fn a_contact_zone_campaign_is_toggled_at_its_contacts_own_instants_across_dst(
@@ -158,5 +159,116 @@ async fn a_contact_zone_campaign_is_toggled_at_its_contacts_own_instants_across_
         let local = c.start_utc - Duration::hours(offset);
         assert_eq!(local.hour(), 9, "call at {local} Los Angeles time");
     }
+    assert_no_harm(&env.sim, &[spec]);
+}
+
+/// New York, Chicago and Los Angeles contacts with `timezone = "contact"`: three zone groups, three tasks, each
+/// programmed in its own zone and updated for DST at its own instant.
+async fn each_zone_group_is_its_own_task_toggled_at_its_own_instants_across_dst(backend: Backend) {
+    let csv = "phone,name,customer,other\n\
+               (212) 555-0100,NY,,\n(312) 555-0101,Chicago,,\n(213) 555-0102,LA,,\n(646) 555-0103,NY 2,,\n";
+    let start = utc(2027, 3, 12, 10, 0);
+    let files = [
+        ("la.toml", CONTACT_ZONE.to_owned()),
+        ("la.csv", csv.to_owned()),
+    ];
+    let opts = Options {
+        weights: Some(vec![(Outcome::NoAnswer, 1.0)]),
+        ..Options::default()
+    };
+    let mut env = Env::new(backend, start, &files, opts).await;
+    env.run_until(utc(2027, 3, 16, 0, 0), Duration::minutes(5))
+        .await;
+
+    let spec = daemon_support::with_audience(&env.spec("la.toml"));
+    let audience = spec.audience.clone().unwrap();
+    let labels: Vec<String> = audience
+        .zone_groups()
+        .map(campaign::ZoneGroup::label)
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "America/Chicago [us]",
+            "America/Los_Angeles [us]",
+            "America/New_York [us]"
+        ]
+    );
+    // (zone group, standard offset, daylight offset, contacts)
+    let expected = [(-6, -5, 1), (-8, -7, 1), (-5, -4, 2)];
+    let mut updates = Vec::new();
+    for (g, (std_h, dst_h, contacts)) in audience.zone_groups().zip(expected) {
+        let ut = campaign::zone_group_task_id("la", 1, g);
+        let task = env
+            .sim
+            .task(&ut)
+            .unwrap_or_else(|| panic!("no task for {}", g.label()));
+        let offsets: Vec<i64> = task
+            .settings
+            .iter()
+            .map(|v| v.settings.zone_second)
+            .collect();
+        assert_eq!(
+            offsets.first(),
+            Some(&(std_h * 3600)),
+            "{}: {offsets:?}",
+            g.label()
+        );
+        assert_eq!(
+            offsets.last(),
+            Some(&(dst_h * 3600)),
+            "{}: {offsets:?}",
+            g.label()
+        );
+        let change = task
+            .settings
+            .iter()
+            .find(|v| v.settings.zone_second == dst_h * 3600)
+            .unwrap();
+        updates.push(change.requested_at);
+        let calls: Vec<_> = env
+            .sim
+            .call_log()
+            .into_iter()
+            .filter(|c| c.user_task_id == ut)
+            .collect();
+        assert_eq!(calls.len(), 4 * contacts, "{}: four days", g.label());
+        for c in &calls {
+            let dst_from = utc(2027, 3, 14, u32::try_from(2 - std_h).unwrap(), 0);
+            let offset = if c.start_utc < dst_from { std_h } else { dst_h };
+            let local = c.start_utc + Duration::hours(offset);
+            assert_eq!(local.hour(), 9, "{}: call at {local} local time", g.label());
+        }
+    }
+    updates.sort();
+    updates.dedup();
+    assert_eq!(
+        updates.len(),
+        3,
+        "each task updated at its own instant: {updates:?}"
+    );
+    // The report by zone group: one row per group's task, with its orders and calls.
+    let report = env
+        .store
+        .report(&store::ReportFilter::default())
+        .await
+        .unwrap();
+    let rows: Vec<(String, i64, i64)> = report
+        .zone_groups
+        .iter()
+        .map(|r| {
+            let g: campaign::ZoneGroup = serde_json::from_str(&r.zone_group).unwrap();
+            (g.label(), r.orders_total, r.calls)
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("America/Chicago [us]".to_string(), 4, 4),
+            ("America/Los_Angeles [us]".to_string(), 4, 4),
+            ("America/New_York [us]".to_string(), 8, 8),
+        ],
+        "four attempts per contact, one call each"
+    );
     assert_no_harm(&env.sim, &[spec]);
 }

@@ -268,6 +268,38 @@ impl CampaignSpec {
     }
 }
 
+impl CampaignSpec {
+    /// The campaign as its platform tasks: itself, or with `timezone = "contact"` and several zone groups one spec per
+    /// group, whose audience is that group alone (its task ID and its calendar are the group's).
+    pub fn task_specs(&self) -> Vec<CampaignSpec> {
+        let groups = match &self.audience {
+            Some(a) if self.schedule.contact_zones && a.groups.len() > 1 => &a.groups,
+            _ => return vec![self.clone()],
+        };
+        groups
+            .iter()
+            .map(|g| {
+                let mut spec = self.clone();
+                spec.audience = Some(Audience {
+                    groups: vec![g.clone()],
+                    unzoned: 0,
+                    unzoned_lines: Vec::new(),
+                    recorded: Vec::new(),
+                });
+                spec
+            })
+            .collect()
+    }
+
+    /// The zone group a task spec of [`CampaignSpec::task_specs`] stands for (`None` for a named-zone campaign).
+    pub fn task_group(&self) -> Option<&ZoneGroup> {
+        if !self.schedule.contact_zones {
+            return None;
+        }
+        self.audience.as_ref().and_then(Audience::single_group)
+    }
+}
+
 impl<'a> ContactCalendar<'a> {
     /// A calendar that allows nothing.
     pub fn closed(schedule: &'a Schedule) -> ContactCalendar<'a> {

@@ -54,6 +54,15 @@ impl CampaignState {
     }
 }
 
+/// What the daemon keeps between reconciles about one task of a campaign.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TaskLoop {
+    pub(crate) last_poll_at: Option<DateTime<Utc>>,
+    pub(crate) final_poll_done: bool,
+    /// When the next attempt under `[retry]` falls due, as the last reconcile found.
+    pub(crate) next_retry_at: Option<DateTime<Utc>>,
+}
+
 /// What the daemon knows about one campaign between reconciles.
 #[derive(Debug)]
 pub(crate) struct Campaign {
@@ -67,12 +76,12 @@ pub(crate) struct Campaign {
     /// The CSV being planned, when it takes more than one reconcile.
     pub(crate) planning: Option<Planning>,
     pub(crate) valid_contacts: u64,
-    pub(crate) last_poll_at: Option<DateTime<Utc>>,
-    pub(crate) final_poll_done: bool,
+    /// Each task's polling and retry state, by userTaskID.
+    pub(crate) loops: HashMap<String, TaskLoop>,
     /// For a repeating campaign, the round in force as the last reconcile found it (its spec is what runs).
     pub(crate) round: Option<crate::rounds::InForce>,
     /// When the next attempt under `[retry]` falls due, as the last reconcile found.
-    pub(crate) next_retry_at: Option<DateTime<Utc>>,
+
     /// When the campaign must be reconciled next; `None`: at the next reconcile (new, changed, or never done).
     pub(crate) due: Option<DateTime<Utc>>,
     /// The outcome of its last reconcile, reported again while it is not due.
@@ -89,16 +98,9 @@ impl Campaign {
         self.round.as_ref().map_or(&self.spec, |r| &r.spec)
     }
 
-    /// Merges the zone groups the store recorded for the task in force into its audience, so that its calendar
-    /// covers every order the task holds (see [`campaign::Audience::recorded`]).
-    pub(crate) fn merge_recorded_groups(&mut self, groups: Vec<campaign::ZoneGroup>) {
-        let spec = match self.round.as_mut() {
-            Some(r) => &mut r.spec,
-            None => &mut self.spec,
-        };
-        spec.audience
-            .get_or_insert_with(Default::default)
-            .merge_recorded(groups);
+    /// The polling and retry state of one of its tasks.
+    pub(crate) fn task_loop(&mut self, user_task_id: &str) -> &mut TaskLoop {
+        self.loops.entry(user_task_id.to_owned()).or_default()
     }
 
     fn new(spec: CampaignSpec, file_present: bool) -> Campaign {
@@ -109,9 +111,7 @@ impl Campaign {
             csv_planned: None,
             planning: None,
             valid_contacts: 0,
-            last_poll_at: None,
-            final_poll_done: false,
-            next_retry_at: None,
+            loops: HashMap::new(),
             round: None,
             due: None,
             last: None,
@@ -414,7 +414,9 @@ impl CampaignSet {
             .iter()
             .filter(|(_, c)| {
                 c.due.is_none_or(|at| at <= now)
-                    || touched(&crate::task::user_task_id(c.in_force()))
+                    || crate::task::user_task_ids(c.in_force())
+                        .iter()
+                        .any(|ut| touched(ut))
                     || c.csv_planned
                         .as_ref()
                         .is_some_and(|planned| *planned != crate::contacts::csv_stamp(c.in_force()))

@@ -1,7 +1,7 @@
 //! Streaming a campaign's CSV into the store as planned orders. Reads files and writes orders; never calls the
 //! platform.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use campaign::{CampaignSpec, ContactLimits, ContactReader, ZoneGroup};
 use store::{NewOrder, Store};
@@ -90,11 +90,11 @@ pub(crate) struct Planning {
     reading: tokio::task::JoinHandle<Stats>,
 }
 
-/// Orders read from the CSV, with the zone groups of their contacts (JSON texts, each once).
+/// Orders read from the CSV, with the zone groups of their contacts: (task, group as JSON), each once.
 #[derive(Debug, Default)]
 pub(crate) struct Chunk {
     orders: Vec<NewOrder>,
-    groups: BTreeSet<String>,
+    groups: BTreeSet<(String, String)>,
 }
 
 impl Planning {
@@ -146,11 +146,12 @@ impl Planning {
                     // The groups first: the task's calendar then covers these contacts from the next decision on,
                     // before any of them can be uploaded (and after a crash between the two writes, it covers a
                     // group with no order, which only narrows).
-                    if let Some(first) = chunk.orders.first() {
-                        let groups: Vec<String> = chunk.groups.into_iter().collect();
-                        store
-                            .record_zone_groups(&first.user_task_id, &groups)
-                            .await?;
+                    let mut by_task: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                    for (ut, group) in chunk.groups {
+                        by_task.entry(ut).or_default().push(group);
+                    }
+                    for (ut, groups) in &by_task {
+                        store.record_zone_groups(ut, groups).await?;
                     }
                     inserted += store.insert_planned_orders(&chunk.orders, now).await?;
                 }
@@ -181,8 +182,10 @@ pub struct Reader {
     inner: ContactReader,
     spec: CampaignSpec,
     user_task_id: String,
-    /// The JSON text of each group met so far.
-    group_texts: HashMap<ZoneGroup, String>,
+    /// Each group met so far: its JSON text, and its task.
+    groups: HashMap<ZoneGroup, (String, String)>,
+    /// One task per group (`timezone = "contact"` with several groups), else every order in `user_task_id`.
+    task_per_group: bool,
 }
 
 /// Opens the campaign's CSV.
@@ -193,13 +196,14 @@ fn read(spec: &CampaignSpec, user_task_id: &str, limits: &ContactLimits) -> Resu
         inner,
         spec: spec.clone(),
         user_task_id: user_task_id.to_owned(),
-        group_texts: HashMap::new(),
+        groups: HashMap::new(),
+        task_per_group: crate::task::user_task_ids(spec).len() > 1,
     })
 }
 
 impl Reader {
-    /// The next valid contact as a planned order, with the JSON text of its zone group; rows with issues, and
-    /// contacts without a known zone, are counted and skipped.
+    /// The next valid contact as a planned order (in its group's task when each group has one), with the JSON text
+    /// of its zone group; rows with issues, and contacts without a known zone, are counted and skipped.
     pub fn next_order(&mut self, stats: &mut Stats) -> Option<(NewOrder, &str)> {
         loop {
             match self.inner.next()? {
@@ -209,9 +213,17 @@ impl Reader {
                         stats.unzoned += 1;
                         continue;
                     };
-                    let text = self.group_texts.entry(group).or_insert_with_key(|g| {
+                    let (spec, per_group, single) =
+                        (&self.spec, self.task_per_group, &self.user_task_id);
+                    let (text, ut) = self.groups.entry(group).or_insert_with_key(|g| {
                         // Zones and rule names: serialising them cannot fail.
-                        serde_json::to_string(g).unwrap_or_default()
+                        let text = serde_json::to_string(g).unwrap_or_default();
+                        let ut = if per_group {
+                            campaign::zone_group_task_id(&spec.id, spec.generation, g)
+                        } else {
+                            single.clone()
+                        };
+                        (text, ut)
                     });
                     let variables: serde_json::Map<String, serde_json::Value> = c
                         .variables
@@ -221,7 +233,7 @@ impl Reader {
                     let order = NewOrder {
                         order_id: c.order_id,
                         campaign_id: self.spec.id.clone(),
-                        user_task_id: self.user_task_id.clone(),
+                        user_task_id: ut.clone(),
                         phone: c.phone,
                         name: opt(c.name),
                         customer: opt(c.customer),
@@ -265,10 +277,15 @@ fn read_in_chunks(
         };
         let mut buf = Chunk::default();
         while let Some((order, group)) = reader.next_order(&mut stats) {
-            buf.orders.push(order);
-            if !buf.groups.contains(group) {
-                buf.groups.insert(group.to_owned());
+            if !buf
+                .groups
+                .iter()
+                .any(|(ut, g)| *ut == order.user_task_id && g == group)
+            {
+                buf.groups
+                    .insert((order.user_task_id.clone(), group.to_owned()));
             }
+            buf.orders.push(order);
             if buf.orders.len() >= chunk && tx.blocking_send(Ok(std::mem::take(&mut buf))).is_err()
             {
                 return stats;

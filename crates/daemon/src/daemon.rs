@@ -57,6 +57,41 @@ pub struct Daemon {
 /// A campaign's task records and its current task's progress, read for its first decision.
 type Prefetched = (Vec<TaskRecord>, OrderProgress);
 
+/// What one reconcile of a campaign did, across its tasks.
+#[derive(Debug, Default)]
+struct RunLog {
+    done: Vec<String>,
+    error: Option<String>,
+}
+
+impl RunLog {
+    /// Notes an action done on a task (named by its zone group when the campaign has one task per group).
+    fn done(&mut self, ts: &CampaignSpec, action: String) {
+        let many = ts.schedule.contact_zones;
+        self.done.push(match ts.task_group() {
+            Some(g) if many => format!("{action} ({})", g.label()),
+            _ => action,
+        });
+    }
+}
+
+/// What a task's first pass leaves for its second.
+struct FirstPass {
+    live: bool,
+    completing: bool,
+    /// The prefetched reads, while nothing was written since.
+    fresh: Option<Prefetched>,
+}
+
+/// A task's last decision after its second pass.
+struct TaskPass {
+    ut: String,
+    plan: Plan,
+    obs: Observed,
+    extra_wake: Option<DateTime<Utc>>,
+    retry_now: bool,
+}
+
 impl Daemon {
     /// Builds the daemon. The client gets an observer that writes every attempt to the store's ledger.
     pub fn new(
@@ -188,7 +223,7 @@ impl Daemon {
             if self.exec.stop.is_cancelled() {
                 break;
             }
-            let ut = user_task_id(c.in_force());
+            let ut = crate::task::user_task_ids(c.in_force()).swap_remove(0);
             let result = match &leases {
                 Err(e) => Err(StepError::Lease(e.to_string())),
                 Ok(granted) if !granted.contains(&id) => Ok((self.unreconciled(&id, None), None)),
@@ -346,7 +381,7 @@ impl Daemon {
             error,
             file_error: c.file_error.clone(),
             task: TaskState::NotCreated,
-            user_task_id: user_task_id(c.in_force()),
+            user_task_id: crate::task::user_task_ids(c.in_force()).swap_remove(0),
             orders: Orders::default(),
             wait_until: None,
         }
@@ -355,9 +390,15 @@ impl Daemon {
     /// Observes, decides and acts for one campaign whose lease this replica holds. Returns the outcome and the
     /// campaign's record for the store.
     ///
+    /// A campaign is one platform task, or with `timezone = "contact"` one task per zone group; each task is
+    /// observed, decided and acted on by itself, with its own calendar. The calendar (pauses and completions) comes
+    /// first for every task, then the contacts are planned (into each contact's task), then each task's retries and
+    /// decide → act rounds.
+    ///
     /// `prefetched` is what the store held for the campaign a moment ago (read for every due campaign at once): it
-    /// stands in for the first decision's reads unless this reconcile wrote something first (an earlier generation
-    /// completed, contacts planned) or a task callback arrived since; every later decision reads the store again.
+    /// stands in for the first decision's reads of a one-task campaign unless this reconcile wrote something first
+    /// (an earlier generation completed, contacts planned) or a task callback arrived since; every later decision
+    /// reads the store again.
     async fn reconcile_campaign(
         &mut self,
         id: &str,
@@ -369,69 +410,45 @@ impl Daemon {
             // A new round: what was read a moment ago belongs to the previous one.
             fresh = None;
         }
-        // The zone groups planned into the task before: its calendar covers them whatever the file says now.
-        self.merge_recorded_groups(id).await?;
-        let spec = self.spec(id).clone();
-        let ut = user_task_id(&spec);
-        if self.hub.take_touched(&ut) {
-            // A task callback stored its status after the prefetch may have read.
+        // Each task with the zone groups planned into it before: its calendar covers them whatever the file says now.
+        let mut tasks = self.task_specs(id).await?;
+        if tasks.len() > 1 {
             fresh = None;
         }
-        if self.set.get(id).is_some_and(|c| c.file_present) {
-            let tasks = match &fresh {
+        let uts: Vec<String> = tasks.iter().map(user_task_id).collect();
+        for ut in &uts {
+            if self.hub.take_touched(ut) {
+                // A task callback stored its status after the prefetch may have read.
+                fresh = None;
+            }
+        }
+        let spec = self.spec(id).clone();
+        let file_present = self.set.get(id).is_some_and(|c| c.file_present);
+        if file_present {
+            let records = match &fresh {
                 Some((t, _)) => t.clone(),
                 None => self.store.tasks(id).await?,
             };
             if self
                 .exec
-                .retire_old_generations(&spec, &ut, &tasks, now)
+                .retire_old_generations(&spec, &uts, &records, now)
                 .await?
             {
                 fresh = None;
             }
         }
+        let mut log = RunLog::default();
         // The calendar first: a pause or a completion that is due never waits for the contacts to be read.
-        let mut error = None;
-        let mut done = Vec::new();
-        let (plan, obs) = match &fresh {
-            Some((tasks, progress)) => self.decide_from(id, now, tasks, *progress),
-            None => self.decide_now(id, now).await?,
-        };
-        let file_present = self.set.get(id).is_some_and(|c| c.file_present);
-        // Consent next: numbers that said no in this campaign's calls are suppressed everywhere, and this task's
-        // orders of suppressed numbers are stopped, before anything new is uploaded.
-        let consent = self
-            .exec
-            .consent(&spec, &ut, file_present, obs.task.is_live(), now)
-            .await;
-        if consent.opted_out > 0 {
-            // The suppression version moved: the next pass makes every campaign stop these numbers.
-            self.hub.wake();
-        }
-        if consent.stopped > 0 {
-            fresh = None;
-            done.push(format!("stop {} suppressed", consent.stopped));
-        }
-        if let Some(e) = consent.error {
-            self.hub.metrics.reconcile_error(id);
-            error = Some(e);
-        }
-        let completing = plan
-            .actions
-            .iter()
-            .any(|a| matches!(a, Action::Complete { .. }));
-        for action in plan.actions {
-            if matches!(action, Action::Pause | Action::Complete { .. }) {
-                fresh = None;
-                match self.exec.execute(&spec, &ut, &action, now).await {
-                    Ok(_) => done.push(action.name().to_owned()),
-                    Err(e) => {
-                        tracing::warn!(campaign.id = %id, action = action.name(), error = %e, "action failed");
-                        self.hub.metrics.reconcile_error(id);
-                        error = Some(format!("{}: {e}", action.name()));
-                    }
-                }
-            }
+        let mut firsts = Vec::with_capacity(tasks.len());
+        for (i, ts) in tasks.iter().enumerate() {
+            let pre = if i == 0 { fresh.take() } else { None };
+            let first = crate::ledger::CONTEXT
+                .scope(
+                    (id.to_owned(), uts[i].clone()),
+                    self.task_first_pass(id, ts, now, pre, file_present, &mut log),
+                )
+                .await?;
+            firsts.push(first);
         }
         // A contacts problem (an unreadable CSV, a row the store refuses) must never keep the calendar from being
         // enforced: report it and go on deciding with the orders already planned. A store outage stops the
@@ -441,115 +458,70 @@ impl Daemon {
             Ok((inserted, complete)) => {
                 planning_left = !complete;
                 if inserted > 0 {
-                    fresh = None;
-                    // Contacts of a group the calendar did not cover yet (a file read before it was rescanned) are
-                    // covered before the decision that uploads them.
-                    self.merge_recorded_groups(id).await?;
+                    // Contacts of a group a task's calendar did not cover yet (a file read before it was rescanned)
+                    // are covered before the decision that uploads them.
+                    tasks = self.task_specs(id).await?;
+                    for f in &mut firsts {
+                        f.fresh = None;
+                    }
                 }
             }
             Err(StepError::Store(e)) if e.is_retryable() => return Err(StepError::Store(e)),
             Err(e) => {
                 tracing::warn!(campaign.id = %id, error = %e, "cannot read the contacts; the campaign goes on with the orders already planned");
                 self.hub.metrics.reconcile_error(id);
-                error = Some(format!("contacts: {e}"));
-                fresh = None;
+                log.error = Some(format!("contacts: {e}"));
+                for f in &mut firsts {
+                    f.fresh = None;
+                }
             }
+        }
+        let mut passes = Vec::with_capacity(tasks.len());
+        for ((ts, ut), first) in tasks.iter().zip(&uts).zip(firsts) {
+            let pass = crate::ledger::CONTEXT
+                .scope(
+                    (id.to_owned(), ut.clone()),
+                    self.task_second_pass(id, ts, now, first, file_present, &mut log),
+                )
+                .await?;
+            passes.push(pass);
         }
 
-        // Retries next: the attempts whose delay has passed are planned into the task, to be uploaded below like
-        // any planned order. Never into a task that is being completed, or one not created yet.
-        let mut retry_now = false;
-        if !spec.retry.is_empty() && file_present && obs.task.is_live() && !completing {
-            match crate::retries::plan(self.store.as_ref(), &spec, &ut, now).await {
-                Ok(r) => {
-                    if r.planned > 0 {
-                        fresh = None;
-                        done.push(format!("retry {}", r.planned));
-                        tracing::info!(campaign.id = %id, orders.new = r.planned, "planned retries");
-                    }
-                    retry_now = r.more;
-                    self.set.get_mut(id).expect("campaign exists").next_retry_at = r.next_due;
-                }
-                Err(e) if e.is_retryable() => return Err(StepError::Store(e)),
-                Err(e) => {
-                    tracing::warn!(campaign.id = %id, error = %e, "cannot plan retries");
-                    self.hub.metrics.reconcile_error(id);
-                    error = Some(format!("retries: {e}"));
-                }
-            }
-        }
-
-        let mut last_actions: Option<Vec<Action>> = None;
-        let mut extra_wake: Option<DateTime<Utc>> = None;
-        let (mut plan, mut obs) = match fresh {
-            Some((tasks, progress)) => self.decide_from(id, now, &tasks, progress),
-            None => self.decide_now(id, now).await?,
-        };
-        for _ in 0..MAX_ROUNDS {
-            if plan.actions.is_empty() || last_actions.as_ref() == Some(&plan.actions) {
-                break;
-            }
-            last_actions = Some(plan.actions.clone());
-            let mut stop = false;
-            for action in plan.actions.clone() {
-                // After a failure or a wait, only the actions that narrow what the platform may do still run: a
-                // pause or a completion never waits for an upload question to be settled.
-                if stop && !matches!(action, Action::Pause | Action::Complete { .. }) {
-                    continue;
-                }
-                match self.exec.execute(&spec, &ut, &action, now).await {
-                    Ok(Learned::Done) => done.push(action.name().to_owned()),
-                    Ok(Learned::Polled { task_terminal }) => {
-                        let c = self.set.get_mut(id).expect("campaign exists");
-                        c.last_poll_at = Some(now);
-                        c.final_poll_done |= task_terminal;
-                        done.push(action.name().to_owned());
-                    }
-                    Ok(Learned::WaitUntil(at)) => {
-                        extra_wake = Some(extra_wake.map_or(at, |w| w.min(at)));
-                        stop = true;
-                    }
-                    Err(e) => {
-                        tracing::warn!(campaign.id = %id, action = action.name(), error = %e, "action failed");
-                        self.hub.metrics.reconcile_error(id);
-                        error = Some(format!("{}: {e}", action.name()));
-                        stop = true;
-                    }
-                }
-            }
-            (plan, obs) = self.decide_now(id, now).await?;
-            if stop {
-                break;
-            }
-        }
-        if planning_left || retry_now {
-            // More of the contacts file, or more due retries, to plan: at the next reconcile, which comes at once.
-            extra_wake = Some(now);
-        }
-        if let Some(at) = extra_wake {
-            plan.next_wake = Some(plan.next_wake.map_or(at, |w| w.min(at)));
-        }
         let next_round = self
             .set
             .get(id)
             .and_then(|c| c.round.as_ref())
             .and_then(crate::rounds::InForce::next_change)
             .filter(|at| *at > now);
-        if let Some(at) = next_round {
-            // The next occurrence starts the next round.
-            plan.next_wake = Some(plan.next_wake.map_or(at, |w| w.min(at)));
-        }
-        if error.is_some() {
-            // Try again soon, not at the next calendar event.
-            let retry = now + Duration::seconds(RETRY_SECS);
-            plan.next_wake = Some(plan.next_wake.map_or(retry, |w| w.min(retry)));
+        let many = passes.len() > 1;
+        let mut whys = Vec::with_capacity(passes.len());
+        for (ts, pass) in tasks.iter().zip(passes.iter_mut()) {
+            if planning_left || pass.retry_now {
+                // More of the contacts file, or more due retries, to plan: at the next reconcile, which comes at once.
+                pass.extra_wake = Some(now);
+            }
+            let mut wakes: Vec<DateTime<Utc>> =
+                pass.extra_wake.into_iter().chain(next_round).collect();
+            if log.error.is_some() {
+                // Try again soon, not at the next calendar event.
+                wakes.push(now + Duration::seconds(RETRY_SECS));
+            }
+            for at in wakes {
+                pass.plan.next_wake = Some(pass.plan.next_wake.map_or(at, |w| w.min(at)));
+            }
+            let why = pass.plan.why.describe(&|at| local_label(ts, at));
+            whys.push(match ts.task_group() {
+                Some(g) if many => format!("{}: {why}", g.label()),
+                _ => why,
+            });
         }
 
         let c = self.set.get(id).expect("campaign exists");
-        let why = plan.why.describe(&|at| local_label(&spec, at));
+        let why = whys.join("; ");
+        let all_terminal = passes.iter().all(|p| p.obs.task.is_terminal());
         let state = if !c.file_present {
             CampaignState::Removed
-        } else if obs.task.is_terminal() {
+        } else if all_terminal {
             CampaignState::Done
         } else if c.file_error.is_some() {
             CampaignState::Invalid
@@ -564,26 +536,195 @@ impl Daemon {
             // Filled in only when the record is written (see `records::record_campaigns`).
             spec: None,
             state: state.as_str().to_owned(),
-            last_error: c.file_error.clone().or_else(|| error.clone()),
+            last_error: c.file_error.clone().or_else(|| log.error.clone()),
             updated_at: now,
         };
-        if done.iter().any(|a| a != Action::Poll.name()) {
-            tracing::info!(campaign.id = %id, task.user_id = %ut, actions = ?done, why = %why, "reconciled");
+        if log.done.iter().any(|a| a != Action::Poll.name()) {
+            tracing::info!(campaign.id = %id, tasks = ?uts, actions = ?log.done, why = %why, "reconciled");
         }
+        // The campaign's outcome is its first task's, with every task's next wake and orders, and each task's
+        // reason in words.
+        let wait_until = passes
+            .iter()
+            .filter_map(|p| p.extra_wake)
+            .filter(|at| *at > now)
+            .min();
+        let next_wake = passes.iter().filter_map(|p| p.plan.next_wake).min();
+        let mut orders = Orders::default();
+        for p in &passes {
+            orders.planned += p.obs.orders.planned;
+            orders.sending += p.obs.orders.sending;
+            orders.sent += p.obs.orders.sent;
+            orders.rejected += p.obs.orders.rejected;
+            orders.unfinished += p.obs.orders.unfinished;
+        }
+        let first = passes.into_iter().next().expect("a campaign has a task");
+        let mut plan = first.plan;
+        plan.next_wake = next_wake;
         let outcome = CampaignOutcome {
             id: id.to_owned(),
             plan,
             why,
-            done,
-            error,
+            done: log.done,
+            error: log.error,
             file_error: c.file_error.clone(),
-            task: obs.task,
-            user_task_id: ut,
-            orders: obs.orders,
+            task: first.obs.task,
+            user_task_id: first.ut,
+            orders,
             not_owner: false,
-            wait_until: extra_wake.filter(|at| *at > now),
+            wait_until,
         };
         Ok((outcome, Some(record)))
+    }
+
+    /// The first pass over one task: decide; apply the campaign's opt-outs and stop this task's orders of
+    /// suppressed numbers; then the actions that narrow what the platform may do (pause, complete).
+    async fn task_first_pass(
+        &self,
+        id: &str,
+        ts: &CampaignSpec,
+        now: DateTime<Utc>,
+        mut fresh: Option<Prefetched>,
+        file_present: bool,
+        log: &mut RunLog,
+    ) -> StepResult<FirstPass> {
+        let ut = user_task_id(ts);
+        let (plan, obs) = match &fresh {
+            Some((tasks, progress)) => self.decide_from(id, ts, now, tasks, *progress),
+            None => self.decide_now(id, ts, now).await?,
+        };
+        // Consent next: numbers that said no in this campaign's calls are suppressed everywhere, and this task's
+        // orders of suppressed numbers are stopped, before anything new is uploaded.
+        let consent = self
+            .exec
+            .consent(ts, &ut, file_present, obs.task.is_live(), now)
+            .await;
+        if consent.opted_out > 0 {
+            // The suppression version moved: the next pass makes every campaign stop these numbers.
+            self.hub.wake();
+        }
+        if consent.stopped > 0 {
+            fresh = None;
+            log.done(ts, format!("stop {} suppressed", consent.stopped));
+        }
+        if let Some(e) = consent.error {
+            self.hub.metrics.reconcile_error(id);
+            log.error = Some(e);
+        }
+        let completing = plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Complete { .. }));
+        for action in plan.actions {
+            if matches!(action, Action::Pause | Action::Complete { .. }) {
+                fresh = None;
+                match self.exec.execute(ts, &ut, &action, now).await {
+                    Ok(_) => log.done(ts, action.name().to_owned()),
+                    Err(e) => {
+                        tracing::warn!(campaign.id = %id, task.user_id = %ut, action = action.name(), error = %e, "action failed");
+                        self.hub.metrics.reconcile_error(id);
+                        log.error = Some(format!("{}: {e}", action.name()));
+                    }
+                }
+            }
+        }
+        Ok(FirstPass {
+            live: obs.task.is_live(),
+            completing,
+            fresh,
+        })
+    }
+
+    /// The second pass over one task: its due retries, then decide → act rounds until nothing is left to do now.
+    async fn task_second_pass(
+        &mut self,
+        id: &str,
+        ts: &CampaignSpec,
+        now: DateTime<Utc>,
+        first: FirstPass,
+        file_present: bool,
+        log: &mut RunLog,
+    ) -> StepResult<TaskPass> {
+        let ut = user_task_id(ts);
+        let mut fresh = first.fresh;
+        // Retries: the attempts whose delay has passed are planned into the task, to be uploaded below like any
+        // planned order. Never into a task that is being completed, or one not created yet.
+        let mut retry_now = false;
+        if !ts.retry.is_empty() && file_present && first.live && !first.completing {
+            match crate::retries::plan(self.store.as_ref(), ts, &ut, now).await {
+                Ok(r) => {
+                    if r.planned > 0 {
+                        fresh = None;
+                        log.done(ts, format!("retry {}", r.planned));
+                        tracing::info!(campaign.id = %id, task.user_id = %ut, orders.new = r.planned, "planned retries");
+                    }
+                    retry_now = r.more;
+                    self.set
+                        .get_mut(id)
+                        .expect("campaign exists")
+                        .task_loop(&ut)
+                        .next_retry_at = r.next_due;
+                }
+                Err(e) if e.is_retryable() => return Err(StepError::Store(e)),
+                Err(e) => {
+                    tracing::warn!(campaign.id = %id, error = %e, "cannot plan retries");
+                    self.hub.metrics.reconcile_error(id);
+                    log.error = Some(format!("retries: {e}"));
+                }
+            }
+        }
+
+        let mut last_actions: Option<Vec<Action>> = None;
+        let mut extra_wake: Option<DateTime<Utc>> = None;
+        let (mut plan, mut obs) = match fresh {
+            Some((tasks, progress)) => self.decide_from(id, ts, now, &tasks, progress),
+            None => self.decide_now(id, ts, now).await?,
+        };
+        for _ in 0..MAX_ROUNDS {
+            if plan.actions.is_empty() || last_actions.as_ref() == Some(&plan.actions) {
+                break;
+            }
+            last_actions = Some(plan.actions.clone());
+            let mut stop = false;
+            for action in plan.actions.clone() {
+                // After a failure or a wait, only the actions that narrow what the platform may do still run: a
+                // pause or a completion never waits for an upload question to be settled.
+                if stop && !matches!(action, Action::Pause | Action::Complete { .. }) {
+                    continue;
+                }
+                match self.exec.execute(ts, &ut, &action, now).await {
+                    Ok(Learned::Done) => log.done(ts, action.name().to_owned()),
+                    Ok(Learned::Polled { task_terminal }) => {
+                        let c = self.set.get_mut(id).expect("campaign exists");
+                        let l = c.task_loop(&ut);
+                        l.last_poll_at = Some(now);
+                        l.final_poll_done |= task_terminal;
+                        log.done(ts, action.name().to_owned());
+                    }
+                    Ok(Learned::WaitUntil(at)) => {
+                        extra_wake = Some(extra_wake.map_or(at, |w| w.min(at)));
+                        stop = true;
+                    }
+                    Err(e) => {
+                        tracing::warn!(campaign.id = %id, task.user_id = %ut, action = action.name(), error = %e, "action failed");
+                        self.hub.metrics.reconcile_error(id);
+                        log.error = Some(format!("{}: {e}", action.name()));
+                        stop = true;
+                    }
+                }
+            }
+            (plan, obs) = self.decide_now(id, ts, now).await?;
+            if stop {
+                break;
+            }
+        }
+        Ok(TaskPass {
+            ut,
+            plan,
+            obs,
+            extra_wake,
+            retry_now,
+        })
     }
 
     /// For a repeating campaign, finds the round in force at `now` ([`crate::rounds::in_force`]), unless the one
@@ -613,23 +754,24 @@ impl Daemon {
             c.csv_planned = None;
             c.planning = None;
             c.valid_contacts = 0;
-            c.last_poll_at = None;
-            c.final_poll_done = false;
-            c.next_retry_at = None;
+            c.loops.clear();
         }
         c.round = Some(found);
         Ok(changed)
     }
 
-    /// Reads the zone groups recorded for the campaign's task in force and merges them into its spec.
-    async fn merge_recorded_groups(&mut self, id: &str) -> StepResult<()> {
-        let ut = user_task_id(self.spec(id));
-        let groups = crate::observe::recorded_groups(self.store.as_ref(), &ut).await?;
-        self.set
-            .get_mut(id)
-            .expect("campaign exists")
-            .merge_recorded_groups(groups);
-        Ok(())
+    /// The campaign's tasks in force ([`CampaignSpec::task_specs`]), each with the zone groups the store recorded
+    /// for it merged into its audience, so that its calendar covers every order it holds.
+    async fn task_specs(&self, id: &str) -> StepResult<Vec<CampaignSpec>> {
+        let mut out = self.spec(id).task_specs();
+        for ts in &mut out {
+            let groups =
+                crate::observe::recorded_groups(self.store.as_ref(), &user_task_id(ts)).await?;
+            ts.audience
+                .get_or_insert_with(Default::default)
+                .merge_recorded(groups);
+        }
+        Ok(out)
     }
 
     /// Plans the campaign's contacts into the store (see [`crate::contacts::plan_step`]).
@@ -658,27 +800,36 @@ impl Daemon {
         Ok((inserted, complete))
     }
 
-    async fn decide_now(&self, id: &str, now: DateTime<Utc>) -> StepResult<(Plan, Observed)> {
-        let (tasks, progress) =
-            crate::observe::decision_inputs(self.store.as_ref(), self.spec(id)).await?;
-        Ok(self.decide_from(id, now, &tasks, progress))
+    /// The decision for one task of the campaign, from the store as it is now.
+    async fn decide_now(
+        &self,
+        id: &str,
+        ts: &CampaignSpec,
+        now: DateTime<Utc>,
+    ) -> StepResult<(Plan, Observed)> {
+        let (tasks, progress) = crate::observe::decision_inputs(self.store.as_ref(), ts).await?;
+        Ok(self.decide_from(id, ts, now, &tasks, progress))
     }
 
-    /// The decision from the campaign's task records and its task's progress, as just read.
+    /// The decision for one task of the campaign, from the campaign's task records and the task's progress, as
+    /// just read.
     fn decide_from(
         &self,
         id: &str,
+        ts: &CampaignSpec,
         now: DateTime<Utc>,
         tasks: &[TaskRecord],
         progress: OrderProgress,
     ) -> (Plan, Observed) {
         let c = self.set.get(id).expect("campaign exists");
+        let state = c.loops.get(&user_task_id(ts)).cloned().unwrap_or_default();
         let next_poll_at = Some(
-            c.last_poll_at
+            state
+                .last_poll_at
                 .map_or(now, |at| at + self.config.poll_interval),
         );
         let (d, _) = crate::observe::decision_from(
-            c.in_force(),
+            ts,
             tasks,
             progress,
             c.file_present,
@@ -688,13 +839,13 @@ impl Daemon {
             next_poll_at,
         );
         let (mut plan, mut observed) = (d.plan, d.observed);
-        if observed.task.is_terminal() && c.final_poll_done {
+        if observed.task.is_terminal() && state.final_poll_done {
             // One last poll after completion; then the task's unfinished orders are left alone.
             observed.next_poll_at = None;
             plan = decide(&d.desired, &observed);
         }
-        if c.next_retry_at.is_some() && observed.task.is_live() {
-            observed.next_retry_at = c.next_retry_at;
+        if state.next_retry_at.is_some() && observed.task.is_live() {
+            observed.next_retry_at = state.next_retry_at;
             plan = decide(&d.desired, &observed);
         }
         (plan, observed)

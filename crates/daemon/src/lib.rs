@@ -43,6 +43,6 @@ pub use settings::{
     equivalent_over_gap, next_open,
 };
 pub use suppress::{SuppressionConfig, SuppressionFiles, SyncReport};
-pub use task::user_task_id;
+pub use task::{user_task_id, user_task_ids};
 pub use watcher::Watcher;
 pub use webhook::{ConnLimits, Webhook, WebhookLimits, callback_ingest};

@@ -219,28 +219,21 @@ fn load_file(path: &Path, limits: &campaign::ContactLimits) -> Result<CampaignSp
     Ok(spec)
 }
 
-/// Reads the whole contacts file into the campaign's zone groups ([`campaign::Audience`]), which its task's calendar
-/// is compiled from. A named-zone campaign whose contacts cannot be read goes on without them (planning reports the
-/// file, and the groups planned before are still covered: the store keeps them). A `timezone = "contact"` campaign
-/// cannot run without knowing its group, and this version runs one task per campaign: several groups are refused
-/// (the last good version keeps running).
+/// Reads the whole contacts file into the campaign's zone groups ([`campaign::Audience`]), which its tasks'
+/// calendars are compiled from. A named-zone campaign whose contacts cannot be read goes on without them (planning
+/// reports the file, and the groups planned before are still covered: the store keeps them). A `timezone =
+/// "contact"` campaign cannot run without knowing its groups, and one with more than [`campaign::MAX_ZONE_GROUPS`]
+/// groups (each is a platform task) is refused: the last good version keeps running.
 fn with_audience(spec: &mut CampaignSpec, limits: &campaign::ContactLimits) -> Result<(), String> {
     match campaign::Audience::read(spec, limits) {
         Ok(audience) => {
             let groups = audience.groups.len();
-            if spec.schedule.contact_zones && groups > 1 {
-                let labels: Vec<String> = audience
-                    .groups
-                    .iter()
-                    .take(4)
-                    .map(|g| format!("{} (line {})", g.group.label(), g.first_line))
-                    .collect();
+            if spec.schedule.contact_zones && groups > campaign::MAX_ZONE_GROUPS {
                 return Err(format!(
-                    "timezone = \"contact\": the contacts fall into {groups} zone groups ({}{}), and this version of \
-                     campaignd runs one task per campaign; split the contacts into one campaign per group, or name \
-                     one timezone",
-                    labels.join(", "),
-                    if groups > 4 { ", ..." } else { "" }
+                    "timezone = \"contact\": the contacts fall into {groups} zone groups, more than the {} tasks a \
+                     campaign may have; split the contacts into several campaigns (by region, say), or name one \
+                     timezone",
+                    campaign::MAX_ZONE_GROUPS
                 ));
             }
             spec.audience = Some(audience);
@@ -301,7 +294,7 @@ variables = ["amount"]
     }
 
     #[test]
-    fn a_campaign_gets_its_contacts_groups_and_one_with_several_contact_zones_is_refused() {
+    fn a_campaign_gets_its_contacts_zone_groups_and_one_past_the_bound_is_refused() {
         let dir = dir_with_campaign();
         let limits = campaign::ContactLimits::default();
         let spec = load_file(&dir.path().join("a.toml"), &limits).unwrap();
@@ -316,18 +309,21 @@ variables = ["amount"]
 
         let contact = CAMPAIGN.replace("timezone = \"UTC\"", "timezone = \"contact\"");
         write(dir.path(), "a.toml", &contact);
-        assert!(
-            load_file(&dir.path().join("a.toml"), &limits).is_ok(),
-            "one group runs"
-        );
+        // 65 zones, each its own group, from the CSV's timezone column.
+        let mut csv = String::from("phone,amount,timezone\n");
+        for (i, tz) in campaign::chrono_tz::TZ_VARIANTS.iter().take(65).enumerate() {
+            csv.push_str(&format!("+86138000{i:05},5,{}\n", tz.name()));
+        }
+        write(dir.path(), "a.csv", &csv);
+        let e = load_file(&dir.path().join("a.toml"), &limits).unwrap_err();
+        assert!(e.contains("65 zone groups, more than the 64"), "{e}");
         write(
             dir.path(),
             "a.csv",
-            "phone,amount\n+8613800000001,5\n+12125550100,6\n",
+            &csv.lines().take(65).collect::<Vec<_>>().join("\n"),
         );
-        let e = load_file(&dir.path().join("a.toml"), &limits).unwrap_err();
-        assert!(e.contains("2 zone groups"), "{e}");
-        assert!(e.contains("America/New_York [us] (line 3)"), "{e}");
+        let spec = load_file(&dir.path().join("a.toml"), &limits).unwrap();
+        assert_eq!(spec.audience.unwrap().groups.len(), 64);
     }
 
     #[test]

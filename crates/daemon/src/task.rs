@@ -25,6 +25,19 @@ pub fn user_task_id(spec: &CampaignSpec) -> String {
     }
 }
 
+/// The campaign's tasks for its generation: one per zone group with `timezone = "contact"` and several groups, else
+/// the one of [`user_task_id`].
+pub fn user_task_ids(spec: &CampaignSpec) -> Vec<String> {
+    match &spec.audience {
+        Some(a) if spec.schedule.contact_zones && a.groups.len() > 1 => a
+            .groups
+            .iter()
+            .map(|g| campaign::zone_group_task_id(&spec.id, spec.generation, &g.group))
+            .collect(),
+        _ => vec![user_task_id(spec)],
+    }
+}
+
 /// The store's key for the campaign's current task.
 pub(crate) fn task_key(spec: &CampaignSpec) -> TaskKey {
     TaskKey {

@@ -3,7 +3,7 @@
 use sqlx::postgres::PgRow;
 use store::{
     CallStatusRow, DailyRow, IntentRow, RejectedRow, Report, ReportFilter, RoundRow, StoreError,
-    TotalsRow,
+    TotalsRow, ZoneGroupRow,
 };
 
 use crate::PgStore;
@@ -18,6 +18,7 @@ pub(crate) async fn report(s: &PgStore, filter: &ReportFilter) -> Result<Report,
         intents: decode_all::<IntentRow>(&intents(s, filter).await?)?,
         rejected: decode_all::<RejectedRow>(&rejected(s, filter).await?)?,
         rounds: decode_all::<RoundRow>(&rounds(s, filter).await?)?,
+        zone_groups: decode_all::<ZoneGroupRow>(&zone_groups(s, filter).await?)?,
     })
 }
 
@@ -95,6 +96,20 @@ async fn rounds(s: &PgStore, filter: &ReportFilter) -> Result<Vec<PgRow>, StoreE
          FROM report_rounds
          WHERE ($1::text IS NULL OR campaign_id = $1)
          ORDER BY campaign_id, generation",
+    )
+    .bind(&filter.campaign)
+    .fetch_all(&s.pool)
+    .await
+    .map_err(db_err)
+}
+
+async fn zone_groups(s: &PgStore, filter: &ReportFilter) -> Result<Vec<PgRow>, StoreError> {
+    sqlx::query(
+        "SELECT campaign_id, generation, user_task_id, zone_group, orders_total, orders_finished, calls,
+                calls_answered, first_call_at, last_call_at
+         FROM report_zone_groups
+         WHERE ($1::text IS NULL OR campaign_id = $1)
+         ORDER BY campaign_id, generation, zone_group",
     )
     .bind(&filter.campaign)
     .fetch_all(&s.pool)

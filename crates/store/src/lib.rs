@@ -24,6 +24,7 @@ pub use records::{
 };
 pub use report::{
     CallStatusRow, DailyRow, IntentRow, RejectedRow, Report, ReportFilter, RoundRow, TotalsRow,
+    ZoneGroupRow,
 };
 pub use store::Store;
 pub use suppression::{

@@ -28,6 +28,9 @@ pub struct Report {
     /// Each task: a generation, or a round of a repeating campaign. `since` does not apply.
     #[serde(default)]
     pub rounds: Vec<RoundRow>,
+    /// `report_zone_groups`.
+    #[serde(default)]
+    pub zone_groups: Vec<ZoneGroupRow>,
 }
 
 /// A row of `report_campaign_totals`: one campaign over all days (same definitions as [`DailyRow`], except that
@@ -113,6 +116,22 @@ pub struct RejectedRow {
     /// otherwise the reject reason as recorded.
     pub reason: String,
     pub orders: i64,
+}
+
+/// A row of `report_zone_groups`: one task that dials one zone group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneGroupRow {
+    pub campaign_id: String,
+    pub generation: i64,
+    pub user_task_id: String,
+    /// The group as JSON: `{"zones": [...], "rules": [...]}`.
+    pub zone_group: String,
+    pub orders_total: i64,
+    pub orders_finished: i64,
+    pub calls: i64,
+    pub calls_answered: i64,
+    pub first_call_at: Option<DateTime<Utc>>,
+    pub last_call_at: Option<DateTime<Utc>>,
 }
 
 /// A row of `report_rounds`: one task of a campaign (a generation, or a round of a repeating campaign).

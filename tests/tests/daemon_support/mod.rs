@@ -262,8 +262,10 @@ async fn open_store(
 pub fn assert_no_harm(sim: &SimHandle, specs: &[campaign::CampaignSpec]) -> HashMap<String, usize> {
     // Each campaign with its contacts' zone groups read from its file, as the daemon reads them.
     let specs: Vec<campaign::CampaignSpec> = specs.iter().map(with_audience).collect();
-    let by_task: HashMap<String, &campaign::CampaignSpec> =
-        specs.iter().map(|s| (daemon::user_task_id(s), s)).collect();
+    let by_task: HashMap<String, &campaign::CampaignSpec> = specs
+        .iter()
+        .flat_map(|s| daemon::user_task_ids(s).into_iter().map(move |ut| (ut, s)))
+        .collect();
     let groups: HashMap<String, HashMap<String, campaign::ZoneGroup>> = specs
         .iter()
         .map(|s| (s.id.clone(), contact_groups(s)))

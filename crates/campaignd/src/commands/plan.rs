@@ -362,17 +362,11 @@ fn runs(spec: &CampaignSpec, audience: Option<&Audience>) -> Result<(), String> 
             Err("its contacts file cannot be read, so its zone groups are not known".to_string())
         }
         Some(0) => Err("no contact has a known time zone: there is nothing to dial".to_string()),
-        Some(1) => Ok(()),
-        Some(n) => Err(format!(
-            "this version of `run` dials a `timezone = \"contact\"` campaign only when all its contacts are in one \
-             zone group, and this one has {n}{}; until it does, split the contacts into one campaign per group, or \
-             name one `timezone`",
-            if n > MAX_ZONE_GROUPS {
-                format!(" (more than the {MAX_ZONE_GROUPS} a campaign may have)")
-            } else {
-                String::new()
-            }
+        Some(n) if n > MAX_ZONE_GROUPS => Err(format!(
+            "its contacts fall into {n} zone groups, more than the {MAX_ZONE_GROUPS} tasks a campaign may have; split \
+             the contacts into several campaigns, or name one `timezone`"
         )),
+        Some(_) => Ok(()),
     }
 }
 

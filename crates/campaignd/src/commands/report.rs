@@ -58,6 +58,9 @@ pub enum View {
     /// `report_rounds`: each task, a generation or a round of a repeating campaign, with its orders and calls
     /// (`--since` does not apply).
     Rounds,
+    /// `report_zone_groups`: each task that dials one zone group (each group of a `timezone = "contact"` campaign),
+    /// with the group's zones and rules, its orders and calls (`--since` does not apply).
+    Zones,
     /// `held`: numbers planned but held now by a frequency cap (`[caps]` of the configuration and of the campaign),
     /// and until when the first of them is held. Computed when the report is asked for, not a view.
     Held,
@@ -111,19 +114,34 @@ async fn held_now(
         if caps.is_empty() {
             continue;
         }
-        let held = store
-            .held_numbers(&daemon::user_task_id(&spec), &caps, now)
-            .await
-            .with_context(|| format!("cannot read campaign {}'s held numbers", spec.id))?;
-        if held.numbers > 0 {
-            out.push(HeldRow {
-                campaign_id: spec.id,
-                numbers: held.numbers,
-                until: held.until,
-            });
+        // Every task of the campaign (one per zone group with `timezone = "contact"`).
+        let mut row = HeldRow {
+            campaign_id: spec.id.clone(),
+            numbers: 0,
+            until: None,
+        };
+        for ut in daemon::user_task_ids(&spec) {
+            let held = store
+                .held_numbers(&ut, &caps, now)
+                .await
+                .with_context(|| format!("cannot read campaign {}'s held numbers", spec.id))?;
+            row.numbers += held.numbers;
+            row.until = match (row.until, held.until) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        if row.numbers > 0 {
+            out.push(row);
         }
     }
     Ok(out)
+}
+
+/// A zone group as stored (JSON) in words, e.g. `America/New_York [us us-fl]`; the text as stored when it does not read.
+fn zone_group_label(json: &str) -> String {
+    serde_json::from_str::<campaign::ZoneGroup>(json)
+        .map_or_else(|_| json.to_owned(), |g| g.label())
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
@@ -368,6 +386,41 @@ fn tables(shown: &Shown, view: View, raw: bool) -> Vec<Table> {
                 .collect(),
         });
     }
+    if matches!(view, View::All | View::Zones) {
+        out.push(Table {
+            title: "report_zone_groups",
+            columns: &[
+                "campaign_id",
+                "generation",
+                "zone_group",
+                "user_task_id",
+                "orders_total",
+                "orders_finished",
+                "calls",
+                "calls_answered",
+                "first_call_at",
+                "last_call_at",
+            ],
+            rows: report
+                .zone_groups
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.campaign_id.clone(),
+                        r.generation.to_string(),
+                        zone_group_label(&r.zone_group),
+                        r.user_task_id.clone(),
+                        r.orders_total.to_string(),
+                        r.orders_finished.to_string(),
+                        r.calls.to_string(),
+                        r.calls_answered.to_string(),
+                        r.first_call_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                        r.last_call_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                    ]
+                })
+                .collect(),
+        });
+    }
     if matches!(view, View::All | View::Held) {
         out.push(Table {
             title: "held (now, by the caps in force)",
@@ -401,6 +454,7 @@ fn render(shown: &Shown, format: Format, view: View) -> anyhow::Result<String> {
                 View::Intents => serde_json::to_value(&report.intents)?,
                 View::Rejected => serde_json::to_value(&report.rejected)?,
                 View::Rounds => serde_json::to_value(&report.rounds)?,
+                View::Zones => serde_json::to_value(&report.zone_groups)?,
                 View::Held => serde_json::to_value(&shown.held)?,
             };
             out = serde_json::to_string_pretty(&value)?;
@@ -550,7 +604,34 @@ mod tests {
                 first_call_at: None,
                 last_call_at: None,
             }],
+            zone_groups: vec![store::ZoneGroupRow {
+                campaign_id: "local".into(),
+                generation: 1,
+                user_task_id: "t-la".into(),
+                zone_group: r#"{"zones":["America/Los_Angeles"],"rules":["us"]}"#.into(),
+                orders_total: 4,
+                orders_finished: 4,
+                calls: 4,
+                calls_answered: 1,
+                first_call_at: None,
+                last_call_at: None,
+            }],
         }
+    }
+
+    #[test]
+    fn the_zone_group_view_names_each_group_in_words() {
+        let out = render(&shown(), Format::Table, View::Zones).unwrap();
+        assert!(
+            out.starts_with(
+                "report_zone_groups
+"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("America/Los_Angeles [us]"), "{out}");
+        let json = render(&shown(), Format::Json, View::Zones).unwrap();
+        assert!(json.contains("\"zone_group\""), "{json}");
     }
 
     #[test]

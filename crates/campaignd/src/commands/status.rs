@@ -75,6 +75,8 @@ struct CampaignStatus {
     round: Option<RoundStatus>,
     /// Whose local time the task dials in, and the legal calling hours that narrow it.
     zones: ZonesStatus,
+    /// With `timezone = "contact"` and several zone groups, the group this task dials (one status per task).
+    zone_group: Option<String>,
 }
 
 /// The zones and legal rules the campaign's task is compiled from.
@@ -292,70 +294,84 @@ pub async fn run(args: StatusArgs, _shutdown: CancellationToken) -> anyhow::Resu
                     file_spec.id
                 )
             })?;
-        // The zone groups recorded for the task count as the daemon counts them: its calendar covers them all.
-        let spec = daemon::with_recorded_groups(store.as_ref(), &in_force.spec)
-            .await
-            .with_context(|| format!("cannot read campaign {}'s zone groups", file_spec.id))?;
-        let contacts_hint =
-            u64::from(std::fs::metadata(&spec.contacts.file).is_ok_and(|m| m.len() > 0));
-        let snap = snapshot(
-            store.as_ref(),
-            &spec,
-            present,
-            contacts_hint,
-            now,
-            apply_delay,
-            None,
-        )
-        .await
-        .with_context(|| format!("cannot read campaign {} from the store", spec.id))?;
-        let caps = daemon::caps_in_force(&settings.caps, &spec);
-        let held = if caps.is_empty() {
-            store::Held::default()
-        } else {
-            store
-                .held_numbers(&daemon::user_task_id(&spec), &caps, now)
+        // One status per task: the campaign's, or with `timezone = "contact"` each zone group's.
+        let current = daemon::user_task_ids(&in_force.spec);
+        for task_spec in in_force.spec.task_specs() {
+            // The zone groups recorded for the task count as the daemon counts them: its calendar covers them all.
+            let spec = daemon::with_recorded_groups(store.as_ref(), &task_spec)
                 .await
-                .with_context(|| format!("cannot read campaign {}'s held numbers", spec.id))?
-        };
-        let mut status = describe(&spec, present, file_error, last_error, &snap, apply_delay);
-        status.held = held.numbers;
-        status.held_until = held.until;
-        status.upload = Upload::at(&snap.plan.why, leases.get(&spec.id), now);
-        let tasks = store
-            .tasks(&spec.id)
+                .with_context(|| format!("cannot read campaign {}'s zone groups", file_spec.id))?;
+            let contacts_hint =
+                u64::from(std::fs::metadata(&spec.contacts.file).is_ok_and(|m| m.len() > 0));
+            let snap = snapshot(
+                store.as_ref(),
+                &spec,
+                present,
+                contacts_hint,
+                now,
+                apply_delay,
+                None,
+            )
             .await
-            .with_context(|| format!("cannot read campaign {}'s tasks", spec.id))?;
-        status.other_tasks = tasks
-            .iter()
-            .filter(|t| t.user_task_id != status.user_task_id)
-            .map(|t| (t.user_task_id.clone(), t.generation, t.platform_status))
-            .collect();
-        if let (Some(repeat), Some(round)) = (&file_spec.repeat, in_force.round) {
-            let next = in_force.next_change();
-            status.round = Some(RoundStatus {
-                repeat: repeat.cron.clone(),
-                on_next_round: repeat.on_next_round.as_str(),
-                number: round.number,
-                started_at: round.starts,
-                next_at: next,
-                next_at_local: next.map(|at| local_label(&spec, at)),
-                waiting: in_force.waiting.map(|w| w.number),
-                rounds_so_far: tasks
-                    .iter()
-                    .filter(|t| {
-                        u32::try_from(t.generation)
-                            .ok()
-                            .and_then(|g| file_spec.round_of_generation(g))
-                            .is_some()
-                    })
-                    .count(),
-            });
+            .with_context(|| format!("cannot read campaign {} from the store", spec.id))?;
+            let caps = daemon::caps_in_force(&settings.caps, &spec);
+            let held = if caps.is_empty() {
+                store::Held::default()
+            } else {
+                store
+                    .held_numbers(&daemon::user_task_id(&spec), &caps, now)
+                    .await
+                    .with_context(|| format!("cannot read campaign {}'s held numbers", spec.id))?
+            };
+            let mut status = describe(
+                &spec,
+                present,
+                file_error.clone(),
+                last_error.clone(),
+                &snap,
+                apply_delay,
+            );
+            if current.len() > 1 {
+                status.zone_group = spec.task_group().map(campaign::ZoneGroup::label);
+            }
+            status.held = held.numbers;
+            status.held_until = held.until;
+            status.upload = Upload::at(&snap.plan.why, leases.get(&spec.id), now);
+            let tasks = store
+                .tasks(&spec.id)
+                .await
+                .with_context(|| format!("cannot read campaign {}'s tasks", spec.id))?;
+            status.other_tasks = tasks
+                .iter()
+                .filter(|t| !current.contains(&t.user_task_id))
+                .map(|t| (t.user_task_id.clone(), t.generation, t.platform_status))
+                .collect();
+            if let (Some(repeat), Some(round)) = (&file_spec.repeat, in_force.round) {
+                let next = in_force.next_change();
+                status.round = Some(RoundStatus {
+                    repeat: repeat.cron.clone(),
+                    on_next_round: repeat.on_next_round.as_str(),
+                    number: round.number,
+                    started_at: round.starts,
+                    next_at: next,
+                    next_at_local: next.map(|at| local_label(&spec, at)),
+                    waiting: in_force.waiting.map(|w| w.number),
+                    rounds_so_far: tasks
+                        .iter()
+                        .filter(|t| {
+                            u32::try_from(t.generation)
+                                .ok()
+                                .and_then(|g| file_spec.round_of_generation(g))
+                                .is_some()
+                        })
+                        .count(),
+                });
+            }
+            if let Some(upload) = &status.upload {
+                status.why = upload.describe(&|at| local_label(&spec, at));
+            }
+            out.push(status);
         }
-        if let Some(upload) = &status.upload {
-            status.why = upload.describe(&|at| local_label(&spec, at));
-        }
-        out.push(status);
     }
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&out)?),
@@ -446,6 +462,7 @@ fn describe(
         upload: None,
         round: None,
         zones: ZonesStatus::of(spec),
+        zone_group: None,
     }
 }
 
@@ -454,7 +471,10 @@ fn names(actions: &[Action]) -> Vec<String> {
 }
 
 fn print_human(c: &CampaignStatus) {
-    println!("campaign {} ({})", c.id, c.file);
+    match &c.zone_group {
+        Some(g) => println!("campaign {} ({}), zone group {g}", c.id, c.file),
+        None => println!("campaign {} ({})", c.id, c.file),
+    }
     println!("  state:    {}", c.state);
     println!("  why:      {}", c.why);
     let task = match &c.task_id {

@@ -121,13 +121,15 @@ impl Executor {
     pub(crate) async fn retire_old_generations(
         &self,
         spec: &CampaignSpec,
-        ut: &str,
+        current: &[String],
         tasks: &[TaskRecord],
         now: DateTime<Utc>,
     ) -> StepResult<bool> {
+        // Every live task that is not one of the campaign's tasks in force: an earlier generation's or round's, or a
+        // zone group the contacts file no longer has (its orders not dialled yet are left undialled).
         let old: Vec<&TaskRecord> = tasks
             .iter()
-            .filter(|t| t.user_task_id != ut && TaskView::of(Some(t)).state.is_live())
+            .filter(|t| !current.contains(&t.user_task_id) && TaskView::of(Some(t)).state.is_live())
             .collect();
         for t in &old {
             tracing::info!(campaign.id = %spec.id, task.user_id = %t.user_task_id, generation = t.generation, "completing the task of an earlier generation");

@@ -12,6 +12,7 @@ use crate::{
     ActionRecord, CallFacts, CallStatusRow, CallbackRecord, CampaignRecord, DailyRow, IntentFact,
     IntentRow, LeaseRecord, OptOutCall, OrderCounts, OrderProgress, OrderRecord, RejectedRow,
     RoundRow, SmsFact, StoreError, Suppression, TaskRecord, TotalsRow, TranscriptLine,
+    ZoneGroupRow,
 };
 
 /// The columns an [`crate::OrderRecord`] is read from.
@@ -394,6 +395,23 @@ impl FromColumns for RoundRow {
             generation: r.i64("generation")?,
             round: r.opt_i64("round")?,
             user_task_id: r.string("user_task_id")?,
+            orders_total: r.i64("orders_total")?,
+            orders_finished: r.i64("orders_finished")?,
+            calls: r.i64("calls")?,
+            calls_answered: r.i64("calls_answered")?,
+            first_call_at: r.opt_time("first_call_at")?,
+            last_call_at: r.opt_time("last_call_at")?,
+        })
+    }
+}
+
+impl FromColumns for ZoneGroupRow {
+    fn from_columns(r: &dyn Columns) -> Result<Self, StoreError> {
+        Ok(ZoneGroupRow {
+            campaign_id: r.string("campaign_id")?,
+            generation: r.i64("generation")?,
+            user_task_id: r.string("user_task_id")?,
+            zone_group: r.string("zone_group")?,
             orders_total: r.i64("orders_total")?,
             orders_finished: r.i64("orders_finished")?,
             calls: r.i64("calls")?,
