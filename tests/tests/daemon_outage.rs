@@ -69,6 +69,13 @@ impl Store for Switchable {
         self.check()?;
         self.inner.record_zone_groups(user_task_id, groups).await
     }
+    async fn record_zone_groups_of_orders(
+        &self,
+        orders: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.record_zone_groups_of_orders(orders).await
+    }
     async fn zone_groups(&self, user_task_id: &str) -> Result<Vec<String>, StoreError> {
         self.check()?;
         self.inner.zone_groups(user_task_id).await

@@ -105,6 +105,7 @@ both_backends!(
     a_named_zone_campaign_is_narrowed_by_each_contacts_legal_hours,
     a_contact_zone_campaign_is_toggled_at_its_contacts_own_instants_across_dst,
     each_zone_group_is_its_own_task_toggled_at_its_own_instants_across_dst,
+    a_contact_who_moves_to_another_group_is_never_uploaded_again_and_its_task_covers_both,
 );
 
 async fn a_contact_zone_campaign_is_toggled_at_its_contacts_own_instants_across_dst(
@@ -270,5 +271,78 @@ async fn each_zone_group_is_its_own_task_toggled_at_its_own_instants_across_dst(
         ],
         "four attempts per contact, one call each"
     );
+    assert_no_harm(&env.sim, &[spec]);
+}
+
+const MOVING: &str = r#"
+scene_id = "SC-MOVE"
+robots = 2
+
+[schedule]
+timezone = "contact"
+windows = [{ days = "mon-sun", hours = ["09:00-20:00"] }]
+
+[contacts]
+file = "m.csv"
+default_country = "US"
+batch_size = 10
+"#;
+
+/// A Los Angeles contact uploaded in its group's task moves to Chicago (the file's `timezone` column says so) before
+/// it is dialled: its order stays in the Los Angeles task and is never uploaded again, and that task now dials only
+/// when Chicago allows it as well.
+async fn a_contact_who_moves_to_another_group_is_never_uploaded_again_and_its_task_covers_both(
+    backend: Backend,
+) {
+    let before = "phone,name,customer,other,timezone\n\
+                  (212) 555-0100,A,,,\n(213) 555-0101,B,,,\n(213) 555-0102,C,,,\n";
+    let after = "phone,name,customer,other,timezone\n\
+                 (212) 555-0100,A,,,\n(213) 555-0101,B,,,America/Chicago\n(213) 555-0102,C,,,\n";
+    // Monday 2027-01-11, midnight in New York: nothing open anywhere yet.
+    let start = utc(2027, 1, 11, 5, 0);
+    let files = [("m.toml", MOVING.to_owned()), ("m.csv", before.to_owned())];
+    let mut env = Env::new(backend, start, &files, Options::default()).await;
+    env.run_until(utc(2027, 1, 11, 6, 0), Duration::minutes(5))
+        .await;
+    let la = campaign::ZoneGroup::new(
+        vec![campaign::Zone::Iana(
+            campaign::chrono_tz::Tz::America__Los_Angeles,
+        )],
+        vec!["us".into()],
+    );
+    let la_task = campaign::zone_group_task_id("m", 1, &la);
+    let b = campaign::normalize_phone("(213) 555-0101", Some("US")).unwrap();
+    let b_subs = |env: &Env| {
+        env.sim
+            .submissions()
+            .into_iter()
+            .filter(|s| s.accepted && s.phone == b)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        b_subs(&env).len(),
+        1,
+        "B uploaded once, in the Los Angeles task"
+    );
+    assert_eq!(b_subs(&env)[0].user_task_id, la_task);
+
+    env.write("m.csv", after);
+    env.run_until(utc(2027, 1, 12, 6, 0), Duration::minutes(5))
+        .await;
+    let subs = b_subs(&env);
+    assert_eq!(subs.len(), 1, "never uploaded again: {subs:?}");
+    let task = env.sim.task(&la_task).unwrap();
+    let last = &task.settings.last().unwrap().settings;
+    // 09:00-20:00 in Los Angeles and in Chicago (07:00-18:00 Los Angeles time): 09:00-18:00 Los Angeles time.
+    assert_eq!(last.zone_second, -8 * 3600);
+    assert_eq!(last.dial_at_up_hour, "9,10,11,12,13,14,15,16,17");
+    let calls: Vec<_> = env
+        .sim
+        .call_log()
+        .into_iter()
+        .filter(|c| c.phone == b)
+        .collect();
+    assert_eq!(calls.len(), 1, "B dialled once");
+    let spec = env.spec("m.toml");
     assert_no_harm(&env.sim, &[spec]);
 }

@@ -490,6 +490,23 @@ async fn zone_groups_are_kept_once_per_task_and_never_forgotten(db: Db) {
     store.record_zone_groups("t2", &[la.into()]).await.unwrap();
     assert_eq!(store.zone_groups("t1").await.unwrap(), vec![la, ny]);
     assert_eq!(store.zone_groups("t2").await.unwrap(), vec![la]);
+
+    // A contact planned again in another group: its stored order's task gets the group; unknown orders are skipped.
+    let orders = [new_order("c", "t3", 1), new_order("c", "t4", 2)];
+    store.insert_planned_orders(&orders, at(0)).await.unwrap();
+    let chicago = r#"{"zones":["America/Chicago"]}"#;
+    store
+        .record_zone_groups_of_orders(&[
+            (orders[0].order_id.clone(), chicago.into()),
+            (orders[0].order_id.clone(), chicago.into()),
+            (orders[1].order_id.clone(), ny.into()),
+            ("no-such-order".into(), la.into()),
+        ])
+        .await
+        .unwrap();
+    store.record_zone_groups_of_orders(&[]).await.unwrap();
+    assert_eq!(store.zone_groups("t3").await.unwrap(), vec![chicago]);
+    assert_eq!(store.zone_groups("t4").await.unwrap(), vec![ny]);
 }
 
 async fn bulk_planned_insert_is_idempotent(db: Db) {

@@ -247,11 +247,11 @@ pub struct ContactCalendar<'a> {
 }
 
 impl CampaignSpec {
-    /// The calendar of the campaign's one task: with a named zone, the windows in that zone narrowed by the legal
-    /// rules of every group of its contacts, recorded ones included (none when the contacts were not read); with
-    /// `timezone = "contact"`, the calendar of its one group. A contact-zone campaign with no group, or with several
-    /// (each needs its own task; a contact moved to another group leaves its old group recorded), gets a calendar
-    /// that allows nothing.
+    /// The calendar of the campaign's one task (see [`CampaignSpec::task_specs`]): with a named zone, the windows in
+    /// that zone narrowed by the legal rules of every group of its contacts, recorded ones included (none when the
+    /// contacts were not read); with `timezone = "contact"`, the calendar of its group, narrowed by every group
+    /// recorded for its task (contacts who moved keep their order in it). A contact-zone task with no group gets a
+    /// calendar that allows nothing.
     pub fn calendar(&self) -> ContactCalendar<'_> {
         let groups: Vec<&ZoneGroup> = self
             .audience
@@ -261,10 +261,10 @@ impl CampaignSpec {
         if !self.schedule.contact_zones {
             return ContactCalendar::for_named_zone(&self.schedule, groups);
         }
-        match groups.as_slice() {
-            [one] => ContactCalendar::for_group(&self.schedule, one),
-            _ => ContactCalendar::closed(&self.schedule),
+        if groups.is_empty() {
+            return ContactCalendar::closed(&self.schedule);
         }
+        ContactCalendar::for_groups(&self.schedule, groups)
     }
 }
 
@@ -311,9 +311,26 @@ impl<'a> ContactCalendar<'a> {
     /// The calendar of one group of a campaign with `timezone = "contact"`: the windows in each of the group's zones,
     /// each rule in each zone. The task's zone is the group's first.
     pub fn for_group(schedule: &'a Schedule, group: &ZoneGroup) -> ContactCalendar<'a> {
-        let rules = pairs(std::iter::once(group));
-        let task_zone = group.zones.first().copied().unwrap_or(schedule.zone);
-        Self::build(schedule, task_zone, group.zones.clone(), rules)
+        Self::for_groups(schedule, [group])
+    }
+
+    /// The calendar of a `timezone = "contact"` task that holds contacts of several groups (its own first, then those
+    /// recorded for it: contacts who moved): dialling only when every group allows it. The task's zone is the first
+    /// group's first.
+    pub fn for_groups<'g>(
+        schedule: &'a Schedule,
+        groups: impl IntoIterator<Item = &'g ZoneGroup>,
+    ) -> ContactCalendar<'a> {
+        let groups: Vec<&ZoneGroup> = groups.into_iter().collect();
+        let rules = pairs(groups.iter().copied());
+        let mut zones: Vec<Zone> = Vec::new();
+        for z in groups.iter().flat_map(|g| &g.zones) {
+            if !zones.contains(z) {
+                zones.push(*z);
+            }
+        }
+        let task_zone = zones.first().copied().unwrap_or(schedule.zone);
+        Self::build(schedule, task_zone, zones, rules)
     }
 
     /// The calendar of the one task of a campaign with a named zone: the windows in that zone, and the rules of

@@ -1,7 +1,7 @@
 //! Streaming a campaign's CSV into the store as planned orders. Reads files and writes orders; never calls the
 //! platform.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use campaign::{CampaignSpec, ContactLimits, ContactReader, ZoneGroup};
 use store::{NewOrder, Store};
@@ -90,11 +90,13 @@ pub(crate) struct Planning {
     reading: tokio::task::JoinHandle<Stats>,
 }
 
-/// Orders read from the CSV, with the zone groups of their contacts: (task, group as JSON), each once.
+/// Orders read from the CSV, with the zone groups of their contacts: (task, group as JSON), each once, and for each
+/// order the index of its contact's group in that list.
 #[derive(Debug, Default)]
 pub(crate) struct Chunk {
     orders: Vec<NewOrder>,
-    groups: BTreeSet<(String, String)>,
+    groups: Vec<(String, String)>,
+    order_group: Vec<usize>,
 }
 
 impl Planning {
@@ -146,14 +148,27 @@ impl Planning {
                     // The groups first: the task's calendar then covers these contacts from the next decision on,
                     // before any of them can be uploaded (and after a crash between the two writes, it covers a
                     // group with no order, which only narrows).
-                    let mut by_task: BTreeMap<String, Vec<String>> = BTreeMap::new();
-                    for (ut, group) in chunk.groups {
-                        by_task.entry(ut).or_default().push(group);
+                    let mut by_task: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+                    for (ut, group) in &chunk.groups {
+                        by_task.entry(ut).or_default().push(group.clone());
                     }
                     for (ut, groups) in &by_task {
                         store.record_zone_groups(ut, groups).await?;
                     }
-                    inserted += store.insert_planned_orders(&chunk.orders, now).await?;
+                    let new = store.insert_planned_orders(&chunk.orders, now).await?;
+                    inserted += new;
+                    if usize::try_from(new).unwrap_or(usize::MAX) < chunk.orders.len() {
+                        // Some contacts already have their order, maybe in another group's task (the contact
+                        // moved): that task's calendar covers the contact's group now too. Their order is never
+                        // uploaded again.
+                        let of_orders: Vec<(String, String)> = chunk
+                            .orders
+                            .iter()
+                            .zip(&chunk.order_group)
+                            .map(|(o, g)| (o.order_id.clone(), chunk.groups[*g].1.clone()))
+                            .collect();
+                        store.record_zone_groups_of_orders(&of_orders).await?;
+                    }
                 }
                 Some(Err(e)) => return Err(StepError::Contacts(e)),
                 None => {
@@ -277,14 +292,19 @@ fn read_in_chunks(
         };
         let mut buf = Chunk::default();
         while let Some((order, group)) = reader.next_order(&mut stats) {
-            if !buf
+            let index = match buf
                 .groups
                 .iter()
-                .any(|(ut, g)| *ut == order.user_task_id && g == group)
+                .position(|(ut, g)| *ut == order.user_task_id && g == group)
             {
-                buf.groups
-                    .insert((order.user_task_id.clone(), group.to_owned()));
-            }
+                Some(i) => i,
+                None => {
+                    buf.groups
+                        .push((order.user_task_id.clone(), group.to_owned()));
+                    buf.groups.len() - 1
+                }
+            };
+            buf.order_group.push(index);
             buf.orders.push(order);
             if buf.orders.len() >= chunk && tx.blocking_send(Ok(std::mem::take(&mut buf))).is_err()
             {

@@ -107,6 +107,37 @@ pub(crate) async fn record_zone_groups(
     Ok(())
 }
 
+#[tracing::instrument(skip_all, fields(orders = orders.len()))]
+pub(crate) async fn record_zone_groups_of_orders(
+    s: &PgStore,
+    orders: &[(String, String)],
+) -> Result<(), StoreError> {
+    if orders.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = orders
+        .iter()
+        .map(|(o, _)| nul_free(o).into_owned())
+        .collect();
+    let groups: Vec<String> = orders
+        .iter()
+        .map(|(_, g)| nul_free(g).into_owned())
+        .collect();
+    sqlx::query(
+        "INSERT INTO task_zone_groups (user_task_id, zone_group)
+         SELECT DISTINCT o.user_task_id, v.zone_group
+         FROM unnest($1::text[], $2::text[]) AS v (order_id, zone_group)
+         JOIN orders o ON o.order_id = v.order_id
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&groups)
+    .execute(&s.pool)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
 #[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
 pub(crate) async fn zone_groups(
     s: &PgStore,

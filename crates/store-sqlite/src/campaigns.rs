@@ -123,6 +123,27 @@ pub(crate) async fn record_zone_groups(
     Ok(())
 }
 
+#[tracing::instrument(skip_all, fields(orders = orders.len()))]
+pub(crate) async fn record_zone_groups_of_orders(
+    s: &SqliteStore,
+    orders: &[(String, String)],
+) -> Result<(), StoreError> {
+    for chunk in orders.chunks(rows_per_chunk(2)) {
+        let mut q = QueryBuilder::<Sqlite>::new("WITH v (order_id, zone_group) AS (");
+        q.push_values(chunk, |mut b, (order_id, group)| {
+            b.push_bind(order_id).push_bind(group);
+        });
+        // `WHERE true` keeps SQLite from reading ON CONFLICT as a join constraint.
+        q.push(
+            ") INSERT INTO task_zone_groups (user_task_id, zone_group)
+             SELECT o.user_task_id, v.zone_group FROM v JOIN orders o ON o.order_id = v.order_id WHERE true
+             ON CONFLICT DO NOTHING",
+        );
+        q.build().execute(&s.writer).await.map_err(db_err)?;
+    }
+    Ok(())
+}
+
 #[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
 pub(crate) async fn zone_groups(
     s: &SqliteStore,

@@ -44,6 +44,13 @@ pub trait Store: Send + Sync + Debug {
         user_task_id: &str,
         groups: &[String],
     ) -> Result<(), StoreError>;
+    /// For each `(order_id, group)` whose order is stored, records the group for the order's task, as
+    /// [`Store::record_zone_groups`] does (orders not stored are skipped): a contact planned again in another group
+    /// keeps its order in its first task, whose calendar must then cover the new group as well.
+    async fn record_zone_groups_of_orders(
+        &self,
+        orders: &[(String, String)],
+    ) -> Result<(), StoreError>;
     /// The zone groups ever recorded for the task, sorted.
     async fn zone_groups(&self, user_task_id: &str) -> Result<Vec<String>, StoreError>;
     /// The daemon is about to create the task with `settings`. Inserts the task's row when missing (settings sent

@@ -29,6 +29,7 @@ macro_rules! impl_store {
             campaigns::tasks_of(campaign_ids: &[String]) -> Vec<$crate::TaskRecord>;
             campaigns::record_zone_groups(user_task_id: &str, groups: &[String]) -> ();
             campaigns::zone_groups(user_task_id: &str) -> Vec<String>;
+            campaigns::record_zone_groups_of_orders(orders: &[(String, String)]) -> ();
             campaigns::task_create_intent(
                 key: &$crate::TaskKey,
                 settings: &$crate::backend::serde_json::Value,
