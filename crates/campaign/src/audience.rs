@@ -722,6 +722,25 @@ mod tests {
     }
 
     #[test]
+    fn a_contact_zone_campaign_has_time_left_while_any_group_has() {
+        let mut spec = contact_campaign("end = 2027-01-11T12:00:00\n");
+        let no_time = |spec: &CampaignSpec, at: &str| {
+            crate::warnings_at(spec, utc(at))
+                .iter()
+                .any(|d| d.code == "no-time-left")
+        };
+        assert!(
+            !no_time(&spec, "2027-01-12T00:00:00Z"),
+            "the groups are not known yet"
+        );
+        spec.audience = Some(audience(&spec, US_CONTACTS));
+        // 10:30 in Honolulu: its contacts still have until noon.
+        assert!(!no_time(&spec, "2027-01-11T20:30:00Z"));
+        // 12:30 in Honolulu: noon has passed in every contact's zone.
+        assert!(no_time(&spec, "2027-01-11T22:30:00Z"));
+    }
+
+    #[test]
     fn a_number_without_a_known_zone_is_not_dialled_unless_the_file_names_a_fallback() {
         // +800 is the international freephone code: libphonenumber gives it no zone.
         const CSV: &str =

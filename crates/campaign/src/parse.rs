@@ -171,8 +171,23 @@ pub fn validate_set(specs: &[CampaignSpec]) -> Diagnostics {
 pub fn warnings_at(spec: &CampaignSpec, now: DateTime<Utc>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let sched = &spec.schedule;
-    if stretch_at(sched, now).is_none() {
+    // With `timezone = "contact"` the calendar is read in the contacts' zones: time is left when any task's calendar
+    // has some (unknown until the contacts are read, so then no warning); the DST warnings concern one named zone.
+    let time_left = if sched.contact_zones {
+        spec.audience.is_none()
+            || spec
+                .task_specs()
+                .iter()
+                .any(|t| t.calendar().stretch_at(now).is_some())
+    } else {
+        stretch_at(sched, now).is_some()
+    };
+    if !time_left {
         let reason = match sched.end {
+            Some(end) if sched.contact_zones => format!(
+                "it ends at {} in its contacts' own zones, or nothing is left before then",
+                end.format("%Y-%m-%dT%H:%M")
+            ),
             Some(end) if sched.end_utc().is_some_and(|e| e <= now) => {
                 format!(
                     "it ended at {} ({})",
@@ -192,7 +207,7 @@ pub fn warnings_at(spec: &CampaignSpec, now: DateTime<Utc>) -> Vec<Diagnostic> {
             code: "no-time-left".into(),
         });
     }
-    if sched.start.is_none() || sched.end.is_none() {
+    if !sched.contact_zones && (sched.start.is_none() || sched.end.is_none()) {
         let from = sched.start_utc().map_or(now, |s| s.max(now));
         let to = sched.end_utc().unwrap_or(from + Duration::days(366));
         if from < to {
