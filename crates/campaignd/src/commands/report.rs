@@ -64,6 +64,10 @@ pub enum View {
     /// `held`: numbers planned but held now by a frequency cap (`[caps]` of the configuration and of the campaign),
     /// and until when the first of them is held. Computed when the report is asked for, not a view.
     Held,
+    /// `unzoned`: per campaign, the contacts whose time zone is unknown (with `timezone = "contact"` and no
+    /// `fallback_timezone`): never dialled, with the first of their lines in the contacts file. From the campaigns as
+    /// the daemon last recorded them.
+    Unzoned,
 }
 
 /// What `report` prints: the store's views, and the numbers the caps hold now.
@@ -72,6 +76,38 @@ struct Shown {
     #[serde(flatten)]
     report: Report,
     held: Vec<HeldRow>,
+    unzoned: Vec<UnzonedRow>,
+}
+
+/// One campaign's contacts without a known zone: never dialled.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+struct UnzonedRow {
+    campaign_id: String,
+    contacts: u64,
+    /// The first of their lines in the contacts file.
+    lines: Vec<u64>,
+}
+
+/// The contacts without a known zone of every campaign the store keeps (or only `campaign`), from the contacts file
+/// as the daemon last read it.
+async fn unzoned(store: &dyn Store, campaign: Option<&str>) -> anyhow::Result<Vec<UnzonedRow>> {
+    let records = store
+        .campaigns()
+        .await
+        .context("cannot read the campaigns from the store")?;
+    Ok(records
+        .into_iter()
+        .filter(|rec| campaign.is_none_or(|c| c == rec.id))
+        .filter_map(|rec| {
+            let spec: campaign::CampaignSpec = serde_json::from_value(rec.spec?).ok()?;
+            let a = spec.audience?;
+            (a.unzoned > 0).then_some(UnzonedRow {
+                campaign_id: spec.id,
+                contacts: a.unzoned,
+                lines: a.unzoned_lines,
+            })
+        })
+        .collect())
 }
 
 /// One campaign's numbers held by a frequency cap now.
@@ -165,6 +201,11 @@ pub async fn run(args: ReportArgs, _shutdown: CancellationToken) -> anyhow::Resu
     } else {
         Vec::new()
     };
+    let unzoned = if matches!(args.view, View::All | View::Unzoned) {
+        unzoned(store.as_ref(), args.campaign.as_deref()).await?
+    } else {
+        Vec::new()
+    };
     let filter = ReportFilter {
         campaign: args.campaign,
         since: args.since,
@@ -175,7 +216,15 @@ pub async fn run(args: ReportArgs, _shutdown: CancellationToken) -> anyhow::Resu
         .context("cannot read the report views")?;
     print!(
         "{}",
-        render(&Shown { report, held }, args.format, args.view)?
+        render(
+            &Shown {
+                report,
+                held,
+                unzoned,
+            },
+            args.format,
+            args.view
+        )?
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -438,6 +487,24 @@ fn tables(shown: &Shown, view: View, raw: bool) -> Vec<Table> {
                 .collect(),
         });
     }
+    if matches!(view, View::All | View::Unzoned) {
+        out.push(Table {
+            title: "unzoned (contacts without a known time zone: never dialled)",
+            columns: &["campaign_id", "contacts", "first_lines"],
+            rows: shown
+                .unzoned
+                .iter()
+                .map(|r| {
+                    let lines: Vec<String> = r.lines.iter().map(u64::to_string).collect();
+                    vec![
+                        r.campaign_id.clone(),
+                        r.contacts.to_string(),
+                        lines.join(" "),
+                    ]
+                })
+                .collect(),
+        });
+    }
     out
 }
 
@@ -456,6 +523,7 @@ fn render(shown: &Shown, format: Format, view: View) -> anyhow::Result<String> {
                 View::Rounds => serde_json::to_value(&report.rounds)?,
                 View::Zones => serde_json::to_value(&report.zone_groups)?,
                 View::Held => serde_json::to_value(&shown.held)?,
+                View::Unzoned => serde_json::to_value(&shown.unzoned)?,
             };
             out = serde_json::to_string_pretty(&value)?;
             out.push('\n');
@@ -551,7 +619,25 @@ mod tests {
                 numbers: 4,
                 until: None,
             }],
+            unzoned: vec![UnzonedRow {
+                campaign_id: "local".into(),
+                contacts: 2,
+                lines: vec![7, 19],
+            }],
         }
+    }
+
+    #[test]
+    fn contacts_without_a_zone_are_reported_with_their_lines() {
+        let out = render(&shown(), Format::Table, View::Unzoned).unwrap();
+        assert!(
+            out.starts_with("unzoned (contacts without a known time zone"),
+            "{out}"
+        );
+        assert!(out.contains("7 19"), "{out}");
+        let json = render(&shown(), Format::Json, View::Unzoned).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v[0]["lines"], serde_json::json!([7, 19]));
     }
 
     fn sample() -> Report {
