@@ -1022,5 +1022,41 @@ mod tests {
                 }
             }
         }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(24))]
+
+            /// A named-zone campaign with contacts in random groups: its one task's settings never allow a minute that
+            /// any one contact's own zones and rules forbid.
+            #[test]
+            fn a_named_zone_task_never_dials_a_contact_outside_its_own_hours(
+                mut s in schedule(),
+                zone in 0..ZONES.len(),
+                contacts in prop::collection::vec(group(), 1..=4),
+                minutes in 0i64..(2 * 365 * 1440),
+            ) {
+                s.contact_zones = false;
+                s.zone = Zone::Iana(ZONES[zone]);
+                let cal = ContactCalendar::for_named_zone(&s, &contacts);
+                let each: Vec<ContactCalendar<'_>> = contacts
+                    .iter()
+                    .map(|g| ContactCalendar::for_named_zone(&s, [g]))
+                    .collect();
+                let now = utc("2027-01-01T00:00:00Z") + Duration::minutes(minutes);
+                for st in cal.stretches(now, 2) {
+                    let end = st.until.unwrap_or(st.from + CHECK_SPAN).min(st.from + CHECK_SPAN);
+                    let mut t = st.from;
+                    while t < end {
+                        if st.settings.allows(t) {
+                            for (g, c) in contacts.iter().zip(&each) {
+                                prop_assert!(c.allows(t), "the task dials {} at {}", g.label(), t);
+                            }
+                        }
+                        let next = t + Duration::minutes(15);
+                        t = next - Duration::seconds(next.timestamp().rem_euclid(900));
+                    }
+                }
+            }
+        }
     }
 }
