@@ -6,16 +6,14 @@
 #[macro_use]
 mod daemon_support;
 
+use daemon_support::utc;
+
 use std::collections::HashSet;
 
 use callbot_sim::{OrderState, Outcome};
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use daemon_support::{Backend, Env, Options, assert_no_harm, contacts_csv, phone};
 use store::{Suppression, SuppressionFilter};
-
-fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
-}
 
 /// A campaign dialling every day between `hours` (UTC), with `opt_out` intents.
 fn campaign(csv: &str, hours: &str, opt_out: &[&str]) -> String {

@@ -4,16 +4,14 @@
 #[macro_use]
 mod daemon_support;
 
+use daemon_support::utc;
+
 use callbot_api::sign::{SecretKey, SignedHeaders};
 use callbot_sim::{DropApplies, FaultConfig, FaultKind, ForcedFault};
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::Duration;
 use daemon::{TaskState, Why};
 use daemon_support::{Backend, Env, Options, assert_no_harm, contacts_csv, status_at};
 use store::UploadState;
-
-fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
-}
 
 /// New York, across the end of DST (Sun 2026-11-01), with different hours on Saturday and a holiday on Tuesday.
 fn calendar_campaign(batch: u32, robots: u32) -> String {

@@ -6,15 +6,13 @@
 #[macro_use]
 mod daemon_support;
 
+use daemon_support::utc;
+
 use std::collections::BTreeMap;
 
 use callbot_sim::Outcome;
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use daemon_support::{Backend, Env, Options, assert_no_harm, contacts_csv};
-
-fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
-}
 
 const CAMPAIGN: &str = r#"
 scene_id = "SC-ROUNDS"

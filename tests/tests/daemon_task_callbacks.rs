@@ -4,17 +4,15 @@
 
 #[macro_use]
 mod daemon_support;
+
+use daemon_support::utc;
 mod webhook_support;
 
 use callbot_api::Algorithm;
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use daemon::TaskState;
 use daemon_support::{Backend, Env, Options, SECRET, contacts_csv};
 use tokio::net::TcpListener;
-
-fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
-}
 
 fn always_open() -> String {
     r#"

@@ -6,13 +6,11 @@
 #[macro_use]
 mod daemon_support;
 
-use callbot_sim::Outcome;
-use chrono::{DateTime, Duration, TimeZone, Timelike, Utc};
-use daemon_support::{Backend, Env, Options, assert_no_harm};
+use daemon_support::utc;
 
-fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
-}
+use callbot_sim::Outcome;
+use chrono::{Duration, Timelike};
+use daemon_support::{Backend, Env, Options, assert_no_harm};
 
 /// Fictional numbers (555-01xx) in New York, Los Angeles and Miami (Florida: its own, narrower rule).
 fn us_csv() -> String {

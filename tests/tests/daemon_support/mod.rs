@@ -32,6 +32,12 @@ const AREAS: [u32; 14] = [
     201, 202, 203, 205, 206, 207, 208, 209, 210, 212, 213, 214, 215, 216,
 ];
 
+/// An instant in UTC, to the minute.
+pub fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+    use chrono::TimeZone;
+    Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
+}
+
 /// A fictional phone number for contact `i` (up to 1400 distinct ones).
 pub fn phone(i: usize) -> String {
     format!("+1 {} 555 01{:02}", AREAS[i / 100], i % 100)
