@@ -104,6 +104,7 @@ both_backends!(
     a_contact_zone_campaign_is_toggled_at_its_contacts_own_instants_across_dst,
     each_zone_group_is_its_own_task_toggled_at_its_own_instants_across_dst,
     a_contact_who_moves_to_another_group_is_never_uploaded_again_and_its_task_covers_both,
+    floridas_limit_of_three_calls_a_day_holds_its_numbers_and_only_them,
 );
 
 async fn a_contact_zone_campaign_is_toggled_at_its_contacts_own_instants_across_dst(
@@ -343,4 +344,49 @@ async fn a_contact_who_moves_to_another_group_is_never_uploaded_again_and_its_ta
     assert_eq!(calls.len(), 1, "B dialled once");
     let spec = env.spec("m.toml");
     assert_no_harm(&env.sim, &[spec]);
+}
+
+const HOURLY: &str = r#"
+scene_id = "SC-FL"
+robots = 2
+
+[schedule]
+timezone = "contact"
+windows = [{ days = "mon-sun", hours = ["09:00-20:00"] }]
+
+[retry]
+no_answer = { after = "1h", max_attempts = 6 }
+
+[contacts]
+file = "fl.csv"
+default_country = "US"
+batch_size = 10
+"#;
+
+/// Unanswered numbers are retried hourly up to six attempts: New York's gets six in the day, Miami's three (Fla.
+/// Stat. 501.616(6): at most 3 calls in 24 hours), held by the rule's cap.
+async fn floridas_limit_of_three_calls_a_day_holds_its_numbers_and_only_them(backend: Backend) {
+    let csv = "phone,name,customer,other\n(212) 555-0100,NY,,\n(305) 555-0101,Miami,,\n";
+    let start = utc(2027, 1, 11, 13, 0);
+    let files = [("fl.toml", HOURLY.to_owned()), ("fl.csv", csv.to_owned())];
+    let opts = Options {
+        weights: Some(vec![(Outcome::NoAnswer, 1.0)]),
+        ..Options::default()
+    };
+    let mut env = Env::new(backend, start, &files, opts).await;
+    env.run_until(utc(2027, 1, 12, 13, 0), Duration::minutes(5))
+        .await;
+    let calls = |area: &str| {
+        let phone = campaign::normalize_phone(&format!("({area}) 555-0100"), Some("US"))
+            .unwrap()
+            .replace("0100", "");
+        env.sim
+            .call_log()
+            .into_iter()
+            .filter(|c| c.phone.starts_with(&phone))
+            .count()
+    };
+    assert_eq!(calls("212"), 6, "New York: every attempt");
+    assert_eq!(calls("305"), 3, "Miami: three in 24 hours");
+    assert_no_harm(&env.sim, &[env.spec("fl.toml")]);
 }

@@ -291,6 +291,29 @@ impl CampaignSpec {
             .collect()
     }
 
+    /// The call limits of the legal rules of the task's contacts (Florida's and Oklahoma's 3 calls in 24 hours,
+    /// France's 4 in 30 days), each once. The daemon adds them to the caps, which count a number's calls in every
+    /// campaign: stricter than the laws' "on one subject", the safe reading. A named-zone task applies them to all its
+    /// contacts when any of them has the rule (the task cannot hold its numbers to different caps).
+    pub fn legal_caps(&self) -> Vec<crate::spec::CapRule> {
+        let mut out: Vec<crate::spec::CapRule> = Vec::new();
+        let Some(audience) = &self.audience else {
+            return out;
+        };
+        for rule in audience.zone_groups().flat_map(ZoneGroup::rule_refs) {
+            if let Some(c) = &rule.max_calls {
+                let cap = crate::spec::CapRule {
+                    within_secs: c.within_secs,
+                    max: c.max,
+                };
+                if !out.contains(&cap) {
+                    out.push(cap);
+                }
+            }
+        }
+        out
+    }
+
     /// The zone group a task spec of [`CampaignSpec::task_specs`] stands for (`None` for a named-zone campaign).
     pub fn task_group(&self) -> Option<&ZoneGroup> {
         if !self.schedule.contact_zones {
@@ -719,6 +742,32 @@ mod tests {
                 check(cal, &st);
             }
         }
+    }
+
+    #[test]
+    fn the_legal_call_limits_of_a_tasks_contacts_become_caps() {
+        let spec = contact_campaign("");
+        let mut spec = spec;
+        spec.audience = Some(audience(&spec, US_CONTACTS));
+        let tasks = spec.task_specs();
+        let caps = |label: &str| {
+            tasks
+                .iter()
+                .find(|t| t.task_group().is_some_and(|g| g.label() == label))
+                .unwrap()
+                .legal_caps()
+        };
+        // Miami (Florida): 3 calls in 24 hours; Chicago: no limit in the rules.
+        assert_eq!(
+            caps("America/New_York [us us-fl]"),
+            [crate::spec::CapRule {
+                within_secs: 86_400,
+                max: 3
+            }]
+        );
+        assert!(caps("America/Chicago [us]").is_empty());
+        // The campaign as a whole (a named-zone task would be all of them): Florida's limit once.
+        assert_eq!(spec.legal_caps().len(), 1);
     }
 
     #[test]

@@ -54,7 +54,8 @@ impl DaemonConfig {
     }
 }
 
-/// The caps that hold a campaign's numbers: the daemon's (`[caps] attempts`) and the campaign's own; every one applies.
+/// The caps that hold a campaign's numbers: the daemon's (`[caps] attempts`), the campaign's own, and the call
+/// limits of its contacts' legal rules ([`campaign::CampaignSpec::legal_caps`]); every one applies.
 pub fn caps_in_force(
     daemon_caps: &[campaign::CapRule],
     spec: &campaign::CampaignSpec,
@@ -62,6 +63,7 @@ pub fn caps_in_force(
     daemon_caps
         .iter()
         .chain(&spec.caps)
+        .chain(&spec.legal_caps())
         .map(|c| store::Cap {
             within: Duration::seconds(i64::try_from(c.within_secs).unwrap_or(i64::MAX)),
             max: c.max,
