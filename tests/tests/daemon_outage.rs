@@ -61,20 +61,23 @@ impl Store for Switchable {
         self.check()?;
         self.inner.tasks_of(campaign_ids).await
     }
-    async fn record_zone_groups(
-        &self,
-        user_task_id: &str,
-        groups: &[String],
-    ) -> Result<(), StoreError> {
-        self.check()?;
-        self.inner.record_zone_groups(user_task_id, groups).await
-    }
     async fn record_zone_groups_of_orders(
         &self,
         orders: &[(String, String)],
     ) -> Result<(), StoreError> {
         self.check()?;
         self.inner.record_zone_groups_of_orders(orders).await
+    }
+    async fn insert_planned_orders_in_groups(
+        &self,
+        orders: &[NewOrder],
+        zone_groups: &[(String, String)],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner
+            .insert_planned_orders_in_groups(orders, zone_groups, now)
+            .await
     }
     async fn zone_groups(&self, user_task_id: &str) -> Result<Vec<String>, StoreError> {
         self.check()?;

@@ -481,13 +481,22 @@ async fn zone_groups_are_kept_once_per_task_and_never_forgotten(db: Db) {
         r#"{"zones":["America/New_York"]}"#,
         r#"{"zones":["America/Los_Angeles"]}"#,
     );
-    store.record_zone_groups("t1", &[ny.into()]).await.unwrap();
+    let pair = |t: &str, g: &str| (t.to_string(), g.to_string());
+    let planned = |n| [new_order("c", "t1", n)];
     store
-        .record_zone_groups("t1", &[la.into(), ny.into()])
+        .insert_planned_orders_in_groups(&planned(10), &[pair("t1", ny)], at(0))
         .await
         .unwrap();
-    store.record_zone_groups("t1", &[]).await.unwrap();
-    store.record_zone_groups("t2", &[la.into()]).await.unwrap();
+    store
+        .insert_planned_orders_in_groups(&planned(11), &[pair("t1", la), pair("t1", ny)], at(0))
+        .await
+        .unwrap();
+    // Recorded with the orders even when every order is already stored.
+    store
+        .insert_planned_orders_in_groups(&planned(11), &[pair("t2", la)], at(0))
+        .await
+        .unwrap();
+    assert_eq!(store.order_counts("c").await.unwrap().total, 2);
     assert_eq!(store.zone_groups("t1").await.unwrap(), vec![la, ny]);
     assert_eq!(store.zone_groups("t2").await.unwrap(), vec![la]);
 

@@ -78,6 +78,8 @@ pub(crate) struct Campaign {
     pub(crate) valid_contacts: u64,
     /// Each task's polling and retry state, by userTaskID.
     pub(crate) loops: HashMap<String, TaskLoop>,
+    /// The zone groups the store holds for each task, as last read (see [`Campaign::forget_recorded_groups`]).
+    pub(crate) recorded_groups: HashMap<String, Vec<campaign::ZoneGroup>>,
     /// For a repeating campaign, the round in force as the last reconcile found it (its spec is what runs).
     pub(crate) round: Option<crate::rounds::InForce>,
     /// When the next attempt under `[retry]` falls due, as the last reconcile found.
@@ -98,6 +100,12 @@ impl Campaign {
         self.round.as_ref().map_or(&self.spec, |r| &r.spec)
     }
 
+    /// Forgets the zone groups read for its tasks, so the next reconcile reads them again: after its contacts were
+    /// planned (which records groups), and when this replica takes the campaign's lease (another may have planned).
+    pub(crate) fn forget_recorded_groups(&mut self) {
+        self.recorded_groups.clear();
+    }
+
     /// The polling and retry state of one of its tasks.
     pub(crate) fn task_loop(&mut self, user_task_id: &str) -> &mut TaskLoop {
         self.loops.entry(user_task_id.to_owned()).or_default()
@@ -112,6 +120,7 @@ impl Campaign {
             planning: None,
             valid_contacts: 0,
             loops: HashMap::new(),
+            recorded_groups: HashMap::new(),
             round: None,
             due: None,
             last: None,

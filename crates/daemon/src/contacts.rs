@@ -1,7 +1,7 @@
 //! Streaming a campaign's CSV into the store as planned orders. Reads files and writes orders; never calls the
 //! platform.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use campaign::{CampaignSpec, ContactLimits, ContactReader, ZoneGroup};
 use store::{NewOrder, Store};
@@ -19,8 +19,8 @@ const PLAN_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// One reconcile's share of planning a campaign's contacts: when the CSV (or the campaign file) changed since it was
 /// last planned to its end, inserts for at most [`PLAN_BUDGET`], keeping the reader in `planning` for the next
-/// reconcile (which comes at once). Returns how many orders were newly planned, and whether the file is planned to
-/// its end (then `csv_planned` and `valid_contacts` say so). The caller plans only campaigns whose file is present.
+/// reconcile (which comes at once). Returns how many orders were newly planned, whether the file is planned to its
+/// end (then `csv_planned` and `valid_contacts` say so), and the zone groups written. The caller plans only campaigns whose file is present.
 pub(crate) async fn plan_step(
     store: &dyn Store,
     spec: &CampaignSpec,
@@ -29,14 +29,15 @@ pub(crate) async fn plan_step(
     csv_planned: &mut Option<CsvStamp>,
     valid_contacts: &mut u64,
     now: chrono::DateTime<chrono::Utc>,
-) -> StepResult<(u64, bool)> {
+) -> StepResult<(u64, bool, GroupsWritten)> {
+    let mut written = GroupsWritten::default();
     if spec.schedule.end_utc().is_some_and(|end| now >= end) {
         *planning = None;
-        return Ok((0, true));
+        return Ok((0, true, written));
     }
     let stamp = csv_stamp(spec);
     if csv_planned.as_ref() == Some(&stamp) {
-        return Ok((0, true));
+        return Ok((0, true, written));
     }
     if planning.as_ref().is_none_or(|p| p.stamp != stamp) {
         // New, or the file changed while it was read: start again (what is planned stays planned).
@@ -49,7 +50,9 @@ pub(crate) async fn plan_step(
     }
     let mut current = planning.take().expect("just set");
     // A failed read or write starts again from the file at the next reconcile.
-    let (inserted, stats) = current.advance(store, now, PLAN_BUDGET).await?;
+    let (inserted, stats) = current
+        .advance(store, now, PLAN_BUDGET, &mut written)
+        .await?;
     match stats {
         Some(stats) => {
             if stats.issues > 0 {
@@ -57,13 +60,24 @@ pub(crate) async fn plan_step(
             }
             *csv_planned = Some(current.stamp);
             *valid_contacts = stats.valid;
-            Ok((inserted, true))
+            Ok((inserted, true, written))
         }
         None => {
             *planning = Some(current);
-            Ok((inserted, false))
+            Ok((inserted, false, written))
         }
     }
+}
+
+/// The zone groups a planning step wrote to the store, so the caller's copy of them stays true without reading it
+/// again.
+#[derive(Debug, Default)]
+pub(crate) struct GroupsWritten {
+    /// `(user_task_id, group as JSON)`, for the orders written.
+    pub(crate) groups: Vec<(String, String)>,
+    /// Groups were also written for orders already stored (contacts planned again, maybe in another group's task):
+    /// which tasks got them is known only to the store.
+    pub(crate) of_stored_orders: bool,
 }
 
 /// What identifies a version of the contacts: the CSV's file stamp (the same stamp as the campaign files'), and the
@@ -128,6 +142,7 @@ impl Planning {
         store: &dyn Store,
         now: chrono::DateTime<chrono::Utc>,
         budget: std::time::Duration,
+        written: &mut GroupsWritten,
     ) -> StepResult<(u64, Option<Stats>)> {
         let started = std::time::Instant::now();
         let mut inserted = 0u64;
@@ -145,18 +160,17 @@ impl Planning {
             };
             match next {
                 Some(Ok(chunk)) => {
-                    // The groups first: the task's calendar then covers these contacts from the next decision on,
-                    // before any of them can be uploaded (and after a crash between the two writes, it covers a
-                    // group with no order, which only narrows).
-                    let mut by_task: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-                    for (ut, group) in &chunk.groups {
-                        by_task.entry(ut).or_default().push(group.clone());
-                    }
-                    for (ut, groups) in &by_task {
-                        store.record_zone_groups(ut, groups).await?;
-                    }
-                    let new = store.insert_planned_orders(&chunk.orders, now).await?;
+                    // The groups with the orders, in one transaction: the task's calendar covers these contacts
+                    // from the next decision on, before any of them can be uploaded.
+                    let new = store
+                        .insert_planned_orders_in_groups(&chunk.orders, &chunk.groups, now)
+                        .await?;
                     inserted += new;
+                    for pair in &chunk.groups {
+                        if !written.groups.contains(pair) {
+                            written.groups.push(pair.clone());
+                        }
+                    }
                     if usize::try_from(new).unwrap_or(usize::MAX) < chunk.orders.len() {
                         // Some contacts already have their order, maybe in another group's task (the contact
                         // moved): that task's calendar covers the contact's group now too. Their order is never
@@ -168,6 +182,7 @@ impl Planning {
                             .map(|(o, g)| (o.order_id.clone(), chunk.groups[*g].1.clone()))
                             .collect();
                         store.record_zone_groups_of_orders(&of_orders).await?;
+                        written.of_stored_orders = true;
                     }
                 }
                 Some(Err(e)) => return Err(StepError::Contacts(e)),
@@ -189,6 +204,29 @@ pub struct Stats {
     pub issues: u64,
     /// Valid contacts without a known zone (with `timezone = "contact"` and no `fallback_timezone`): never planned.
     pub unzoned: u64,
+}
+
+impl Chunk {
+    /// The orders grouped by task (in file order within each), so that the store writes each task's orders in one
+    /// statement however the groups interleave in the file.
+    fn by_task(self) -> Chunk {
+        if self.groups.iter().all(|(ut, _)| *ut == self.groups[0].0) {
+            return self;
+        }
+        let Chunk {
+            orders,
+            groups,
+            order_group,
+        } = self;
+        let mut pairs: Vec<(NewOrder, usize)> = orders.into_iter().zip(order_group).collect();
+        pairs.sort_by(|a, b| a.0.user_task_id.cmp(&b.0.user_task_id));
+        let (orders, order_group) = pairs.into_iter().unzip();
+        Chunk {
+            orders,
+            groups,
+            order_group,
+        }
+    }
 }
 
 /// A streaming reader of planned orders.
@@ -306,13 +344,16 @@ fn read_in_chunks(
             };
             buf.order_group.push(index);
             buf.orders.push(order);
-            if buf.orders.len() >= chunk && tx.blocking_send(Ok(std::mem::take(&mut buf))).is_err()
+            if buf.orders.len() >= chunk
+                && tx
+                    .blocking_send(Ok(std::mem::take(&mut buf).by_task()))
+                    .is_err()
             {
                 return stats;
             }
         }
         if !buf.orders.is_empty() {
-            let _ = tx.blocking_send(Ok(buf));
+            let _ = tx.blocking_send(Ok(buf.by_task()));
         }
         stats
     });
@@ -345,7 +386,12 @@ mod tests {
         };
         let now = chrono::Utc::now();
         let (inserted, stats) = planning
-            .advance(&store, now, std::time::Duration::ZERO)
+            .advance(
+                &store,
+                now,
+                std::time::Duration::ZERO,
+                &mut GroupsWritten::default(),
+            )
             .await
             .unwrap();
         assert_eq!(inserted, 0);
@@ -354,7 +400,12 @@ mod tests {
             "a spent budget leaves the rest for the next reconcile"
         );
         let (_, stats) = planning
-            .advance(&store, now, std::time::Duration::from_secs(10))
+            .advance(
+                &store,
+                now,
+                std::time::Duration::from_secs(10),
+                &mut GroupsWritten::default(),
+            )
             .await
             .unwrap();
         assert!(

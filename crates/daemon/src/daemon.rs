@@ -328,6 +328,7 @@ impl Daemon {
         now: DateTime<Utc>,
     ) -> Result<HashSet<String>, StoreError> {
         let renew_every = renew_interval(self.config.lease_ttl);
+        let lease_ttl = Duration::from_std(self.config.lease_ttl).unwrap_or(Duration::MAX);
         let ids: Vec<String> = self
             .set
             .campaigns
@@ -348,6 +349,10 @@ impl Daemon {
         for (id, granted) in ids.into_iter().zip(granted) {
             let c = self.set.get_mut(&id).expect("campaign exists");
             if granted {
+                if c.lease_at.is_none_or(|at| now >= at + lease_ttl) {
+                    // Taken anew: another replica may have planned contacts meanwhile.
+                    c.forget_recorded_groups();
+                }
                 c.lease_at = Some(now);
                 owned.insert(id);
             } else {
@@ -761,12 +766,29 @@ impl Daemon {
     }
 
     /// The campaign's tasks in force ([`CampaignSpec::task_specs`]), each with the zone groups the store recorded
-    /// for it merged into its audience, so that its calendar covers every order it holds.
-    async fn task_specs(&self, id: &str) -> StepResult<Vec<CampaignSpec>> {
+    /// for it merged into its audience, so that its calendar covers every order it holds. The groups are read once
+    /// and kept until the campaign's contacts are planned again or its lease is taken anew.
+    async fn task_specs(&mut self, id: &str) -> StepResult<Vec<CampaignSpec>> {
         let mut out = self.spec(id).task_specs();
         for ts in &mut out {
-            let groups =
-                crate::observe::recorded_groups(self.store.as_ref(), &user_task_id(ts)).await?;
+            let ut = user_task_id(ts);
+            let cached = self
+                .set
+                .get(id)
+                .and_then(|c| c.recorded_groups.get(&ut))
+                .cloned();
+            let groups = match cached {
+                Some(g) => g,
+                None => {
+                    let g = crate::observe::recorded_groups(self.store.as_ref(), &ut).await?;
+                    self.set
+                        .get_mut(id)
+                        .expect("campaign exists")
+                        .recorded_groups
+                        .insert(ut, g.clone());
+                    g
+                }
+            };
             ts.audience
                 .get_or_insert_with(Default::default)
                 .merge_recorded(groups);
@@ -784,7 +806,7 @@ impl Daemon {
         }
         // The spec in force, borrowed field by field beside the planning state.
         let spec = c.round.as_ref().map_or(&c.spec, |r| &r.spec);
-        let (inserted, complete) = crate::contacts::plan_step(
+        let (inserted, complete, written) = crate::contacts::plan_step(
             self.store.as_ref(),
             spec,
             &self.config.contact_limits,
@@ -794,6 +816,21 @@ impl Daemon {
             now,
         )
         .await?;
+        // The groups just written join what is known of each task's; groups written for orders already stored went
+        // to tasks only the store knows: read them all again.
+        if written.of_stored_orders {
+            c.forget_recorded_groups();
+        } else {
+            for (ut, text) in written.groups {
+                if let (Some(known), Ok(g)) = (
+                    c.recorded_groups.get_mut(&ut),
+                    serde_json::from_str::<campaign::ZoneGroup>(&text),
+                ) && !known.contains(&g)
+                {
+                    known.push(g);
+                }
+            }
+        }
         if inserted > 0 {
             tracing::info!(campaign.id = %id, orders.new = inserted, "planned contacts");
         }

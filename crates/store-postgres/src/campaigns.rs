@@ -84,29 +84,6 @@ pub(crate) async fn tasks_of(
     decode_all(&rows)
 }
 
-#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
-pub(crate) async fn record_zone_groups(
-    s: &PgStore,
-    user_task_id: &str,
-    groups: &[String],
-) -> Result<(), StoreError> {
-    if groups.is_empty() {
-        return Ok(());
-    }
-    let groups: Vec<String> = groups.iter().map(|g| nul_free(g).into_owned()).collect();
-    sqlx::query(
-        "INSERT INTO task_zone_groups (user_task_id, zone_group)
-         SELECT $1, g FROM unnest($2::text[]) AS u (g)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(nul_free(user_task_id))
-    .bind(&groups)
-    .execute(&s.pool)
-    .await
-    .map_err(db_err)?;
-    Ok(())
-}
-
 #[tracing::instrument(skip_all, fields(orders = orders.len()))]
 pub(crate) async fn record_zone_groups_of_orders(
     s: &PgStore,

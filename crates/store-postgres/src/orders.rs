@@ -26,6 +26,16 @@ pub(crate) async fn insert_planned_orders(
     orders: &[NewOrder],
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
+    insert_planned_orders_in_groups(s, orders, &[], now).await
+}
+
+#[tracing::instrument(skip_all, fields(orders = orders.len()))]
+pub(crate) async fn insert_planned_orders_in_groups(
+    s: &PgStore,
+    orders: &[NewOrder],
+    zone_groups: &[(String, String)],
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
     if orders.is_empty() {
         return Ok(0);
     }
@@ -74,6 +84,26 @@ pub(crate) async fn insert_planned_orders(
         inserted += u64::try_from(*n).unwrap_or(0);
     }
     apply_tallies(tallies, &mut tx).await?;
+    if !zone_groups.is_empty() {
+        let uts: Vec<String> = zone_groups
+            .iter()
+            .map(|(u, _)| nul_free(u).into_owned())
+            .collect();
+        let groups: Vec<String> = zone_groups
+            .iter()
+            .map(|(_, g)| nul_free(g).into_owned())
+            .collect();
+        sqlx::query(
+            "INSERT INTO task_zone_groups (user_task_id, zone_group)
+             SELECT DISTINCT ut, g FROM unnest($1::text[], $2::text[]) AS u (ut, g)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&uts)
+        .bind(&groups)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    }
     let pairs = task_campaigns(orders);
     sqlx::query(
         "INSERT INTO order_outcomes (user_task_id, shard, campaign_id)

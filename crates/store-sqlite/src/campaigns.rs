@@ -104,25 +104,6 @@ pub(crate) async fn tasks_of(
     Ok(out)
 }
 
-#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
-pub(crate) async fn record_zone_groups(
-    s: &SqliteStore,
-    user_task_id: &str,
-    groups: &[String],
-) -> Result<(), StoreError> {
-    if groups.is_empty() {
-        return Ok(());
-    }
-    let mut q =
-        QueryBuilder::<Sqlite>::new("INSERT INTO task_zone_groups (user_task_id, zone_group) ");
-    q.push_values(groups, |mut b, g| {
-        b.push_bind(user_task_id).push_bind(g);
-    });
-    q.push(" ON CONFLICT DO NOTHING");
-    q.build().execute(&s.writer).await.map_err(db_err)?;
-    Ok(())
-}
-
 #[tracing::instrument(skip_all, fields(orders = orders.len()))]
 pub(crate) async fn record_zone_groups_of_orders(
     s: &SqliteStore,

@@ -29,6 +29,15 @@ pub(crate) async fn insert_planned_orders(
     orders: &[NewOrder],
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
+    insert_planned_orders_in_groups(s, orders, &[], now).await
+}
+
+pub(crate) async fn insert_planned_orders_in_groups(
+    s: &SqliteStore,
+    orders: &[NewOrder],
+    zone_groups: &[(String, String)],
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
     if orders.is_empty() {
         return Ok(0);
     }
@@ -59,6 +68,15 @@ pub(crate) async fn insert_planned_orders(
         }
     }
     apply_tallies(tallies, &mut tx).await?;
+    for chunk in zone_groups.chunks(rows_per_chunk(2)) {
+        let mut q =
+            QueryBuilder::<Sqlite>::new("INSERT INTO task_zone_groups (user_task_id, zone_group) ");
+        q.push_values(chunk, |mut b, (ut, group)| {
+            b.push_bind(ut).push_bind(group);
+        });
+        q.push(" ON CONFLICT DO NOTHING");
+        q.build().execute(&mut *tx).await.map_err(db_err)?;
+    }
     for (ut, campaign) in task_campaigns(orders) {
         sqlx::query(
             "INSERT OR IGNORE INTO order_outcomes (user_task_id, shard, campaign_id) VALUES (?1, 0, ?2)",

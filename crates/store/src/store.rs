@@ -37,15 +37,8 @@ pub trait Store: Send + Sync + Debug {
     async fn tasks(&self, campaign_id: &str) -> Result<Vec<TaskRecord>, StoreError>;
     /// The tasks of several campaigns, by campaign, generation then index.
     async fn tasks_of(&self, campaign_ids: &[String]) -> Result<Vec<TaskRecord>, StoreError>;
-    /// Records that contacts of these zone groups (opaque texts, each a JSON object) are planned into the task:
-    /// kept once each, never removed. Called before the orders are inserted.
-    async fn record_zone_groups(
-        &self,
-        user_task_id: &str,
-        groups: &[String],
-    ) -> Result<(), StoreError>;
-    /// For each `(order_id, group)` whose order is stored, records the group for the order's task, as
-    /// [`Store::record_zone_groups`] does (orders not stored are skipped): a contact planned again in another group
+    /// For each `(order_id, group)` whose order is stored, records the group for the order's task, once,
+    /// never removed (orders not stored are skipped): a contact planned again in another group
     /// keeps its order in its first task, whose calendar must then cover the new group as well.
     async fn record_zone_groups_of_orders(
         &self,
@@ -105,6 +98,15 @@ pub trait Store: Send + Sync + Debug {
     async fn insert_planned_orders(
         &self,
         orders: &[NewOrder],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+    /// [`Store::insert_planned_orders`], recording in the same transaction the zone groups (`(user_task_id, group)`:
+    /// opaque texts, each a JSON object; kept once each, never removed) of the orders' contacts: a task's calendar covers every order it
+    /// holds from the moment the orders exist.
+    async fn insert_planned_orders_in_groups(
+        &self,
+        orders: &[NewOrder],
+        zone_groups: &[(String, String)],
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
     /// Up to `limit` orders of the task in `state`, by source line.

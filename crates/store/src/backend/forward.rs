@@ -27,7 +27,6 @@ macro_rules! impl_store {
             campaigns::campaigns() -> Vec<$crate::CampaignRecord>;
             campaigns::tasks(campaign_id: &str) -> Vec<$crate::TaskRecord>;
             campaigns::tasks_of(campaign_ids: &[String]) -> Vec<$crate::TaskRecord>;
-            campaigns::record_zone_groups(user_task_id: &str, groups: &[String]) -> ();
             campaigns::zone_groups(user_task_id: &str) -> Vec<String>;
             campaigns::record_zone_groups_of_orders(orders: &[(String, String)]) -> ();
             campaigns::task_create_intent(
@@ -49,6 +48,11 @@ macro_rules! impl_store {
             campaigns::task_settings_forgotten(user_task_id: &str, at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>) -> ();
             campaigns::task_not_created(user_task_id: &str, at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>) -> ();
             orders::insert_planned_orders(orders: &[$crate::NewOrder], now: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>) -> u64;
+            orders::insert_planned_orders_in_groups(
+                orders: &[$crate::NewOrder],
+                zone_groups: &[(String, String)],
+                now: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>
+            ) -> u64;
             orders::orders_in_state(
                 user_task_id: &str,
                 state: $crate::UploadState,
