@@ -79,6 +79,13 @@ impl Store for Switchable {
             .insert_planned_orders_in_groups(orders, zone_groups, now)
             .await
     }
+    async fn zone_groups_of(
+        &self,
+        user_task_ids: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        self.check()?;
+        self.inner.zone_groups_of(user_task_ids).await
+    }
     async fn zone_groups(&self, user_task_id: &str) -> Result<Vec<String>, StoreError> {
         self.check()?;
         self.inner.zone_groups(user_task_id).await

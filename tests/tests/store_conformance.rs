@@ -516,6 +516,12 @@ async fn zone_groups_are_kept_once_per_task_and_never_forgotten(db: Db) {
     store.record_zone_groups_of_orders(&[]).await.unwrap();
     assert_eq!(store.zone_groups("t3").await.unwrap(), vec![chicago]);
     assert_eq!(store.zone_groups("t4").await.unwrap(), vec![ny]);
+    let of = store
+        .zone_groups_of(&["t4".into(), "t1".into(), "none".into()])
+        .await
+        .unwrap();
+    let pair = |t: &str, g: &str| (t.to_string(), g.to_string());
+    assert_eq!(of, vec![pair("t1", la), pair("t1", ny), pair("t4", ny)]);
 }
 
 async fn bulk_planned_insert_is_idempotent(db: Db) {

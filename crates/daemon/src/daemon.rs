@@ -211,6 +211,7 @@ impl Daemon {
             Err(_) => Vec::new(),
         };
         let mut prefetched = self.prefetch(&owned_due).await;
+        self.prefetch_zone_groups(&owned_due).await;
         let mut records = Vec::new();
         for id in self.set.ids() {
             let c = self.set.get(&id).expect("campaign exists");
@@ -886,6 +887,54 @@ impl Daemon {
             plan = decide(&d.desired, &observed);
         }
         (plan, observed)
+    }
+
+    /// The zone groups recorded for the tasks of the given campaigns that are not known yet, read in one store call
+    /// (each campaign would otherwise read its own at its reconcile). A failure only costs the reads it was meant to
+    /// save.
+    async fn prefetch_zone_groups(&mut self, ids: &[String]) {
+        let mut wanted: Vec<(String, String)> = Vec::new();
+        for id in ids {
+            let c = self.set.get(id).expect("campaign exists");
+            for ut in crate::task::user_task_ids(c.in_force()) {
+                if !c.recorded_groups.contains_key(&ut) {
+                    wanted.push((id.clone(), ut));
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return;
+        }
+        let uts: Vec<String> = wanted.iter().map(|(_, ut)| ut.clone()).collect();
+        let rows = match self.store.zone_groups_of(&uts).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the zone groups of the due campaigns at once");
+                return;
+            }
+        };
+        let mut by_task: HashMap<String, Vec<campaign::ZoneGroup>> = HashMap::new();
+        let mut unread: HashSet<String> = HashSet::new();
+        for (ut, text) in rows {
+            match serde_json::from_str::<campaign::ZoneGroup>(&text) {
+                Ok(g) => by_task.entry(ut).or_default().push(g),
+                // Left for the campaign's own read, which says what does not read.
+                Err(_) => {
+                    unread.insert(ut);
+                }
+            }
+        }
+        for (id, ut) in wanted {
+            if unread.contains(&ut) {
+                continue;
+            }
+            let groups = by_task.get(&ut).cloned().unwrap_or_default();
+            self.set
+                .get_mut(&id)
+                .expect("campaign exists")
+                .recorded_groups
+                .insert(ut, groups);
+        }
     }
 
     /// The task records and task progress of the given campaigns, read in two store calls. A failure only costs

@@ -115,6 +115,21 @@ pub(crate) async fn record_zone_groups_of_orders(
     Ok(())
 }
 
+#[tracing::instrument(skip_all, fields(tasks = user_task_ids.len()))]
+pub(crate) async fn zone_groups_of(
+    s: &PgStore,
+    user_task_ids: &[String],
+) -> Result<Vec<(String, String)>, StoreError> {
+    sqlx::query_as(
+        "SELECT user_task_id, zone_group FROM task_zone_groups WHERE user_task_id = ANY($1)
+         ORDER BY user_task_id COLLATE \"C\", zone_group COLLATE \"C\"",
+    )
+    .bind(user_task_ids)
+    .fetch_all(&s.pool)
+    .await
+    .map_err(db_err)
+}
+
 #[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
 pub(crate) async fn zone_groups(
     s: &PgStore,

@@ -125,6 +125,31 @@ pub(crate) async fn record_zone_groups_of_orders(
     Ok(())
 }
 
+#[tracing::instrument(skip_all, fields(tasks = user_task_ids.len()))]
+pub(crate) async fn zone_groups_of(
+    s: &SqliteStore,
+    user_task_ids: &[String],
+) -> Result<Vec<(String, String)>, StoreError> {
+    let mut out = Vec::new();
+    for ids in user_task_ids.chunks(IN_LIST_MAX) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT user_task_id, zone_group FROM task_zone_groups WHERE user_task_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for id in ids {
+            list.push_bind(id);
+        }
+        q.push(") ORDER BY user_task_id, zone_group");
+        let rows: Vec<(String, String)> = q
+            .build_query_as()
+            .fetch_all(&s.reader)
+            .await
+            .map_err(db_err)?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
 #[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
 pub(crate) async fn zone_groups(
     s: &SqliteStore,

@@ -46,6 +46,11 @@ pub trait Store: Send + Sync + Debug {
     ) -> Result<(), StoreError>;
     /// The zone groups ever recorded for the task, sorted.
     async fn zone_groups(&self, user_task_id: &str) -> Result<Vec<String>, StoreError>;
+    /// The zone groups recorded for each of several tasks: `(user_task_id, group)` pairs, by task then group.
+    async fn zone_groups_of(
+        &self,
+        user_task_ids: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError>;
     /// The daemon is about to create the task with `settings`. Inserts the task's row when missing (settings sent
     /// at `at`, no platform status, no platform task ID); otherwise sets its settings, `settings_sent_at = at`, and
     /// clears its platform status and task ID (in doubt until the platform answers). A task whose stored status is

@@ -28,6 +28,7 @@ macro_rules! impl_store {
             campaigns::tasks(campaign_id: &str) -> Vec<$crate::TaskRecord>;
             campaigns::tasks_of(campaign_ids: &[String]) -> Vec<$crate::TaskRecord>;
             campaigns::zone_groups(user_task_id: &str) -> Vec<String>;
+            campaigns::zone_groups_of(user_task_ids: &[String]) -> Vec<(String, String)>;
             campaigns::record_zone_groups_of_orders(orders: &[(String, String)]) -> ();
             campaigns::task_create_intent(
                 key: &$crate::TaskKey,
