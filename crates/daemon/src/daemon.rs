@@ -914,20 +914,12 @@ impl Daemon {
             }
         };
         let mut by_task: HashMap<String, Vec<campaign::ZoneGroup>> = HashMap::new();
-        let mut unread: HashSet<String> = HashSet::new();
         for (ut, text) in rows {
-            match serde_json::from_str::<campaign::ZoneGroup>(&text) {
-                Ok(g) => by_task.entry(ut).or_default().push(g),
-                // Left for the campaign's own read, which says what does not read.
-                Err(_) => {
-                    unread.insert(ut);
-                }
+            if let Some(g) = crate::observe::read_group(&ut, &text) {
+                by_task.entry(ut).or_default().push(g);
             }
         }
         for (id, ut) in wanted {
-            if unread.contains(&ut) {
-                continue;
-            }
             let groups = by_task.get(&ut).cloned().unwrap_or_default();
             self.set
                 .get_mut(&id)

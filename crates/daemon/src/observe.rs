@@ -104,14 +104,19 @@ pub(crate) async fn recorded_groups(
     let texts = store.zone_groups(user_task_id).await?;
     Ok(texts
         .iter()
-        .filter_map(|t| match serde_json::from_str::<ZoneGroup>(t) {
-            Ok(g) => Some(g),
-            Err(e) => {
-                tracing::warn!(task.user_id = %user_task_id, group = %t, error = %e, "a recorded zone group does not read");
-                None
-            }
-        })
+        .filter_map(|t| read_group(user_task_id, t))
         .collect())
+}
+
+/// A zone group as the store keeps it (JSON); `None`, with a warning, when it does not read.
+pub(crate) fn read_group(user_task_id: &str, text: &str) -> Option<ZoneGroup> {
+    match serde_json::from_str::<ZoneGroup>(text) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            tracing::warn!(task.user_id = %user_task_id, group = %text, error = %e, "a recorded zone group does not read");
+            None
+        }
+    }
 }
 
 /// The campaign with the zone groups recorded for its task merged into its audience: what its task's calendar must
@@ -129,7 +134,8 @@ pub async fn with_recorded_groups(
 }
 
 /// Reads the store and decides, without acting; also counts the campaign's orders with their outcomes (for
-/// `status` and `plan`; the reconciler uses [`decision`], which skips those counts).
+/// `status` and `plan`; the reconciler uses [`decision`], which skips those counts). `spec` is a task's, with its
+/// recorded zone groups merged ([`with_recorded_groups`]), as the reconciler decides with.
 pub async fn snapshot(
     store: &dyn Store,
     spec: &CampaignSpec,
@@ -139,7 +145,6 @@ pub async fn snapshot(
     apply_delay: Duration,
     next_poll_at: Option<DateTime<Utc>>,
 ) -> Result<Snapshot, StoreError> {
-    let spec = &with_recorded_groups(store, spec).await?;
     let counts = store.order_counts(&spec.id).await?;
     let (d, task) = decision_with_task(
         store,

@@ -50,6 +50,10 @@ fn on_platform(
     now: DateTime<Utc>,
 ) -> anyhow::Result<(serde_json::Value, String)> {
     let zone = spec.schedule.zone;
+    // The zone groups recorded for the task count as the daemon counts them.
+    let spec = &rt
+        .block_on(daemon::with_recorded_groups(store, spec))
+        .with_context(|| format!("cannot read campaign {}'s zone groups", spec.id))?;
     let snap = rt
         .block_on(daemon::snapshot(
             store,
