@@ -331,6 +331,10 @@ impl Store for Switchable {
         self.check()?;
         self.inner.report(filter).await
     }
+    async fn rebuild_rollups(&self) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.rebuild_rollups().await
+    }
 }
 
 async fn sqlite(dir: &std::path::Path) -> Arc<Switchable> {

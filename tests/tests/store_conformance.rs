@@ -3019,6 +3019,7 @@ conformance!(
     orders_the_platform_may_dial_count_towards_a_cap_in_every_task,
     attempts_due_for_a_retry_are_found_once_each_by_outcome_and_time,
     campaign_counts_kept_as_facts_are_written_equal_the_raw_aggregation,
+    report_views_kept_as_facts_are_written_equal_the_raw_aggregation,
 );
 
 /// PostgreSQL has no timestamps before 4713 BC: writing one is a data exception (SQLSTATE 22008), which the store
@@ -3392,4 +3393,276 @@ async fn campaign_counts_kept_as_facts_are_written_equal_the_raw_aggregation(db:
         again.order_counts("rc3").await.unwrap(),
         raw_counts(&db, "rc3").await
     );
+}
+
+/// Each report view and the columns compared, rounding the fractions (the rollups divide sums where the raw views
+/// average).
+const REPORT_VIEWS: [(&str, &[&str], &[&str]); 6] = [
+    (
+        "report_campaign_daily",
+        &[
+            "campaign_id",
+            "day",
+            "orders_total",
+            "orders_dialled",
+            "orders_answered",
+            "orders_finished",
+            "calls",
+            "calls_answered",
+            "p90_talk_secs",
+            "sms_sent",
+        ],
+        &["answer_rate", "finish_rate", "avg_talk_secs"],
+    ),
+    (
+        "report_campaign_totals",
+        &[
+            "campaign_id",
+            "orders_total",
+            "orders_dialled",
+            "orders_answered",
+            "orders_finished",
+            "calls",
+            "calls_answered",
+            "p90_talk_secs",
+            "sms_sent",
+            "first_call_at",
+            "last_call_at",
+        ],
+        &["answer_rate", "finish_rate", "avg_talk_secs"],
+    ),
+    (
+        "report_call_status",
+        &["campaign_id", "day", "call_status", "status_name", "calls"],
+        &[],
+    ),
+    (
+        "report_intents",
+        &["campaign_id", "day", "intent", "calls"],
+        &[],
+    ),
+    (
+        "report_rounds",
+        &[
+            "campaign_id",
+            "generation",
+            "round",
+            "user_task_id",
+            "orders_total",
+            "orders_finished",
+            "calls",
+            "calls_answered",
+            "first_call_at",
+            "last_call_at",
+        ],
+        &[],
+    ),
+    (
+        "report_zone_groups",
+        &[
+            "campaign_id",
+            "generation",
+            "user_task_id",
+            "zone_group",
+            "orders_total",
+            "orders_finished",
+            "calls",
+            "calls_answered",
+            "first_call_at",
+            "last_call_at",
+        ],
+        &[],
+    ),
+];
+
+/// The rows of `view`, each as one text, sorted.
+async fn view_rows(db: &Db, view: &str, cols: &[&str], fractions: &[&str]) -> Vec<String> {
+    let postgres = matches!(db, Db::Postgres(_));
+    let text = |e: String| format!("COALESCE(CAST({e} AS TEXT), 'null')");
+    let exprs: Vec<String> = cols
+        .iter()
+        .map(|c| text((*c).to_owned()))
+        .chain(fractions.iter().map(|c| {
+            text(if postgres {
+                format!("round(CAST({c} AS numeric), 6)")
+            } else {
+                format!("round({c}, 6)")
+            })
+        }))
+        .collect();
+    let sql = format!("SELECT {} FROM {view}", exprs.join(" || '|' || "));
+    let mut rows: Vec<String> = match db {
+        Db::Sqlite(d) => {
+            let pool = sqlx::SqlitePool::connect(&d.url).await.unwrap();
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+        }
+        Db::Postgres(d) => {
+            let pool = sqlx::PgPool::connect(&d.url).await.unwrap();
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    rows.sort();
+    rows
+}
+
+/// Every report view read from the rollups equals its `_raw` twin, which aggregates the raw tables.
+async fn assert_views_equal_raw(db: &Db, when: &str) -> usize {
+    let mut rows = 0;
+    for (view, cols, fractions) in REPORT_VIEWS {
+        let kept = view_rows(db, view, cols, fractions).await;
+        let raw = view_rows(db, &format!("{view}_raw"), cols, fractions).await;
+        assert_eq!(
+            kept, raw,
+            "{view} (rollups, left) against {view}_raw, {when}"
+        );
+        rows += kept.len();
+    }
+    rows
+}
+
+async fn report_views_kept_as_facts_are_written_equal_the_raw_aggregation(db: Db) {
+    let store = db.open().await;
+    let day = 86_400;
+    for seed in [5_u64, 23, 2027] {
+        let mut dice = Dice(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let campaign = format!("rv{seed}");
+        // Starts spread over three UTC days, near midnight too.
+        let t = utc(2026, 3, 1, 22, 0, 0) + chrono::Duration::seconds(seed as i64 * 3 * day);
+        let tasks = [format!("{campaign}-g1"), format!("{campaign}-g2")];
+        for (g, ut) in tasks.iter().enumerate() {
+            let key = TaskKey {
+                user_task_id: ut.clone(),
+                campaign_id: campaign.clone(),
+                generation: g as i64 + 1,
+                task_index: 0,
+            };
+            store
+                .task_create_intent(&key, &serde_json::json!({ "maxCall": 2 }), t)
+                .await
+                .unwrap();
+        }
+        let orders: Vec<NewOrder> = (0..50)
+            .map(|n| NewOrder {
+                phone: format!("45{seed:03}{n:07}"),
+                ..new_order(&campaign, &tasks[n % 2], n)
+            })
+            .collect();
+        // The first task dials one zone group; the second two (so it is left out of report_zone_groups).
+        let groups: Vec<(String, String)> = vec![
+            (tasks[0].clone(), "{\"zones\":[\"Europe/Paris\"]}".into()),
+            (tasks[1].clone(), "{\"zones\":[\"Europe/Madrid\"]}".into()),
+            (tasks[1].clone(), "{\"zones\":[\"Atlantic/Canary\"]}".into()),
+        ];
+        store
+            .insert_planned_orders_in_groups(&orders, &groups, t)
+            .await
+            .unwrap();
+        for task in &tasks {
+            let claimed = claimed_ids(
+                store
+                    .settle_and_claim(&[], &[], task, 100, t, &[])
+                    .await
+                    .unwrap(),
+            );
+            let (refused, sent): (Vec<String>, Vec<String>) =
+                claimed.into_iter().partition(|_| dice.below(10) == 0);
+            let refused: Vec<(String, String)> = refused
+                .into_iter()
+                .map(|id| (id, "bad number".into()))
+                .collect();
+            store
+                .settle_and_claim(&sent, &refused, task, 0, t, &[])
+                .await
+                .unwrap();
+        }
+        let sent: Vec<OrderRecord> = {
+            let mut all = Vec::new();
+            for task in &tasks {
+                all.extend(
+                    store
+                        .orders_in_state(task, UploadState::Sent, 1000)
+                        .await
+                        .unwrap(),
+                );
+            }
+            all
+        };
+        let labels = ["yes", "no", "", "callback"];
+        for round in 0..6 {
+            let mut batch = Vec::new();
+            for o in &sent {
+                if dice.below(3) == 0 {
+                    continue;
+                }
+                let status = [6, 10, 22, 5, 6, 9, 3][dice.below(7) as usize];
+                let mut c = call(
+                    &o.order_id,
+                    &format!("{}-c{}", o.order_id, dice.below(3)),
+                    status,
+                );
+                // Mostly a start; sometimes none yet; sometimes a restated start on another day.
+                c.started_at = match dice.below(6) {
+                    0 => None,
+                    n => Some(t + chrono::Duration::minutes(i64::from(round) * 37 + n as i64 * 71)),
+                };
+                c.duration_secs =
+                    (status == 6 && dice.below(4) != 0).then(|| dice.below(300) as i64);
+                c.intents = (0..dice.below(3))
+                    .map(|i| IntentFact {
+                        intent_id: format!("id{}", dice.below(4)),
+                        intent_tag: if i == 0 { String::new() } else { "tag".into() },
+                        intent_name: labels[dice.below(4) as usize].into(),
+                        intent_level: None,
+                    })
+                    .collect();
+                c.sms = (0..dice.below(3))
+                    .map(|i| SmsFact {
+                        sys_message_id: format!("m{i}"),
+                        sent_at: None,
+                        content: "hello".into(),
+                        status: [None, Some(0), Some(1), Some(2), Some(3), Some(4)]
+                            [dice.below(6) as usize],
+                    })
+                    .collect();
+                batch.push(OrderFacts {
+                    order_id: o.order_id.clone(),
+                    user_task_id: o.user_task_id.clone(),
+                    finished: status != 5 && status != 3 && dice.below(2) == 0,
+                    calls: vec![c],
+                });
+            }
+            let (first, second) = batch.split_at(batch.len() / 2);
+            let sources = if dice.below(2) == 0 {
+                [FactSource::Poll, FactSource::Callback]
+            } else {
+                [FactSource::Callback, FactSource::Poll]
+            };
+            store.apply_order_facts(second, sources[0]).await.unwrap();
+            store.apply_order_facts(first, sources[1]).await.unwrap();
+            // The same calls again by the other path (a callback after a poll, or the reverse).
+            store.apply_order_facts(second, sources[1]).await.unwrap();
+            assert_views_equal_raw(&db, &format!("seed {seed}, round {round}")).await;
+        }
+    }
+    let rows = assert_views_equal_raw(&db, "at the end").await;
+    assert!(rows > 50, "the data set is not trivial: {rows} rows");
+    // Counted again from the raw tables: the same.
+    store.rebuild_rollups().await.unwrap();
+    assert_eq!(
+        assert_views_equal_raw(&db, "after rebuild_rollups").await,
+        rows
+    );
+    // Each view has rows, and the figures that need the rarer facts are there.
+    for (view, cols, fractions) in REPORT_VIEWS {
+        assert!(
+            !view_rows(&db, view, cols, fractions).await.is_empty(),
+            "{view} is empty"
+        );
+    }
 }

@@ -61,6 +61,9 @@ pub(crate) async fn apply_merged(
     let mut merged = nul_free_facts(merged);
     // Row locks taken in ID order, so concurrent writers of overlapping orders and calls cannot deadlock.
     merged.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+    // The orders first: the rollup triggers on calls count an order's calls of each day, so two writers of one
+    // order's calls (a poll and a callback) must take turns.
+    lock_orders(conn, &merged).await?;
     let mut calls: Vec<&CallFacts> = merged.iter().flat_map(|o| o.calls.iter()).collect();
     calls.sort_by(|a, b| a.call_id.cmp(&b.call_id));
     // Only the calls the upsert actually wrote (not refused by the final-status rule, judged under the row lock)
@@ -333,6 +336,23 @@ async fn upsert_transcript(
     Ok(())
 }
 
+/// Locks the orders' rows, in order ID order (`merged` is sorted), until the transaction ends.
+async fn lock_orders(conn: &mut PgConnection, merged: &[OrderFacts]) -> Result<(), StoreError> {
+    sqlx::query(
+        "SELECT 1 FROM orders WHERE order_id = ANY($1::text[]) ORDER BY order_id FOR UPDATE",
+    )
+    .bind(
+        merged
+            .iter()
+            .map(|o| o.order_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
 /// Sets the orders' finished flag (sticky: only ever set) and their `last_call_status` (the status of the latest
 /// call by start time), in one statement. The rows are locked in order ID order first, so two transactions writing
 /// overlapping orders at once (parallel callback writers, a poll) wait for each other instead of deadlocking.
@@ -344,6 +364,11 @@ async fn update_orders(conn: &mut PgConnection, merged: &[OrderFacts]) -> Result
          UPDATE orders o SET finished = o.finished OR u.finished,
              dialled = EXISTS (SELECT 1 FROM calls c WHERE c.order_id = o.order_id),
              answered = EXISTS (SELECT 1 FROM calls c WHERE c.order_id = o.order_id AND c.call_status = 6),
+             answered_started = EXISTS (SELECT 1 FROM calls c
+                                        WHERE c.order_id = o.order_id AND c.call_status = 6
+                                          AND c.started_at IS NOT NULL),
+             last_call_day = (SELECT (MAX(c.started_at) AT TIME ZONE 'UTC')::date FROM calls c
+                              WHERE c.order_id = o.order_id),
              last_call_status = (
                  SELECT c.call_status FROM calls c WHERE c.order_id = o.order_id
                  ORDER BY c.started_at DESC NULLS LAST, c.call_id DESC LIMIT 1)

@@ -116,3 +116,14 @@ async fn zone_groups(s: &PgStore, filter: &ReportFilter) -> Result<Vec<PgRow>, S
     .await
     .map_err(db_err)
 }
+
+/// The migration's `rebuild_report_rollups()`, in one transaction.
+#[tracing::instrument(skip_all)]
+pub(crate) async fn rebuild_rollups(s: &PgStore) -> Result<(), StoreError> {
+    let mut tx = s.pool.begin().await.map_err(db_err)?;
+    sqlx::query("SELECT rebuild_report_rollups()")
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    tx.commit().await.map_err(db_err)
+}

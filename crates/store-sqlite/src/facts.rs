@@ -234,6 +234,9 @@ fn push_update_orders(script: &mut Script, merged: &[OrderFacts]) {
         qb.push(
             ", dialled = EXISTS (SELECT 1 FROM calls c WHERE c.order_id = orders.order_id),
                answered = EXISTS (SELECT 1 FROM calls c WHERE c.order_id = orders.order_id AND c.call_status = 6),
+               answered_started = EXISTS (SELECT 1 FROM calls c WHERE c.order_id = orders.order_id
+                                                                  AND c.call_status = 6 AND c.started_at IS NOT NULL),
+               last_call_day = (SELECT date(MAX(c.started_at)) FROM calls c WHERE c.order_id = orders.order_id),
                last_call_status = (
                  SELECT c.call_status FROM calls c WHERE c.order_id = orders.order_id
                  ORDER BY c.started_at IS NULL, c.started_at DESC, c.call_id DESC LIMIT 1)

@@ -81,6 +81,7 @@ impl SqliteStore {
                 .await
                 .map_err(db_err)?;
             migrate(&pool).await?;
+            report::maintain(&pool).await?;
             return Ok(SqliteStore {
                 writer: pool.clone(),
                 reader: pool,
@@ -89,6 +90,7 @@ impl SqliteStore {
         }
         let writer = one().connect_with(options.clone()).await.map_err(db_err)?;
         migrate(&writer).await?;
+        report::maintain(&writer).await?;
         let reader = one().connect_with(options).await.map_err(db_err)?;
         let (alive, stopped) = watch::channel(());
         tokio::spawn(checkpointer(reader.clone(), stopped));

@@ -120,3 +120,34 @@ async fn zone_groups(s: &SqliteStore, filter: &ReportFilter) -> Result<Vec<Sqlit
     .await
     .map_err(db_err)
 }
+
+/// `rebuild_rollups.sql`, in one transaction on the writer.
+#[tracing::instrument(skip_all)]
+pub(crate) async fn rebuild_rollups(s: &SqliteStore) -> Result<(), StoreError> {
+    rebuild_on(&s.writer).await
+}
+
+/// Runs the rebuild when a migration asked for it (a row `rebuild_rollups` in `store_maintenance`), once.
+pub(crate) async fn maintain(pool: &sqlx::SqlitePool) -> Result<(), StoreError> {
+    let due: Option<(String,)> =
+        sqlx::query_as("SELECT name FROM store_maintenance WHERE name = 'rebuild_rollups'")
+            .fetch_optional(pool)
+            .await
+            .map_err(db_err)?;
+    if due.is_some() {
+        tracing::info!(
+            "counting the stored facts into the report rollups (once, after an upgrade)"
+        );
+        rebuild_on(pool).await?;
+    }
+    Ok(())
+}
+
+async fn rebuild_on(pool: &sqlx::SqlitePool) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    sqlx::raw_sql(include_str!("rebuild_rollups.sql"))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    tx.commit().await.map_err(db_err)
+}

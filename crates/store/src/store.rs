@@ -316,4 +316,10 @@ pub trait Store: Send + Sync + Debug {
 
     /// The report views, filtered.
     async fn report(&self, filter: &ReportFilter) -> Result<Report, StoreError>;
+    /// Recomputes, in one transaction, everything the store keeps about the raw facts: the orders' flags derived
+    /// from their calls (`dialled`, `answered`, `last_call_status`, `last_call_day`, `answered_started`) and every
+    /// rollup (`order_tallies`, `order_outcomes`, the report rollups). The triggers and the store's own writes keep
+    /// them as facts are written; this is for rows written around the store (a bulk load, a manual repair, a
+    /// deletion of old calls). Readers see the old figures until it commits.
+    async fn rebuild_rollups(&self) -> Result<(), StoreError>;
 }

@@ -93,6 +93,7 @@ macro_rules! impl_store {
             ledger::release_lease(campaign_id: &str, owner: &str) -> ();
             ledger::leases(campaign_ids: &[String]) -> Vec<$crate::LeaseRecord>;
             report::report(filter: &$crate::ReportFilter) -> $crate::Report;
+            report::rebuild_rollups() -> ();
         } shared {
             upload::set_upload_state(
                 order_ids: &[String],
