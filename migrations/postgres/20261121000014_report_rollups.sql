@@ -739,3 +739,7 @@ FROM report_rounds r
 JOIN task_zone_groups g ON g.user_task_id = r.user_task_id
 WHERE (SELECT COUNT(*) FROM task_zone_groups x WHERE x.user_task_id = r.user_task_id) = 1;
 COMMENT ON VIEW report_zone_groups IS 'Each task that dials one zone group, with the group (JSON: zones and rules) and its orders and calls. Read from the rollups.';
+
+-- report_rejected counts the orders never uploaded: this index holds only those, so the view reads them alone.
+CREATE INDEX orders_rejected ON orders (campaign_id, reject_reason) WHERE upload_state = 'rejected';
+COMMENT ON INDEX orders_rejected IS 'The orders never uploaded, by campaign (report_rejected).';

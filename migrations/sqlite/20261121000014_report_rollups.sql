@@ -655,3 +655,6 @@ SELECT r.campaign_id,
 FROM report_rounds r
 JOIN task_zone_groups g ON g.user_task_id = r.user_task_id
 WHERE (SELECT COUNT(*) FROM task_zone_groups x WHERE x.user_task_id = r.user_task_id) = 1;
+
+-- report_rejected counts the orders never uploaded: this index holds only those, so the view reads them alone.
+CREATE INDEX orders_rejected ON orders (campaign_id, reject_reason) WHERE upload_state = 'rejected';
