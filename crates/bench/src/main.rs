@@ -8,7 +8,8 @@
 //! - `env`: stores, clients, generated campaign files and contact lists.
 //! - one module per scenario: `upload`, `reconcile`, `callbacks`, `campaigns`, `idle`, and the machine limits
 //!   `limits` (limit-insert), `limit_normalize`, `limit_sim` (limit-sim-upload), `limit_facts`, and beside
-//!   callbacks `limit_http` and `limit_ingest`.
+//!   callbacks `limit_http` and `limit_ingest`; `report_reads` (report: status, the report views and a metrics
+//!   scrape over a store built in bulk).
 
 mod callbacks;
 mod campaigns;
@@ -24,6 +25,7 @@ mod loadgen;
 mod procfs;
 mod reconcile;
 mod report;
+mod report_reads;
 mod simproc;
 mod suppression;
 mod upload;
@@ -79,6 +81,9 @@ enum Command {
     /// A do-not-call list of N numbers (default 10,000,000) loaded from a file as the daemon loads it, then N / 10
     /// contacts (at most 1,000,000) planned against it; with the machine's limits for both beside.
     Suppression(Args),
+    /// N orders (default 1,000,000) with their calls written in bulk and their rollups rebuilt (not timed), then
+    /// `status` for the campaign, each report view, `Store::report` and a `/metrics` scrape timed.
+    Report(Args),
     /// Every scenario at a tiny size on both stores, in seconds (for CI).
     Smoke,
     /// The simulator in its own process (used by the scenarios).
@@ -132,6 +137,7 @@ enum Scenario {
     LimitHttp,
     LimitIngest,
     Suppression,
+    Report,
 }
 
 impl Scenario {
@@ -149,6 +155,7 @@ impl Scenario {
             Scenario::LimitHttp => "limit-http",
             Scenario::LimitIngest => "limit-ingest",
             Scenario::Suppression => "suppression",
+            Scenario::Report => "report",
         }
     }
 
@@ -158,7 +165,8 @@ impl Scenario {
             | Scenario::Reconcile
             | Scenario::LimitInsert
             | Scenario::LimitNormalize
-            | Scenario::LimitSimUpload => 1_000_000,
+            | Scenario::LimitSimUpload
+            | Scenario::Report => 1_000_000,
             Scenario::LimitFacts => 200_000,
             Scenario::Callbacks | Scenario::LimitHttp => 50_000,
             Scenario::LimitIngest => 100_000,
@@ -199,6 +207,7 @@ fn main() -> ExitCode {
         Command::LimitHttp(a) => scenario(Scenario::LimitHttp, a),
         Command::LimitIngest(a) => scenario(Scenario::LimitIngest, a),
         Command::Suppression(a) => scenario(Scenario::Suppression, a),
+        Command::Report(a) => scenario(Scenario::Report, a),
         Command::Smoke => smoke(),
         Command::ServeSim(a) => runtime().and_then(|rt| rt.block_on(simproc::serve(a))),
         Command::Loadgen(a) => loadgen::main(a),
@@ -250,6 +259,7 @@ async fn run_one(s: Scenario, args: &Args) -> anyhow::Result<Figures> {
         Scenario::LimitHttp => limit_http::run(size, args.rate, args.concurrency).await,
         Scenario::LimitIngest => limit_ingest::run(size, args.store, args.batch).await,
         Scenario::Suppression => suppression::run(size, args.store).await,
+        Scenario::Report => report_reads::run(size, args.store).await,
     }
 }
 
@@ -313,6 +323,7 @@ fn smoke() -> anyhow::Result<()> {
         orchestrate(Scenario::LimitFacts, &tiny(2000, store))?;
         orchestrate(Scenario::LimitIngest, &tiny(1000, store))?;
         orchestrate(Scenario::Suppression, &tiny(2000, store))?;
+        orchestrate(Scenario::Report, &tiny(2000, store))?;
     }
     // No store: once.
     orchestrate(Scenario::LimitNormalize, &tiny(2000, StoreKind::Sqlite))?;
