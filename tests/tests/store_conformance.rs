@@ -3397,7 +3397,12 @@ async fn campaign_counts_kept_as_facts_are_written_equal_the_raw_aggregation(db:
 
 /// Each report view and the columns compared, rounding the fractions (the rollups divide sums where the raw views
 /// average).
-const REPORT_VIEWS: [(&str, &[&str], &[&str]); 6] = [
+const REPORT_VIEWS: [(&str, &[&str], &[&str]); 7] = [
+    (
+        "report_rejected",
+        &["campaign_id", "kind", "reason", "orders"],
+        &[],
+    ),
     (
         "report_campaign_daily",
         &[
@@ -3559,6 +3564,14 @@ async fn report_views_kept_as_facts_are_written_equal_the_raw_aggregation(db: Db
             (tasks[1].clone(), "{\"zones\":[\"Europe/Madrid\"]}".into()),
             (tasks[1].clone(), "{\"zones\":[\"Atlantic/Canary\"]}".into()),
         ];
+        // Some numbers suppressed before they are planned (rejected with the entry's reason or source).
+        let suppressed: Vec<Suppression> = orders
+            .iter()
+            .enumerate()
+            .filter(|(n, _)| n % 9 == seed as usize % 9)
+            .map(|(n, o)| entry(&o.phone, "cli", ["no", ""][n % 2].into(), None))
+            .collect();
+        store.suppress(&suppressed).await.unwrap();
         store
             .insert_planned_orders_in_groups(&orders, &groups, t)
             .await

@@ -77,4 +77,10 @@ FROM call_intents i JOIN calls c ON c.call_id = i.call_id JOIN orders o ON o.ord
 WHERE c.started_at IS NOT NULL
 GROUP BY o.user_task_id, date(c.started_at), COALESCE(NULLIF(i.intent_name, ''), NULLIF(i.intent_tag, ''), i.intent_id);
 
+DELETE FROM rejected_rollups;
+INSERT INTO rejected_rollups (user_task_id, reject_reason, shard, campaign_id, orders)
+SELECT user_task_id, COALESCE(reject_reason, ''), 0, MIN(campaign_id), COUNT(*)
+FROM orders WHERE upload_state = 'rejected'
+GROUP BY user_task_id, COALESCE(reject_reason, '');
+
 DELETE FROM store_maintenance WHERE name = 'rebuild_rollups';
