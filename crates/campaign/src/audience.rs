@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::calendar::{Calendar, DaySlots, Schedule, Stretch, Zone, stretch_of, stretches_of};
 use crate::contacts::{Contact, ContactReader, ContactsError};
+use crate::contacts_file::FileStamp;
 use crate::limits::ContactLimits;
 use crate::rules::{Rule, auto_rules, rule};
 use crate::spec::{CampaignSpec, RuleChoice};
@@ -143,6 +144,21 @@ pub struct Audience {
     /// covering its zones and rules.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recorded: Vec<ZoneGroup>,
+    /// The contacts file version and the code that grouped it, when read by [`Audience::read`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<AudienceSource>,
+}
+
+/// Which version of the contacts file an [`Audience`] was read from, and by which grouping (the crate and its data:
+/// libphonenumber's zones, the rules, the holidays). `campaignd status` shows a stored audience again only while both
+/// are the same ([`Audience::still_matches`]), instead of reading millions of contacts for a display; the daemon
+/// always reads the file itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudienceSource {
+    /// The contacts file's stamp, taken before it was read (a write during the read changes it).
+    pub stamp: FileStamp,
+    /// [`Audience::grouping`] when it was read.
+    pub grouping: String,
 }
 
 impl Audience {
@@ -181,8 +197,33 @@ impl Audience {
 
     /// Reads the campaign's whole contacts file (with `limits`) and groups the contacts it accepts.
     pub fn read(spec: &CampaignSpec, limits: &ContactLimits) -> Result<Audience, ContactsError> {
+        let stamp = FileStamp::of(&spec.contacts.file);
         let reader = ContactReader::open_with_limits(spec, limits)?;
-        Ok(Audience::of(spec, reader.filter_map(Result::ok)))
+        let mut audience = Audience::of(spec, reader.filter_map(Result::ok));
+        audience.source = stamp.map(|stamp| AudienceSource {
+            stamp,
+            grouping: Audience::grouping(),
+        });
+        Ok(audience)
+    }
+
+    /// What groups contacts: this crate's version and the versions of the data it reads.
+    pub fn grouping() -> String {
+        format!(
+            "campaign {}, libphonenumber {}, rules {}, holidays {}",
+            env!("CARGO_PKG_VERSION"),
+            crate::zones::libphonenumber_data_version(),
+            crate::rules::rules_version(),
+            crate::rules::holidays_data_version()
+        )
+    }
+
+    /// Whether this audience was read from the contacts file as it is now (same stamp) by the same grouping.
+    pub fn still_matches(&self, contacts_file: &std::path::Path) -> bool {
+        self.source.as_ref().is_some_and(|s| {
+            s.grouping == Audience::grouping()
+                && FileStamp::of(contacts_file).as_ref() == Some(&s.stamp)
+        })
     }
 
     /// The calendars of a campaign's tasks: with a named zone, one (`None`), narrowed by the legal rules of every
@@ -285,6 +326,7 @@ impl CampaignSpec {
                     unzoned: 0,
                     unzoned_lines: Vec::new(),
                     recorded: Vec::new(),
+                    source: None,
                 });
                 spec
             })

@@ -7,6 +7,9 @@
 
 use std::fs::{File, Metadata};
 use std::path::{Component, Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
 
 use crate::diagnostics::escape_input;
 use crate::limits::ContactLimits;
@@ -390,5 +393,30 @@ mod tests {
             Some("leaves the campaigns directory with `..`")
         );
         assert_eq!(lexical_problem(""), Some("is empty"));
+    }
+}
+
+/// What identifies one version of a file without reading it: size, modification and change times (nanoseconds on
+/// Linux file systems), and inode (a ConfigMap's `..data` swap or an editor's rename-over gives a new one). The change
+/// time cannot be set by `touch` or `cp -p`: a file written again has a new one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileStamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    changed: (i64, i64),
+    inode: u64,
+}
+
+impl FileStamp {
+    /// The stamp of `path` (symlinks followed), or `None` when it cannot be read.
+    pub fn of(path: &Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            len: m.len(),
+            modified: m.modified().ok(),
+            changed: (m.ctime(), m.ctime_nsec()),
+            inode: m.ino(),
+        })
     }
 }

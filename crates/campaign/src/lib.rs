@@ -17,8 +17,8 @@ mod suppression;
 mod zones;
 
 pub use audience::{
-    Audience, ContactCalendar, GroupCount, MAX_UNZONED_LINES, MAX_ZONE_GROUPS, ZoneGroup, group_of,
-    rules_of,
+    Audience, AudienceSource, ContactCalendar, GroupCount, MAX_UNZONED_LINES, MAX_ZONE_GROUPS,
+    ZoneGroup, group_of, rules_of,
 };
 pub use calendar::{
     DialWindow, HourRange, Location, Schedule, Stretch, WindowRule, Zone, format_offset,
@@ -28,7 +28,7 @@ pub use contacts::{
     Contact, ContactIssue, ContactIssueKind, ContactReader, ContactSummary, ContactsError,
     normalize_phone,
 };
-pub use contacts_file::{ContactsFileError, open_contacts_file};
+pub use contacts_file::{ContactsFileError, FileStamp, open_contacts_file};
 pub use diagnostics::{Diagnostic, Diagnostics, MAX_QUOTED_CHARS, Severity, escape_input};
 pub use ids::{ID_NAMESPACE, attempt_order_id, order_id, user_task_id, zone_group_task_id};
 pub use limits::{

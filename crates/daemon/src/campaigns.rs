@@ -227,6 +227,21 @@ impl CampaignSet {
         unreadable
     }
 
+    /// Lets the next scans show the audiences of the specs loaded so far (from the store) for campaign files that
+    /// have not changed, with contacts files that have not changed, instead of reading those files again: for
+    /// `campaignd status`, never for the daemon, which reads them (see [`campaign::AudienceSource`]).
+    pub fn reuse_stored_audiences(&mut self) {
+        let stored: Vec<(std::path::PathBuf, String, campaign::Audience)> = self
+            .campaigns
+            .values()
+            .filter_map(|c| {
+                let audience = c.spec.audience.clone()?;
+                Some((c.spec.source.clone(), c.spec.content_hash.clone(), audience))
+            })
+            .collect();
+        self.scanner.reuse_audiences(stored);
+    }
+
     /// Reads the directory, parsing only new and changed files (blocking file-system work).
     pub fn scan(&mut self, dir: &Path) -> SetDiff {
         let scan = self.scanner.scan(dir);

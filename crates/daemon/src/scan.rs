@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use campaign::CampaignSpec;
 
@@ -55,7 +54,7 @@ pub fn scan_dir(dir: &Path, limits: &campaign::ContactLimits) -> FileScan {
             files: paths
                 .into_iter()
                 .map(|path| {
-                    let result = load_file(&path, limits);
+                    let result = load_file(&path, limits, None);
                     (path, result)
                 })
                 .collect(),
@@ -67,29 +66,7 @@ pub fn scan_dir(dir: &Path, limits: &campaign::ContactLimits) -> FileScan {
     }
 }
 
-/// What identifies one version of a file without reading it: size, modification and change times (nanoseconds on
-/// Linux file systems), and inode (a ConfigMap's `..data` swap or an editor's rename-over gives a new one).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileStamp {
-    len: u64,
-    modified: Option<SystemTime>,
-    changed: (i64, i64),
-    inode: u64,
-}
-
-impl FileStamp {
-    /// The stamp of `path` (symlinks followed), or `None` when it cannot be read.
-    pub(crate) fn of(path: &Path) -> Option<FileStamp> {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(path).ok()?;
-        Some(FileStamp {
-            len: m.len(),
-            modified: m.modified().ok(),
-            changed: (m.ctime(), m.ctime_nsec()),
-            inode: m.ino(),
-        })
-    }
-}
+pub use campaign::FileStamp;
 
 /// One campaign file as seen by [`Scanner::scan`].
 #[derive(Debug)]
@@ -131,6 +108,10 @@ pub(crate) struct Scanner {
     good: HashMap<PathBuf, Seen>,
     /// Files parsed so far (for tests).
     parsed: u64,
+    /// Audiences kept in the store, by campaign file, with the hash of the file they were read for: a file with
+    /// that hash whose contacts file has not changed since takes its audience instead of reading the contacts (see
+    /// [`Scanner::reuse_audiences`]).
+    stored_audiences: HashMap<PathBuf, (String, campaign::Audience)>,
 }
 
 impl Scanner {
@@ -143,6 +124,20 @@ impl Scanner {
 
     pub(crate) fn limits(&self) -> campaign::ContactLimits {
         self.limits
+    }
+
+    /// Lets the next scans take these audiences (the stored specs' ones, with their campaign file and its hash)
+    /// instead of reading a contacts file that has not changed since ([`campaign::Audience::still_matches`]). For
+    /// `campaignd status`, which shows the groups and would otherwise read every contact of every campaign for it;
+    /// the daemon reads the files.
+    pub(crate) fn reuse_audiences(
+        &mut self,
+        audiences: impl IntoIterator<Item = (PathBuf, String, campaign::Audience)>,
+    ) {
+        self.stored_audiences = audiences
+            .into_iter()
+            .map(|(path, hash, audience)| (path, (hash, audience)))
+            .collect();
     }
 
     /// Scans `dir`, parsing only new and changed files.
@@ -174,7 +169,7 @@ impl Scanner {
                 continue;
             }
             self.parsed += 1;
-            match load_file(&path, &self.limits) {
+            match load_file(&path, &self.limits, self.stored_audiences.get(&path)) {
                 Ok(spec) => {
                     if let Some(stamp) = stamp {
                         // Stamped before the read: a write during the read shows as a change at the next scan.
@@ -205,7 +200,11 @@ impl Scanner {
     }
 }
 
-fn load_file(path: &Path, limits: &campaign::ContactLimits) -> Result<CampaignSpec, String> {
+fn load_file(
+    path: &Path,
+    limits: &campaign::ContactLimits,
+    stored: Option<&(String, campaign::Audience)>,
+) -> Result<CampaignSpec, String> {
     let mut spec = campaign::load_campaign_with_limits(path, limits)
         .map(|(spec, _)| spec)
         .map_err(|diags| {
@@ -215,7 +214,17 @@ fn load_file(path: &Path, limits: &campaign::ContactLimits) -> Result<CampaignSp
             }
             diags.render_human(&sources)
         })?;
-    with_audience(&mut spec, limits).map_err(|e| format!("{}: {e}", path.display()))?;
+    match stored {
+        Some((hash, audience))
+            if *hash == spec.content_hash && audience.still_matches(&spec.contacts.file) =>
+        {
+            spec.audience = Some(campaign::Audience {
+                recorded: Vec::new(),
+                ..audience.clone()
+            });
+        }
+        _ => with_audience(&mut spec, limits).map_err(|e| format!("{}: {e}", path.display()))?,
+    }
     Ok(spec)
 }
 
@@ -297,7 +306,7 @@ variables = ["amount"]
     fn a_campaign_gets_its_contacts_zone_groups_and_one_past_the_bound_is_refused() {
         let dir = dir_with_campaign();
         let limits = campaign::ContactLimits::default();
-        let spec = load_file(&dir.path().join("a.toml"), &limits).unwrap();
+        let spec = load_file(&dir.path().join("a.toml"), &limits, None).unwrap();
         let groups: Vec<String> = spec
             .audience
             .as_ref()
@@ -315,15 +324,69 @@ variables = ["amount"]
             csv.push_str(&format!("+86138000{i:05},5,{}\n", tz.name()));
         }
         write(dir.path(), "a.csv", &csv);
-        let e = load_file(&dir.path().join("a.toml"), &limits).unwrap_err();
+        let e = load_file(&dir.path().join("a.toml"), &limits, None).unwrap_err();
         assert!(e.contains("65 zone groups, more than the 64"), "{e}");
         write(
             dir.path(),
             "a.csv",
             &csv.lines().take(65).collect::<Vec<_>>().join("\n"),
         );
-        let spec = load_file(&dir.path().join("a.toml"), &limits).unwrap();
+        let spec = load_file(&dir.path().join("a.toml"), &limits, None).unwrap();
         assert_eq!(spec.audience.unwrap().groups.len(), 64);
+    }
+
+    #[test]
+    fn a_stored_audience_stands_for_its_files_only_while_neither_changed() {
+        let dir = dir_with_campaign();
+        let limits = campaign::ContactLimits::default();
+        let toml = dir.path().join("a.toml");
+        // What status shows for the campaign, given a stored audience: a mark only that audience has (777 unzoned)
+        // says whether the contacts file was read.
+        let shown = |stored: &CampaignSpec, grouping: Option<&str>| {
+            let mut audience = stored.audience.clone().unwrap();
+            audience.unzoned = 777;
+            if let Some(g) = grouping {
+                audience.source.as_mut().unwrap().grouping = g.into();
+            }
+            let mut scanner = Scanner::new(limits);
+            scanner.reuse_audiences([(toml.clone(), stored.content_hash.clone(), audience)]);
+            match scanner.scan(dir.path()).files.into_iter().next() {
+                Some((_, Scanned::Loaded(spec))) => spec.audience.unwrap().unzoned,
+                other => panic!("{other:?}"),
+            }
+        };
+        let stored = load_file(&toml, &limits, None).unwrap();
+        assert!(stored.audience.as_ref().unwrap().source.is_some());
+        assert_eq!(
+            shown(&stored, None),
+            777,
+            "both files as they were: the stored audience"
+        );
+        assert_eq!(
+            shown(&stored, Some("campaign 0.0.0")),
+            0,
+            "another grouping: read again"
+        );
+        // The same contacts, written again (a new file renamed over the old one).
+        write(dir.path(), "a.csv.new", "phone,amount\n+8613800000001,5\n");
+        std::fs::rename(dir.path().join("a.csv.new"), dir.path().join("a.csv")).unwrap();
+        assert_eq!(
+            shown(&stored, None),
+            0,
+            "the contacts file changed: read again"
+        );
+        let stored = load_file(&toml, &limits, None).unwrap();
+        assert_eq!(shown(&stored, None), 777);
+        write(
+            dir.path(),
+            "a.toml",
+            &CAMPAIGN.replace("robots = 1", "robots = 2"),
+        );
+        assert_eq!(
+            shown(&stored, None),
+            0,
+            "the campaign file changed: read again"
+        );
     }
 
     #[test]

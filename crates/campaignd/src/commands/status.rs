@@ -240,6 +240,9 @@ pub async fn run(args: StatusArgs, _shutdown: CancellationToken) -> anyhow::Resu
     for id in set.load_stored(&records, true) {
         eprintln!("warning: the stored spec of campaign {id} cannot be read; it is left out");
     }
+    // A stored audience stands for its contacts file while neither file changed: status shows the groups without
+    // reading every contact again.
+    set.reuse_stored_audiences();
     let diff = set.scan(&dir);
     if let Some(e) = &diff.dir_error {
         eprintln!("warning: cannot read the campaigns directory: {e}");
