@@ -126,44 +126,35 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
             + r.zone_groups.len())
     })
     .await?;
-    let views = match kind {
-        StoreKind::Sqlite => {
-            let mut conn = limits::sqlite_connection(&env.url).await?;
-            let mut out = Vec::new();
-            for view in VIEWS {
-                let sql = format!("SELECT * FROM {view} WHERE campaign_id = ?");
-                let (t, rows) = timed(async || {
-                    let rows = sqlx::query(AssertSqlSafe(sql.clone()))
-                        .bind(ID)
-                        .fetch_all(&mut conn)
-                        .await
-                        .with_context(|| format!("reading {view}"))?;
-                    Ok(rows.len())
-                })
-                .await?;
-                out.push((view, t, rows));
-            }
-            out
-        }
-        StoreKind::Postgres => {
-            let mut conn = pg_connection(&env.url).await?;
-            let mut out = Vec::new();
-            for view in VIEWS {
-                let sql = format!("SELECT * FROM {view} WHERE campaign_id = $1");
-                let (t, rows) = timed(async || {
-                    let rows = sqlx::query(AssertSqlSafe(sql.clone()))
-                        .bind(ID)
-                        .fetch_all(&mut conn)
-                        .await
-                        .with_context(|| format!("reading {view}"))?;
-                    Ok(rows.len())
-                })
-                .await?;
-                out.push((view, t, rows));
-            }
-            out
-        }
-    };
+    // Each view, then (once, not warmed) its `_raw` twin: the same figures aggregated from the raw tables, as every
+    // view read them before the rollups; and a bare round trip, the least any read costs.
+    let mut reads = ViewReads::open(kind, &env.url).await?;
+    let mut views = Vec::new();
+    for view in VIEWS {
+        let sql = format!("SELECT * FROM {view} WHERE campaign_id = {}", reads.param());
+        let (t, rows) = timed(async || {
+            reads
+                .rows(&sql)
+                .await
+                .with_context(|| format!("reading {view}"))
+        })
+        .await?;
+        views.push((view, t, rows));
+    }
+    let mut raw_views = Vec::new();
+    for view in VIEWS {
+        let sql = format!(
+            "SELECT * FROM {view}_raw WHERE campaign_id = {}",
+            reads.param()
+        );
+        let t = Instant::now();
+        reads
+            .rows(&sql)
+            .await
+            .with_context(|| format!("reading {view}_raw"))?;
+        raw_views.push((view, t.elapsed().as_secs_f64() * 1000.0));
+    }
+    let (roundtrip, _) = timed(async || reads.rows("SELECT 1").await).await?;
     let metrics = daemon::Metrics::new();
     let ids = [ID.to_owned()];
     let uts = [layout.tasks[1].0.clone()];
@@ -198,6 +189,12 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
         .max_by(|a, b| a.1.median_ms.total_cmp(&b.1.median_ms))
         .map(|(v, t, _)| (*v, t.median_ms))
         .unwrap_or(("", f64::NAN));
+    let raw_ms: Map<String, Value> = raw_views
+        .iter()
+        .map(|(v, ms)| ((*v).into(), rounded(*ms)))
+        .collect();
+    f.put("views_raw_ms", Value::Object(raw_ms))
+        .put("roundtrip_ms", roundtrip.median_ms);
     f.put("views_ms", Value::Object(views_ms))
         .put("views_max_ms", Value::Object(views_max_ms))
         .put("views_rows", Value::Object(views_rows))
@@ -224,10 +221,15 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
         .iter()
         .map(|(v, t, _)| format!("{} {}", v.trim_start_matches("report_"), short(t.median_ms)))
         .collect();
+    let raw_line: Vec<String> = raw_views
+        .iter()
+        .map(|(v, ms)| format!("{} {}", v.trim_start_matches("report_"), short(*ms)))
+        .collect();
     f.line = format!(
         "report [{}] {n} orders, {} calls over {DAYS} days (built in {} s, not timed): status {} ms, report {} ms, \
          /metrics {} ms (gauge refresh reads + render; the scrape itself renders memory in {} ms); views (ms): {}; \
-         median of {RUNS} after a warm-up, peak RSS {} MB ({})",
+         median of {RUNS} after a warm-up; the same views from the raw tables, once (ms): {}; a round trip {} ms; \
+         peak RSS {} MB ({})",
         kind.as_str(),
         rows.calls,
         short(build_secs),
@@ -236,6 +238,8 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
         short(scrape.median_ms),
         short(render.median_ms),
         views_line.join(", "),
+        raw_line.join(", "),
+        short(roundtrip.median_ms),
         short(peak),
         rss_scope,
     );
@@ -245,6 +249,46 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
 /// A figure in ms rounded to 3 decimals, as [`Figures::put`] rounds its numbers.
 fn rounded(ms: f64) -> Value {
     json!((ms * 1000.0).round() / 1000.0)
+}
+
+/// One connection for the view reads, of either backend.
+enum ViewReads {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl ViewReads {
+    async fn open(kind: StoreKind, url: &str) -> anyhow::Result<ViewReads> {
+        Ok(match kind {
+            StoreKind::Sqlite => ViewReads::Sqlite(limits::sqlite_connection(url).await?),
+            StoreKind::Postgres => ViewReads::Postgres(pg_connection(url).await?),
+        })
+    }
+
+    /// The placeholder of the campaign ID.
+    fn param(&self) -> &'static str {
+        match self {
+            ViewReads::Sqlite(_) => "?",
+            ViewReads::Postgres(_) => "$1",
+        }
+    }
+
+    /// Fetches every row of `sql` (binding the campaign ID when it has a placeholder); returns how many.
+    async fn rows(&mut self, sql: &str) -> anyhow::Result<usize> {
+        let bound = sql.contains(self.param());
+        Ok(match self {
+            ViewReads::Sqlite(conn) => {
+                let q = sqlx::query(AssertSqlSafe(sql.to_owned()));
+                let q = if bound { q.bind(ID) } else { q };
+                q.fetch_all(&mut *conn).await?.len()
+            }
+            ViewReads::Postgres(conn) => {
+                let q = sqlx::query(AssertSqlSafe(sql.to_owned()));
+                let q = if bound { q.bind(ID) } else { q };
+                q.fetch_all(&mut *conn).await?.len()
+            }
+        })
+    }
 }
 
 /// Median and max of one read's timed runs.
