@@ -212,11 +212,12 @@ BEGIN
                (n.answered > 0)::int - (n.answered - od.net_a > 0)::int AS d_answered
         FROM od
         CROSS JOIN LATERAL (
-            SELECT COUNT(*) AS calls, COUNT(*) FILTER (WHERE c.call_status = 6) AS answered
-            FROM calls c
-            WHERE c.order_id = od.order_id
-              AND c.started_at >= (od.day::timestamp AT TIME ZONE 'UTC')
-              AND c.started_at < ((od.day + 1)::timestamp AT TIME ZONE 'UTC')
+            -- The order's few calls (by calls_by_order), that day's counted: a range on started_at in the WHERE
+            -- would let a generic plan read the whole day by calls_by_start instead.
+            SELECT COUNT(*) FILTER (WHERE c.day = od.day) AS calls,
+                   COUNT(*) FILTER (WHERE c.day = od.day AND c.call_status = 6) AS answered
+            FROM (SELECT (x.started_at AT TIME ZONE 'UTC')::date AS day, x.call_status
+                  FROM calls x WHERE x.order_id = od.order_id) c
         ) n
     ),
     sms_moves AS (
