@@ -583,7 +583,7 @@ END
 $$;
 COMMENT ON FUNCTION rebuild_report_rollups() IS 'Recomputes the orders'' derived flags and every rollup from the raw tables, in the caller''s transaction (after rows were written or deleted around the store).';
 
-SELECT rebuild_report_rollups();
+-- The rows already stored are counted by migration 15, which extends this rebuild (once, not twice).
 
 -- ---- The views: the same names and columns, read from the rollups. The raw definitions stay as report_*_raw.
 ALTER VIEW report_campaign_daily RENAME TO report_campaign_daily_raw;
