@@ -1,13 +1,23 @@
 -- Everything the store keeps about the raw facts, computed again from the raw tables (Store::rebuild_rollups; and
 -- once after migration 14, for the rows stored before it). Run inside one transaction.
-UPDATE orders SET
-    dialled = EXISTS (SELECT 1 FROM calls c WHERE c.order_id = orders.order_id),
-    answered = EXISTS (SELECT 1 FROM calls c WHERE c.order_id = orders.order_id AND c.call_status = 6),
-    answered_started = EXISTS (SELECT 1 FROM calls c WHERE c.order_id = orders.order_id AND c.call_status = 6
-                                                       AND c.started_at IS NOT NULL),
-    last_call_day = (SELECT date(MAX(c.started_at)) FROM calls c WHERE c.order_id = orders.order_id),
-    last_call_status = (SELECT c.call_status FROM calls c WHERE c.order_id = orders.order_id
-                        ORDER BY c.started_at IS NULL, c.started_at DESC, c.call_id DESC LIMIT 1);
+-- Only the orders whose flags are not what their calls say are written (none, in a store the triggers kept).
+UPDATE orders SET dialled = f.dialled, answered = f.answered, answered_started = f.answered_started,
+                  last_call_day = f.last_call_day, last_call_status = f.last_call_status
+FROM (
+    SELECT o.order_id,
+           EXISTS (SELECT 1 FROM calls c WHERE c.order_id = o.order_id) AS dialled,
+           EXISTS (SELECT 1 FROM calls c WHERE c.order_id = o.order_id AND c.call_status = 6) AS answered,
+           EXISTS (SELECT 1 FROM calls c WHERE c.order_id = o.order_id AND c.call_status = 6
+                                          AND c.started_at IS NOT NULL) AS answered_started,
+           (SELECT date(MAX(c.started_at)) FROM calls c WHERE c.order_id = o.order_id) AS last_call_day,
+           (SELECT c.call_status FROM calls c WHERE c.order_id = o.order_id
+            ORDER BY c.started_at IS NULL, c.started_at DESC, c.call_id DESC LIMIT 1) AS last_call_status
+    FROM orders o
+) AS f
+WHERE orders.order_id = f.order_id
+  AND (orders.dialled IS NOT f.dialled OR orders.answered IS NOT f.answered
+       OR orders.answered_started IS NOT f.answered_started OR orders.last_call_day IS NOT f.last_call_day
+       OR orders.last_call_status IS NOT f.last_call_status);
 
 DELETE FROM order_tallies;
 INSERT INTO order_tallies (user_task_id, planned, sending, sent, rejected)
