@@ -197,6 +197,15 @@ impl Store for Switchable {
         self.check()?;
         self.inner.apply_order_facts(facts, source).await
     }
+    async fn record_poll(
+        &self,
+        facts: &[OrderFacts],
+        polled: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.record_poll(facts, polled, at).await
+    }
     async fn calls_of_order(&self, order_id: &str) -> Result<Vec<CallFacts>, StoreError> {
         self.check()?;
         self.inner.calls_of_order(order_id).await

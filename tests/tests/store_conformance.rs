@@ -729,6 +729,118 @@ async fn polls_oldest_checked_first(db: Db) {
     );
 }
 
+/// A poll chunk recorded in one call ([`Store::record_poll`]) leaves the store as the facts applied and then the
+/// chunk marked polled, in two calls: the same calls, flags and poll marks; an order asked for but not reported is
+/// marked too; a stale poll after a callback changes nothing; a finished order leaves the poll set.
+async fn a_poll_chunk_recorded_at_once_equals_facts_then_marks(db: Db) {
+    let store = db.open().await;
+    let orders: Vec<NewOrder> = (0..8).map(|n| new_order("rp", "t1", n)).collect();
+    store.insert_planned_orders(&orders, at(0)).await.unwrap();
+    let all = ids(&orders);
+    store
+        .set_upload_state(&all, UploadState::Sent, at(0))
+        .await
+        .unwrap();
+    // Two halves, each written by one path: orders 0..4 by two calls, 4..8 by record_poll.
+    let (two, one) = (&all[..4], &all[4..]);
+    // Order 0 of each half: a callback first, then the stale poll; order 1: the poll only; order 2: nothing
+    // reported; order 3: an in-flight call, not finished.
+    for half in [two, one] {
+        let (callback, _) = convergence_facts(&half[0]);
+        store
+            .apply_order_facts(&callback, FactSource::Callback)
+            .await
+            .unwrap();
+    }
+    let chunk_facts = |half: &[String]| -> Vec<OrderFacts> {
+        let (_, stale) = convergence_facts(&half[0]);
+        let (mut done, _) = convergence_facts(&half[1]);
+        let mut v = stale;
+        v.append(&mut done);
+        let mut ringing = call(&half[3], &format!("{}-c1", half[3]), 4);
+        ringing.started_at = Some(at(200));
+        ringing.transcript = vec![line(1, "Hello")];
+        v.push(facts(&half[3], false, vec![ringing]));
+        v
+    };
+    store
+        .apply_order_facts(&chunk_facts(two), FactSource::Poll)
+        .await
+        .unwrap();
+    store.mark_polled(two, at(300)).await.unwrap();
+    store
+        .record_poll(&chunk_facts(one), one, at(300))
+        .await
+        .unwrap();
+    for (a, b) in two.iter().zip(one) {
+        let (va, vb) = (
+            order_view(store.as_ref(), a).await,
+            order_view(store.as_ref(), b).await,
+        );
+        assert_eq!(va, vb, "{a} (two calls) vs {b} (record_poll)");
+        let (oa, ob) = (
+            store.order(a).await.unwrap().unwrap(),
+            store.order(b).await.unwrap().unwrap(),
+        );
+        assert_eq!(oa.last_polled_at, Some(at(300)), "{a}");
+        assert_eq!(ob.last_polled_at, Some(at(300)), "{b}");
+        assert_eq!(
+            (oa.finished, oa.last_call_status),
+            (ob.finished, ob.last_call_status)
+        );
+    }
+    assert!(
+        order_view(store.as_ref(), &one[0])
+            .await
+            .starts_with("true Some(6)")
+    );
+    assert_eq!(store.calls_of_order(&one[2]).await.unwrap(), vec![]);
+    // Left to poll: the unreported and the in-flight orders of each half, least recently polled first.
+    let mut left = store.orders_to_poll("t1", 10).await.unwrap();
+    left.sort();
+    assert_eq!(
+        left,
+        vec![
+            two[2].clone(),
+            two[3].clone(),
+            one[2].clone(),
+            one[3].clone()
+        ]
+    );
+    // A later chunk: the in-flight call ends, the order finishes; the unreported one is marked again.
+    let mut ended = call(&one[3], &format!("{}-c1", one[3]), 10);
+    ended.started_at = Some(at(200));
+    ended.transcript = vec![line(2, "Bye")];
+    store
+        .record_poll(&[facts(&one[3], true, vec![ended])], &one[2..], at(400))
+        .await
+        .unwrap();
+    let calls = store.calls_of_order(&one[3]).await.unwrap();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].call_status, 10);
+    assert_eq!(
+        calls[0].transcript,
+        vec![line(1, "Hello"), line(2, "Bye")],
+        "a later report adds lines, keeps the earlier ones"
+    );
+    assert_eq!(
+        store.order(&one[2]).await.unwrap().unwrap().last_polled_at,
+        Some(at(400))
+    );
+    assert_eq!(
+        store.orders_to_poll("t1", 10).await.unwrap(),
+        vec![two[2].clone(), two[3].clone(), one[2].clone()],
+        "the finished order left the poll set; the others by last poll"
+    );
+    // Nothing reported and nothing asked: nothing to do.
+    store.record_poll(&[], &[], at(500)).await.unwrap();
+    let counts = store.order_counts("rp").await.unwrap();
+    assert_eq!(
+        (counts.dialled, counts.answered, counts.finished),
+        (6, 4, 5)
+    );
+}
+
 /// What a callback and a poll both say about one order: a final answered call with its transcript (the callback),
 /// and a stale in-flight view of it (the poll), plus a later second round the poll already knows.
 fn convergence_facts(order_id: &str) -> (Vec<OrderFacts>, Vec<OrderFacts>) {
@@ -2995,6 +3107,7 @@ conformance!(
     zone_groups_are_kept_once_per_task_and_never_forgotten,
     upload_state_moves_only_forward,
     polls_oldest_checked_first,
+    a_poll_chunk_recorded_at_once_equals_facts_then_marks,
     callback_and_poll_converge_in_either_order,
     facts_within_one_batch_converge,
     concurrent_callbacks_and_polls_converge,

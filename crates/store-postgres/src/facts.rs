@@ -30,6 +30,35 @@ pub(crate) async fn apply_order_facts(
     .await
 }
 
+/// [`apply_order_facts`] of a poll and [`crate::orders::mark_polled`] of its chunk, in one transaction. Every order
+/// either touches is locked first, in ID order, so this waits for (never deadlocks with) a callback writer.
+#[tracing::instrument(skip_all, fields(orders = facts.len(), polled = polled.len()))]
+pub(crate) async fn record_poll(
+    s: &PgStore,
+    facts: &[OrderFacts],
+    polled: &[String],
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let merged = merge_order_facts(facts);
+    if merged.is_empty() && polled.is_empty() {
+        return Ok(());
+    }
+    let mut tx = s.pool.begin().await.map_err(db_err)?;
+    let mut ids: Vec<&str> = merged
+        .iter()
+        .map(|o| o.order_id.as_str())
+        .chain(polled.iter().map(String::as_str))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    lock_order_ids(&mut tx, &ids).await?;
+    if !merged.is_empty() {
+        apply_merged(&mut tx, merged, FactSource::Poll).await?;
+    }
+    crate::orders::set_polled(&mut tx, polled, at).await?;
+    tx.commit().await.map_err(db_err)
+}
+
 /// Four reads: the calls, then their intents, SMS and transcript lines.
 #[tracing::instrument(skip_all, fields(order.id = %order_id))]
 pub(crate) async fn calls_of_order(
@@ -338,15 +367,16 @@ async fn upsert_transcript(
 
 /// Locks the orders' rows, in order ID order (`merged` is sorted), until the transaction ends.
 async fn lock_orders(conn: &mut PgConnection, merged: &[OrderFacts]) -> Result<(), StoreError> {
+    let ids: Vec<&str> = merged.iter().map(|o| o.order_id.as_str()).collect();
+    lock_order_ids(conn, &ids).await
+}
+
+/// Locks these orders' rows, in order ID order, until the transaction ends.
+async fn lock_order_ids(conn: &mut PgConnection, ids: &[&str]) -> Result<(), StoreError> {
     sqlx::query(
         "SELECT 1 FROM orders WHERE order_id = ANY($1::text[]) ORDER BY order_id FOR UPDATE",
     )
-    .bind(
-        merged
-            .iter()
-            .map(|o| o.order_id.as_str())
-            .collect::<Vec<_>>(),
-    )
+    .bind(ids)
     .execute(&mut *conn)
     .await
     .map_err(db_err)?;

@@ -5,12 +5,15 @@
 //! upsert, which is exactly when the upsert took the report (a refused report is in flight while the stored status
 //! is final, so they differ).
 
+use chrono::{DateTime, Utc};
 use store::backend::{OfCall, assemble_calls};
 use store::{
-    CallFacts, FactSource, IntentFact, OrderFacts, SmsFact, StoreError, TranscriptLine, talk_secs,
+    CallFacts, FactSource, IntentFact, OrderFacts, SmsFact, StoreError, TranscriptLine,
+    merge_order_facts, talk_secs,
 };
 
 use crate::SqliteStore;
+use crate::orders::push_mark_polled;
 use crate::util::{
     IDS_PER_CHUNK, SQLITE, Script, db_err, decode_all, json_text, opt_ts, push_id_list,
     rows_per_chunk,
@@ -36,6 +39,30 @@ pub(crate) async fn apply_order_facts(
         tx.commit().await.map_err(db_err)
     })
     .await
+}
+
+/// [`apply_order_facts`] of a poll and [`crate::orders::mark_polled`] of its chunk, in one transaction (one script).
+#[tracing::instrument(skip_all, fields(orders = facts.len(), polled = polled.len()))]
+pub(crate) async fn record_poll(
+    s: &SqliteStore,
+    facts: &[OrderFacts],
+    polled: &[String],
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let merged = merge_order_facts(facts);
+    if merged.is_empty() && polled.is_empty() {
+        return Ok(());
+    }
+    let mut script = Script::default();
+    push_facts(&mut script, &merged, FactSource::Poll);
+    push_mark_polled(&mut script, polled, at);
+    let mut tx = s
+        .writer
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(db_err)?;
+    script.run(&mut tx).await?;
+    tx.commit().await.map_err(db_err)
 }
 
 /// Four reads: the calls, then their intents, SMS and transcript lines.

@@ -13,8 +13,8 @@ use store::{
 
 use crate::SqliteStore;
 use crate::util::{
-    IDS_PER_CHUNK, IN_LIST_MAX, SQLITE, apply_tallies, db_err, decode, decode_all, decode_all_with,
-    json_text, push_id_list, rows_per_chunk, ts,
+    IDS_PER_CHUNK, IN_LIST_MAX, SQLITE, Script, apply_tallies, db_err, decode, decode_all,
+    decode_all_with, json_text, push_id_list, rows_per_chunk, ts,
 };
 
 /// Multi-row inserts in one transaction (`BEGIN IMMEDIATE`: no suppression can change between the look-up and the
@@ -247,27 +247,26 @@ pub(crate) async fn mark_polled(
     if order_ids.is_empty() {
         return Ok(());
     }
+    let mut script = Script::default();
+    push_mark_polled(&mut script, order_ids, at);
     let mut tx = s
         .writer
         .begin_with("BEGIN IMMEDIATE")
         .await
         .map_err(db_err)?;
-    for chunk in order_ids.chunks(IDS_PER_CHUNK) {
-        let mut qb = QueryBuilder::<Sqlite>::new("UPDATE orders SET last_polled_at = ");
-        qb.push_bind(ts(at)).push(" WHERE order_id IN (");
-        let mut sep = qb.separated(", ");
-        for id in chunk {
-            sep.push_bind(id.clone());
-        }
-        qb.push(")");
-        qb.build()
-            .persistent(false)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-    }
+    script.run(&mut tx).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(())
+}
+
+/// The statements of [`mark_polled`]: `last_polled_at = at` for each order, by key.
+pub(crate) fn push_mark_polled(script: &mut Script, order_ids: &[String], at: DateTime<Utc>) {
+    for chunk in order_ids.chunks(IDS_PER_CHUNK) {
+        let qb = script.statement();
+        qb.push("UPDATE orders SET last_polled_at = ");
+        qb.push_bind(ts(at)).push(" WHERE order_id IN ");
+        push_id_list(qb, chunk);
+    }
 }
 
 /// Two reads over the orders_to_retry index: the due attempts, then the earliest end of a last call still to come.

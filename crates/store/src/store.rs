@@ -174,6 +174,15 @@ pub trait Store: Send + Sync + Debug {
     ) -> Result<Vec<String>, StoreError>;
     /// Records that these orders were polled at `at`.
     async fn mark_polled(&self, order_ids: &[String], at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Records one poll chunk in ONE transaction: `facts` applied as by [`Store::apply_order_facts`] with
+    /// [`FactSource::Poll`], and the orders `polled` (the chunk asked for, whether the platform reported them or not)
+    /// marked polled at `at` as by [`Store::mark_polled`]. When it returns `Ok`, both are durable; on `Err`, neither.
+    async fn record_poll(
+        &self,
+        facts: &[OrderFacts],
+        polled: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
     /// Applies what a poll or a callback reported, in one transaction. Idempotent and order-independent (see the
     /// crate docs).
     async fn apply_order_facts(

@@ -71,6 +71,11 @@ macro_rules! impl_store {
             orders::orders_to_stop(user_task_id: &str, now: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>, limit: u32) -> Vec<String>;
             orders::mark_stop(order_ids: &[String], state: $crate::StopState, at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>) -> u64;
             facts::apply_order_facts(facts: &[$crate::OrderFacts], source: $crate::FactSource) -> ();
+            facts::record_poll(
+                facts: &[$crate::OrderFacts],
+                polled: &[String],
+                at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>
+            ) -> ();
             facts::calls_of_order(order_id: &str) -> Vec<$crate::CallFacts>;
             orders::order_counts(campaign_id: &str) -> $crate::OrderCounts;
             orders::order_progress(user_task_id: &str) -> $crate::OrderProgress;
