@@ -90,6 +90,10 @@ async fn killed_at_many_points_loses_and_duplicates_nothing(backend: Backend) {
         seed: 9,
         ..FaultConfig::default()
     };
+    // Every answer leaves 300 ms after its request was applied, while the daemon sends 10 requests a second with
+    // up to 4 in flight (`requests_in_flight`'s default): most kills during the upload land with several batches
+    // applied or on their way and none of them answered.
+    cfg.latency = Duration::from_millis(300);
     let (handle, sim_url) = real_time_sim(cfg, &shutdown).await;
 
     let work = tempfile::tempdir().unwrap();
@@ -105,6 +109,7 @@ async fn killed_at_many_points_loses_and_duplicates_nothing(backend: Backend) {
     let mut rng = Rng(42);
     let accepted_now = |sim: &SimHandle| accepted_of(sim, &ut);
     let mut killed_mid_upload = 0;
+    let mut killed_with_several_in_flight = 0;
     for round in 0..14 {
         // Toggle `paused` in the file now and then, so kills also land around pause/start.
         if round % 4 == 2 {
@@ -147,8 +152,12 @@ async fn killed_at_many_points_loses_and_duplicates_nothing(backend: Backend) {
                 t0.elapsed()
             );
         } else {
+            let in_flight = handle.requests_in_flight();
             child.kill().unwrap(); // SIGKILL
             child.wait().unwrap();
+            if in_flight >= 2 && accepted_now(&handle) < CONTACTS {
+                killed_with_several_in_flight += 1;
+            }
         }
         let n = accepted_now(&handle);
         if n > 0 && n < CONTACTS {
@@ -158,6 +167,11 @@ async fn killed_at_many_points_loses_and_duplicates_nothing(backend: Backend) {
     assert!(
         killed_mid_upload >= 2,
         "the kills should interrupt the upload several times: {killed_mid_upload}"
+    );
+    assert!(
+        killed_with_several_in_flight >= 1,
+        "a kill should land with several requests in flight (at most {} were at once)",
+        handle.most_requests_in_flight()
     );
 
     // Final run: unpaused, no more faults; it must finish the job, then stop cleanly on SIGTERM.

@@ -277,8 +277,11 @@ async fn restart_with_orders_left_sending_resolves_before_resending(backend: Bac
     env.step().await;
     assert_eq!(env.store.order_counts(&spec.id).await.unwrap().sent, 20);
 
-    // Rows appended to the CSV. Every request is applied, then its connection is cut: the daemon cannot know.
-    env.write("r.csv", &contacts_csv(30));
+    // Rows appended to the CSV: six batches. Every request is applied, then its connection is cut: the daemon
+    // cannot know. The uploader has `requests_in_flight` (4) batches in flight when the first answer is lost.
+    let in_flight = env.config.requests_in_flight;
+    assert_eq!(in_flight, 4);
+    env.write("r.csv", &contacts_csv(50));
     env.sim.set_faults(FaultConfig {
         rate: 1.0,
         kinds: vec![FaultKind::DropAfterRead],
@@ -294,12 +297,12 @@ async fn restart_with_orders_left_sending_resolves_before_resending(backend: Bac
         .unwrap();
     assert_eq!(
         stuck.len(),
-        5,
-        "the batch whose answer was lost stays in doubt"
+        5 * in_flight,
+        "the batches in flight when the first answer was lost stay in doubt"
     );
     assert_eq!(
         env.store.order_counts(&spec.id).await.unwrap().planned,
-        5,
+        30 - 5 * in_flight as u64,
         "nothing more is sent while in doubt"
     );
 
@@ -315,10 +318,10 @@ async fn restart_with_orders_left_sending_resolves_before_resending(backend: Bac
             .unwrap()
             .is_empty()
     );
-    assert_eq!(env.store.order_counts(&spec.id).await.unwrap().sent, 30);
+    assert_eq!(env.store.order_counts(&spec.id).await.unwrap().sent, 50);
 
     // One more row; this time the request is dropped before it is applied, then the daemon restarts.
-    let mut csv = contacts_csv(30);
+    let mut csv = contacts_csv(50);
     csv.push_str(&format!(
         "{},Late,C950,row-950,5.00\n",
         daemon_support::phone(950)
@@ -354,7 +357,7 @@ async fn restart_with_orders_left_sending_resolves_before_resending(backend: Bac
     let accepted = assert_no_harm(&env.sim, std::slice::from_ref(&spec));
     assert_eq!(
         accepted.get(&ut),
-        Some(&31),
+        Some(&51),
         "no contact lost, none uploaded twice"
     );
 }

@@ -170,9 +170,47 @@ pub fn daemon(
     dir: &Path,
     poll_interval: chrono::Duration,
 ) -> (Daemon, Arc<Hub>) {
+    daemon_with(
+        store,
+        client,
+        clock,
+        dir,
+        poll_interval,
+        Platform::default(),
+    )
+}
+
+/// How the platform is reached in `upload` and `reconcile`: the daemon's requests in flight (`--in-flight`) and the
+/// simulator's answer latency (`--latency-ms`).
+#[derive(Debug, Clone, Copy)]
+pub struct Platform {
+    pub in_flight: usize,
+    pub latency: std::time::Duration,
+}
+
+impl Default for Platform {
+    /// The daemon's default requests in flight; the simulator answering at once.
+    fn default() -> Self {
+        Platform {
+            in_flight: DaemonConfig::new(".").requests_in_flight,
+            latency: std::time::Duration::ZERO,
+        }
+    }
+}
+
+/// [`daemon`], with `platform.in_flight` requests in flight.
+pub fn daemon_with(
+    store: Arc<dyn Store>,
+    client: Client,
+    clock: SharedClock,
+    dir: &Path,
+    poll_interval: chrono::Duration,
+    platform: Platform,
+) -> (Daemon, Arc<Hub>) {
     let hub = Arc::new(Hub::new(Metrics::new()));
     let mut config = DaemonConfig::new(dir);
     config.poll_interval = poll_interval;
+    config.requests_in_flight = platform.in_flight;
     config.owner = "bench".into();
     let d = Daemon::new(store, client, clock, hub.clone(), config);
     (d, hub)

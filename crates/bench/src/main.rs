@@ -117,9 +117,24 @@ struct Args {
     /// idle: seconds measured once the daemon has done its work.
     #[arg(long, default_value_t = 60)]
     secs: u64,
+    /// upload, reconcile: the daemon's requests in flight per task (`[platform] requests_in_flight`).
+    #[arg(long, default_value_t = env::Platform::default().in_flight)]
+    in_flight: usize,
+    /// upload, reconcile: how long the simulator takes to answer a request after applying it, ms.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
     /// Do the work in this process (set on the child processes).
     #[arg(long, hide = true)]
     single: bool,
+}
+
+impl Args {
+    fn platform(&self) -> env::Platform {
+        env::Platform {
+            in_flight: self.in_flight.max(1),
+            latency: std::time::Duration::from_millis(self.latency_ms),
+        }
+    }
 }
 
 /// The scenarios, with their names and default sizes.
@@ -247,8 +262,8 @@ fn scenario(s: Scenario, args: Args) -> anyhow::Result<()> {
 async fn run_one(s: Scenario, args: &Args) -> anyhow::Result<Figures> {
     let size = args.size.unwrap_or(s.default_size()).max(1);
     match s {
-        Scenario::Upload => upload::run(size, args.store).await,
-        Scenario::Reconcile => reconcile::run(size, args.store).await,
+        Scenario::Upload => upload::run(size, args.store, args.platform()).await,
+        Scenario::Reconcile => reconcile::run(size, args.store, args.platform()).await,
         Scenario::Callbacks => callbacks::run(size, args.store, args.rate, args.concurrency).await,
         Scenario::Campaigns => campaigns::run(size, args.store).await,
         Scenario::Idle => idle::run(size, args.store, args.secs).await,
@@ -278,6 +293,8 @@ fn orchestrate(s: Scenario, args: &Args) -> anyhow::Result<Vec<Map<String, Value
             .args(["--concurrency", &args.concurrency.to_string()])
             .args(["--batch", &args.batch.to_string()])
             .args(["--secs", &args.secs.to_string()])
+            .args(["--in-flight", &args.in_flight.to_string()])
+            .args(["--latency-ms", &args.latency_ms.to_string()])
             .arg("--single")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -311,6 +328,8 @@ fn smoke() -> anyhow::Result<()> {
         concurrency: 16,
         batch: 64,
         secs: 1,
+        in_flight: env::Platform::default().in_flight,
+        latency_ms: 0,
         single: false,
     };
     for store in [StoreKind::Sqlite, StoreKind::Postgres] {

@@ -16,7 +16,7 @@ use crate::simproc::SimProcess;
 
 const ID: &str = "bench-reconcile";
 
-pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
+pub async fn run(n: u64, kind: StoreKind, platform: env::Platform) -> anyhow::Result<Figures> {
     let dir = tempfile::tempdir().context("creating the campaigns directory")?;
     env::write_csv(&dir.path().join("contacts.csv"), 0, n)?;
     let file = dir.path().join(format!("{ID}.toml"));
@@ -25,7 +25,7 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
     let spec = campaign::load_campaign(&file).map_err(|d| anyhow::anyhow!("{d:?}"))?;
     let ut = daemon::user_task_id(&spec);
 
-    let sim = SimProcess::start().await?;
+    let sim = SimProcess::start_with(platform.latency).await?;
     let env = env::open_store(kind).await?;
     let clock = SystemClock::shared();
 
@@ -51,10 +51,13 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
                 bail!("set-up: the daemon does not know campaign {ID}: {outcome:?}");
             };
             let o = c.orders;
-            if c.task == daemon::TaskState::Running && o.planned == 0 && o.sending == 0 {
+            // The daemon plans the contacts a few seconds' worth per reconcile: every one of the N must be sent
+            // before the task starts (or the simulator would finish the first ones while the rest are planned).
+            let all_sent = o.planned == 0 && o.sending == 0 && o.sent + o.rejected >= n;
+            if c.task == daemon::TaskState::Running && all_sent {
                 break;
             }
-            if !started && o.planned == 0 && o.sending == 0 && o.sent > 0 {
+            if !started && all_sent {
                 std::fs::write(&file, env::campaign_toml("contacts.csv", false, 10_000))?;
                 started = true;
             }
@@ -94,12 +97,13 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
     let before = env.store.order_counts(ID).await?;
 
     // Measured: a fresh reconciler polls everything unfinished, 500 orders per request.
-    let (mut daemon, hub) = env::daemon(
+    let (mut daemon, hub) = env::daemon_with(
         env.store.clone(),
         client,
         clock.clone(),
         dir.path(),
         chrono::Duration::zero(),
+        platform,
     );
     // Only the daemon's reconciles are timed; the end is read from the outcome the daemon computed itself.
     let cpu0 = crate::procfs::cpu_secs(None);
@@ -152,6 +156,8 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
     let rate = polled as f64 / secs;
     let mut f = Figures::new("reconcile", kind.as_str(), n);
     f.put("durability", env.durability.clone());
+    f.put("in_flight", platform.in_flight as u64)
+        .put("latency_ms", platform.latency.as_millis() as u64);
     f.put("secs", secs)
         .put("orders_per_s", rate)
         .put("orders_polled", polled)

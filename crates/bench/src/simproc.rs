@@ -31,6 +31,9 @@ pub struct ServeArgs {
     /// Most entries in one callList.
     #[arg(long, default_value_t = CALL_LIST_LIMIT)]
     pub call_list_limit: usize,
+    /// How long after applying a request its answer leaves, ms.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
 }
 
 /// The simulator's configuration in the benchmarks.
@@ -38,6 +41,7 @@ pub fn sim_config(args: &ServeArgs) -> SimConfig {
     let mut config = SimConfig::new(vec![Account::new(UUID, SECRET)]);
     config.speed = args.speed;
     config.call_list_limit = args.call_list_limit;
+    config.latency = Duration::from_millis(args.latency_ms);
     config
 }
 
@@ -81,9 +85,15 @@ pub struct SimProcess {
 impl SimProcess {
     /// Starts `bench serve-sim` and waits for its port.
     pub async fn start() -> anyhow::Result<SimProcess> {
+        Self::start_with(Duration::ZERO).await
+    }
+
+    /// [`SimProcess::start`], answering each request `latency` after applying it.
+    pub async fn start_with(latency: Duration) -> anyhow::Result<SimProcess> {
         let exe = std::env::current_exe().context("locating the bench binary")?;
         let mut child = Command::new(exe)
             .arg("serve-sim")
+            .args(["--latency-ms", &latency.as_millis().to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

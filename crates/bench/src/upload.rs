@@ -12,7 +12,7 @@ use crate::simproc::SimProcess;
 
 const ID: &str = "bench-upload";
 
-pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
+pub async fn run(n: u64, kind: StoreKind, platform: env::Platform) -> anyhow::Result<Figures> {
     let dir = tempfile::tempdir().context("creating the campaigns directory")?;
     env::write_csv(&dir.path().join("contacts.csv"), 0, n)?;
     // Paused: the task is created and filled but never started, so the simulator dials nothing meanwhile.
@@ -20,16 +20,17 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
         dir.path().join(format!("{ID}.toml")),
         env::campaign_toml("contacts.csv", true, 20),
     )?;
-    let sim = SimProcess::start().await?;
+    let sim = SimProcess::start_with(platform.latency).await?;
     let env = env::open_store(kind).await?;
     let clock = SystemClock::shared();
     let client = env::client(&sim.base_url, clock.clone())?;
-    let (mut daemon, hub) = env::daemon(
+    let (mut daemon, hub) = env::daemon_with(
         env.store.clone(),
         client,
         clock.clone(),
         dir.path(),
         chrono::Duration::days(1),
+        platform,
     );
 
     // Only the daemon's reconciles are timed; the end is read from the outcome the daemon computed itself.
@@ -79,6 +80,8 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
     let rate = n as f64 / secs;
     let mut f = Figures::new("upload", kind.as_str(), n);
     f.put("durability", env.durability.clone());
+    f.put("in_flight", platform.in_flight as u64)
+        .put("latency_ms", platform.latency.as_millis() as u64);
     f.put("secs", secs)
         .put("contacts_per_s", rate)
         .put("peak_rss_mb", peak)

@@ -154,6 +154,9 @@ pub struct SimConfig {
     pub apply_delay: Duration,
     /// Callback delivery.
     pub callbacks: CallbackPolicy,
+    /// How long after applying a request its answer leaves: the network's and the platform's own round trip, which
+    /// lets several requests of one client be in flight at once. Zero by default (fault delays are separate).
+    pub latency: Duration,
     /// Real-time mode: `run` advances the engine to the clock this often. `None`: only requests and explicit
     /// `advance_to` calls move it (tests with a manual clock).
     pub tick: Option<Duration>,
@@ -173,6 +176,7 @@ impl SimConfig {
             faults: FaultConfig::default(),
             apply_delay: Duration::from_secs(300),
             callbacks: CallbackPolicy::default(),
+            latency: Duration::ZERO,
             tick: Some(Duration::from_millis(200)),
         }
     }

@@ -156,6 +156,16 @@ pub struct SimHandle {
 }
 
 impl SimHandle {
+    /// API requests being handled right now (answers held back by [`SimConfig::latency`] included).
+    pub fn requests_in_flight(&self) -> usize {
+        self.shared.in_flight.now()
+    }
+
+    /// The most API requests handled at once so far.
+    pub fn most_requests_in_flight(&self) -> usize {
+        self.shared.in_flight.most()
+    }
+
     /// Processes every event up to `t` (scheduled starts, window boundaries, call ends, delayed settings). The
     /// engine's time never goes backwards.
     pub fn advance_to(&self, t: DateTime<Utc>) {

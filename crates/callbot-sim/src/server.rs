@@ -1,7 +1,7 @@
 //! The HTTP face of the simulator: signature checks, fault injection, the API endpoints and `/_sim/*`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -51,6 +51,40 @@ pub(crate) struct Shared {
     pub outbox: Arc<Outbox>,
     pub config: SimConfig,
     response_seq: AtomicU64,
+    /// API requests being handled now, and the most at once so far.
+    pub in_flight: InFlight,
+}
+
+/// A gauge of the API requests being handled, with its high-water mark.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    now: AtomicUsize,
+    most: AtomicUsize,
+}
+
+impl InFlight {
+    /// Counts one request in until the guard drops.
+    fn enter(&self) -> InFlightGuard<'_> {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(n, Ordering::SeqCst);
+        InFlightGuard(self)
+    }
+
+    pub fn now(&self) -> usize {
+        self.now.load(Ordering::SeqCst)
+    }
+
+    pub fn most(&self) -> usize {
+        self.most.load(Ordering::SeqCst)
+    }
+}
+
+struct InFlightGuard<'a>(&'a InFlight);
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Shared {
@@ -81,6 +115,7 @@ impl Shared {
             outbox: Arc::new(Outbox::new()),
             config,
             response_seq: AtomicU64::new(0),
+            in_flight: InFlight::default(),
         }
     }
 
@@ -249,6 +284,7 @@ async fn api(
         )
             .into_response();
     };
+    let _counted = sim.in_flight.enter();
     sim.advance_to(sim.clock.now());
     let request_id = header_str(&headers, sign::header::REQUEST_ID);
     let fault = lock(&sim.faults).decide(endpoint);
@@ -308,6 +344,9 @@ async fn api(
         _ => {}
     }
     let reply = handle(&sim, endpoint, &headers, &body);
+    if !sim.config.latency.is_zero() {
+        tokio::time::sleep(sim.config.latency).await;
+    }
     respond(&sim, &headers, reply)
 }
 

@@ -59,6 +59,8 @@ pub struct PlatformSettings {
     pub secret_key: Option<SecretKey>,
     pub algorithm: Algorithm,
     pub requests_per_second: u32,
+    /// Uploads or polls of one task in flight at once (1 to 64).
+    pub requests_in_flight: usize,
     pub request_timeout: Duration,
     pub verify_responses: callbot_api::ResponseVerification,
     pub max_response_bytes: usize,
@@ -295,6 +297,7 @@ struct RawPlatform {
     secret_key_file: String,
     algorithm: String,
     requests_per_second: u32,
+    requests_in_flight: usize,
     request_timeout: String,
     /// A mode name, or the boolean of earlier versions (see [`verify_responses`]).
     verify_responses: Value,
@@ -442,6 +445,13 @@ impl Settings {
         if p.requests_per_second == 0 {
             bail!("[platform] requests_per_second must be at least 1");
         }
+        if !(1..=64).contains(&p.requests_in_flight) {
+            bail!(
+                "[platform] requests_in_flight must be from 1 to 64 (it is {}); 4 overlaps the store's work with \
+                 the platform's, 1 sends one request at a time",
+                p.requests_in_flight
+            );
+        }
         let listen: SocketAddr = raw.webhook.listen.parse().with_context(|| {
             format!(
                 "[webhook] listen = {:?} is not an address like 0.0.0.0:8080",
@@ -483,6 +493,7 @@ impl Settings {
                 secret_key,
                 algorithm,
                 requests_per_second: p.requests_per_second,
+                requests_in_flight: p.requests_in_flight,
                 request_timeout: duration("[platform] request_timeout", &p.request_timeout)?,
                 verify_responses: verify_responses(&p.verify_responses)?,
                 max_response_bytes: max_response_bytes(p.max_response_bytes)?,
@@ -761,6 +772,7 @@ mod tests {
         let s = Settings::load(None, env(&[])).unwrap();
         assert_eq!(s.store.url, "sqlite://campaignd.db");
         assert_eq!(s.platform.requests_per_second, 20);
+        assert_eq!(s.platform.requests_in_flight, 4);
         assert_eq!(s.reconcile.apply_delay, Duration::from_secs(300));
         assert_eq!(s.platform.algorithm, Algorithm::Md5);
         assert!(s.platform.secret_key.is_none());
@@ -770,6 +782,18 @@ mod tests {
             campaign::ContactLimits::default(),
             "the example's [contacts] are the reader's own defaults"
         );
+    }
+
+    #[test]
+    fn requests_in_flight_is_bounded() {
+        let load =
+            |v: &str| Settings::load(None, env(&[("CAMPAIGND_PLATFORM__REQUESTS_IN_FLIGHT", v)]));
+        assert_eq!(load("1").unwrap().platform.requests_in_flight, 1);
+        assert_eq!(load("64").unwrap().platform.requests_in_flight, 64);
+        for bad in ["0", "65"] {
+            let e = load(bad).unwrap_err().to_string();
+            assert!(e.contains("requests_in_flight must be from 1 to 64"), "{e}");
+        }
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub struct DaemonConfig {
     /// How long an order (or a creation) must have been in doubt before the platform is asked about it; covers a
     /// request still being processed after the client gave up on it.
     pub resolve_grace: Duration,
+    /// How many upload requests (`addBatchCall`) and polls (`listOrderDetail`) of one task may be in flight at once,
+    /// at least 1. Every one is inside the client's `requests_per_second`; each upload batch is still durably
+    /// `sending` before its request leaves, so a crash with several in flight leaves them all to be resolved.
+    pub requests_in_flight: usize,
     /// Periodic rescan / reconcile interval at most (the loop also wakes on file changes and callbacks).
     pub max_sleep: std::time::Duration,
     /// The suppression files' directory; `None`: none (the store's list, from `campaignd suppress` and opt-outs,
@@ -46,6 +50,7 @@ impl DaemonConfig {
             owner: format!("campaignd-{}", std::process::id()),
             lease_ttl: std::time::Duration::from_secs(120),
             resolve_grace: Duration::seconds(0),
+            requests_in_flight: 4,
             max_sleep: std::time::Duration::from_secs(10),
             suppression: None,
             caps: Vec::new(),

@@ -110,6 +110,7 @@ impl Daemon {
             metrics: hub.metrics.clone(),
             stop: CancellationToken::new(),
             resolve_grace: config.resolve_grace,
+            requests_in_flight: config.requests_in_flight.max(1),
             caps: config.caps.clone(),
         };
         Daemon {

@@ -95,6 +95,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<E
     // A request the client gave up on may still be processed by the platform: wait this long before asking.
     dc.resolve_grace = campaign::chrono::Duration::from_std(p.request_timeout * 2)
         .unwrap_or(campaign::chrono::Duration::seconds(60));
+    dc.requests_in_flight = p.requests_in_flight;
     dc.max_sleep = settings.campaigns.rescan_interval;
     dc.lease_ttl = settings.reconcile.lease_ttl;
     dc.caps = settings.caps.clone();

@@ -3,11 +3,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use callbot_api::ApiError;
-use callbot_api::wire::{self, TaskStatus};
+use callbot_api::wire::{self, AddBatchCallResponse, TaskStatus};
+use callbot_api::{ApiError, Endpoint};
 use campaign::CampaignSpec;
 use chrono::{DateTime, Utc};
 use store::{OrderRecord, UploadState};
+use tokio::task::JoinSet;
 
 use super::{Executor, Learned, StepResult};
 use crate::requests::{call_info_list, func_flag, product_id, task_create_setting};
@@ -101,9 +102,15 @@ impl Executor {
         }
     }
 
-    /// addBatchCall for every planned order, one batch at a time, write-before-send: each batch is claimed
-    /// (`planned → sending`, committed) before its request leaves, in the same transaction that settles the batch
-    /// before it (sent or rejected), so a batch costs one commit.
+    /// addBatchCall for every planned order, write-before-send, with up to `requests_in_flight` requests in flight.
+    ///
+    /// Batches are claimed one at a time, here (`planned → sending`, committed before the request leaves): each
+    /// claim is one transaction that also settles every batch answered since the previous claim (sent or rejected),
+    /// so the store's work for one batch overlaps the platform's for the others, and two claims never race for the
+    /// same rows. The requests run as tasks of their own, so they progress while a claim commits. When a request
+    /// fails, nothing more is claimed; the batches still in flight are awaited and settled, a refused one goes back
+    /// to `planned`, and one whose outcome is unknown stays `sending` for the resolve to ask about. If the store
+    /// fails, or the process dies, every batch in flight is left `sending` and resolved the same way.
     pub(super) async fn upload(
         &self,
         spec: &CampaignSpec,
@@ -112,47 +119,95 @@ impl Executor {
     ) -> StepResult<Learned> {
         let started = std::time::Instant::now();
         let batch_size = spec.contacts.batch_size.max(1);
-        if self.stop.is_cancelled() {
-            return Ok(Learned::Done);
-        }
         let caps = self.caps_for(spec);
-        let mut batch = self
-            .store
-            .settle_and_claim(&[], &[], ut, batch_size, now, &caps)
-            .await?;
-        while !batch.is_empty() {
-            let req = wire::AddBatchCallRequest {
-                product_id: product_id(),
-                user_task_id: ut.to_owned(),
-                call_info_list: call_info_list(&batch, &self.urls),
-            };
-            match self.client.add_batch_call(&req).await {
-                Ok(resp) => {
-                    let (sent, rejected) = batch_outcome(&batch, &resp.err_list);
-                    // On shutdown, or when this action's budget is spent, settle without claiming: nothing is marked
-                    // `sending` that will not be sent now. The rest is uploaded at the next reconcile.
-                    let claim = if self.stop.is_cancelled() || started.elapsed() >= UPLOAD_BUDGET {
-                        0
-                    } else {
-                        batch_size
-                    };
-                    let next = self
-                        .store
-                        .settle_and_claim(&sent, &rejected, ut, claim, now, &caps)
-                        .await?;
-                    tracing::info!(campaign.id = %spec.id, task.user_id = %ut, orders = batch.len(), rejected = rejected.len(), "uploaded a batch");
-                    batch = next;
+        let depth = self.requests_in_flight.max(1);
+        // Dropping the set (an early return on a store error) aborts the requests in flight: their batches stay
+        // `sending`, which is what a crash would leave.
+        let mut in_flight: JoinSet<(Vec<OrderRecord>, Result<AddBatchCallResponse, ApiError>)> =
+            JoinSet::new();
+        let (mut sent, mut rejected): (Vec<String>, Vec<(String, String)>) = (vec![], vec![]);
+        let mut claiming = !self.stop.is_cancelled();
+        let mut failed: Option<ApiError> = None;
+        let mut refused = false;
+        loop {
+            while claiming && in_flight.len() < depth {
+                // On shutdown, or when this action's budget is spent, settle without claiming: nothing is marked
+                // `sending` that will not be sent now. The rest is uploaded at the next reconcile.
+                let claim = if self.stop.is_cancelled() || started.elapsed() >= UPLOAD_BUDGET {
+                    0
+                } else {
+                    batch_size
+                };
+                let batch = self
+                    .store
+                    .settle_and_claim(&sent, &rejected, ut, claim, now, &caps)
+                    .await?;
+                sent.clear();
+                rejected.clear();
+                if batch.is_empty() {
+                    claiming = false;
+                    break;
                 }
-                Err(e @ ApiError::Rejected { .. }) | Err(e @ ApiError::Invalid { .. }) => {
-                    let ids: Vec<String> = batch.iter().map(|o| o.order_id.clone()).collect();
-                    self.store
-                        .set_upload_state(&ids, UploadState::Planned, now)
-                        .await?;
-                    self.refresh_status(ut, now).await;
-                    return Err(e.into());
-                }
-                Err(e) => return Err(e.into()),
+                let req = wire::AddBatchCallRequest {
+                    product_id: product_id(),
+                    user_task_id: ut.to_owned(),
+                    call_info_list: call_info_list(&batch, &self.urls),
+                };
+                let client = self.client.clone();
+                in_flight.spawn(async move {
+                    let resp = client.add_batch_call(&req).await;
+                    (batch, resp)
+                });
             }
+            let Some(joined) = in_flight.join_next().await else {
+                break;
+            };
+            let (batch, resp) = match joined {
+                Ok(done) => done,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // Cancelled (only the runtime shutting down does that): its outcome is unknown, its batch stays
+                // `sending`, and nothing more can be learned from this request.
+                Err(e) => {
+                    claiming = false;
+                    failed.get_or_insert(ApiError::Ambiguous {
+                        endpoint: Endpoint::AddBatchCall,
+                        reason: format!("the request's task ended: {e}"),
+                    });
+                    continue;
+                }
+            };
+            match resp {
+                Ok(resp) => {
+                    let (s, r) = batch_outcome(&batch, &resp.err_list);
+                    tracing::info!(campaign.id = %spec.id, task.user_id = %ut, orders = batch.len(), rejected = r.len(), "uploaded a batch");
+                    sent.extend(s);
+                    rejected.extend(r);
+                }
+                Err(e) => {
+                    claiming = false;
+                    if matches!(e, ApiError::Rejected { .. } | ApiError::Invalid { .. }) {
+                        // Certainly not applied: back to planned, sent again later.
+                        let ids: Vec<String> = batch.iter().map(|o| o.order_id.clone()).collect();
+                        self.store
+                            .set_upload_state(&ids, UploadState::Planned, now)
+                            .await?;
+                        refused = true;
+                    }
+                    // Ambiguous, or retryable after the client's retries: stays `sending`, resolved, never resent
+                    // blind.
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        // What came back after the last claim.
+        self.store
+            .settle_and_claim(&sent, &rejected, ut, 0, now, &caps)
+            .await?;
+        if let Some(e) = failed {
+            if refused {
+                self.refresh_status(ut, now).await;
+            }
+            return Err(e.into());
         }
         // The claims found nothing more to send: either nothing is planned, or what is planned is held by a cap.
         self.held(spec, ut, now).await

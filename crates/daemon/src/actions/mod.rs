@@ -65,6 +65,8 @@ pub(crate) struct Executor {
     pub(crate) stop: CancellationToken,
     /// How long an order or a creation must have been in doubt before the platform is asked about it.
     pub(crate) resolve_grace: chrono::Duration,
+    /// How many uploads or polls of one task are in flight at once (at least 1).
+    pub(crate) requests_in_flight: usize,
     /// The daemon's own caps on calls to one number (each campaign may add stricter ones).
     pub(crate) caps: Vec<campaign::CapRule>,
 }

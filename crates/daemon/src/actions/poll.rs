@@ -2,10 +2,12 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use callbot_api::wire::ListOrderDetailRequest;
+use callbot_api::ApiError;
+use callbot_api::wire::{ListOrderDetailRequest, ListOrderDetailResponse};
 use campaign::CampaignSpec;
 use chrono::{DateTime, Utc};
 use store::{FactSource, StoreError};
+use tokio::task::JoinSet;
 
 use super::resolve::POLL_CHUNK;
 use super::{Executor, Learned, StepResult};
@@ -23,7 +25,10 @@ impl Executor {
     /// are the least recently checked, so they come first then). Polls are the backstop of callbacks: a backlog is
     /// worked off over several intervals rather than taking the reconciler (and the platform's request rate) from
     /// uploads and other campaigns.
-    /// The request for the next chunk is in flight while the previous chunk's facts are written.
+    ///
+    /// Up to `requests_in_flight` requests are in flight at once, each a task of its own, so they progress while
+    /// the answers that came back are written, one chunk after another (a chunk's facts and its orders marked
+    /// polled). A failed request ends the action; the requests still in flight are dropped (reads only).
     pub(super) async fn poll(
         &self,
         spec: &CampaignSpec,
@@ -31,23 +36,37 @@ impl Executor {
         now: DateTime<Utc>,
     ) -> StepResult<Learned> {
         let started = std::time::Instant::now();
+        let depth = self.requests_in_flight.max(1);
         // Every order ID taken for a request in this action: never asked twice in one action.
         let mut polled: HashSet<String> = HashSet::new();
         let mut queue: VecDeque<String> = VecDeque::new();
-        let mut current: Vec<String> = self
-            .next_poll_chunk(ut, &mut queue, &mut polled)
-            .await?
-            .unwrap_or_default();
-        let mut resp = if current.is_empty() {
-            None
-        } else {
-            Some(
-                self.client
-                    .list_order_detail(&ListOrderDetailRequest::new(ut, current.clone()))
-                    .await?,
-            )
-        };
-        while let Some(r) = resp.take() {
+        let mut in_flight: JoinSet<(Vec<String>, Result<ListOrderDetailResponse, ApiError>)> =
+            JoinSet::new();
+        let mut more = true;
+        loop {
+            while more && in_flight.len() < depth {
+                if self.stop.is_cancelled() || started.elapsed() >= POLL_BUDGET {
+                    more = false;
+                    break;
+                }
+                let Some(ids) = self.next_poll_chunk(ut, &mut queue, &mut polled).await? else {
+                    more = false;
+                    break;
+                };
+                let client = self.client.clone();
+                let req = ListOrderDetailRequest::new(ut, ids.clone());
+                in_flight.spawn(async move { (ids, client.list_order_detail(&req).await) });
+            }
+            let Some(joined) = in_flight.join_next().await else {
+                break;
+            };
+            let (ids, resp) = match joined {
+                Ok(done) => done,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // Cancelled: only the runtime shutting down does that; a read, nothing to resolve.
+                Err(_) => break,
+            };
+            let r = resp?;
             let facts: Vec<_> = r
                 .order_detail_list
                 .iter()
@@ -60,34 +79,11 @@ impl Executor {
                         .iter()
                         .flat_map(|d| &d.call_info_detail_list),
                 ));
-            let next = if self.stop.is_cancelled() || started.elapsed() >= POLL_BUDGET {
-                None
-            } else {
-                self.next_poll_chunk(ut, &mut queue, &mut polled).await?
-            };
-            let store = &self.store;
-            let write = async {
-                store.apply_order_facts(&facts, FactSource::Poll).await?;
-                store.mark_polled(&current, now).await
-            };
-            let client = &self.client;
-            let fetch = async {
-                match &next {
-                    Some(ids) => Some(
-                        client
-                            .list_order_detail(&ListOrderDetailRequest::new(ut, ids.clone()))
-                            .await,
-                    ),
-                    None => None,
-                }
-            };
-            let (written, fetched) = tokio::join!(write, fetch);
-            written?;
+            self.store
+                .apply_order_facts(&facts, FactSource::Poll)
+                .await?;
+            self.store.mark_polled(&ids, now).await?;
             self.metrics.callback_gaps(gaps);
-            if let (Some(ids), Some(fetched)) = (next, fetched) {
-                current = ids;
-                resp = Some(fetched?);
-            }
         }
         let task = self.task_record(&spec.id, ut).await?;
         Ok(Learned::Polled {
