@@ -6,7 +6,7 @@ use callbot_api::ApiError;
 use callbot_api::wire::{ListOrderDetailRequest, ListOrderDetailResponse};
 use campaign::CampaignSpec;
 use chrono::{DateTime, Utc};
-use store::{FactSource, StoreError};
+use store::StoreError;
 use tokio::task::JoinSet;
 
 use super::resolve::POLL_CHUNK;
@@ -28,7 +28,8 @@ impl Executor {
     ///
     /// Up to `requests_in_flight` requests are in flight at once, each a task of its own, so they progress while
     /// the answers that came back are written, one chunk after another (a chunk's facts and its orders marked
-    /// polled). A failed request ends the action; the requests still in flight are dropped (reads only).
+    /// polled, in one transaction). A failed request ends the action; the requests still in flight are dropped
+    /// (reads only).
     pub(super) async fn poll(
         &self,
         spec: &CampaignSpec,
@@ -79,10 +80,7 @@ impl Executor {
                         .iter()
                         .flat_map(|d| &d.call_info_detail_list),
                 ));
-            self.store
-                .apply_order_facts(&facts, FactSource::Poll)
-                .await?;
-            self.store.mark_polled(&ids, now).await?;
+            self.store.record_poll(&facts, &ids, now).await?;
             self.metrics.callback_gaps(gaps);
         }
         let task = self.task_record(&spec.id, ut).await?;
