@@ -4,7 +4,8 @@
 //! replica and when its lease expired.
 //!
 //! The simulator holds every `addBatchCall` answer back (after applying it) far longer than the test runs, so the
-//! second batch stays in flight for as long as the test looks at it: no race with the upload.
+//! batches after the first (three, all in flight at once under `requests_in_flight`'s default of 4) stay in flight
+//! for as long as the test looks at them: no race with the upload.
 
 #[macro_use]
 mod daemon_support;
@@ -101,17 +102,17 @@ async fn status_tells_an_upload_in_flight_from_an_interrupted_one(backend: Backe
         .env("CAMPAIGND_PLATFORM__REQUEST_TIMEOUT", "300s")
         .spawn()
         .expect("the campaignd binary starts");
-    // The first batch went with createAndCall; the second, by addBatchCall, is applied and its answer held.
+    // The first batch went with createAndCall; the other three, by addBatchCall, are applied and their answers held.
     wait_for(
         &handle,
-        "the second batch on the platform",
+        "every batch on the platform",
         Duration::from_secs(60),
-        |sim| accepted_of(sim, &ut) > BATCH,
+        |sim| accepted_of(sim, &ut) == 4 * BATCH,
     )
     .await;
 
     let live = status(work.path(), &store_url, None);
-    assert_eq!(live["orders"]["sending"], BATCH, "{live:#}");
+    assert_eq!(live["orders"]["sending"], 3 * BATCH, "{live:#}");
     let upload = &live["upload"];
     assert_eq!(upload["state"], "uploading", "{live:#}");
     assert_eq!(upload["replica"], REPLICA, "{live:#}");
@@ -132,7 +133,7 @@ async fn status_tells_an_upload_in_flight_from_an_interrupted_one(backend: Backe
     // Once its lease has expired: its last renewal, before the kill, lasts one lifetime at most.
     let later = killed_at + LEASE_TTL + chrono::Duration::seconds(1);
     let left = status(work.path(), &store_url, Some(later));
-    assert_eq!(left["orders"]["sending"], BATCH, "{left:#}");
+    assert_eq!(left["orders"]["sending"], 3 * BATCH, "{left:#}");
     let upload = &left["upload"];
     assert_eq!(upload["state"], "interrupted", "{left:#}");
     assert_eq!(upload["replica"], REPLICA, "{left:#}");
@@ -153,8 +154,8 @@ async fn status_tells_an_upload_in_flight_from_an_interrupted_one(backend: Backe
     );
     assert_eq!(
         accepted_of(&handle, &ut),
-        2 * BATCH,
-        "nothing was sent after the batch in flight"
+        4 * BATCH,
+        "nothing was sent twice"
     );
     shutdown.cancel();
 }
