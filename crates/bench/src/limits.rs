@@ -1,8 +1,13 @@
-//! limit-insert: what the machine allows for the upload's store work, measured outside the store crate. N order rows
-//! of the same shape go into the real, migrated `orders` table (same indexes and constraints) with the database's
-//! fastest bulk path: SQLite, multi-row INSERTs in ONE transaction; PostgreSQL, one `COPY ... FROM STDIN`. Then the
-//! two upload-state changes the uploader makes per row (planned → sending → sent) as bulk UPDATEs by key, 1000 keys
-//! per statement, all in one transaction.
+//! limit-insert: what the machine allows for the upload's store work, measured outside the store crate.
+//!
+//! First the limit proper, the simplest shape that holds an upload's data: the N order rows (same columns and
+//! values) written once into an append-only table keyed by (task, source line) with no other index, and one outbox
+//! row per batch of 1,000 written `sending` and then moved to `sent`; SQLite with multi-row INSERTs in ONE
+//! transaction, PostgreSQL with one `COPY ... FROM STDIN` (the batch rows with UNNEST).
+//!
+//! Then today's schema, for comparison: the same rows into the real, migrated `orders` table (same indexes and
+//! constraints) the same way, then the two upload-state changes the uploader makes per row (planned → sending →
+//! sent) as bulk UPDATEs by key, 1000 keys per statement, all in one transaction.
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -26,12 +31,19 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
         .map(|i| campaign::order_id(ID, 1, &env::normalized_phone(i)))
         .collect();
     let at = now.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let append_secs = match kind {
+        StoreKind::Sqlite => append_only_sqlite(&env.url, &ids).await?,
+        StoreKind::Postgres => append_only_pg(&env.url, &ids).await?,
+    };
     let (insert_secs, update_secs) = match kind {
         StoreKind::Sqlite => sqlite(&env.url, &ids, &at).await?,
         StoreKind::Postgres => postgres(&env.url, &ids).await?,
     };
     let mut f = Figures::new("limit-insert", kind.as_str(), n);
     f.put("durability", env.durability.clone());
+    let append_rate = n as f64 / append_secs;
+    f.put("append_only_secs", append_secs)
+        .put("append_only_per_s", append_rate);
     let insert_rate = n as f64 / insert_secs;
     let update_rate = 2.0 * n as f64 / update_secs;
     let upload_rate = n as f64 / (insert_secs + update_secs);
@@ -41,9 +53,10 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
         .put("update_rows_per_s", update_rate)
         .put("upload_store_work_per_s", upload_rate);
     f.line = format!(
-        "limit-insert [{}] {n} order rows: raw bulk insert {} rows/s, bulk state updates {} rows/s; insert + two \
-         updates per row: {} contacts/s",
+        "limit-insert [{}] {n} order rows: append-only with a batch outbox {} contacts/s (the limit); today's schema: \
+         raw bulk insert {} rows/s, bulk state updates {} rows/s; insert + two updates per row: {} contacts/s",
         kind.as_str(),
+        short(append_rate),
         short(insert_rate),
         short(update_rate),
         short(upload_rate)
@@ -214,4 +227,117 @@ async fn postgres(url: &str, ids: &[String]) -> anyhow::Result<(f64, f64)> {
     }
     tx.commit().await?;
     Ok((insert_secs, t.elapsed().as_secs_f64()))
+}
+
+/// The append-only table and the batch outbox of the limit (see the module docs); the same on both databases.
+const APPEND_ONLY_SCHEMA: [&str; 2] = [
+    "CREATE TABLE limit_orders (user_task_id TEXT NOT NULL, source_line BIGINT NOT NULL, order_id TEXT NOT NULL, \
+     phone TEXT NOT NULL, name TEXT, customer TEXT, other TEXT, variables TEXT, PRIMARY KEY (user_task_id, source_line))",
+    "CREATE TABLE limit_batches (user_task_id TEXT NOT NULL, first_line BIGINT NOT NULL, orders INT NOT NULL, \
+     state TEXT NOT NULL, PRIMARY KEY (user_task_id, first_line))",
+];
+
+/// The limit on SQLite: the rows and the batch outbox, in one transaction. Returns the seconds it took.
+async fn append_only_sqlite(url: &str, ids: &[String]) -> anyhow::Result<f64> {
+    let mut conn = sqlite_connection(url).await?;
+    for ddl in APPEND_ONLY_SCHEMA {
+        sqlx::raw_sql(ddl).execute(&mut conn).await?;
+    }
+    let t = Instant::now();
+    let mut tx = conn.begin().await?;
+    for (c, chunk) in ids.chunks(3000).enumerate() {
+        let mut qb = QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO limit_orders (user_task_id, source_line, order_id, phone, name, customer, other, variables) ",
+        );
+        qb.push_values(chunk.iter().enumerate(), |mut b, (j, order_id)| {
+            let i = (c * 3000 + j) as u64;
+            b.push_bind(TASK)
+                .push_bind(i as i64 + 2)
+                .push_bind(order_id.clone())
+                .push_bind(env::normalized_phone(i))
+                .push_bind(format!("Contact {i}"))
+                .push_bind(format!("C{i}"))
+                .push_bind(format!("ref-{i}"))
+                .push_bind(variables());
+        });
+        qb.build().execute(&mut *tx).await?;
+    }
+    let batches = batch_starts(ids.len());
+    for state in ["sending", "sent"] {
+        for chunk in batches.chunks(1000) {
+            let mut qb = QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO limit_batches (user_task_id, first_line, orders, state) ",
+            );
+            qb.push_values(chunk, |mut b, (line, orders)| {
+                b.push_bind(TASK)
+                    .push_bind(*line)
+                    .push_bind(*orders)
+                    .push_bind(state);
+            });
+            qb.push(" ON CONFLICT (user_task_id, first_line) DO UPDATE SET state = excluded.state");
+            qb.build().execute(&mut *tx).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// The limit on PostgreSQL: the rows with one COPY, the batch outbox with UNNEST, in one transaction.
+async fn append_only_pg(url: &str, ids: &[String]) -> anyhow::Result<f64> {
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .context("connecting")?;
+    for ddl in APPEND_ONLY_SCHEMA {
+        sqlx::raw_sql(ddl).execute(&mut conn).await?;
+    }
+    let t = Instant::now();
+    let mut tx = conn.begin().await?;
+    let mut copy = tx
+        .copy_in_raw(
+            "COPY limit_orders (user_task_id, source_line, order_id, phone, name, customer, other, variables) \
+             FROM STDIN",
+        )
+        .await?;
+    let mut buf = String::with_capacity(1 << 20);
+    for (i, order_id) in ids.iter().enumerate() {
+        let _ = writeln!(
+            buf,
+            "{TASK}\t{}\t{order_id}\t{}\tContact {i}\tC{i}\tref-{i}\t{}",
+            i + 2,
+            env::normalized_phone(i as u64),
+            variables(),
+        );
+        if buf.len() > (1 << 20) - 512 {
+            copy.send(std::mem::take(&mut buf).into_bytes()).await?;
+            buf.reserve(1 << 20);
+        }
+    }
+    if !buf.is_empty() {
+        copy.send(buf.into_bytes()).await?;
+    }
+    copy.finish().await?;
+    let (lines, orders): (Vec<i64>, Vec<i32>) = batch_starts(ids.len()).into_iter().unzip();
+    for state in ["sending", "sent"] {
+        sqlx::query(
+            "INSERT INTO limit_batches (user_task_id, first_line, orders, state)
+             SELECT $1, l, n, $4 FROM UNNEST($2::int8[], $3::int4[]) AS u(l, n)
+             ON CONFLICT (user_task_id, first_line) DO UPDATE SET state = excluded.state",
+        )
+        .bind(TASK)
+        .bind(&lines)
+        .bind(&orders)
+        .bind(state)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// Each batch of 1,000 of `n` rows: its first source line and its size.
+fn batch_starts(n: usize) -> Vec<(i64, i32)> {
+    (0..n)
+        .step_by(1000)
+        .map(|i| (i as i64 + 2, (n - i).min(1000) as i32))
+        .collect()
 }
