@@ -15,6 +15,7 @@ mod callbacks;
 mod campaigns;
 mod env;
 mod idle;
+mod idle_process;
 mod limit_facts;
 mod limit_http;
 mod limit_ingest;
@@ -60,6 +61,9 @@ enum Command {
     Campaigns(Args),
     /// RSS and CPU of the running daemon holding N campaigns (default 100) between actions, over --secs.
     Idle(Args),
+    /// RSS and CPU of the real `campaignd run` process (the release binary beside this one) holding N campaigns
+    /// (default 100) between actions, over --secs.
+    IdleProcess(Args),
     /// Machine limit: N order rows (default 1,000,000) written with a raw multi-row INSERT (SQLite) or COPY
     /// (PostgreSQL), then updated by key in bulk, outside the store crate.
     LimitInsert(Args),
@@ -145,6 +149,7 @@ enum Scenario {
     Callbacks,
     Campaigns,
     Idle,
+    IdleProcess,
     LimitInsert,
     LimitNormalize,
     LimitSimUpload,
@@ -163,6 +168,7 @@ impl Scenario {
             Scenario::Callbacks => "callbacks",
             Scenario::Campaigns => "campaigns",
             Scenario::Idle => "idle",
+            Scenario::IdleProcess => "idle-process",
             Scenario::LimitInsert => "limit-insert",
             Scenario::LimitNormalize => "limit-normalize",
             Scenario::LimitSimUpload => "limit-sim-upload",
@@ -187,7 +193,7 @@ impl Scenario {
             Scenario::LimitIngest => 100_000,
             Scenario::Suppression => 10_000_000,
             Scenario::Campaigns => 10_000,
-            Scenario::Idle => 100,
+            Scenario::Idle | Scenario::IdleProcess => 100,
         }
     }
 }
@@ -215,6 +221,7 @@ fn main() -> ExitCode {
         Command::Callbacks(a) => scenario(Scenario::Callbacks, a),
         Command::Campaigns(a) => scenario(Scenario::Campaigns, a),
         Command::Idle(a) => scenario(Scenario::Idle, a),
+        Command::IdleProcess(a) => scenario(Scenario::IdleProcess, a),
         Command::LimitInsert(a) => scenario(Scenario::LimitInsert, a),
         Command::LimitNormalize(a) => scenario(Scenario::LimitNormalize, a),
         Command::LimitSimUpload(a) => scenario(Scenario::LimitSimUpload, a),
@@ -267,6 +274,7 @@ async fn run_one(s: Scenario, args: &Args) -> anyhow::Result<Figures> {
         Scenario::Callbacks => callbacks::run(size, args.store, args.rate, args.concurrency).await,
         Scenario::Campaigns => campaigns::run(size, args.store).await,
         Scenario::Idle => idle::run(size, args.store, args.secs).await,
+        Scenario::IdleProcess => idle_process::run(size, args.store, args.secs).await,
         Scenario::LimitInsert => limits::run(size, args.store).await,
         Scenario::LimitNormalize => limit_normalize::run(size).await,
         Scenario::LimitSimUpload => limit_sim::run(size).await,
@@ -338,6 +346,7 @@ fn smoke() -> anyhow::Result<()> {
         orchestrate(Scenario::Callbacks, &tiny(1000, store))?;
         orchestrate(Scenario::Campaigns, &tiny(50, store))?;
         orchestrate(Scenario::Idle, &tiny(3, store))?;
+        orchestrate(Scenario::IdleProcess, &tiny(3, store))?;
         orchestrate(Scenario::LimitInsert, &tiny(2000, store))?;
         orchestrate(Scenario::LimitFacts, &tiny(2000, store))?;
         orchestrate(Scenario::LimitIngest, &tiny(1000, store))?;
