@@ -1,7 +1,7 @@
 //! Poll and callback facts: applying them (calls, their children, the orders' flags) and reading calls back.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgConnection;
@@ -31,7 +31,9 @@ pub(crate) async fn apply_order_facts(
 }
 
 /// [`apply_order_facts`] of a poll and [`crate::orders::mark_polled`] of its chunk, in one transaction. Every order
-/// either touches is locked first, in ID order, so this waits for (never deadlocks with) a callback writer.
+/// either touches is locked first, in ID order, so this waits for (never deadlocks with) a callback writer; then the
+/// calls and their children, then ONE update of the orders: the flags of those reported and the poll mark of those
+/// asked, so each order's row is written once.
 #[tracing::instrument(skip_all, fields(orders = facts.len(), polled = polled.len()))]
 pub(crate) async fn record_poll(
     s: &PgStore,
@@ -39,23 +41,23 @@ pub(crate) async fn record_poll(
     polled: &[String],
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let merged = merge_order_facts(facts);
+    let merged = sorted_nul_free(merge_order_facts(facts));
     if merged.is_empty() && polled.is_empty() {
         return Ok(());
     }
-    let mut tx = s.pool.begin().await.map_err(db_err)?;
-    let mut ids: Vec<&str> = merged
-        .iter()
-        .map(|o| o.order_id.as_str())
-        .chain(polled.iter().map(String::as_str))
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    lock_order_ids(&mut tx, &ids).await?;
-    if !merged.is_empty() {
-        apply_merged(&mut tx, merged, FactSource::Poll).await?;
+    // Per order: (reported, finished, polled), by ID.
+    let mut orders: BTreeMap<&str, (bool, bool, bool)> = BTreeMap::new();
+    for o in &merged {
+        orders.insert(o.order_id.as_str(), (true, o.finished, false));
     }
-    crate::orders::set_polled(&mut tx, polled, at).await?;
+    for id in polled {
+        orders.entry(id.as_str()).or_insert((false, false, false)).2 = true;
+    }
+    let mut tx = s.pool.begin().await.map_err(db_err)?;
+    let ids: Vec<&str> = orders.keys().copied().collect();
+    lock_order_ids(&mut tx, &ids).await?;
+    write_calls(&mut tx, &merged, FactSource::Poll).await?;
+    update_polled_orders(&mut tx, &orders, at).await?;
     tx.commit().await.map_err(db_err)
 }
 
@@ -87,12 +89,28 @@ pub(crate) async fn apply_merged(
     merged: Vec<OrderFacts>,
     source: FactSource,
 ) -> Result<(), StoreError> {
-    let mut merged = nul_free_facts(merged);
-    // Row locks taken in ID order, so concurrent writers of overlapping orders and calls cannot deadlock.
-    merged.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+    let merged = sorted_nul_free(merged);
     // The orders first: the rollup triggers on calls count an order's calls of each day, so two writers of one
     // order's calls (a poll and a callback) must take turns.
     lock_orders(conn, &merged).await?;
+    write_calls(conn, &merged, source).await?;
+    update_orders(conn, &merged).await
+}
+
+/// The facts NUL-free (see [`nul_free_facts`]), by order ID: row locks are taken in ID order, so concurrent writers
+/// of overlapping orders and calls cannot deadlock.
+fn sorted_nul_free(merged: Vec<OrderFacts>) -> Vec<OrderFacts> {
+    let mut merged = nul_free_facts(merged);
+    merged.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+    merged
+}
+
+/// The calls of `merged` (sorted, NUL-free, their orders locked) and their children; not the orders' flags.
+async fn write_calls(
+    conn: &mut PgConnection,
+    merged: &[OrderFacts],
+    source: FactSource,
+) -> Result<(), StoreError> {
     let mut calls: Vec<&CallFacts> = merged.iter().flat_map(|o| o.calls.iter()).collect();
     calls.sort_by(|a, b| a.call_id.cmp(&b.call_id));
     // Only the calls the upsert actually wrote (not refused by the final-status rule, judged under the row lock)
@@ -111,8 +129,7 @@ pub(crate) async fn apply_merged(
         .collect();
     replace_intents(conn, &accepted, &updated).await?;
     replace_sms(conn, &accepted, &updated).await?;
-    upsert_transcript(conn, &accepted).await?;
-    update_orders(conn, &merged).await
+    upsert_transcript(conn, &accepted).await
 }
 
 /// The facts with every text NUL-free (see [`nul_free`]), so that everything below binds them as they are; merged
@@ -412,6 +429,49 @@ async fn update_orders(conn: &mut PgConnection, merged: &[OrderFacts]) -> Result
             .collect::<Vec<_>>(),
     )
     .bind(merged.iter().map(|o| o.finished).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// [`record_poll`]'s one update of its orders (already locked): for those reported (`.0`), the finished flag
+/// (sticky: `.1` only ever sets it) and the flags derived from their calls, read in one pass over each order's calls;
+/// for those asked (`.2`), `last_polled_at = at`. One row version per order, so the indexes of `orders` are written
+/// once per order, not once per flag change and once more per poll mark.
+#[tracing::instrument(skip_all, fields(orders = orders.len()))]
+async fn update_polled_orders(
+    conn: &mut PgConnection,
+    orders: &BTreeMap<&str, (bool, bool, bool)>,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if orders.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE orders o SET finished = o.finished OR u.finished,
+             dialled = CASE WHEN u.reported THEN f.dialled ELSE o.dialled END,
+             answered = CASE WHEN u.reported THEN f.answered ELSE o.answered END,
+             answered_started = CASE WHEN u.reported THEN f.answered_started ELSE o.answered_started END,
+             last_call_day = CASE WHEN u.reported THEN f.last_call_day ELSE o.last_call_day END,
+             last_call_status = CASE WHEN u.reported THEN f.last_call_status ELSE o.last_call_status END,
+             last_polled_at = CASE WHEN u.polled THEN $5 ELSE o.last_polled_at END
+         FROM UNNEST($1::text[], $2::bool[], $3::bool[], $4::bool[]) AS u(order_id, reported, finished, polled)
+         CROSS JOIN LATERAL (
+             SELECT COUNT(*) > 0 AS dialled,
+                    COALESCE(bool_or(c.call_status = 6), false) AS answered,
+                    COALESCE(bool_or(c.call_status = 6 AND c.started_at IS NOT NULL), false) AS answered_started,
+                    (MAX(c.started_at) AT TIME ZONE 'UTC')::date AS last_call_day,
+                    (array_agg(c.call_status ORDER BY c.started_at DESC NULLS LAST, c.call_id DESC))[1]
+                        AS last_call_status
+             FROM calls c WHERE u.reported AND c.order_id = u.order_id) f
+         WHERE o.order_id = u.order_id",
+    )
+    .bind(orders.keys().copied().collect::<Vec<_>>())
+    .bind(orders.values().map(|v| v.0).collect::<Vec<_>>())
+    .bind(orders.values().map(|v| v.1).collect::<Vec<_>>())
+    .bind(orders.values().map(|v| v.2).collect::<Vec<_>>())
+    .bind(at)
     .execute(&mut *conn)
     .await
     .map_err(db_err)?;

@@ -1,7 +1,6 @@
 //! Orders: planning, upload states (with the per-task tallies), polling marks and counts.
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgConnection;
 use sqlx::{Postgres, Transaction};
 use store::backend::upload::{CapWindow, UploadStatements, UploadStore};
 use store::backend::{NextAt, ORDER_COLUMNS, PhoneCapCounts, task_campaigns};
@@ -195,19 +194,6 @@ pub(crate) async fn mark_polled(
     if order_ids.is_empty() {
         return Ok(());
     }
-    let mut conn = s.pool.acquire().await.map_err(db_err)?;
-    set_polled(&mut conn, order_ids, at).await
-}
-
-/// The statement of [`mark_polled`] (its rows locked in order ID order), on the caller's connection or transaction.
-pub(crate) async fn set_polled(
-    conn: &mut PgConnection,
-    order_ids: &[String],
-    at: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    if order_ids.is_empty() {
-        return Ok(());
-    }
     sqlx::query(
         "WITH locked AS MATERIALIZED (
              SELECT order_id FROM orders WHERE order_id = ANY($2) ORDER BY order_id FOR UPDATE)
@@ -215,7 +201,7 @@ pub(crate) async fn set_polled(
     )
     .bind(at)
     .bind(order_ids)
-    .execute(&mut *conn)
+    .execute(&s.pool)
     .await
     .map_err(db_err)?;
     Ok(())

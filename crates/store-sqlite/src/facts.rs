@@ -5,6 +5,8 @@
 //! upsert, which is exactly when the upsert took the report (a refused report is in flight while the stored status
 //! is final, so they differ).
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use store::backend::{OfCall, assemble_calls};
 use store::{
@@ -16,7 +18,7 @@ use crate::SqliteStore;
 use crate::orders::push_mark_polled;
 use crate::util::{
     IDS_PER_CHUNK, SQLITE, Script, db_err, decode_all, json_text, opt_ts, push_id_list,
-    rows_per_chunk,
+    rows_per_chunk, ts,
 };
 
 /// Applies facts in one transaction: calls (never regressing a final status), their children, then the orders'
@@ -42,6 +44,7 @@ pub(crate) async fn apply_order_facts(
 }
 
 /// [`apply_order_facts`] of a poll and [`crate::orders::mark_polled`] of its chunk, in one transaction (one script).
+/// A reported order's poll mark is set by the same statement as its flags, so its row is written once.
 #[tracing::instrument(skip_all, fields(orders = facts.len(), polled = polled.len()))]
 pub(crate) async fn record_poll(
     s: &SqliteStore,
@@ -53,9 +56,16 @@ pub(crate) async fn record_poll(
     if merged.is_empty() && polled.is_empty() {
         return Ok(());
     }
+    let asked: HashSet<&str> = polled.iter().map(String::as_str).collect();
     let mut script = Script::default();
-    push_facts(&mut script, &merged, FactSource::Poll);
-    push_mark_polled(&mut script, polled, at);
+    push_facts_marked(&mut script, &merged, FactSource::Poll, Some((&asked, at)));
+    let reported: HashSet<&str> = merged.iter().map(|o| o.order_id.as_str()).collect();
+    let rest: Vec<String> = polled
+        .iter()
+        .filter(|id| !reported.contains(id.as_str()))
+        .cloned()
+        .collect();
+    push_mark_polled(&mut script, &rest, at);
     let mut tx = s
         .writer
         .begin_with("BEGIN IMMEDIATE")
@@ -89,6 +99,16 @@ pub(crate) async fn calls_of_order(
 /// The statements of [`apply_order_facts`]. `merged` comes from [`store::merge_order_facts`] (one entry per order and
 /// per call).
 pub(crate) fn push_facts(script: &mut Script, merged: &[OrderFacts], source: FactSource) {
+    push_facts_marked(script, merged, source, None);
+}
+
+/// [`push_facts`], the orders among `polled.0` also marked polled at `polled.1` by the update of their flags.
+fn push_facts_marked(
+    script: &mut Script,
+    merged: &[OrderFacts],
+    source: FactSource,
+    polled: Option<(&HashSet<&str>, DateTime<Utc>)>,
+) {
     if merged.is_empty() {
         return;
     }
@@ -179,7 +199,7 @@ pub(crate) fn push_facts(script: &mut Script, merged: &[OrderFacts], source: Fac
                  word = excluded.word, node_id = excluded.node_id, node_desc = excluded.node_desc, at = excluded.at",
         );
     }
-    push_update_orders(script, merged);
+    push_update_orders(script, merged, polled);
 }
 
 fn push_upsert_calls(script: &mut Script, calls: &[&CallFacts], source: FactSource) {
@@ -241,9 +261,13 @@ fn push_delete_children(script: &mut Script, table: &str, calls: &[&CallFacts]) 
 
 /// Sets the orders' finished flag (sticky: only ever set) and their `last_call_status` (the status of the latest
 /// call by start time), in one statement per chunk.
-fn push_update_orders(script: &mut Script, merged: &[OrderFacts]) {
-    // Two ID lists per chunk (all orders, and the finished ones among them).
-    for chunk in merged.chunks(IDS_PER_CHUNK / 2) {
+fn push_update_orders(
+    script: &mut Script,
+    merged: &[OrderFacts],
+    polled: Option<(&HashSet<&str>, DateTime<Utc>)>,
+) {
+    // At most three ID lists per chunk (all orders, the finished ones, the polled ones among them).
+    for chunk in merged.chunks(IDS_PER_CHUNK / 3) {
         let qb = script.statement();
         qb.push("UPDATE orders SET finished = ");
         let finished: Vec<&str> = chunk
@@ -257,6 +281,22 @@ fn push_update_orders(script: &mut Script, merged: &[OrderFacts]) {
             qb.push("CASE WHEN order_id IN ");
             push_id_list(qb, &finished);
             qb.push(" THEN 1 ELSE finished END");
+        }
+        if let Some((asked, at)) = polled {
+            let marked: Vec<&str> = chunk
+                .iter()
+                .map(|o| o.order_id.as_str())
+                .filter(|id| asked.contains(id))
+                .collect();
+            if marked.len() == chunk.len() {
+                qb.push(", last_polled_at = ").push_bind(ts(at));
+            } else if !marked.is_empty() {
+                qb.push(", last_polled_at = CASE WHEN order_id IN ");
+                push_id_list(qb, &marked);
+                qb.push(" THEN ")
+                    .push_bind(ts(at))
+                    .push(" ELSE last_polled_at END");
+            }
         }
         qb.push(
             ", dialled = EXISTS (SELECT 1 FROM calls c WHERE c.order_id = orders.order_id),
