@@ -16,18 +16,10 @@ use crate::env::{self, StoreKind};
 use crate::report::{Figures, short};
 use crate::simproc::{SECRET, SimProcess};
 
-const CONTACTS: u64 = 10;
+pub(crate) const CONTACTS: u64 = 10;
 
 pub async fn run(n: u64, kind: StoreKind, secs: u64) -> anyhow::Result<Figures> {
-    let dir = tempfile::tempdir().context("creating the campaigns directory")?;
-    for i in 0..n {
-        let csv = format!("idle-{i:04}.csv");
-        env::write_csv(&dir.path().join(&csv), i * CONTACTS, CONTACTS)?;
-        std::fs::write(
-            dir.path().join(format!("idle-{i:04}.toml")),
-            env::campaign_toml(&csv, true, 20),
-        )?;
-    }
+    let dir = campaigns_dir(n)?;
     let sim = SimProcess::start().await?;
     let env = env::open_store(kind).await?;
     let clock = SystemClock::shared();
@@ -65,10 +57,7 @@ pub async fn run(n: u64, kind: StoreKind, secs: u64) -> anyhow::Result<Figures> 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let startup_secs = t.elapsed().as_secs_f64();
-    let mut sent = 0;
-    for i in 0..n {
-        sent += env.store.order_counts(&format!("idle-{i:04}")).await?.sent;
-    }
+    let sent = uploaded(env.store.as_ref(), n).await?;
     if sent != n * CONTACTS {
         bail!(
             "after the first reconcile {sent} of {} contacts were uploaded",
@@ -78,46 +67,110 @@ pub async fn run(n: u64, kind: StoreKind, secs: u64) -> anyhow::Result<Figures> 
     let requests0 = env::metric_sum(&hub, "campaignd_api_requests_total", "");
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let cpu0 = crate::procfs::cpu_secs(None);
-    let t0 = Instant::now();
-    let mut samples = Vec::new();
-    let window = Duration::from_secs(secs.max(1));
-    while t0.elapsed() < window {
-        samples.push(crate::procfs::rss_mb(None));
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let elapsed = t0.elapsed().as_secs_f64();
-    let cpu = crate::procfs::cpu_secs(None) - cpu0;
+    let w = Window::measure(None, secs).await;
     let requests = env::metric_sum(&hub, "campaignd_api_requests_total", "") - requests0;
-    let rss_end = crate::procfs::rss_mb(None);
-    let rss_max = samples.iter().copied().fold(rss_end, f64::max);
-    let peak = crate::procfs::peak_rss_mb(None);
 
     shutdown.cancel();
     tracker.wait().await;
     let sim_peak = sim.peak_rss_mb();
     sim.stop().await;
 
-    let cpu_percent = cpu / elapsed * 100.0;
-    let mut f = Figures::new("idle", kind.as_str(), n);
-    f.put("durability", env.durability.clone());
-    f.put("rss_mb", rss_end)
-        .put("rss_max_mb", rss_max)
-        .put("cpu_percent", cpu_percent)
-        .put("window_secs", elapsed)
-        .put("requests_in_window", requests)
-        .put("peak_rss_mb", peak)
-        .put("startup_secs", startup_secs)
+    let mut f = w.figures("idle", kind, n, startup_secs, &env.durability);
+    f.put("requests_in_window", requests)
         .put("sim_peak_rss_mb", sim_peak);
     f.line = format!(
-        "idle [{}] {n} campaigns held for {} s: RSS {} MB (max {} MB in the window, peak {} MB at start-up), CPU {} % \
-         of one core, {requests} requests in the window",
+        "idle [{}] {n} campaigns held for {}, {requests} requests in the window",
         kind.as_str(),
-        short(elapsed),
-        short(rss_end),
-        short(rss_max),
-        short(peak),
-        short(cpu_percent)
+        w.line()
     );
     Ok(f)
+}
+
+/// A directory of `n` campaign files (`idle-NNNN.toml`, paused), each with its CSV of [`CONTACTS`] contacts.
+pub(crate) fn campaigns_dir(n: u64) -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir().context("creating the campaigns directory")?;
+    for i in 0..n {
+        let csv = format!("idle-{i:04}.csv");
+        env::write_csv(&dir.path().join(&csv), i * CONTACTS, CONTACTS)?;
+        std::fs::write(
+            dir.path().join(format!("idle-{i:04}.toml")),
+            env::campaign_toml(&csv, true, 20),
+        )?;
+    }
+    Ok(dir)
+}
+
+/// The contacts of the `n` campaigns of [`campaigns_dir`] the store counts as sent.
+pub(crate) async fn uploaded(store: &dyn store::Store, n: u64) -> anyhow::Result<u64> {
+    let mut sent = 0;
+    for i in 0..n {
+        sent += store.order_counts(&format!("idle-{i:04}")).await?.sent;
+    }
+    Ok(sent)
+}
+
+/// RSS and CPU of a process (`None`: this one) over a window.
+#[derive(Debug)]
+pub(crate) struct Window {
+    elapsed: f64,
+    cpu_percent: f64,
+    rss_end: f64,
+    rss_max: f64,
+    peak: f64,
+}
+
+impl Window {
+    /// Samples the process's RSS every 500 ms for `secs` seconds (at least 1).
+    pub(crate) async fn measure(pid: Option<u32>, secs: u64) -> Window {
+        let cpu0 = crate::procfs::cpu_secs(pid);
+        let t0 = Instant::now();
+        let mut samples = Vec::new();
+        let window = Duration::from_secs(secs.max(1));
+        while t0.elapsed() < window {
+            samples.push(crate::procfs::rss_mb(pid));
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let elapsed = t0.elapsed().as_secs_f64();
+        let cpu = crate::procfs::cpu_secs(pid) - cpu0;
+        let rss_end = crate::procfs::rss_mb(pid);
+        Window {
+            elapsed,
+            cpu_percent: cpu / elapsed * 100.0,
+            rss_end,
+            rss_max: samples.iter().copied().fold(rss_end, f64::max),
+            peak: crate::procfs::peak_rss_mb(pid),
+        }
+    }
+
+    /// The scenario's figures with the window's.
+    pub(crate) fn figures(
+        &self,
+        scenario: &str,
+        kind: StoreKind,
+        n: u64,
+        startup_secs: f64,
+        durability: &str,
+    ) -> Figures {
+        let mut f = Figures::new(scenario, kind.as_str(), n);
+        f.put("durability", durability.to_owned());
+        f.put("rss_mb", self.rss_end)
+            .put("rss_max_mb", self.rss_max)
+            .put("cpu_percent", self.cpu_percent)
+            .put("window_secs", self.elapsed)
+            .put("peak_rss_mb", self.peak)
+            .put("startup_secs", startup_secs);
+        f
+    }
+
+    /// The window in words.
+    pub(crate) fn line(&self) -> String {
+        format!(
+            "{} s: RSS {} MB (max {} MB in the window, peak {} MB at start-up), CPU {} % of one core",
+            short(self.elapsed),
+            short(self.rss_end),
+            short(self.rss_max),
+            short(self.peak),
+            short(self.cpu_percent)
+        )
+    }
 }

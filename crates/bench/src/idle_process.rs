@@ -2,17 +2,16 @@
 //! would) holding N campaigns, each with 10 contacts uploaded to a task that the file holds paused, against the
 //! simulator in its own process. Once every contact is uploaded (read from the store by the harness), the child's RSS
 //! and CPU are read from `/proc/<pid>` over the window, which includes its periodic rescans and polls. The binary is
-//! the build beside this one, of the same profile; when it is missing it is built first (not timed).
+//! the build beside this one, of the same profile, brought up to date first (not timed).
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
 use crate::env::{self, StoreKind};
-use crate::report::{Figures, short};
+use crate::idle::{self, CONTACTS};
+use crate::report::Figures;
 use crate::simproc::{SECRET, SimProcess, UUID};
-
-const CONTACTS: u64 = 10;
 
 /// `cargo build -p campaignd` in the profile of the bench binary `exe` (its directory's name: `release` or `debug`).
 fn build_campaignd(exe: &std::path::Path) -> anyhow::Result<()> {
@@ -35,19 +34,10 @@ fn build_campaignd(exe: &std::path::Path) -> anyhow::Result<()> {
 
 pub async fn run(n: u64, kind: StoreKind, secs: u64) -> anyhow::Result<Figures> {
     let exe = std::env::current_exe().context("locating the bench binary")?;
+    // Built every time (nothing to do when it is current): a stale binary would run another schema.
+    build_campaignd(&exe)?;
     let bin = exe.with_file_name("campaignd");
-    if !bin.is_file() {
-        build_campaignd(&exe)?;
-    }
-    let dir = tempfile::tempdir().context("creating the campaigns directory")?;
-    for i in 0..n {
-        let csv = format!("idle-{i:04}.csv");
-        env::write_csv(&dir.path().join(&csv), i * CONTACTS, CONTACTS)?;
-        std::fs::write(
-            dir.path().join(format!("idle-{i:04}.toml")),
-            env::campaign_toml(&csv, true, 20),
-        )?;
-    }
+    let dir = idle::campaigns_dir(n)?;
     let sim = SimProcess::start().await?;
     let env = env::open_store(kind).await?;
     let port = {
@@ -75,15 +65,7 @@ pub async fn run(n: u64, kind: StoreKind, secs: u64) -> anyhow::Result<Figures> 
 
     let t = Instant::now();
     loop {
-        let mut sent = 0;
-        for i in 0..n {
-            sent += env
-                .store
-                .order_counts(&format!("idle-{i:04}"))
-                .await
-                .map(|c| c.sent)
-                .unwrap_or(0);
-        }
+        let sent = idle::uploaded(env.store.as_ref(), n).await.unwrap_or(0);
         if sent == n * CONTACTS {
             break;
         }
@@ -101,20 +83,7 @@ pub async fn run(n: u64, kind: StoreKind, secs: u64) -> anyhow::Result<Figures> 
     let startup_secs = t.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let pid = Some(pid);
-    let cpu0 = crate::procfs::cpu_secs(pid);
-    let t0 = Instant::now();
-    let mut samples = Vec::new();
-    let window = Duration::from_secs(secs.max(1));
-    while t0.elapsed() < window {
-        samples.push(crate::procfs::rss_mb(pid));
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let elapsed = t0.elapsed().as_secs_f64();
-    let cpu = crate::procfs::cpu_secs(pid) - cpu0;
-    let rss_end = crate::procfs::rss_mb(pid);
-    let rss_max = samples.iter().copied().fold(rss_end, f64::max);
-    let peak = crate::procfs::peak_rss_mb(pid);
+    let w = idle::Window::measure(Some(pid), secs).await;
 
     // A graceful stop, as systemd or Kubernetes would: SIGTERM, then the exit.
     let _ = std::process::Command::new("kill")
@@ -126,24 +95,11 @@ pub async fn run(n: u64, kind: StoreKind, secs: u64) -> anyhow::Result<Figures> 
     }
     sim.stop().await;
 
-    let cpu_percent = cpu / elapsed * 100.0;
-    let mut f = Figures::new("idle-process", kind.as_str(), n);
-    f.put("durability", env.durability.clone());
-    f.put("rss_mb", rss_end)
-        .put("rss_max_mb", rss_max)
-        .put("cpu_percent", cpu_percent)
-        .put("window_secs", elapsed)
-        .put("peak_rss_mb", peak)
-        .put("startup_secs", startup_secs);
+    let mut f = w.figures("idle-process", kind, n, startup_secs, &env.durability);
     f.line = format!(
-        "idle-process [{}] campaignd run holding {n} campaigns for {} s: RSS {} MB (max {} MB in the window, peak {} \
-         MB at start-up), CPU {} % of one core",
+        "idle-process [{}] campaignd run holding {n} campaigns for {}",
         kind.as_str(),
-        short(elapsed),
-        short(rss_end),
-        short(rss_max),
-        short(peak),
-        short(cpu_percent)
+        w.line()
     );
     Ok(f)
 }
