@@ -150,21 +150,34 @@ pub(crate) async fn copy_orders_pg(
     ids: &[String],
     state: &str,
 ) -> anyhow::Result<()> {
-    let mut copy = conn
+    let copy = conn
         .copy_in_raw(
             "COPY orders (order_id, campaign_id, user_task_id, phone, name, customer, other, variables, \
              source_line, upload_state) FROM STDIN",
         )
         .await?;
-    let mut buf = String::with_capacity(1 << 20);
-    for (i, order_id) in ids.iter().enumerate() {
-        let _ = writeln!(
+    copy_lines(copy, ids, |buf, i, order_id| {
+        writeln!(
             buf,
             "{order_id}\t{id}\t{task}\t{}\tContact {i}\tC{i}\tref-{i}\t{}\t{}\t{state}",
             env::normalized_phone(i as u64),
             variables(),
             i + 2
-        );
+        )
+    })
+    .await
+}
+
+/// Sends one COPY line per order ID (`line` writes it, with the ID's index), in chunks of about 1 MB, then ends the
+/// COPY.
+async fn copy_lines<C: std::ops::DerefMut<Target = sqlx::PgConnection>>(
+    mut copy: sqlx::postgres::PgCopyIn<C>,
+    ids: &[String],
+    line: impl Fn(&mut String, usize, &str) -> std::fmt::Result,
+) -> anyhow::Result<()> {
+    let mut buf = String::with_capacity(1 << 20);
+    for (i, order_id) in ids.iter().enumerate() {
+        line(&mut buf, i, order_id)?;
         if buf.len() > (1 << 20) - 512 {
             copy.send(std::mem::take(&mut buf).into_bytes()).await?;
             buf.reserve(1 << 20);
@@ -292,30 +305,22 @@ async fn append_only_pg(url: &str, ids: &[String]) -> anyhow::Result<f64> {
     }
     let t = Instant::now();
     let mut tx = conn.begin().await?;
-    let mut copy = tx
+    let copy = tx
         .copy_in_raw(
             "COPY limit_orders (user_task_id, source_line, order_id, phone, name, customer, other, variables) \
              FROM STDIN",
         )
         .await?;
-    let mut buf = String::with_capacity(1 << 20);
-    for (i, order_id) in ids.iter().enumerate() {
-        let _ = writeln!(
+    copy_lines(copy, ids, |buf, i, order_id| {
+        writeln!(
             buf,
             "{TASK}\t{}\t{order_id}\t{}\tContact {i}\tC{i}\tref-{i}\t{}",
             i + 2,
             env::normalized_phone(i as u64),
             variables(),
-        );
-        if buf.len() > (1 << 20) - 512 {
-            copy.send(std::mem::take(&mut buf).into_bytes()).await?;
-            buf.reserve(1 << 20);
-        }
-    }
-    if !buf.is_empty() {
-        copy.send(buf.into_bytes()).await?;
-    }
-    copy.finish().await?;
+        )
+    })
+    .await?;
     let (lines, orders): (Vec<i64>, Vec<i32>) = batch_starts(ids.len()).into_iter().unzip();
     for state in ["sending", "sent"] {
         sqlx::query(
