@@ -121,7 +121,7 @@ async fn status_tells_an_upload_in_flight_from_an_interrupted_one(backend: Backe
     let why = live["why"].as_str().unwrap();
     assert!(
         why.starts_with(
-            "uploading: a batch is in flight, held by replica replica-east (lease until "
+            "uploading: orders are in flight, held by replica replica-east (lease until "
         ),
         "{why}"
     );
@@ -142,7 +142,7 @@ async fn status_tells_an_upload_in_flight_from_an_interrupted_one(backend: Backe
     let why = left["why"].as_str().unwrap();
     assert!(
         why.starts_with(
-            "interrupted: replica replica-east left a batch in flight (its lease expired "
+            "interrupted: replica replica-east left orders in flight (its lease expired "
         ),
         "{why}"
     );

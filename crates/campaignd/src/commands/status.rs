@@ -196,19 +196,19 @@ impl Upload {
                 replica,
                 lease_until,
             } => format!(
-                "uploading: a batch is in flight, held by replica {replica} (lease until {})",
+                "uploading: orders are in flight, held by replica {replica} (lease until {})",
                 local(*lease_until)
             ),
             Upload::Interrupted {
                 replica: Some(replica),
                 lease_expired_at: Some(at),
             } => format!(
-                "interrupted: replica {replica} left a batch in flight (its lease expired {}); {NEXT}",
+                "interrupted: replica {replica} left orders in flight (its lease expired {}); {NEXT}",
                 local(*at)
             ),
             Upload::Interrupted { .. } => {
                 format!(
-                    "interrupted: a batch was left in flight and no replica holds the campaign's lease; {NEXT}"
+                    "interrupted: orders were left in flight and no replica holds the campaign's lease; {NEXT}"
                 )
             }
         }
@@ -673,7 +673,7 @@ mod tests {
         };
         assert_eq!(
             uploading.describe(&label),
-            "uploading: a batch is in flight, held by replica replica-a (lease until L120)"
+            "uploading: orders are in flight, held by replica replica-a (lease until L120)"
         );
         let left = Upload::Interrupted {
             replica: Some("replica-b".into()),
@@ -681,7 +681,7 @@ mod tests {
         };
         assert_eq!(
             left.describe(&label),
-            "interrupted: replica replica-b left a batch in flight (its lease expired L-5); the next owner checks \
+            "interrupted: replica replica-b left orders in flight (its lease expired L-5); the next owner checks \
              with the platform what it did before sending anything again"
         );
         let unknown = Upload::Interrupted {
@@ -690,7 +690,7 @@ mod tests {
         };
         assert_eq!(
             unknown.describe(&label),
-            "interrupted: a batch was left in flight and no replica holds the campaign's lease; the next owner \
+            "interrupted: orders were left in flight and no replica holds the campaign's lease; the next owner \
              checks with the platform what it did before sending anything again"
         );
     }
