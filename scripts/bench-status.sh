@@ -37,4 +37,6 @@ run limit-http --size 20000 --rate 5000 --concurrency 64
 # What pipelining buys when the platform is 50 ms away.
 run upload --size 200000 --in-flight 1 --latency-ms 50
 run upload --size 200000 --in-flight 4 --latency-ms 50
+run reconcile --size 100000 --in-flight 1 --latency-ms 50
+run reconcile --size 100000 --in-flight 4 --latency-ms 50
 echo "figures in $OUT" >&2
