@@ -823,6 +823,22 @@ async fn a_poll_chunk_recorded_at_once_equals_facts_then_marks(db: Db) {
         vec![line(1, "Hello"), line(2, "Bye")],
         "a later report adds lines, keeps the earlier ones"
     );
+    // A callback restating line 2 and adding line 5 (out of order): line 2 replaced, the others kept, by index.
+    let mut restated = call(&one[3], &format!("{}-c1", one[3]), 10);
+    restated.started_at = Some(at(200));
+    restated.transcript = vec![line(5, "Later"), line(2, "Bye!")];
+    store
+        .apply_order_facts(
+            &[facts(&one[3], true, vec![restated])],
+            FactSource::Callback,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.calls_of_order(&one[3]).await.unwrap()[0].transcript,
+        vec![line(1, "Hello"), line(2, "Bye!"), line(5, "Later")],
+        "merged by record index"
+    );
     assert_eq!(
         store.order(&one[2]).await.unwrap().unwrap().last_polled_at,
         Some(at(400))

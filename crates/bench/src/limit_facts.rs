@@ -1,10 +1,11 @@
 //! limit-facts: what the machine allows for the reconcile's store work, measured outside the store crate, as
 //! `limit-insert` does for the upload. For N sent orders (seeded first, not timed), the rows one finished call writes
-//! go into the real, migrated tables with the database's fastest bulk path: one `calls` row per order, its
-//! `call_intents` row and its `call_transcript` lines. The mix follows the simulator's default outcome (see
-//! `callbot-sim`'s `OutcomeConfig` and `transcript`): 55 % of calls answered, each with one intent and four
-//! transcript lines; the others with none (0.55 intents and 2.2 lines per call on average; one call per order, as
-//! the bench campaigns do not redial). Then the orders' `finished` flag and last call status, as bulk UPDATEs by key.
+//! go into the real, migrated tables with the database's fastest bulk path: one `calls` row per order with its
+//! transcript lines on it (the `transcript` column, a JSON array, as the store keeps them), and its `call_intents`
+//! row. The mix follows the simulator's default outcome (see `callbot-sim`'s `OutcomeConfig` and `transcript`): 55 %
+//! of calls answered, each with one intent and four transcript lines; the others with none (0.55 intents and 2.2
+//! lines per call on average; one call per order, as the bench campaigns do not redial). Then the orders' `finished`
+//! flag and last call status, as bulk UPDATEs by key.
 //!
 //! SQLite: multi-row INSERTs in ONE transaction, then the UPDATEs (1000 keys per statement, one statement per call
 //! status in each chunk) in another. PostgreSQL: one `COPY ... FROM STDIN` per table in one transaction, then
@@ -55,7 +56,32 @@ const LINES: [(i64, i64, &str); 4] = [
 /// The intent of an answered call: (intentID, intentName, intentLevel).
 const INTENT: (&str, &str, i64) = ("A", "Interested", 1);
 
-/// The rows written, by table.
+/// Order i's transcript as the `calls.transcript` column keeps it (a JSON array of its lines by record index), with
+/// its times written by `ts`; `None` for an unanswered call.
+fn transcript(i: usize, start: DateTime<Utc>, ts: fn(DateTime<Utc>) -> String) -> Option<String> {
+    if !answered(i) {
+        return None;
+    }
+    let (started, _, _) = times(start, i);
+    let lines: Vec<serde_json::Value> = LINES
+        .iter()
+        .enumerate()
+        .map(|(k, (role, kind, word))| {
+            serde_json::json!({
+                "index": k + 1,
+                "role": role,
+                "kind": kind,
+                "word": word,
+                "node_id": format!("node-{}", k + 1),
+                "node_desc": if *role == 0 { "robot" } else { "user" },
+                "at": ts(started + chrono::Duration::seconds(5 * k as i64)),
+            })
+        })
+        .collect();
+    Some(serde_json::Value::Array(lines).to_string())
+}
+
+/// The rows written, by table (transcript lines are counted as rows, though they are written on their call's row).
 #[derive(Debug, Clone, Copy)]
 struct Rows {
     calls: u64,
@@ -161,12 +187,12 @@ async fn sqlite(url: &str, ids: &[String], start: DateTime<Utc>) -> anyhow::Resu
     let t = Instant::now();
     let mut tx = conn.begin().await?;
     // Under SQLite's 32,766 bound parameters per statement.
-    const CALLS_PER_STATEMENT: usize = 2000;
+    const CALLS_PER_STATEMENT: usize = 2000; // 15 parameters each
     let all: Vec<usize> = (0..ids.len()).collect();
     for chunk in all.chunks(CALLS_PER_STATEMENT) {
         let mut qb = QueryBuilder::<sqlx::Sqlite>::new(
             "INSERT INTO calls (call_id, order_id, call_status, started_at, answered_at, ended_at, duration_secs, \
-             talk_secs, audio_url, hangup_cause, term_sip_code, calling_number, agent, source) ",
+             talk_secs, audio_url, hangup_cause, term_sip_code, calling_number, agent, source, transcript) ",
         );
         qb.push_values(chunk, |mut b, &i| {
             let (started, answer, ended) = times(start, i);
@@ -185,7 +211,8 @@ async fn sqlite(url: &str, ids: &[String], start: DateTime<Utc>) -> anyhow::Resu
                 .push_bind(sip)
                 .push_bind("10000000000")
                 .push_bind(None::<String>)
-                .push_bind("poll");
+                .push_bind("poll")
+                .push_bind(transcript(i, start, sqlite_ts));
         });
         qb.build().execute(&mut *tx).await?;
     }
@@ -201,28 +228,6 @@ async fn sqlite(url: &str, ids: &[String], start: DateTime<Utc>) -> anyhow::Resu
                 .push_bind(INTENT.0)
                 .push_bind(INTENT.1)
                 .push_bind(INTENT.2);
-        });
-        qb.build().execute(&mut *tx).await?;
-    }
-    let lines: Vec<(usize, usize)> = answered
-        .iter()
-        .flat_map(|&i| (0..LINES.len()).map(move |k| (i, k)))
-        .collect();
-    for chunk in lines.chunks(4000) {
-        let mut qb = QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO call_transcript (call_id, record_index, role, kind, word, node_id, node_desc, at) ",
-        );
-        qb.push_values(chunk, |mut b, &(i, k)| {
-            let (role, kind, word) = LINES[k];
-            let (started, _, _) = times(start, i);
-            b.push_bind(format!("lim-call-{i}"))
-                .push_bind(k as i64 + 1)
-                .push_bind(role)
-                .push_bind(kind)
-                .push_bind(word)
-                .push_bind(format!("node-{}", k + 1))
-                .push_bind(if role == 0 { "robot" } else { "user" })
-                .push_bind(sqlite_ts(started + chrono::Duration::seconds(5 * k as i64)));
         });
         qb.build().execute(&mut *tx).await?;
     }
@@ -263,6 +268,11 @@ fn pg_ts(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string()
 }
 
+/// A timestamp in a JSON line on PostgreSQL (RFC 3339, as the store writes it).
+fn pg_json_ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
 /// Sends `buf` to `copy` once it holds about a megabyte.
 async fn flush_at_1mb(
     copy: &mut sqlx::postgres::PgCopyIn<&mut sqlx::PgConnection>,
@@ -290,7 +300,8 @@ async fn postgres(url: &str, ids: &[String], start: DateTime<Utc>) -> anyhow::Re
         let mut copy = tx
             .copy_in_raw(
                 "COPY calls (call_id, order_id, call_status, started_at, answered_at, ended_at, duration_secs, \
-                 talk_secs, audio_url, hangup_cause, term_sip_code, calling_number, agent, source) FROM STDIN",
+                 talk_secs, audio_url, hangup_cause, term_sip_code, calling_number, agent, source, transcript) \
+                 FROM STDIN",
             )
             .await?;
         for (i, id) in ids.iter().enumerate() {
@@ -299,7 +310,7 @@ async fn postgres(url: &str, ids: &[String], start: DateTime<Utc>) -> anyhow::Re
             let talk = answer.map_or(0, |_| 60);
             let _ = writeln!(
                 buf,
-                "lim-call-{i}\t{id}\t{}\t{}\t{}\t{}\t{talk}\t{talk}\t{}\t{cause}\t{sip}\t10000000000\t\\N\tpoll",
+                "lim-call-{i}\t{id}\t{}\t{}\t{}\t{}\t{talk}\t{talk}\t{}\t{cause}\t{sip}\t10000000000\t\\N\tpoll\t{}",
                 call_status(i),
                 pg_ts(started),
                 answer.map_or_else(|| "\\N".to_owned(), pg_ts),
@@ -308,6 +319,8 @@ async fn postgres(url: &str, ids: &[String], start: DateTime<Utc>) -> anyhow::Re
                     || "\\N".to_owned(),
                     |_| format!("https://sim.invalid/audio/lim-call-{i}.wav")
                 ),
+                // No tab, newline or backslash in the lines: the JSON goes into COPY's text format as it is.
+                transcript(i, start, pg_json_ts).unwrap_or_else(|| "\\N".to_owned()),
             );
             flush_at_1mb(&mut copy, &mut buf).await?;
         }
@@ -326,29 +339,6 @@ async fn postgres(url: &str, ids: &[String], start: DateTime<Utc>) -> anyhow::Re
                 "lim-call-{i}\t0\t{}\t{}\t{}\t{}",
                 INTENT.0, INTENT.0, INTENT.1, INTENT.2
             );
-            flush_at_1mb(&mut copy, &mut buf).await?;
-        }
-        copy.send(std::mem::take(&mut buf).into_bytes()).await?;
-        copy.finish().await?;
-    }
-    {
-        let mut copy = tx
-            .copy_in_raw(
-                "COPY call_transcript (call_id, record_index, role, kind, word, node_id, node_desc, at) FROM STDIN",
-            )
-            .await?;
-        for i in (0..ids.len()).filter(|&i| answered(i)) {
-            let (started, _, _) = times(start, i);
-            for (k, (role, kind, word)) in LINES.iter().enumerate() {
-                let _ = writeln!(
-                    buf,
-                    "lim-call-{i}\t{}\t{role}\t{kind}\t{word}\tnode-{}\t{}\t{}",
-                    k + 1,
-                    k + 1,
-                    if *role == 0 { "robot" } else { "user" },
-                    pg_ts(started + chrono::Duration::seconds(5 * k as i64))
-                );
-            }
             flush_at_1mb(&mut copy, &mut buf).await?;
         }
         copy.send(std::mem::take(&mut buf).into_bytes()).await?;

@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgConnection;
-use store::backend::{OfCall, assemble_calls};
+use store::backend::{OfCall, assemble_calls, transcript_json};
 use store::{
-    CallFacts, FactSource, IntentFact, OrderFacts, SmsFact, StoreError, TranscriptLine,
-    merge_order_facts, talk_secs,
+    CallFacts, FactSource, IntentFact, OrderFacts, SmsFact, StoreError, merge_order_facts,
+    talk_secs,
 };
 
 use crate::PgStore;
@@ -61,7 +61,7 @@ pub(crate) async fn record_poll(
     tx.commit().await.map_err(db_err)
 }
 
-/// Four reads: the calls, then their intents, SMS and transcript lines.
+/// Three reads: the calls (with their transcripts), then their intents and SMS.
 #[tracing::instrument(skip_all, fields(order.id = %order_id))]
 pub(crate) async fn calls_of_order(
     s: &PgStore,
@@ -74,12 +74,11 @@ pub(crate) async fn calls_of_order(
             .await
             .map_err(db_err)
     };
-    let [calls, intents, sms, transcript] = POSTGRES.calls_of_order();
+    let [calls, intents, sms] = POSTGRES.calls_of_order();
     let calls: Vec<CallFacts> = decode_all(&rows(calls).await?)?;
     let intents: Vec<OfCall<IntentFact>> = decode_all(&rows(intents).await?)?;
     let sms: Vec<OfCall<SmsFact>> = decode_all(&rows(sms).await?)?;
-    let transcript: Vec<OfCall<TranscriptLine>> = decode_all(&rows(transcript).await?)?;
-    Ok(assemble_calls(calls, intents, sms, transcript))
+    Ok(assemble_calls(calls, intents, sms))
 }
 
 /// The statements of [`apply_order_facts`], inside the caller's transaction. `merged` comes from
@@ -128,8 +127,7 @@ async fn write_calls(
         .map(|c| c.call_id.as_str())
         .collect();
     replace_intents(conn, &accepted, &updated).await?;
-    replace_sms(conn, &accepted, &updated).await?;
-    upsert_transcript(conn, &accepted).await
+    replace_sms(conn, &accepted, &updated).await
 }
 
 /// The facts with every text NUL-free (see [`nul_free`]), so that everything below binds them as they are; merged
@@ -198,13 +196,16 @@ async fn upsert_calls(
         |f: fn(&CallFacts) -> Option<i64>| calls.iter().map(|c| f(c)).collect::<Vec<Option<i64>>>();
     let rows: Vec<(String, bool)> = sqlx::query_as(
         "INSERT INTO calls (call_id, order_id, call_status, started_at, answered_at, ended_at, duration_secs,
-                            talk_secs, audio_url, hangup_cause, term_sip_code, calling_number, agent, source)
+                            talk_secs, audio_url, hangup_cause, term_sip_code, calling_number, agent, source,
+                            transcript)
          SELECT u.call_id, u.order_id, u.call_status, u.started_at, u.answered_at, u.ended_at, u.duration_secs,
-                u.talk_secs, u.audio_url, u.hangup_cause, u.term_sip_code, u.calling_number, u.agent::jsonb, $14
+                u.talk_secs, u.audio_url, u.hangup_cause, u.term_sip_code, u.calling_number, u.agent::jsonb, $14,
+                u.transcript::jsonb
          FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::timestamptz[], $5::timestamptz[], $6::timestamptz[],
-                     $7::int8[], $8::int8[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
+                     $7::int8[], $8::int8[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+                     $15::text[])
               AS u(call_id, order_id, call_status, started_at, answered_at, ended_at, duration_secs, talk_secs,
-                   audio_url, hangup_cause, term_sip_code, calling_number, agent)
+                   audio_url, hangup_cause, term_sip_code, calling_number, agent, transcript)
          ON CONFLICT (call_id) DO UPDATE SET
              order_id = excluded.order_id,
              call_status = excluded.call_status,
@@ -218,7 +219,18 @@ async fn upsert_calls(
              term_sip_code = COALESCE(excluded.term_sip_code, calls.term_sip_code),
              calling_number = COALESCE(excluded.calling_number, calls.calling_number),
              agent = COALESCE(excluded.agent, calls.agent),
-             source = excluded.source
+             source = excluded.source,
+             -- The lines merged by record index: the report's replace the stored ones of their index.
+             transcript = CASE
+                 WHEN excluded.transcript IS NULL THEN calls.transcript
+                 WHEN calls.transcript IS NULL THEN excluded.transcript
+                 ELSE (SELECT jsonb_agg(l.line ORDER BY (l.line ->> 'index')::bigint) FROM (
+                           SELECT n.line FROM jsonb_array_elements(excluded.transcript) AS n(line)
+                           UNION ALL
+                           SELECT s.line FROM jsonb_array_elements(calls.transcript) AS s(line)
+                           WHERE NOT EXISTS (SELECT 1 FROM jsonb_array_elements(excluded.transcript) AS n(line)
+                                             WHERE n.line -> 'index' = s.line -> 'index')) l)
+             END
          WHERE NOT (calls.call_status >= 6 AND excluded.call_status < 6)
          RETURNING call_id, (xmax = 0) AS inserted",
     )
@@ -236,6 +248,12 @@ async fn upsert_calls(
     .bind(os(|c| c.calling_number.clone()))
     .bind(os(|c| c.agent.as_ref().map(json_text)))
     .bind(source.as_str())
+    .bind(
+        calls
+            .iter()
+            .map(|c| transcript_json(&c.transcript))
+            .collect::<Vec<Option<String>>>(),
+    )
     .fetch_all(&mut *conn)
     .await
     .map_err(db_err)?;
@@ -332,50 +350,6 @@ async fn replace_sms(
     .bind(rows.iter().map(|r| r.2.sent_at).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.2.content.as_str()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.2.status).collect::<Vec<_>>())
-    .execute(&mut *conn)
-    .await
-    .map_err(db_err)?;
-    Ok(())
-}
-
-/// Transcript lines are keyed by `(call_id, record_index)`: reported again, they update in place.
-#[tracing::instrument(skip_all)]
-async fn upsert_transcript(
-    conn: &mut PgConnection,
-    calls: &[&CallFacts],
-) -> Result<(), StoreError> {
-    // One row per key: a batch repeating an index keeps the last line (ON CONFLICT cannot touch a row twice).
-    let mut rows: Vec<(&str, &TranscriptLine)> = Vec::new();
-    let mut seen: HashMap<(&str, i64), usize> = HashMap::new();
-    for c in calls {
-        for l in &c.transcript {
-            match seen.get(&(c.call_id.as_str(), l.index)) {
-                Some(&i) => rows[i] = (c.call_id.as_str(), l),
-                None => {
-                    seen.insert((c.call_id.as_str(), l.index), rows.len());
-                    rows.push((c.call_id.as_str(), l));
-                }
-            }
-        }
-    }
-    if rows.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO call_transcript (call_id, record_index, role, kind, word, node_id, node_desc, at)
-         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::text[], $6::text[], $7::text[],
-                              $8::timestamptz[])
-         ON CONFLICT (call_id, record_index) DO UPDATE SET role = excluded.role, kind = excluded.kind,
-             word = excluded.word, node_id = excluded.node_id, node_desc = excluded.node_desc, at = excluded.at",
-    )
-    .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.1.index).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.1.role).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.1.kind).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.1.word.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.1.node_id.as_deref()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.1.node_desc.as_deref()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.1.at).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await
     .map_err(db_err)?;

@@ -8,10 +8,10 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use store::backend::{OfCall, assemble_calls};
+use store::backend::{OfCall, assemble_calls, transcript_json};
 use store::{
-    CallFacts, FactSource, IntentFact, OrderFacts, SmsFact, StoreError, TranscriptLine,
-    merge_order_facts, talk_secs,
+    CallFacts, FactSource, IntentFact, OrderFacts, SmsFact, StoreError, merge_order_facts,
+    talk_secs,
 };
 
 use crate::SqliteStore;
@@ -75,7 +75,7 @@ pub(crate) async fn record_poll(
     tx.commit().await.map_err(db_err)
 }
 
-/// Four reads: the calls, then their intents, SMS and transcript lines.
+/// Three reads: the calls (with their transcripts), then their intents and SMS.
 #[tracing::instrument(skip_all, fields(order.id = %order_id))]
 pub(crate) async fn calls_of_order(
     s: &SqliteStore,
@@ -88,12 +88,11 @@ pub(crate) async fn calls_of_order(
             .await
             .map_err(db_err)
     };
-    let [calls, intents, sms, transcript] = SQLITE.calls_of_order();
+    let [calls, intents, sms] = SQLITE.calls_of_order();
     let calls: Vec<CallFacts> = decode_all(&rows(calls).await?)?;
     let intents: Vec<OfCall<IntentFact>> = decode_all(&rows(intents).await?)?;
     let sms: Vec<OfCall<SmsFact>> = decode_all(&rows(sms).await?)?;
-    let transcript: Vec<OfCall<TranscriptLine>> = decode_all(&rows(transcript).await?)?;
-    Ok(assemble_calls(calls, intents, sms, transcript))
+    Ok(assemble_calls(calls, intents, sms))
 }
 
 /// The statements of [`apply_order_facts`]. `merged` comes from [`store::merge_order_facts`] (one entry per order and
@@ -170,44 +169,16 @@ fn push_facts_marked(
         });
         qb.push(") AS v JOIN calls c ON c.call_id = v.column1 AND c.call_status = v.column7");
     }
-    // Transcript lines are keyed by `(call_id, record_index)`: reported again, they update in place.
-    let lines: Vec<(&CallFacts, &TranscriptLine)> = calls
-        .iter()
-        .flat_map(|c| c.transcript.iter().map(move |l| (*c, l)))
-        .collect();
-    for chunk in lines.chunks(rows_per_chunk(9)) {
-        let qb = script.statement();
-        qb.push(
-            "INSERT INTO call_transcript (call_id, record_index, role, kind, word, node_id, node_desc, at)
-             SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8 FROM (",
-        );
-        qb.push_values(chunk, |mut b, (c, l)| {
-            b.push_bind(c.call_id.clone())
-                .push_bind(l.index)
-                .push_bind(l.role)
-                .push_bind(l.kind)
-                .push_bind(l.word.clone())
-                .push_bind(l.node_id.clone())
-                .push_bind(l.node_desc.clone())
-                .push_bind(opt_ts(l.at))
-                .push_bind(c.call_status);
-        });
-        // `WHERE true` keeps SQLite from reading the upsert's ON as the join's.
-        qb.push(
-            ") AS v JOIN calls c ON c.call_id = v.column1 AND c.call_status = v.column9 WHERE true
-             ON CONFLICT (call_id, record_index) DO UPDATE SET role = excluded.role, kind = excluded.kind,
-                 word = excluded.word, node_id = excluded.node_id, node_desc = excluded.node_desc, at = excluded.at",
-        );
-    }
     push_update_orders(script, merged, polled);
 }
 
 fn push_upsert_calls(script: &mut Script, calls: &[&CallFacts], source: FactSource) {
-    for chunk in calls.chunks(rows_per_chunk(14)) {
+    for chunk in calls.chunks(rows_per_chunk(15)) {
         let qb = script.statement();
         qb.push(
             "INSERT INTO calls (call_id, order_id, call_status, started_at, answered_at, ended_at, duration_secs,
-                                talk_secs, audio_url, hangup_cause, term_sip_code, calling_number, agent, source) ",
+                                talk_secs, audio_url, hangup_cause, term_sip_code, calling_number, agent, source,
+                                transcript) ",
         );
         qb.push_values(chunk, |mut b, c| {
             b.push_bind(c.call_id.clone())
@@ -223,7 +194,8 @@ fn push_upsert_calls(script: &mut Script, calls: &[&CallFacts], source: FactSour
                 .push_bind(c.term_sip_code.clone())
                 .push_bind(c.calling_number.clone())
                 .push_bind(c.agent.as_ref().map(json_text))
-                .push_bind(source.as_str());
+                .push_bind(source.as_str())
+                .push_bind(transcript_json(&c.transcript));
         });
         qb.push(
             " ON CONFLICT (call_id) DO UPDATE SET
@@ -239,7 +211,17 @@ fn push_upsert_calls(script: &mut Script, calls: &[&CallFacts], source: FactSour
                  term_sip_code = COALESCE(excluded.term_sip_code, calls.term_sip_code),
                  calling_number = COALESCE(excluded.calling_number, calls.calling_number),
                  agent = COALESCE(excluded.agent, calls.agent),
-                 source = excluded.source
+                 source = excluded.source,
+                 transcript = CASE
+                     WHEN excluded.transcript IS NULL THEN calls.transcript
+                     WHEN calls.transcript IS NULL THEN excluded.transcript
+                     ELSE (SELECT json_group_array(json(l.line) ORDER BY l.i) FROM (
+                               SELECT n.value AS line, n.value ->> '$.index' AS i FROM json_each(excluded.transcript) n
+                               UNION ALL
+                               SELECT s.value, s.value ->> '$.index' FROM json_each(calls.transcript) s
+                               WHERE s.value ->> '$.index' NOT IN
+                                     (SELECT n.value ->> '$.index' FROM json_each(excluded.transcript) n)) l)
+                 END
              WHERE NOT (calls.call_status >= 6 AND excluded.call_status < 6)",
         );
     }

@@ -87,12 +87,27 @@ impl<T: FromColumns> FromColumns for OfCall<T> {
     }
 }
 
-/// Gives each call its children, in the order read; children of calls not in `calls` are left out.
+/// A call's transcript as the `calls.transcript` column keeps it: a JSON array of its lines (a [`TranscriptLine`]
+/// each, by its serde names), one per record index, by index; a line given twice keeps the last. `None` when there
+/// is no line (the column is then left as it is: a report without lines never removes any). The fact writers merge
+/// it into the stored array by record index, in SQL, so a repeated or partial report never duplicates or loses a line.
+pub fn transcript_json(lines: &[TranscriptLine]) -> Option<String> {
+    if lines.is_empty() {
+        return None;
+    }
+    let mut by_index: std::collections::BTreeMap<i64, &TranscriptLine> = Default::default();
+    for l in lines {
+        by_index.insert(l.index, l);
+    }
+    let lines: Vec<&TranscriptLine> = by_index.into_values().collect();
+    Some(serde_json::to_string(&lines).expect("transcript lines serialise"))
+}
+
+/// Gives each call its intents and SMS, in the order read; children of calls not in `calls` are left out.
 pub fn assemble_calls(
     mut calls: Vec<CallFacts>,
     intents: Vec<OfCall<IntentFact>>,
     sms: Vec<OfCall<SmsFact>>,
-    transcript: Vec<OfCall<TranscriptLine>>,
 ) -> Vec<CallFacts> {
     let index: HashMap<String, usize> = calls
         .iter()
@@ -107,11 +122,6 @@ pub fn assemble_calls(
     for c in sms {
         if let Some(&i) = index.get(&c.call_id) {
             calls[i].sms.push(c.item);
-        }
-    }
-    for c in transcript {
-        if let Some(&i) = index.get(&c.call_id) {
-            calls[i].transcript.push(c.item);
         }
     }
     calls
@@ -237,8 +247,15 @@ impl FromColumns for OptOutCall {
 }
 
 impl FromColumns for CallFacts {
-    /// The call's own row: its intents, SMS and transcript come from [`assemble_calls`].
+    /// The call's own row, its transcript included (column `transcript`, see [`transcript_json`]): its intents and
+    /// SMS come from [`assemble_calls`].
     fn from_columns(r: &dyn Columns) -> Result<Self, StoreError> {
+        let transcript = match r.opt_json("transcript")? {
+            None => Vec::new(),
+            Some(v) => serde_json::from_value(v).map_err(|e| {
+                StoreError::Corrupt(format!("column transcript: not a list of lines: {e}"))
+            })?,
+        };
         Ok(CallFacts {
             call_id: r.string("call_id")?,
             order_id: r.string("order_id")?,
@@ -254,7 +271,7 @@ impl FromColumns for CallFacts {
             intents: Vec::new(),
             sms: Vec::new(),
             agent: r.opt_json("agent")?,
-            transcript: Vec::new(),
+            transcript,
         })
     }
 }
@@ -524,26 +541,49 @@ mod tests {
             agent: None,
             transcript: vec![],
         };
-        let line = |call_id: &str, index: i64| OfCall {
+        let sms = |call_id: &str, id: &str| OfCall {
             call_id: call_id.into(),
-            item: TranscriptLine {
-                index,
-                role: 0,
-                kind: 8,
-                word: format!("w{index}"),
-                node_id: None,
-                node_desc: None,
-                at: None,
+            item: SmsFact {
+                sys_message_id: id.into(),
+                sent_at: None,
+                content: String::new(),
+                status: None,
             },
         };
         let calls = assemble_calls(
             vec![call("a"), call("b")],
             vec![],
-            vec![],
-            vec![line("b", 1), line("a", 1), line("b", 2), line("gone", 1)],
+            vec![
+                sms("b", "1"),
+                sms("a", "1"),
+                sms("b", "2"),
+                sms("gone", "1"),
+            ],
         );
-        let indexes = |c: &CallFacts| c.transcript.iter().map(|l| l.index).collect::<Vec<_>>();
-        assert_eq!(indexes(&calls[0]), [1]);
-        assert_eq!(indexes(&calls[1]), [1, 2]);
+        let ids = |c: &CallFacts| {
+            c.sms
+                .iter()
+                .map(|s| s.sys_message_id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&calls[0]), ["1"]);
+        assert_eq!(ids(&calls[1]), ["1", "2"]);
+    }
+
+    #[test]
+    fn a_transcript_is_kept_one_line_per_index_by_index_and_read_back() {
+        let line = |index: i64, word: &str| TranscriptLine {
+            index,
+            role: 1,
+            kind: 7,
+            word: word.into(),
+            node_id: Some("n".into()),
+            node_desc: None,
+            at: DateTime::from_timestamp(1_772_400_000, 5_000),
+        };
+        assert_eq!(transcript_json(&[]), None);
+        let text = transcript_json(&[line(3, "c"), line(1, "a"), line(3, "C")]).unwrap();
+        let back: Vec<TranscriptLine> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, [line(1, "a"), line(3, "C")]);
     }
 }

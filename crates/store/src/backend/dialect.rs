@@ -303,15 +303,15 @@ impl Dialect {
         ]
     }
 
-    /// [`crate::Store::calls_of_order`]'s four reads of the order (parameter 1), in the order of
-    /// [`crate::backend::assemble_calls`]'s arguments: its calls (by start time, those without one last), then their
-    /// intents, SMS and transcript lines, each with its call's ID.
-    pub fn calls_of_order(&self) -> [String; 4] {
+    /// [`crate::Store::calls_of_order`]'s three reads of the order (parameter 1), in the order of
+    /// [`crate::backend::assemble_calls`]'s arguments: its calls (by start time, those without one last; each with its
+    /// transcript), then their intents and SMS, each with its call's ID.
+    pub fn calls_of_order(&self) -> [String; 3] {
         let order = self.param(1);
         [
             format!(
                 "SELECT call_id, order_id, call_status, started_at, answered_at, ended_at, duration_secs, audio_url,
-                        hangup_cause, term_sip_code, calling_number, agent
+                        hangup_cause, term_sip_code, calling_number, agent, transcript
                  FROM calls WHERE order_id = {order} ORDER BY {}, call_id",
                 self.asc_nulls_last("started_at")
             ),
@@ -324,11 +324,6 @@ impl Dialect {
                 "SELECT s.call_id, s.sys_message_id, s.sent_at, s.content, s.status
                  FROM call_sms s JOIN calls c ON c.call_id = s.call_id WHERE c.order_id = {order}
                  ORDER BY s.call_id, s.position"
-            ),
-            format!(
-                "SELECT t.call_id, t.record_index, t.role, t.kind, t.word, t.node_id, t.node_desc, t.at
-                 FROM call_transcript t JOIN calls c ON c.call_id = t.call_id WHERE c.order_id = {order}
-                 ORDER BY t.call_id, t.record_index"
             ),
         ]
     }

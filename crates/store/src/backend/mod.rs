@@ -25,7 +25,7 @@ pub use batch::{
 pub use caps::{PhoneCapCounts, cap_windows, held, held_numbers};
 pub use decode::{
     Columns, FromColumns, LEASE_COLUMNS, NextAt, ORDER_COLUMNS, OfCall, TASK_COLUMNS,
-    assemble_calls,
+    assemble_calls, transcript_json,
 };
 pub use dialect::{Dialect, Params};
 pub use ingest::{
