@@ -180,3 +180,48 @@ async fn a_slow_directory_scan_never_delays_a_due_pause() {
         "every new file is scanned and reported"
     );
 }
+
+/// A restart whose first directory scan outlasts a reconcile's wait (many files here; a huge contacts file does the
+/// same, since the scan reads every contacts file for its zone groups) does not take the campaigns kept in the store
+/// for removed ones: until the scan is collected, a campaign counts as present as last recorded, so its task keeps
+/// running instead of being completed, and the scan then finds its file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_whose_first_scan_is_slow_never_completes_a_running_campaign() {
+    const NEW_FILES: usize = 60_000;
+    let (mut env, ut) = running(Backend::Sqlite).await;
+    for i in 0..NEW_FILES {
+        env.write(
+            &format!("n{i:05}.toml"),
+            &with_holiday(&format!("n{i:05}.csv")),
+        );
+    }
+    env.restart();
+    env.clock.advance(Duration::minutes(1));
+    let out = env.step().await;
+    assert!(
+        out.file_errors.is_empty(),
+        "the first scan was still running ({} files reported)",
+        out.file_errors.len()
+    );
+    let c = out
+        .campaign("b")
+        .expect("the stored campaign is reconciled");
+    assert!(!c.done.contains(&"complete".to_string()), "{c:?}");
+    assert_eq!(env.sim.task(&ut).unwrap().status, 2, "still running");
+
+    let mut reported = 0;
+    for _ in 0..600 {
+        if reported == NEW_FILES {
+            break;
+        }
+        env.clock.advance(Duration::seconds(1));
+        let out = env.step().await;
+        reported = out.file_errors.len();
+    }
+    assert_eq!(reported, NEW_FILES, "the scan is collected");
+    assert_eq!(
+        env.sim.task(&ut).unwrap().status,
+        2,
+        "the scan found the file: still running"
+    );
+}

@@ -203,6 +203,12 @@ impl CampaignSet {
     /// Adds the campaigns kept in the store whose file is not (or not yet) known, from their last good spec. The
     /// daemon leaves out finished ones (`include_finished` false): a file with the same ID starts them again.
     /// Returns the IDs of stored specs that cannot be read.
+    ///
+    /// Each counts as present as last recorded (every state but `removed`) until a scan says otherwise. A restart's
+    /// first scan may outlast a reconcile's wait (it reads every contacts file for its zone groups), and the
+    /// reconciles meanwhile must not take a campaign whose file is still there for a removed one and complete its
+    /// task: completing cannot be undone. A file removed while the daemon was down is found so by that scan, and the
+    /// task is completed then, as a removal is noticed while the daemon runs.
     pub fn load_stored(
         &mut self,
         records: &[CampaignRecord],
@@ -211,15 +217,16 @@ impl CampaignSet {
         let mut unreadable = Vec::new();
         for rec in records {
             let Some(value) = &rec.spec else { continue };
-            let finished = CampaignState::parse(&rec.state).is_some_and(CampaignState::is_finished);
-            if finished && !include_finished {
+            let state = CampaignState::parse(&rec.state);
+            if state.is_some_and(CampaignState::is_finished) && !include_finished {
                 continue;
             }
+            let present = state != Some(CampaignState::Removed);
             match serde_json::from_value::<CampaignSpec>(value.clone()) {
                 Ok(spec) => {
                     self.campaigns
                         .entry(rec.id.clone())
-                        .or_insert_with(|| Campaign::new(spec, false));
+                        .or_insert_with(|| Campaign::new(spec, present));
                 }
                 Err(_) => unreadable.push(rec.id.clone()),
             }
@@ -569,6 +576,12 @@ file = "contacts.csv"
         let mut daemon = CampaignSet::new();
         daemon.load_stored(&[record("a", CampaignState::Done)], false);
         assert!(daemon.ids().is_empty());
+        // Present as last recorded until a scan says otherwise.
+        daemon.load_stored(&[record("a", CampaignState::Active)], false);
+        assert!(daemon.get("a").unwrap().file_present);
+        let mut removed = CampaignSet::new();
+        removed.load_stored(&[record("a", CampaignState::Removed)], true);
+        assert!(!removed.get("a").unwrap().file_present);
         let mut status = CampaignSet::new();
         status.load_stored(&[record("a", CampaignState::Done)], true);
         assert_eq!(status.ids(), vec!["a".to_owned()]);
