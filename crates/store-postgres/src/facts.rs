@@ -377,23 +377,31 @@ async fn lock_order_ids(conn: &mut PgConnection, ids: &[&str]) -> Result<(), Sto
 /// Sets the orders' finished flag (sticky: only ever set) and their `last_call_status` (the status of the latest
 /// call by start time), in one statement. The rows are locked in order ID order first, so two transactions writing
 /// overlapping orders at once (parallel callback writers, a poll) wait for each other instead of deadlocking.
+///
+/// The flags come from one pass over each order's calls, a LATERAL subquery that can only be an index look-up
+/// (`calls_by_order`). Written as five `EXISTS`/scalar subqueries, a plan made while `calls` was small turned two of
+/// them into hashed subplans over a scan of the whole table, once per statement: on a connection that kept that
+/// plan, every batch of callbacks read every call (3,812 callbacks/s at 100,000, falling as calls grew).
 #[tracing::instrument(skip_all, fields(orders = merged.len()))]
 async fn update_orders(conn: &mut PgConnection, merged: &[OrderFacts]) -> Result<(), StoreError> {
     sqlx::query(
         "WITH locked AS MATERIALIZED (
              SELECT order_id FROM orders WHERE order_id = ANY($1::text[]) ORDER BY order_id FOR UPDATE)
          UPDATE orders o SET finished = o.finished OR u.finished,
-             dialled = EXISTS (SELECT 1 FROM calls c WHERE c.order_id = o.order_id),
-             answered = EXISTS (SELECT 1 FROM calls c WHERE c.order_id = o.order_id AND c.call_status = 6),
-             answered_started = EXISTS (SELECT 1 FROM calls c
-                                        WHERE c.order_id = o.order_id AND c.call_status = 6
-                                          AND c.started_at IS NOT NULL),
-             last_call_day = (SELECT (MAX(c.started_at) AT TIME ZONE 'UTC')::date FROM calls c
-                              WHERE c.order_id = o.order_id),
-             last_call_status = (
-                 SELECT c.call_status FROM calls c WHERE c.order_id = o.order_id
-                 ORDER BY c.started_at DESC NULLS LAST, c.call_id DESC LIMIT 1)
+             dialled = f.dialled,
+             answered = f.answered,
+             answered_started = f.answered_started,
+             last_call_day = f.last_call_day,
+             last_call_status = f.last_call_status
          FROM locked l JOIN UNNEST($1::text[], $2::bool[]) AS u(order_id, finished) ON u.order_id = l.order_id
+         CROSS JOIN LATERAL (
+             SELECT COUNT(*) > 0 AS dialled,
+                    COALESCE(bool_or(c.call_status = 6), false) AS answered,
+                    COALESCE(bool_or(c.call_status = 6 AND c.started_at IS NOT NULL), false) AS answered_started,
+                    (MAX(c.started_at) AT TIME ZONE 'UTC')::date AS last_call_day,
+                    (array_agg(c.call_status ORDER BY c.started_at DESC NULLS LAST, c.call_id DESC))[1]
+                        AS last_call_status
+             FROM calls c WHERE c.order_id = u.order_id) f
          WHERE o.order_id = l.order_id",
     )
     .bind(
