@@ -117,6 +117,10 @@ pub(crate) struct Window {
     rss_end: f64,
     rss_max: f64,
     peak: f64,
+    /// Of the RSS at the end: anonymous memory (heap, stacks) and file pages (the binary's code and data, shared
+    /// libraries), MB.
+    rss_anon: f64,
+    rss_file: f64,
 }
 
 impl Window {
@@ -139,6 +143,8 @@ impl Window {
             rss_end,
             rss_max: samples.iter().copied().fold(rss_end, f64::max),
             peak: crate::procfs::peak_rss_mb(pid),
+            rss_anon: crate::procfs::status_kb(pid, "RssAnon").unwrap_or(0) as f64 / 1024.0,
+            rss_file: crate::procfs::status_kb(pid, "RssFile").unwrap_or(0) as f64 / 1024.0,
         }
     }
 
@@ -158,6 +164,8 @@ impl Window {
             .put("cpu_percent", self.cpu_percent)
             .put("window_secs", self.elapsed)
             .put("peak_rss_mb", self.peak)
+            .put("rss_anon_mb", self.rss_anon)
+            .put("rss_file_mb", self.rss_file)
             .put("startup_secs", startup_secs);
         f
     }
@@ -165,9 +173,12 @@ impl Window {
     /// The window in words.
     pub(crate) fn line(&self) -> String {
         format!(
-            "{} s: RSS {} MB (max {} MB in the window, peak {} MB at start-up), CPU {} % of one core",
+            "{} s: RSS {} MB ({} MB anonymous, {} MB file pages; max {} MB in the window, peak {} MB at start-up), CPU {} \
+             % of one core",
             short(self.elapsed),
             short(self.rss_end),
+            short(self.rss_anon),
+            short(self.rss_file),
             short(self.rss_max),
             short(self.peak),
             short(self.cpu_percent)
