@@ -138,13 +138,7 @@ async fn a_slow_directory_scan_never_delays_a_due_pause() {
     const NEW_FILES: usize = 60_000;
     let (mut env, ut) = running(Backend::Sqlite).await;
 
-    // New campaign files whose contacts file is missing: each is parsed in full, then rejected.
-    for i in 0..NEW_FILES {
-        env.write(
-            &format!("n{i:05}.toml"),
-            &with_holiday(&format!("n{i:05}.csv")),
-        );
-    }
+    write_files_without_contacts(&mut env, NEW_FILES);
     env.clock.set(utc(3, 0, 0));
     let out = env.step().await;
     let c = out.campaign("b").unwrap();
@@ -166,15 +160,7 @@ async fn a_slow_directory_scan_never_delays_a_due_pause() {
     );
 
     // Later passes collect the scan: every new file is reported, none is lost.
-    let mut reported = out.file_errors.len();
-    for _ in 0..600 {
-        if reported == NEW_FILES {
-            break;
-        }
-        env.clock.advance(Duration::seconds(1));
-        let out = env.step().await;
-        reported = out.file_errors.len();
-    }
+    let reported = collect_scan(&mut env, out.file_errors.len(), NEW_FILES).await;
     assert_eq!(
         reported, NEW_FILES,
         "every new file is scanned and reported"
@@ -189,12 +175,7 @@ async fn a_slow_directory_scan_never_delays_a_due_pause() {
 async fn a_restart_whose_first_scan_is_slow_never_completes_a_running_campaign() {
     const NEW_FILES: usize = 60_000;
     let (mut env, ut) = running(Backend::Sqlite).await;
-    for i in 0..NEW_FILES {
-        env.write(
-            &format!("n{i:05}.toml"),
-            &with_holiday(&format!("n{i:05}.csv")),
-        );
-    }
+    write_files_without_contacts(&mut env, NEW_FILES);
     env.restart();
     env.clock.advance(Duration::minutes(1));
     let out = env.step().await;
@@ -209,19 +190,33 @@ async fn a_restart_whose_first_scan_is_slow_never_completes_a_running_campaign()
     assert!(!c.done.contains(&"complete".to_string()), "{c:?}");
     assert_eq!(env.sim.task(&ut).unwrap().status, 2, "still running");
 
-    let mut reported = 0;
-    for _ in 0..600 {
-        if reported == NEW_FILES {
-            break;
-        }
-        env.clock.advance(Duration::seconds(1));
-        let out = env.step().await;
-        reported = out.file_errors.len();
-    }
+    let reported = collect_scan(&mut env, 0, NEW_FILES).await;
     assert_eq!(reported, NEW_FILES, "the scan is collected");
     assert_eq!(
         env.sim.task(&ut).unwrap().status,
         2,
         "the scan found the file: still running"
     );
+}
+
+/// `n` new campaign files whose contacts file is missing: each is parsed in full, then rejected.
+fn write_files_without_contacts(env: &mut Env, n: usize) {
+    for i in 0..n {
+        env.write(
+            &format!("n{i:05}.toml"),
+            &with_holiday(&format!("n{i:05}.csv")),
+        );
+    }
+}
+
+/// Steps a second at a time (at most 600) until a pass reports `n` file errors; returns the last count.
+async fn collect_scan(env: &mut Env, mut reported: usize, n: usize) -> usize {
+    for _ in 0..600 {
+        if reported == n {
+            break;
+        }
+        env.clock.advance(Duration::seconds(1));
+        reported = env.step().await.file_errors.len();
+    }
+    reported
 }

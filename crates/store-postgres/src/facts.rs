@@ -374,6 +374,22 @@ async fn lock_order_ids(conn: &mut PgConnection, ids: &[&str]) -> Result<(), Sto
     Ok(())
 }
 
+/// The flags an order takes from its calls, in one pass over them (`calls c`, to be narrowed to one order by a
+/// `WHERE` on `c.order_id`): whether it was dialled, answered (callStatus 6), answered with a start, the UTC day of
+/// its latest start, and the status of its latest call by start time. As a LATERAL subquery it can only be an index
+/// look-up (`calls_by_order`).
+macro_rules! call_flags {
+    () => {
+        "SELECT COUNT(*) > 0 AS dialled,
+                COALESCE(bool_or(c.call_status = 6), false) AS answered,
+                COALESCE(bool_or(c.call_status = 6 AND c.started_at IS NOT NULL), false) AS answered_started,
+                (MAX(c.started_at) AT TIME ZONE 'UTC')::date AS last_call_day,
+                (array_agg(c.call_status ORDER BY c.started_at DESC NULLS LAST, c.call_id DESC))[1]
+                    AS last_call_status
+         FROM calls c"
+    };
+}
+
 /// Sets the orders' finished flag (sticky: only ever set) and their `last_call_status` (the status of the latest
 /// call by start time), in one statement. The rows are locked in order ID order first, so two transactions writing
 /// overlapping orders at once (parallel callback writers, a poll) wait for each other instead of deadlocking.
@@ -384,7 +400,7 @@ async fn lock_order_ids(conn: &mut PgConnection, ids: &[&str]) -> Result<(), Sto
 /// plan, every batch of callbacks read every call (3,812 callbacks/s at 100,000, falling as calls grew).
 #[tracing::instrument(skip_all, fields(orders = merged.len()))]
 async fn update_orders(conn: &mut PgConnection, merged: &[OrderFacts]) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query(concat!(
         "WITH locked AS MATERIALIZED (
              SELECT order_id FROM orders WHERE order_id = ANY($1::text[]) ORDER BY order_id FOR UPDATE)
          UPDATE orders o SET finished = o.finished OR u.finished,
@@ -394,15 +410,11 @@ async fn update_orders(conn: &mut PgConnection, merged: &[OrderFacts]) -> Result
              last_call_day = f.last_call_day,
              last_call_status = f.last_call_status
          FROM locked l JOIN UNNEST($1::text[], $2::bool[]) AS u(order_id, finished) ON u.order_id = l.order_id
-         CROSS JOIN LATERAL (
-             SELECT COUNT(*) > 0 AS dialled,
-                    COALESCE(bool_or(c.call_status = 6), false) AS answered,
-                    COALESCE(bool_or(c.call_status = 6 AND c.started_at IS NOT NULL), false) AS answered_started,
-                    (MAX(c.started_at) AT TIME ZONE 'UTC')::date AS last_call_day,
-                    (array_agg(c.call_status ORDER BY c.started_at DESC NULLS LAST, c.call_id DESC))[1]
-                        AS last_call_status
-             FROM calls c WHERE c.order_id = u.order_id) f
-         WHERE o.order_id = l.order_id",
+         CROSS JOIN LATERAL (",
+        call_flags!(),
+        "    WHERE c.order_id = u.order_id) f
+         WHERE o.order_id = l.order_id"
+    ),
     )
     .bind(
         merged
@@ -430,7 +442,7 @@ async fn update_polled_orders(
     if orders.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    sqlx::query(concat!(
         "UPDATE orders o SET finished = o.finished OR u.finished,
              dialled = CASE WHEN u.reported THEN f.dialled ELSE o.dialled END,
              answered = CASE WHEN u.reported THEN f.answered ELSE o.answered END,
@@ -439,15 +451,11 @@ async fn update_polled_orders(
              last_call_status = CASE WHEN u.reported THEN f.last_call_status ELSE o.last_call_status END,
              last_polled_at = CASE WHEN u.polled THEN $5 ELSE o.last_polled_at END
          FROM UNNEST($1::text[], $2::bool[], $3::bool[], $4::bool[]) AS u(order_id, reported, finished, polled)
-         CROSS JOIN LATERAL (
-             SELECT COUNT(*) > 0 AS dialled,
-                    COALESCE(bool_or(c.call_status = 6), false) AS answered,
-                    COALESCE(bool_or(c.call_status = 6 AND c.started_at IS NOT NULL), false) AS answered_started,
-                    (MAX(c.started_at) AT TIME ZONE 'UTC')::date AS last_call_day,
-                    (array_agg(c.call_status ORDER BY c.started_at DESC NULLS LAST, c.call_id DESC))[1]
-                        AS last_call_status
-             FROM calls c WHERE u.reported AND c.order_id = u.order_id) f
-         WHERE o.order_id = u.order_id",
+         CROSS JOIN LATERAL (",
+        call_flags!(),
+        "    WHERE u.reported AND c.order_id = u.order_id) f
+         WHERE o.order_id = u.order_id"
+    ),
     )
     .bind(orders.keys().copied().collect::<Vec<_>>())
     .bind(orders.values().map(|v| v.0).collect::<Vec<_>>())
