@@ -196,13 +196,27 @@ async fn killed_at_many_points_loses_and_duplicates_nothing(backend: Backend) {
             .collect();
         orders.len() == CONTACTS && orders.iter().all(|o| o.finish)
     };
-    wait_for(
-        &handle,
-        "every order finished",
-        Duration::from_secs(60),
-        all_finished,
-    )
-    .await;
+    let finished_by = Instant::now() + Duration::from_secs(120);
+    while !all_finished(&handle) {
+        if Instant::now() > finished_by {
+            let task = handle.task(&ut);
+            let unfinished = handle
+                .orders()
+                .into_iter()
+                .filter(|o| o.user_task_id == ut && !o.finish)
+                .count();
+            panic!(
+                "timed out waiting for every order to finish: {unfinished} unfinished; the task: {:?}",
+                task.map(|t| (
+                    t.status,
+                    t.status_history,
+                    t.settings.len(),
+                    t.effective_version
+                ))
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Graceful shutdown: SIGTERM, exit 0 within the 10 s deadline.
     let pid = child.id().to_string();
