@@ -32,13 +32,7 @@ pub(crate) async fn apply_order_facts(
     store::backend::apply_order_facts(facts, |merged| async move {
         let mut script = Script::default();
         push_facts(&mut script, &merged, source);
-        let mut tx = s
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_err)?;
-        script.run(&mut tx).await?;
-        tx.commit().await.map_err(db_err)
+        script.commit_on(s).await
     })
     .await
 }
@@ -66,13 +60,7 @@ pub(crate) async fn record_poll(
         .cloned()
         .collect();
     push_mark_polled(&mut script, &rest, at);
-    let mut tx = s
-        .writer
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(db_err)?;
-    script.run(&mut tx).await?;
-    tx.commit().await.map_err(db_err)
+    script.commit_on(s).await
 }
 
 /// Three reads: the calls (with their transcripts), then their intents and SMS.

@@ -46,13 +46,7 @@ pub(crate) async fn record_actions(
                 .push_bind(a.user_task_id.clone());
         });
     }
-    let mut tx = s
-        .writer
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(db_err)?;
-    script.run(&mut tx).await?;
-    tx.commit().await.map_err(db_err)
+    script.commit_on(s).await
 }
 
 #[tracing::instrument(skip_all)]
@@ -97,11 +91,7 @@ pub(crate) async fn ingest_callbacks(
     if batch.is_empty() {
         return Ok(Vec::new());
     }
-    let mut tx = s
-        .writer
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(db_err)?;
+    let mut tx = s.begin_write().await?;
     let before = stored_replays(&mut tx, batch).await?;
     let outcomes = ingest_outcomes(batch, &before);
     let (facts, statuses) = ingested_facts(batch, &outcomes);

@@ -47,6 +47,17 @@ const WAL_RESTART_PAGES: i64 = 8_192;
 const WAL_HARD_PAGES: i64 = 65_536;
 
 impl SqliteStore {
+    /// Begins a write transaction on the one writer connection, taking SQLite's write lock at once (`BEGIN
+    /// IMMEDIATE`), so a transaction that reads before it writes cannot fail to upgrade its lock.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        self.writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err)
+    }
+
     /// Opens (creating if missing) the database at `url` (`sqlite://path`, `sqlite:path` or `sqlite::memory:`) and
     /// applies the migrations.
     pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {

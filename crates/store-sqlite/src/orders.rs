@@ -42,11 +42,7 @@ pub(crate) async fn insert_planned_orders_in_groups(
         return Ok(0);
     }
     let now = ts(now);
-    let mut tx = s
-        .writer
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(db_err)?;
+    let mut tx = s.begin_write().await?;
     let mut tallies = TallyDelta::default();
     let mut inserted = 0;
     // Runs of one task, so each statement's count of inserted rows belongs to one task's tally.
@@ -249,13 +245,7 @@ pub(crate) async fn mark_polled(
     }
     let mut script = Script::default();
     push_mark_polled(&mut script, order_ids, at);
-    let mut tx = s
-        .writer
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(db_err)?;
-    script.run(&mut tx).await?;
-    tx.commit().await.map_err(db_err)?;
+    script.commit_on(s).await?;
     Ok(())
 }
 
@@ -328,11 +318,7 @@ pub(crate) async fn mark_stop(
         return Ok(0);
     }
     let at = ts(at);
-    let mut tx = s
-        .writer
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(db_err)?;
+    let mut tx = s.begin_write().await?;
     let mut written = 0;
     for chunk in order_ids.chunks(IDS_PER_CHUNK) {
         let mut qb = QueryBuilder::<Sqlite>::new("UPDATE orders SET stop_state = ");
@@ -432,11 +418,7 @@ impl UploadStore for SqliteStore {
         at: DateTime<Utc>,
         _caps_checked: bool,
     ) -> Result<Upload, StoreError> {
-        let tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_err)?;
+        let tx = self.begin_write().await?;
         Ok(Upload { tx, at: ts(at) })
     }
 }

@@ -110,11 +110,7 @@ impl SuppressionStore for SqliteStore {
     type Writes = Writes;
 
     async fn begin_suppression_write(&self) -> Result<Writes, StoreError> {
-        let tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_err)?;
+        let tx = self.begin_write().await?;
         Ok(Writes(tx))
     }
 }

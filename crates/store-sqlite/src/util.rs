@@ -214,6 +214,13 @@ impl Script {
         &mut self.qb
     }
 
+    /// Runs the script in a write transaction of its own, committed.
+    pub(crate) async fn commit_on(self, s: &crate::SqliteStore) -> Result<(), StoreError> {
+        let mut tx = s.begin_write().await?;
+        self.run(&mut tx).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
     #[tracing::instrument(skip_all, fields(statements = self.statements))]
     pub(crate) async fn run(mut self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
         if self.statements == 0 {
