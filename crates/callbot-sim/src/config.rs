@@ -157,6 +157,8 @@ pub struct SimConfig {
     /// How long after applying a request its answer leaves: the network's and the platform's own round trip, which
     /// lets several requests of one client be in flight at once. Zero by default (fault delays are separate).
     pub latency: Duration,
+    /// The endpoints (e.g. `addBatchCall`) [`SimConfig::latency`] applies to. Empty means every API endpoint.
+    pub latency_endpoints: Vec<String>,
     /// Real-time mode: `run` advances the engine to the clock this often. `None`: only requests and explicit
     /// `advance_to` calls move it (tests with a manual clock).
     pub tick: Option<Duration>,
@@ -177,6 +179,7 @@ impl SimConfig {
             apply_delay: Duration::from_secs(300),
             callbacks: CallbackPolicy::default(),
             latency: Duration::ZERO,
+            latency_endpoints: Vec::new(),
             tick: Some(Duration::from_millis(200)),
         }
     }

@@ -344,7 +344,8 @@ async fn api(
         _ => {}
     }
     let reply = handle(&sim, endpoint, &headers, &body);
-    if !sim.config.latency.is_zero() {
+    let late = &sim.config.latency_endpoints;
+    if !sim.config.latency.is_zero() && (late.is_empty() || late.iter().any(|e| e == endpoint)) {
         tokio::time::sleep(sim.config.latency).await;
     }
     respond(&sim, &headers, reply)
