@@ -82,6 +82,7 @@ both_backends!(
     two_replicas_share_a_store_and_one_owns_each_campaign,
     a_missing_csv_never_keeps_the_calendar_from_being_enforced,
     a_pause_never_waits_for_orders_in_doubt,
+    a_start_or_pause_whose_outcome_was_lost_is_asked_about_not_assumed,
     reconciles_only_the_campaigns_that_changed_or_are_due,
 );
 
@@ -927,6 +928,75 @@ async fn a_pause_never_waits_for_orders_in_doubt(backend: Backend) {
         .filter(|s| s.accepted && s.user_task_id == ut)
         .count();
     assert_eq!(accepted, 15);
+}
+
+/// Every mgrTaskStatus is applied and its answer lost, and so is every listTask that would tell the daemon what
+/// happened (as when the daemon is killed with the request on its way).
+fn lose_toggle_answers(env: &Env) {
+    env.sim.set_faults(FaultConfig {
+        rate: 1.0,
+        kinds: vec![FaultKind::DropAfterRead],
+        endpoints: vec!["mgrTaskStatus".into(), "listTask".into()],
+        drop_applies: DropApplies::Always,
+        ..FaultConfig::default()
+    });
+}
+
+async fn a_start_or_pause_whose_outcome_was_lost_is_asked_about_not_assumed(backend: Backend) {
+    let running = always_open("T", "t.csv", 10, 1);
+    let paused = running.replace("robots = 1", "robots = 1\npaused = true");
+    let files = [("t.toml", running.clone()), ("t.csv", contacts_csv(10))];
+    let opts = Options {
+        talk_secs: (600, 900),
+        ..Options::default()
+    };
+    let mut env = Env::new(backend, utc(2026, 11, 2, 10, 0), &files, opts).await;
+    let ut = daemon::user_task_id(&env.spec("t.toml"));
+
+    // The start is applied but the daemon never learns it: the store still has the task pending.
+    lose_toggle_answers(&env);
+    env.step().await;
+    assert_eq!(
+        env.sim.task(&ut).unwrap().status,
+        2,
+        "the start was applied"
+    );
+    // Paused in the file: the task may be running, so it is paused at once, before the platform is asked.
+    env.sim.set_faults(FaultConfig::default());
+    env.write("t.toml", &paused);
+    env.clock.advance(Duration::minutes(1));
+    let out = env.step().await;
+    assert_eq!(
+        env.sim.task(&ut).unwrap().status,
+        5,
+        "a task that may be running is paused when the file says so: {:?}",
+        out.campaign("t")
+    );
+
+    // Unpaused in the file: started again, and the store knows it.
+    env.write("t.toml", &running);
+    env.clock.advance(Duration::minutes(1));
+    env.step().await;
+    assert_eq!(env.sim.task(&ut).unwrap().status, 2);
+    // Paused in the file, the pause applied and its answer lost: the store still has the task running.
+    lose_toggle_answers(&env);
+    env.write("t.toml", &paused);
+    env.clock.advance(Duration::minutes(1));
+    env.step().await;
+    assert_eq!(
+        env.sim.task(&ut).unwrap().status,
+        5,
+        "the pause was applied"
+    );
+    // Unpaused again: the daemon asks, finds the task paused and starts it, rather than trust its stored "running"
+    // and leave the campaign stopped for good.
+    env.sim.set_faults(FaultConfig::default());
+    env.write("t.toml", &running);
+    env.clock.advance(Duration::minutes(1));
+    let out = env.step().await;
+    let c = out.campaign("t").unwrap();
+    assert_eq!(c.task, TaskState::Running, "{c:?}");
+    assert_eq!(env.sim.task(&ut).unwrap().status, 2, "started again");
 }
 
 #[test]

@@ -124,6 +124,10 @@ impl Store for Switchable {
         self.check()?;
         self.inner.task_settings_forgotten(ut, at).await
     }
+    async fn task_toggle_intent(&self, ut: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.task_toggle_intent(ut, at).await
+    }
     async fn task_not_created(&self, ut: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
         self.check()?;
         self.inner.task_not_created(ut, at).await

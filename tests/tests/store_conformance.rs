@@ -274,6 +274,7 @@ async fn narrow_task_writes_touch_only_their_fields(db: Db) {
         settings_sent_at: Some(at(5)),
         platform_status: None,
         updated_at: at(5),
+        status_in_doubt_since: None,
     };
     assert_eq!(task(store.as_ref(), ut).await.unwrap(), created);
 
@@ -296,6 +297,23 @@ async fn narrow_task_writes_touch_only_their_fields(db: Db) {
         updated_at: at(7),
         ..created.clone()
     };
+    assert_eq!(task(store.as_ref(), ut).await.unwrap(), running);
+
+    // A pause about to be sent: only the mark (and the time) change, until a status is observed, which clears it.
+    store.task_toggle_intent(ut, at(7)).await.unwrap();
+    assert_eq!(
+        task(store.as_ref(), ut).await.unwrap(),
+        TaskRecord {
+            status_in_doubt_since: Some(at(7)),
+            ..running.clone()
+        }
+    );
+    assert!(
+        store
+            .task_status_observed(ut, 2, None, at(7))
+            .await
+            .unwrap()
+    );
     assert_eq!(task(store.as_ref(), ut).await.unwrap(), running);
 
     // Settings sent: only they and their time change.
@@ -322,7 +340,9 @@ async fn narrow_task_writes_touch_only_their_fields(db: Db) {
         }
     );
 
-    // A second intent to create (the first is known not to have applied) puts the task in doubt again.
+    // A second intent to create (the first is known not to have applied) puts the task in doubt again, and drops a
+    // toggle's mark (a task about to be created has no status to doubt).
+    store.task_toggle_intent(ut, at(10)).await.unwrap();
     store
         .task_create_intent(&task_key(ut), &first, at(10))
         .await
@@ -392,6 +412,7 @@ async fn a_terminal_task_status_is_never_replaced(db: Db) {
             .await
             .unwrap();
         store.task_not_created(&ut, at(5)).await.unwrap();
+        store.task_toggle_intent(&ut, at(5)).await.unwrap();
         assert_eq!(
             task(store.as_ref(), &ut).await.unwrap(),
             ended,

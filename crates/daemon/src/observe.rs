@@ -85,6 +85,7 @@ fn observed_with(
         sent_matches_target: matches,
         sent_safe_now: safe,
         settings_effective_at: effective_at,
+        status_in_doubt: view.status_in_doubt,
         orders,
         next_poll_at: if matches!(state, TaskState::NotCreated | TaskState::CreateInDoubt) {
             None

@@ -142,6 +142,9 @@ pub struct Observed {
     pub sent_safe_now: bool,
     /// When the settings last sent take effect on the platform (creation: at once; updateTask: after the delay).
     pub settings_effective_at: Option<DateTime<Utc>>,
+    /// A start, pause or completion was sent and its outcome never recorded (the daemon was killed, or the answer
+    /// and the `listTask` after it were lost): the platform's status may not be `task`.
+    pub status_in_doubt: bool,
     pub orders: Orders,
     /// When polling is next due (`None`: nothing to poll).
     pub next_poll_at: Option<DateTime<Utc>>,
@@ -301,7 +304,7 @@ pub fn decide(d: &Desired, o: &Observed) -> Plan {
     let now = d.now;
     let mut actions = Vec::new();
     let mut wakes: Vec<DateTime<Utc>> = Vec::new();
-    let in_doubt = o.orders.sending > 0 || o.task == TaskState::CreateInDoubt;
+    let in_doubt = o.orders.sending > 0 || o.task == TaskState::CreateInDoubt || o.status_in_doubt;
     let ended = d.target.is_none() || d.end.is_some_and(|end| now >= end);
 
     if in_doubt {
@@ -357,9 +360,12 @@ pub fn decide(d: &Desired, o: &Observed) -> Plan {
 
     let dialling_left = target.has_dialling_left(now);
     let running = o.task == TaskState::Running;
+    // A task whose last start or pause is in doubt may be running whatever the store says: it is paused like a
+    // running one, at once, without waiting for the platform to be asked (a pause is always safe).
+    let may_run = running || (o.status_in_doubt && o.task.is_live());
     // A running task is paused when the file says so, when its settings could dial what the campaign forbids, or
     // when the next stretch needs other settings (they are sent while paused, well ahead of the stretch).
-    let must_pause = running && (d.paused || !o.sent_safe_now || !o.sent_matches_target);
+    let must_pause = may_run && (d.paused || !o.sent_safe_now || !o.sent_matches_target);
     if must_pause {
         actions.push(Action::Pause);
     }
@@ -545,6 +551,7 @@ mod tests {
             sent_matches_target: true,
             sent_safe_now: true,
             settings_effective_at: None,
+            status_in_doubt: false,
             orders: Orders {
                 planned: 0,
                 sending: 0,
@@ -790,6 +797,7 @@ mod tests {
             sending in 0u64..2,
             unfinished in 0u64..3,
             dialling_left in any::<bool>(),
+            status_in_doubt in any::<bool>(),
         ) {
             let now = t(23, 12, 0);
             let mut d = desired(now);
@@ -804,6 +812,7 @@ mod tests {
                 sent_matches_target: matches,
                 sent_safe_now: safe,
                 settings_effective_at: Some(now + Duration::minutes(effective_in)),
+                status_in_doubt,
                 orders: Orders { planned, sending, sent: 5, rejected: 0, unfinished },
                 next_poll_at: Some(now),
                 next_retry_at: None,
@@ -814,11 +823,13 @@ mod tests {
             if has(&Action::Start) {
                 // Start only with safe, matching, effective settings, while the file allows and time is left.
                 prop_assert!(safe && matches && effective_in <= 0 && !paused && present && !ended && dialling_left);
-                prop_assert!(sending == 0 && state != TaskState::CreateInDoubt);
+                prop_assert!(sending == 0 && state != TaskState::CreateInDoubt && !status_in_doubt);
                 prop_assert!(matches!(state, TaskState::Pending | TaskState::Paused));
             }
-            // A running task with unsafe settings, or paused in the file, is always paused (or completed).
-            if state == TaskState::Running && (!safe || paused || !matches) {
+            // A task that is or may be running, with unsafe settings or paused in the file, is always paused (or
+            // completed).
+            let may_run = state == TaskState::Running || (status_in_doubt && state.is_live());
+            if may_run && (!safe || paused || !matches) {
                 let completes = a.iter().any(|x| matches!(x, Action::Complete { .. }));
                 prop_assert!(has(&Action::Pause) || completes);
             }
@@ -828,7 +839,7 @@ mod tests {
                 prop_assert!(paused_before || matches!(state, TaskState::Pending | TaskState::Paused));
             }
             // Nothing is uploaded or created while something is in doubt, and ResolveSending comes first.
-            if sending > 0 || state == TaskState::CreateInDoubt {
+            if sending > 0 || state == TaskState::CreateInDoubt || status_in_doubt {
                 prop_assert_eq!(a.first(), Some(&Action::ResolveSending));
                 let uploads = a.iter().any(|x| matches!(x, Action::UploadBatches | Action::CreateTask { .. }));
                 prop_assert!(!uploads);

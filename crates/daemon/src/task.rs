@@ -87,6 +87,9 @@ pub(crate) struct TaskView {
     /// The settings last sent, when known (`None`: never sent, or unknown after an unclear update).
     pub(crate) sent: Option<SentSettings>,
     pub(crate) sent_at: Option<DateTime<Utc>>,
+    /// A start, pause or completion was sent and its outcome never recorded, so `state` may not be the platform's
+    /// (only while the stored state is live: a terminal one stays terminal whatever was sent).
+    pub(crate) status_in_doubt: bool,
 }
 
 impl TaskView {
@@ -97,6 +100,7 @@ impl TaskView {
                 state: TaskState::NotCreated,
                 sent: None,
                 sent_at: None,
+                status_in_doubt: false,
             };
         };
         let sent: Option<SentSettings> = t
@@ -113,6 +117,7 @@ impl TaskView {
             state,
             sent,
             sent_at: t.settings_sent_at,
+            status_in_doubt: t.status_in_doubt_since.is_some() && state.is_live(),
         }
     }
 
@@ -141,6 +146,7 @@ mod tests {
             settings_sent_at: None,
             platform_status: status,
             updated_at: DateTime::<Utc>::MIN_UTC,
+            status_in_doubt_since: None,
         }
     }
 
@@ -164,6 +170,16 @@ mod tests {
             TaskView::of(Some(&record(Some(99), None))).state,
             TaskState::Paused
         );
+    }
+
+    #[test]
+    fn a_toggle_in_doubt_counts_only_while_the_task_is_live() {
+        let mut t = record(Some(2), None);
+        assert!(!TaskView::of(Some(&t)).status_in_doubt);
+        t.status_in_doubt_since = Some(DateTime::<Utc>::MIN_UTC);
+        assert!(TaskView::of(Some(&t)).status_in_doubt);
+        t.platform_status = Some(3);
+        assert!(!TaskView::of(Some(&t)).status_in_doubt);
     }
 
     #[test]

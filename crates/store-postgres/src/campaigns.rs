@@ -156,7 +156,7 @@ pub(crate) async fn task_create_intent(
          VALUES ($1, $2, $3, $4, $5, $6, $6)
          ON CONFLICT (user_task_id) DO UPDATE SET
              settings = excluded.settings, settings_sent_at = excluded.settings_sent_at, platform_status = NULL,
-             task_id = NULL, updated_at = excluded.updated_at
+             task_id = NULL, status_in_doubt_since = NULL, updated_at = excluded.updated_at
          WHERE tasks.platform_status IS NULL OR tasks.platform_status <> ALL($7)",
     )
     .bind(nul_free(&key.user_task_id))
@@ -181,7 +181,8 @@ pub(crate) async fn task_status_observed(
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let changed = sqlx::query(
-        "UPDATE tasks SET platform_status = $2, task_id = COALESCE($3, task_id), updated_at = $4
+        "UPDATE tasks SET platform_status = $2, task_id = COALESCE($3, task_id), status_in_doubt_since = NULL,
+             updated_at = $4
          WHERE user_task_id = $1 AND (platform_status IS NULL OR platform_status <> ALL($5))",
     )
     .bind(nul_free(user_task_id))
@@ -194,6 +195,25 @@ pub(crate) async fn task_status_observed(
     .map_err(db_err)?
     .rows_affected();
     Ok(changed == 1)
+}
+
+#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
+pub(crate) async fn task_toggle_intent(
+    s: &PgStore,
+    user_task_id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE tasks SET status_in_doubt_since = $2, updated_at = $2
+         WHERE user_task_id = $1 AND (platform_status IS NULL OR platform_status <> ALL($3))",
+    )
+    .bind(nul_free(user_task_id))
+    .bind(at)
+    .bind(&TERMINAL_TASK_STATUSES[..])
+    .execute(&s.pool)
+    .await
+    .map_err(db_err)?;
+    Ok(())
 }
 
 #[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
@@ -240,7 +260,8 @@ pub(crate) async fn task_not_created(
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE tasks SET settings = NULL, settings_sent_at = NULL, platform_status = NULL, updated_at = $2
+        "UPDATE tasks SET settings = NULL, settings_sent_at = NULL, platform_status = NULL, status_in_doubt_since = NULL,
+             updated_at = $2
          WHERE user_task_id = $1 AND (platform_status IS NULL OR platform_status <> ALL($3))",
     )
     .bind(nul_free(user_task_id))

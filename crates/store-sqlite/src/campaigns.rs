@@ -176,7 +176,7 @@ pub(crate) async fn task_create_intent(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
          ON CONFLICT (user_task_id) DO UPDATE SET
              settings = excluded.settings, settings_sent_at = excluded.settings_sent_at, platform_status = NULL,
-             task_id = NULL, updated_at = excluded.updated_at
+             task_id = NULL, status_in_doubt_since = NULL, updated_at = excluded.updated_at
          WHERE {}",
         not_terminal("tasks.platform_status")
     );
@@ -202,7 +202,8 @@ pub(crate) async fn task_status_observed(
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let sql = format!(
-        "UPDATE tasks SET platform_status = ?, task_id = COALESCE(?, task_id), updated_at = ?
+        "UPDATE tasks SET platform_status = ?, task_id = COALESCE(?, task_id), status_in_doubt_since = NULL,
+             updated_at = ?
          WHERE user_task_id = ? AND {}",
         not_terminal("platform_status")
     );
@@ -238,6 +239,25 @@ pub(crate) async fn task_settings_sent(
 }
 
 #[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
+pub(crate) async fn task_toggle_intent(
+    s: &SqliteStore,
+    user_task_id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "UPDATE tasks SET status_in_doubt_since = ?1, updated_at = ?1 WHERE user_task_id = ?2 AND {}",
+        not_terminal("platform_status")
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(ts(at))
+        .bind(user_task_id)
+        .execute(&s.writer)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
 pub(crate) async fn task_settings_forgotten(
     s: &SqliteStore,
     user_task_id: &str,
@@ -260,7 +280,8 @@ pub(crate) async fn task_not_created(
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let sql = format!(
-        "UPDATE tasks SET settings = NULL, settings_sent_at = NULL, platform_status = NULL, updated_at = ?
+        "UPDATE tasks SET settings = NULL, settings_sent_at = NULL, platform_status = NULL, status_in_doubt_since = NULL,
+             updated_at = ?
          WHERE user_task_id = ? AND {}",
         not_terminal("platform_status")
     );

@@ -46,6 +46,10 @@ pub struct TaskRecord {
     /// one ([`TERMINAL_TASK_STATUSES`]) is never replaced.
     pub platform_status: Option<i64>,
     pub updated_at: DateTime<Utc>,
+    /// When a start, pause or completion was about to be sent whose outcome is not recorded
+    /// ([`crate::Store::task_toggle_intent`]); `None` once an answer or a `listTask` gave the status.
+    #[serde(default)]
+    pub status_in_doubt_since: Option<DateTime<Utc>>,
 }
 
 /// What identifies a task row when the daemon is about to create the task: its key and where it belongs.

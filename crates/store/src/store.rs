@@ -62,7 +62,8 @@ pub trait Store: Send + Sync + Debug {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     /// The platform reported the task's `taskStatus` (and maybe its `taskID`). Updates the stored row only (a
-    /// missing one stays missing): the status, the task ID when one is given, `updated_at`. A stored terminal status
+    /// missing one stays missing): the status, the task ID when one is given, `updated_at`, and clears the mark of
+    /// [`Store::task_toggle_intent`]. A stored terminal status
     /// ([`crate::TERMINAL_TASK_STATUSES`]) is never replaced, not even by another terminal one. Returns whether the
     /// row was written (it exists and its status was not terminal).
     async fn task_status_observed(
@@ -72,6 +73,14 @@ pub trait Store: Send + Sync + Debug {
         task_id: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+    /// A start, pause or completion of the task is about to be sent: marks its stored status as in doubt, from
+    /// `at`, until [`Store::task_status_observed`] records one. A task whose stored status is terminal is left as it
+    /// is.
+    async fn task_toggle_intent(
+        &self,
+        user_task_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
     /// The task's settings were sent (`updateTask`): records them, sent at `at`.
     async fn task_settings_sent(
         &self,

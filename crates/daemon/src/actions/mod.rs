@@ -30,6 +30,9 @@ pub(crate) enum StepError {
     /// The platform refused, or its answer was unclear.
     #[error(transparent)]
     Api(#[from] ApiError),
+    /// The platform answered something the daemon cannot act on safely (it waits and asks again).
+    #[error("{0}")]
+    Unexpected(String),
     /// The contacts file cannot be read (the calendar is still enforced with the orders already planned).
     #[error("{0}")]
     Contacts(String),

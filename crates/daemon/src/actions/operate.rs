@@ -14,7 +14,10 @@ use crate::settings::TaskSettings;
 use crate::task::{SentSettings, SentVia, TaskView};
 
 impl Executor {
-    /// mgrTaskStatus. The store records the resulting status; a refusal refreshes the status from the platform.
+    /// mgrTaskStatus. The store marks the status in doubt before the request leaves and records the resulting
+    /// status after; a refusal or an unclear answer refreshes the status from the platform. If the daemon dies, or
+    /// the answer and the refresh are both lost, the mark stays, and the next step asks the platform (`resolve`)
+    /// before it starts anything.
     pub(super) async fn operate(
         &self,
         ut: &str,
@@ -29,6 +32,7 @@ impl Executor {
             TaskOperate::Pause => TaskStatus::Paused,
             _ => TaskStatus::Completed,
         };
+        self.store.task_toggle_intent(ut, now).await?;
         match self.client.mgr_task_status(&req).await {
             Ok(resp) => {
                 let status = resp.task_status.unwrap_or(expected);

@@ -7,7 +7,7 @@ use campaign::CampaignSpec;
 use chrono::{DateTime, Utc};
 use store::{FactSource, OrderRecord, UploadState};
 
-use super::{Executor, Learned, StepResult};
+use super::{Executor, Learned, StepError, StepResult};
 use crate::plan::TaskState;
 use crate::task::TaskView;
 
@@ -15,8 +15,9 @@ use crate::task::TaskView;
 pub(crate) const POLL_CHUNK: u32 = wire::LIST_ORDER_DETAIL_MAX as u32;
 
 impl Executor {
-    /// Resolves everything in doubt by asking the platform: a creation (listTask), then orders left `sending`
-    /// (listOrderDetail): found → sent, not found → planned. Nothing is resent before this.
+    /// Resolves everything in doubt by asking the platform: a creation or a start, pause or completion (listTask),
+    /// then orders left `sending` (listOrderDetail): found → sent, not found → planned. Nothing is resent, and
+    /// nothing started, before this.
     pub(super) async fn resolve(
         &self,
         spec: &CampaignSpec,
@@ -25,7 +26,34 @@ impl Executor {
     ) -> StepResult<Learned> {
         let grace = self.resolve_grace;
         let task = self.task_record(&spec.id, ut).await?;
-        if TaskView::of(task.as_ref()).state == TaskState::CreateInDoubt {
+        let view = TaskView::of(task.as_ref());
+        if view.status_in_doubt {
+            let since = task
+                .as_ref()
+                .and_then(|t| t.status_in_doubt_since)
+                .unwrap_or(now);
+            // A request of a killed process may still be on its way: ask once it would have been applied.
+            if now < since + grace {
+                return Ok(Learned::WaitUntil(since + grace));
+            }
+            // The task existed when the toggle was sent, so listTask must know it and its status. If it does not,
+            // the mark stays (nothing is started) and the step reports it, rather than guessing either way.
+            let status = self
+                .list_task(ut)
+                .await?
+                .and_then(|found| found.task_status)
+                .ok_or_else(|| {
+                    StepError::Unexpected(format!(
+                        "task {ut}: listTask gave no status for a task whose last start or pause is in doubt; \
+                         nothing is started until it does"
+                    ))
+                })?;
+            self.store
+                .task_status_observed(ut, status.code(), None, now)
+                .await?;
+            tracing::info!(campaign.id = %spec.id, task.user_id = %ut, task.status = status.code(), "resolved: the task's status after a start or pause in doubt");
+        }
+        if view.state == TaskState::CreateInDoubt {
             let since = task.as_ref().map_or(now, |t| t.updated_at);
             if now < since + grace {
                 return Ok(Learned::WaitUntil(since + grace));

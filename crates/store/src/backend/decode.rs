@@ -22,7 +22,7 @@ pub const ORDER_COLUMNS: &str = "order_id, campaign_id, user_task_id, phone, nam
 
 /// The columns a [`crate::TaskRecord`] is read from.
 pub const TASK_COLUMNS: &str = "user_task_id, campaign_id, generation, task_index, task_id, settings, \
-     settings_sent_at, platform_status, updated_at";
+     settings_sent_at, platform_status, updated_at, status_in_doubt_since";
 
 /// The columns a [`crate::LeaseRecord`] is read from.
 pub const LEASE_COLUMNS: &str = "campaign_id, owner, expires_at";
@@ -154,6 +154,7 @@ impl FromColumns for TaskRecord {
             settings_sent_at: r.opt_time("settings_sent_at")?,
             platform_status: r.opt_i64("platform_status")?,
             updated_at: r.time("updated_at")?,
+            status_in_doubt_since: r.opt_time("status_in_doubt_since")?,
         })
     }
 }

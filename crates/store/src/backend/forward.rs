@@ -46,6 +46,7 @@ macro_rules! impl_store {
                 settings: &$crate::backend::serde_json::Value,
                 at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>
             ) -> ();
+            campaigns::task_toggle_intent(user_task_id: &str, at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>) -> ();
             campaigns::task_settings_forgotten(user_task_id: &str, at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>) -> ();
             campaigns::task_not_created(user_task_id: &str, at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>) -> ();
             orders::insert_planned_orders(orders: &[$crate::NewOrder], now: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>) -> u64;
