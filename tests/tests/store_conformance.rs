@@ -3848,3 +3848,68 @@ async fn report_views_kept_as_facts_are_written_equal_the_raw_aggregation(db: Db
         );
     }
 }
+
+/// No two writing transactions in flight share a rollup shard (migration 20), whatever their backends' process IDs:
+/// 32 open transactions hold the 32 shards, a 33rd waits until one of them ends, and a transaction keeps its shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_each_writing_transaction_holds_a_rollup_shard_of_its_own() {
+    let db = Db::Postgres(testkit::postgres_database().await);
+    let _migrated = db.open().await;
+    let Db::Postgres(pg) = &db else {
+        unreachable!()
+    };
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(34)
+        .connect(&pg.url)
+        .await
+        .unwrap();
+    async fn shard(tx: &mut sqlx::PgConnection) -> Result<i32, sqlx::Error> {
+        sqlx::query_scalar("SELECT rollup_shard()")
+            .fetch_one(tx)
+            .await
+    }
+    // Every rollup function takes its shard from rollup_shard(); none from the process ID any more.
+    let (by_pid, by_shard): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*) FILTER (WHERE strpos(prosrc, 'pg_backend_pid() % 32') > 0),
+                COUNT(*) FILTER (WHERE strpos(prosrc, 'rollup_shard()') > 0)
+          FROM pg_proc WHERE proname <> 'rollup_shard'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (by_pid, by_shard),
+        (0, 6),
+        "functions writing rollups by process ID, by rollup_shard()"
+    );
+    let mut open = Vec::new();
+    let mut held = std::collections::BTreeSet::new();
+    for _ in 0..32 {
+        let mut tx = pool.begin().await.unwrap();
+        let s = shard(&mut tx).await.unwrap();
+        assert_eq!(
+            shard(&mut tx).await.unwrap(),
+            s,
+            "a transaction keeps its shard"
+        );
+        assert!(held.insert(s), "shard {s} handed out twice");
+        open.push(tx);
+    }
+    assert_eq!(held.len(), 32);
+
+    let mut waiting = pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL statement_timeout = '300ms'")
+        .execute(&mut *waiting)
+        .await
+        .unwrap();
+    let e = shard(&mut waiting).await.unwrap_err();
+    assert!(e.to_string().contains("statement timeout"), "{e}");
+    drop(waiting);
+
+    let freed = open.pop().unwrap();
+    freed.commit().await.unwrap();
+    let mut next = pool.begin().await.unwrap();
+    let s = shard(&mut next).await.unwrap();
+    assert!((0..32).contains(&s));
+    next.commit().await.unwrap();
+}
