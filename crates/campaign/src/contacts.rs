@@ -410,8 +410,21 @@ pub struct ContactReader {
     default_country: Option<Id>,
     campaign_id: String,
     generation: u32,
-    seen: HashMap<u64, u32>,
+    seen: HashMap<PhoneKey, u32>,
     done: bool,
+}
+
+/// A normalised phone (at most 15 digits) as the key of the phones already read, in two halves: with the line it was
+/// first read on, an entry takes 12 bytes instead of the 16 of a `(u64, u32)` (its padding). With millions of
+/// contacts this map is the largest thing the reader holds (10,000,000 contacts: about 200 MB instead of 285 MB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct PhoneKey([u32; 2]);
+
+impl PhoneKey {
+    fn of(phone: u64) -> PhoneKey {
+        // The halves of the number, low and high: `as` keeps the low 32 bits of each.
+        PhoneKey([phone as u32, (phone >> 32) as u32])
+    }
 }
 
 impl ContactReader {
@@ -584,6 +597,7 @@ impl ContactReader {
                 reason: "longer than 15 digits".to_string(),
             })
         })?;
+        let key = PhoneKey::of(key);
         if let Some(first) = self.seen.get(&key) {
             return Err(issue(ContactIssueKind::Duplicate {
                 phone,
@@ -673,6 +687,16 @@ mod tests {
     use crate::parse::parse_campaign;
     use proptest::prelude::*;
     use std::path::Path;
+
+    #[test]
+    fn a_phone_seen_takes_12_bytes_and_its_halves_tell_numbers_apart() {
+        assert_eq!(std::mem::size_of::<(PhoneKey, u32)>(), 12);
+        let a = 447_700_900_123u64;
+        assert_eq!(PhoneKey::of(a), PhoneKey::of(a));
+        assert_ne!(PhoneKey::of(a), PhoneKey::of(a + (1 << 32)));
+        assert_ne!(PhoneKey::of(a), PhoneKey::of(a + 1));
+        assert_ne!(PhoneKey::of(999_999_999_999_999), PhoneKey::of(0));
+    }
 
     const TOML: &str = r#"scene_id = "S"
 [schedule]
