@@ -57,7 +57,8 @@ pub async fn run(n: u64, kind: StoreKind, secs: u64) -> anyhow::Result<Figures> 
         .env("CAMPAIGND_CAMPAIGNS__DIR", dir.path())
         .env("CAMPAIGND_WEBHOOK__LISTEN", format!("127.0.0.1:{port}"))
         .env("CAMPAIGND_LOG", "warn")
-        // The allocator's arenas, as the deploy files set them (see deploy/): passed through when set here.
+        // The allocator's arenas, as a deployment may set them (the deploy files do not): passed through when set
+        // here, to measure their effect.
         .envs(std::env::var("MALLOC_ARENA_MAX").map(|v| ("MALLOC_ARENA_MAX", v)))
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
