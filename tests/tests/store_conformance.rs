@@ -699,7 +699,9 @@ async fn upload_state_moves_only_forward(db: Db) {
 
 async fn polls_oldest_checked_first(db: Db) {
     let store = db.open().await;
-    let orders: Vec<NewOrder> = (0..7).map(|n| new_order("poll", "t1", n)).collect();
+    let mut orders: Vec<NewOrder> = (0..7).map(|n| new_order("poll", "t1", n)).collect();
+    // Upload order is not ID order: all[3] comes from the file's last line.
+    orders[3].source_line = 100;
     store.insert_planned_orders(&orders, at(0)).await.unwrap();
     let all = ids(&orders);
     store
@@ -720,15 +722,15 @@ async fn polls_oldest_checked_first(db: Db) {
 
     let next = store.orders_to_poll("t1", 10).await.unwrap();
     let expected = vec![
-        all[3].clone(),
         all[4].clone(),
+        all[3].clone(),
         all[1].clone(),
         all[2].clone(),
         all[0].clone(),
     ];
     assert_eq!(
         next, expected,
-        "never polled first (by ID), then least recently polled"
+        "never polled first (in upload order), then least recently polled"
     );
     assert_eq!(
         store.orders_to_poll("t1", 2).await.unwrap(),

@@ -175,7 +175,7 @@ pub trait Store: Send + Sync + Debug {
         at: DateTime<Utc>,
     ) -> Result<Held, StoreError>;
     /// Up to `limit` sent, unfinished orders of the task, least recently polled first (never polled first), then
-    /// by order ID.
+    /// in upload order (source line, then order ID).
     async fn orders_to_poll(
         &self,
         user_task_id: &str,

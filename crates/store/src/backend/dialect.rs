@@ -227,12 +227,13 @@ impl Dialect {
     }
 
     /// [`crate::Store::orders_to_poll`]: the task (parameter 1)'s sent, unfinished orders (the orders_to_poll index),
-    /// never polled first, then the least recently polled; the first (2) of them.
+    /// never polled first, then the least recently polled, each group in upload order (source line, then ID); the
+    /// first (2) of them.
     pub fn orders_to_poll(&self) -> String {
         format!(
             "SELECT order_id FROM orders
              WHERE user_task_id = {} AND upload_state = 'sent' AND {}
-             ORDER BY {}, order_id
+             ORDER BY {}, source_line, order_id
              LIMIT {}",
             self.param(1),
             self.is_false("finished"),
