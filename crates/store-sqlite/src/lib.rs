@@ -45,6 +45,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 const WAL_RESTART_PAGES: i64 = 8_192;
 /// WAL pages (256 MB) past which a RESTART waits for writers and readers as long as they would wait for each other.
 const WAL_HARD_PAGES: i64 = 65_536;
+/// The size the WAL file is cut back to when the log restarts (`journal_size_limit`): [`WAL_RESTART_PAGES`] pages.
+const WAL_LIMIT_BYTES: i64 = WAL_RESTART_PAGES * 4_096;
 
 impl SqliteStore {
     /// Begins a write transaction on the one writer connection, taking SQLite's write lock at once (`BEGIN
@@ -74,6 +76,12 @@ impl SqliteStore {
             // stalled the committing writer (and every callback waiting on its group commit) for tens of
             // milliseconds. The store's own checkpointer runs them beside the writers instead (see `checkpointer`).
             .pragma("wal_autocheckpoint", if memory { "1000" } else { "0" })
+            // The log file is reused, not shrunk, when it restarts: without a limit a burst of writes (a poll of
+            // thousands of orders, or planning against a database of gigabytes, whose every transaction dirties
+            // pages all over it) leaves it at its largest size for good (900 MB after 10,000,000 contacts). With
+            // it, the first commit after a restart cuts the file back to the bound at which the checkpointer
+            // restarts it.
+            .pragma("journal_size_limit", WAL_LIMIT_BYTES.to_string())
             .journal_mode(if memory {
                 SqliteJournalMode::Memory
             } else {
@@ -166,10 +174,22 @@ async fn checkpointer(pool: SqlitePool, mut stopped: watch::Receiver<()>) {
         } else {
             RESTART_WAIT
         };
-        if log_frames > WAL_RESTART_PAGES
-            && let Err(e) = restart_wal(&pool, wait).await
-        {
-            tracing::debug!(error = %e, "WAL restart failed; retrying at the next one");
+        if log_frames > WAL_RESTART_PAGES {
+            match restart_wal(&pool, wait).await {
+                Ok(true) => {}
+                // A RESTART that could not wait long enough says so in its result row, not as an error.
+                Ok(false) if log_frames > WAL_HARD_PAGES => tracing::warn!(
+                    wal_pages = log_frames,
+                    "the WAL could not be restarted: a write or a read outlasted the wait; retrying in a second"
+                ),
+                Ok(false) => tracing::debug!(
+                    wal_pages = log_frames,
+                    "WAL restart busy; retrying at the next one"
+                ),
+                Err(e) => {
+                    tracing::debug!(error = %e, "WAL restart failed; retrying at the next one")
+                }
+            }
         }
     }
 }
@@ -182,18 +202,20 @@ const RESTART_WAIT: &str = "PRAGMA busy_timeout = 250";
 const POOL_WAIT: &str = "PRAGMA busy_timeout = 30000";
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A RESTART checkpoint on one connection, with the busy timeout set by `wait` while it runs. A connection whose busy
-/// timeout could not be put back is closed rather than returned to the pool.
-async fn restart_wal(pool: &SqlitePool, wait: &'static str) -> Result<(), sqlx::Error> {
+/// A RESTART checkpoint on one connection, with the busy timeout set by `wait` while it runs; whether the log was
+/// restarted (false: a writer or a reader outlasted the wait). A connection whose busy timeout could not be put back
+/// is closed rather than returned to the pool.
+async fn restart_wal(pool: &SqlitePool, wait: &'static str) -> Result<bool, sqlx::Error> {
     let mut conn = pool.acquire().await?;
     sqlx::query(wait).execute(&mut *conn).await?;
-    let restarted = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
-        .execute(&mut *conn)
+    // The row is (busy, frames in the log, frames copied), as for PASSIVE.
+    let restarted = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(RESTART)")
+        .fetch_one(&mut *conn)
         .await;
     if sqlx::query(POOL_WAIT).execute(&mut *conn).await.is_err() {
         conn.close_on_drop();
     }
-    restarted.map(|_| ())
+    restarted.map(|(busy, _, _)| busy == 0)
 }
 
 // Each method is the function of the same name in `campaigns`, `orders`, `facts`, `suppressions`, `ledger` or

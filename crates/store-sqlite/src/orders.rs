@@ -23,7 +23,6 @@ use crate::util::{
 /// belongs to one task and one state (reading the rows back instead doubled the time of an upload with suppressed
 /// numbers in every chunk). Rows of one phone are in the same statement, in input order, so of two orders for one
 /// `(task, phone)` the first is kept, as in one statement.
-#[tracing::instrument(skip_all, fields(orders = orders.len()))]
 pub(crate) async fn insert_planned_orders(
     s: &SqliteStore,
     orders: &[NewOrder],
@@ -32,6 +31,7 @@ pub(crate) async fn insert_planned_orders(
     insert_planned_orders_in_groups(s, orders, &[], now).await
 }
 
+#[tracing::instrument(skip_all, fields(orders = orders.len()))]
 pub(crate) async fn insert_planned_orders_in_groups(
     s: &SqliteStore,
     orders: &[NewOrder],
