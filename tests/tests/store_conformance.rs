@@ -3116,6 +3116,94 @@ async fn orders_the_platform_may_dial_count_towards_a_cap_in_every_task(db: Db) 
     );
 }
 
+/// A binary of the release before migration 17, still running during a rolling deploy, writes a call's transcript
+/// as rows of `call_transcript` (upserted by record index). Those lines reach the call's transcript, merged by record
+/// index with the lines this release wrote, so none is lost once the rollout ends.
+async fn transcript_lines_an_earlier_release_writes_reach_the_call(db: Db) {
+    let store = db.open().await;
+    let orders = vec![new_order("tr", "t1", 0)];
+    store.insert_planned_orders(&orders, at(0)).await.unwrap();
+    let id = orders[0].order_id.clone();
+    let mut c = call(&id, "tr-c1", 7);
+    c.transcript = vec![line(1, "Hello"), line(2, "Hi")];
+    store
+        .apply_order_facts(&[facts(&id, false, vec![c])], FactSource::Callback)
+        .await
+        .unwrap();
+    // The earlier release's statement: restates line 2 and adds line 3, as rows.
+    let old_lines = [line(2, "Hi again"), line(3, "Bye")];
+    let upsert = |p: [&str; 8]| {
+        format!(
+            "INSERT INTO call_transcript (call_id, record_index, role, kind, word, node_id, node_desc, at)
+             VALUES ({}, {}, {}, {}, {}, {}, {}, {})
+             ON CONFLICT (call_id, record_index) DO UPDATE SET role = excluded.role, kind = excluded.kind,
+                 word = excluded.word, node_id = excluded.node_id, node_desc = excluded.node_desc, at = excluded.at",
+            p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]
+        )
+    };
+    match &db {
+        Db::Sqlite(d) => {
+            let pool = sqlx::SqlitePool::connect(&d.url).await.unwrap();
+            for l in &old_lines {
+                let sql = upsert(["?1", "?2", "?3", "?4", "?5", "?6", "?7", "?8"]);
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind("tr-c1")
+                    .bind(l.index)
+                    .bind(l.role)
+                    .bind(l.kind)
+                    .bind(&l.word)
+                    .bind(&l.node_id)
+                    .bind(&l.node_desc)
+                    .bind(l.at.map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+            pool.close().await;
+        }
+        Db::Postgres(d) => {
+            let pool = sqlx::PgPool::connect(&d.url).await.unwrap();
+            for l in &old_lines {
+                let sql = upsert(["$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8"]);
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind("tr-c1")
+                    .bind(l.index)
+                    .bind(l.role)
+                    .bind(l.kind)
+                    .bind(&l.word)
+                    .bind(&l.node_id)
+                    .bind(&l.node_desc)
+                    .bind(l.at)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+            pool.close().await;
+        }
+    }
+    assert_eq!(
+        store.calls_of_order(&id).await.unwrap()[0].transcript,
+        vec![line(1, "Hello"), line(2, "Hi again"), line(3, "Bye")],
+        "the earlier release's lines merged by record index"
+    );
+    // And a later report of this release merges with them as with its own.
+    let mut later = call(&id, "tr-c1", 10);
+    later.transcript = vec![line(4, "Later")];
+    store
+        .apply_order_facts(&[facts(&id, true, vec![later])], FactSource::Poll)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.calls_of_order(&id).await.unwrap()[0].transcript,
+        vec![
+            line(1, "Hello"),
+            line(2, "Hi again"),
+            line(3, "Bye"),
+            line(4, "Later")
+        ]
+    );
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -3172,6 +3260,7 @@ conformance!(
     attempts_due_for_a_retry_are_found_once_each_by_outcome_and_time,
     campaign_counts_kept_as_facts_are_written_equal_the_raw_aggregation,
     report_views_kept_as_facts_are_written_equal_the_raw_aggregation,
+    transcript_lines_an_earlier_release_writes_reach_the_call,
 );
 
 /// PostgreSQL has no timestamps before 4713 BC: writing one is a data exception (SQLSTATE 22008), which the store
