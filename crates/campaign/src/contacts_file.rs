@@ -408,6 +408,11 @@ pub struct FileStamp {
 }
 
 impl FileStamp {
+    /// The file's size in bytes when it was stamped.
+    pub fn bytes(&self) -> u64 {
+        self.len
+    }
+
     /// The stamp of `path` (symlinks followed), or `None` when it cannot be read.
     pub fn of(path: &Path) -> Option<FileStamp> {
         use std::os::unix::fs::MetadataExt;
