@@ -144,7 +144,7 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
 /// steady stream of writes never allows: in a 1,000,000-contact upload the WAL grew to 3 GB. So once it holds more
 /// than [`WAL_RESTART_PAGES`], a RESTART checkpoint follows the PASSIVE one: it waits for the write in progress,
 /// holds the next one back while it copies what the PASSIVE one left (about a second's worth) and restarts the log.
-/// It gives up after [`RESTART_WAIT`] (250 ms) when a write or an older read is still going (see [`restart_wal`]),
+/// It gives up after [`RESTART_WAIT`] (250 ms) when a write or an older read is still going (see [`checkpoint_wal`]),
 /// unless the log is past [`WAL_HARD_PAGES`] (256 MB): then it waits as long as a writer would.
 ///
 /// The file is reused when the log restarts, so after a burst it keeps its largest size (at most 256 MB: the
