@@ -180,8 +180,15 @@ pub struct CallRecord {
     pub outcome: Outcome,
     /// Talk seconds, as reported in `callDuration`.
     pub call_duration: u64,
+    /// What the call's report says beyond the fields above, as sampled when it was placed: its intent, and how it
+    /// hung up. The report's JSON is built from these when it is asked for ([`Engine::call_report`]), so a call
+    /// holds a few words instead of a JSON tree (about 8 KB with its transcript).
     #[serde(skip)]
-    detail: Value,
+    intent: Option<(&'static str, &'static str, i64)>,
+    #[serde(skip)]
+    hangup_cause: &'static str,
+    #[serde(skip)]
+    term_sip_code: &'static str,
     /// The order called.
     #[serde(skip)]
     order: OrderIdx,
@@ -421,10 +428,10 @@ impl Engine {
             return;
         };
         task.waiting.left(oi, &task.orders);
-        let Some((order_id, phone, params)) = self
+        let Some((order_id, phone)) = self
             .orders
             .get(oi)
-            .map(|o| (o.order_id().to_owned(), o.phone().to_owned(), o.params()))
+            .map(|o| (o.order_id().to_owned(), o.phone().to_owned()))
         else {
             return;
         };
@@ -439,13 +446,8 @@ impl Engine {
         task.active_calls += 1;
         let eff = task.effective(now).clone();
         let concurrent = task.active_calls;
-        let (account, user_task_id, task_id, scene_id, task_status) = (
-            task.account.clone(),
-            task.user_task_id.clone(),
-            task.task_id.clone(),
-            task.scene_id.clone(),
-            task.status,
-        );
+        let (account, user_task_id, task_status) =
+            (task.account.clone(), task.user_task_id.clone(), task.status);
         let s = self
             .cfg
             .outcomes
@@ -456,40 +458,6 @@ impl Engine {
         let answer = s
             .answer_after
             .map(|a| now + Duration::from_std(a).unwrap_or(Duration::zero()));
-        let start_ts = now.timestamp();
-        let intents: Vec<Value> = s
-            .intent
-            .iter()
-            .map(|(id, name, level)| json!({"intentID": id, "intentTag": id, "intentName": name, "intentLevel": level}))
-            .collect();
-        let record = s
-            .intent
-            .map(|(_, name, _)| transcript(name, start_ts))
-            .unwrap_or_default();
-        let detail = json!({
-            "callID": call_id,
-            "callingNumber": "10000000000",
-            "lineAddress": "127.0.0.1",
-            "callStatus": s.outcome.call_status(),
-            "callStartTs": start_ts,
-            "callAnswerTs": answer.map_or(0, |a| a.timestamp()),
-            "callEndTs": end.timestamp(),
-            "callDuration": s.talk_secs,
-            "callAudioUrl": if answer.is_some() { format!("https://sim.invalid/audio/{call_id}.wav") } else { String::new() },
-            "hangupCause": s.hangup_cause,
-            "termSipCode": s.term_sip_code,
-            "intents": intents,
-            "sms": [],
-            "agent": {
-                "agentName": null, "agentGroup": null, "agentCallStatus": null, "agentCallElapsed": null,
-                "agentLabel": null, "manualCallStart": null, "manualCallAnswer": null, "manualCallEnd": null,
-                "manualHangupBy": 0
-            },
-            "params": params,
-            "recordDetail": record,
-            "sceneID": scene_id,
-            "taskID": task_id,
-        });
         self.calls.push(CallRecord {
             call_id,
             order_id,
@@ -512,7 +480,9 @@ impl Engine {
             call_status: 5,
             outcome: s.outcome,
             call_duration: s.talk_secs,
-            detail,
+            intent: s.intent,
+            hangup_cause: s.hangup_cause,
+            term_sip_code: s.term_sip_code,
             order: oi,
         });
         let c = &self.calls[idx];
@@ -711,11 +681,7 @@ impl Engine {
             return;
         };
         let mut base = self.order_json(task, order);
-        let mut detail = call.detail.clone();
-        if let Some(d) = detail.as_object_mut() {
-            d.remove("sceneID");
-            d.remove("taskID");
-        }
+        let mut detail = self.call_report(call);
         if !request.call_callback_url.is_empty() {
             let mut body = base.clone();
             body["callbackType"] = json!(3);
@@ -1344,23 +1310,64 @@ impl Engine {
         })
     }
 
+    /// A call's report (`callInfoDetail`) as it ends: its final status and times, the intent and the transcript of
+    /// an answered call, and the order's `params`.
+    fn call_report(&self, c: &CallRecord) -> Value {
+        let start_ts = c.start_utc.timestamp();
+        let intents: Vec<Value> = c
+            .intent
+            .iter()
+            .map(|(id, name, level)| json!({"intentID": id, "intentTag": id, "intentName": name, "intentLevel": level}))
+            .collect();
+        let record = c
+            .intent
+            .map(|(_, name, _)| transcript(name, start_ts))
+            .unwrap_or_default();
+        let params = self
+            .orders
+            .get(c.order)
+            .map_or_else(|| Value::Array(Vec::new()), |o| o.params());
+        // The end as scheduled when the call was placed (the call's own end, once it came).
+        let end_ts = c.end_utc.unwrap_or(c.start_utc).timestamp();
+        json!({
+            "callID": c.call_id,
+            "callingNumber": "10000000000",
+            "lineAddress": "127.0.0.1",
+            "callStatus": c.outcome.call_status(),
+            "callStartTs": start_ts,
+            "callAnswerTs": c.answer_utc.map_or(0, |a| a.timestamp()),
+            "callEndTs": end_ts,
+            "callDuration": c.call_duration,
+            "callAudioUrl": if c.answer_utc.is_some() { format!("https://sim.invalid/audio/{}.wav", c.call_id) } else { String::new() },
+            "hangupCause": c.hangup_cause,
+            "termSipCode": c.term_sip_code,
+            "intents": intents,
+            "sms": [],
+            "agent": {
+                "agentName": null, "agentGroup": null, "agentCallStatus": null, "agentCallElapsed": null,
+                "agentLabel": null, "manualCallStart": null, "manualCallAnswer": null, "manualCallEnd": null,
+                "manualHangupBy": 0
+            },
+            "params": params,
+            "recordDetail": record,
+        })
+    }
+
     fn call_detail(&self, idx: usize) -> Value {
         let c = &self.calls[idx];
-        let mut d = c.detail.clone();
-        if let Some(obj) = d.as_object_mut() {
-            obj.remove("sceneID");
-            obj.remove("taskID");
-            if c.end_utc.is_none() {
-                // In progress: the final fields are not known yet.
-                obj.insert("callStatus".into(), json!(5));
-                obj.insert("callEndTs".into(), json!(0));
-                obj.insert("callDuration".into(), json!(0));
-                obj.insert("intents".into(), json!([]));
-                obj.insert("recordDetail".into(), json!([]));
-                obj.insert("hangupCause".into(), json!(""));
-                obj.insert("termSipCode".into(), json!(""));
-                obj.insert("callAudioUrl".into(), json!(""));
-            }
+        let mut d = self.call_report(c);
+        if c.end_utc.is_none()
+            && let Some(obj) = d.as_object_mut()
+        {
+            // In progress: the final fields are not known yet.
+            obj.insert("callStatus".into(), json!(5));
+            obj.insert("callEndTs".into(), json!(0));
+            obj.insert("callDuration".into(), json!(0));
+            obj.insert("intents".into(), json!([]));
+            obj.insert("recordDetail".into(), json!([]));
+            obj.insert("hangupCause".into(), json!(""));
+            obj.insert("termSipCode".into(), json!(""));
+            obj.insert("callAudioUrl".into(), json!(""));
         }
         d
     }

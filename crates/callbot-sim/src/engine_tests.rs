@@ -502,3 +502,77 @@ fn create_task_without_orders_accepts_the_documented_stray_blank_in_a_key() {
         24
     );
 }
+
+/// A call's report is built when it is asked for, from what the call keeps: while the call goes on, its final
+/// fields are empty; once it ends, an answered call carries its intent, its transcript of four lines, its audio and
+/// the order's `params`, and the order and call callbacks carry the same report.
+#[test]
+fn a_calls_report_is_empty_while_it_goes_on_and_whole_once_it_ends() {
+    let mut e = engine();
+    let params = json!([{"name": "amount", "value": "42"}]);
+    let body = create_body(
+        "t1",
+        3,
+        1,
+        1,
+        json!({"callInfoList": {"callList": [{"orderID": "t1-o0", "userPhone": "8613800000000", "params": params}]}}),
+    );
+    e.create_task(ACCT, "r1", &body, true).unwrap();
+    let list = json!({"productID": "callbot", "userTaskID": "t1", "orderList": ["t1-o0"]});
+    e.advance_to(t0() + Duration::seconds(30));
+    let during = &e.list_order_detail(ACCT, &list).unwrap()[0]["callInfoDetailList"][0];
+    assert_eq!(during["callStatus"], 5);
+    assert_eq!(during["recordDetail"], json!([]));
+    assert_eq!(during["intents"], json!([]));
+    assert_eq!(during["callEndTs"], 0);
+    assert_eq!(during["params"], params);
+
+    e.advance_to(t0() + Duration::hours(1));
+    let after = e.list_order_detail(ACCT, &list).unwrap()[0]["callInfoDetailList"][0].clone();
+    let call = &e.calls()[0];
+    assert_eq!(after["callID"], json!(call.call_id));
+    assert_eq!(after["callStatus"], 6);
+    assert_eq!(after["callStartTs"], json!(call.start_utc.timestamp()));
+    assert_eq!(after["callEndTs"], json!(call.end_utc.unwrap().timestamp()));
+    assert_eq!(
+        after["callAnswerTs"],
+        json!(call.answer_utc.unwrap().timestamp())
+    );
+    assert_eq!(after["callDuration"], 55);
+    assert_eq!(after["params"], params);
+    let intent = after["intents"][0]["intentName"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let lines = after["recordDetail"].as_array().unwrap();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[3]["recordWord"], json!(intent));
+    assert_eq!(
+        after["callAudioUrl"],
+        json!(format!("https://sim.invalid/audio/{}.wav", call.call_id))
+    );
+    assert!(after.get("sceneID").is_none() && after.get("taskID").is_none());
+
+    let outbox = e.take_outbox();
+    let of_type = |t: u8| {
+        outbox
+            .iter()
+            .find(|o| o.callback_type == t)
+            .map(|o| o.body["callInfoDetail"].clone())
+            .unwrap()
+    };
+    assert_eq!(
+        of_type(3),
+        after,
+        "the call callback carries the same report"
+    );
+    let mut order_report = after.clone();
+    let o = order_report.as_object_mut().unwrap();
+    o.remove("callingNumber");
+    o.remove("lineAddress");
+    assert_eq!(
+        of_type(2),
+        order_report,
+        "the order callback, without the line"
+    );
+}
