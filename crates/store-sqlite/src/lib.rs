@@ -47,7 +47,8 @@ const WAL_RESTART_PAGES: i64 = 8_192;
 const WAL_HARD_PAGES: i64 = 65_536;
 /// The size the WAL file is cut back to when the log restarts (`journal_size_limit`): [`WAL_HARD_PAGES`] pages. A
 /// lower bound would cut the file at every restart under a steady load, and the commit that cuts it stalls every
-/// callback waiting on it (p99 at 5,000 callbacks/s: about 20-35 ms with this bound, 60-70 ms with 32 MB).
+/// callback waiting on it (p99 at 5,000 callbacks/s offered, two runs each: 28.0 and 41.7 ms with this bound, 55.6
+/// and 79.0 ms with 32 MB; BENCHMARKS.md).
 const WAL_LIMIT_BYTES: i64 = WAL_HARD_PAGES * 4_096;
 
 impl SqliteStore {
