@@ -157,8 +157,22 @@ batch_size = 1000
 
 /// A client for the simulator with no request-rate limit (the daemon's default is 20/s; see BENCHMARKS.md).
 pub fn client(base_url: &str, clock: SharedClock) -> anyhow::Result<Client> {
+    client_with_timeout(
+        base_url,
+        clock,
+        ClientConfig::new("", "", SecretKey::new(String::new())).request_timeout,
+    )
+}
+
+/// [`client`], waiting up to `timeout` for each answer.
+pub fn client_with_timeout(
+    base_url: &str,
+    clock: SharedClock,
+    timeout: std::time::Duration,
+) -> anyhow::Result<Client> {
     let mut cc = ClientConfig::new(base_url, UUID, SecretKey::new(SECRET.to_owned()));
     cc.requests_per_second = 0;
+    cc.request_timeout = timeout;
     Client::new(cc, clock).context("building the platform client")
 }
 

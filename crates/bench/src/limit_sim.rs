@@ -113,7 +113,7 @@ pub async fn run(n: u64) -> anyhow::Result<Figures> {
 }
 
 /// Contact i as the daemon sends it (the upload scenario's CSV row, normalised).
-fn item(spec: &campaign::CampaignSpec, i: u64) -> CallItem {
+pub(crate) fn item(spec: &campaign::CampaignSpec, i: u64) -> CallItem {
     let phone = env::normalized_phone(i);
     CallItem {
         order_id: campaign::order_id(&spec.id, spec.generation, &phone),

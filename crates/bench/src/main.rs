@@ -27,6 +27,7 @@ mod procfs;
 mod reconcile;
 mod report;
 mod report_reads;
+mod sim_sandbox;
 mod simproc;
 mod suppression;
 mod upload;
@@ -73,6 +74,9 @@ enum Command {
     /// Machine limit: the simulator alone accepting N contacts (default 1,000,000): createAndCall, then addBatchCall
     /// of 1000, one request in flight, no store (--store is ignored).
     LimitSimUpload(Args),
+    /// The simulator as a sandbox: N orders (default 1,000,000) accepted, then dialled and finished; its RSS per
+    /// order and its acceptance rate as it fills, no store (--store is ignored).
+    SimSandbox(Args),
     /// Machine limit: the rows N finished calls write (default 200,000: calls, intents, transcript lines) with a raw
     /// multi-row INSERT (SQLite) or COPY (PostgreSQL), then the orders' finished flag updated by key in bulk.
     LimitFacts(Args),
@@ -153,6 +157,7 @@ enum Scenario {
     LimitInsert,
     LimitNormalize,
     LimitSimUpload,
+    SimSandbox,
     LimitFacts,
     LimitHttp,
     LimitIngest,
@@ -172,6 +177,7 @@ impl Scenario {
             Scenario::LimitInsert => "limit-insert",
             Scenario::LimitNormalize => "limit-normalize",
             Scenario::LimitSimUpload => "limit-sim-upload",
+            Scenario::SimSandbox => "sim-sandbox",
             Scenario::LimitFacts => "limit-facts",
             Scenario::LimitHttp => "limit-http",
             Scenario::LimitIngest => "limit-ingest",
@@ -187,6 +193,7 @@ impl Scenario {
             | Scenario::LimitInsert
             | Scenario::LimitNormalize
             | Scenario::LimitSimUpload
+            | Scenario::SimSandbox
             | Scenario::Report => 1_000_000,
             Scenario::LimitFacts => 200_000,
             Scenario::Callbacks | Scenario::LimitHttp => 50_000,
@@ -225,6 +232,7 @@ fn main() -> ExitCode {
         Command::LimitInsert(a) => scenario(Scenario::LimitInsert, a),
         Command::LimitNormalize(a) => scenario(Scenario::LimitNormalize, a),
         Command::LimitSimUpload(a) => scenario(Scenario::LimitSimUpload, a),
+        Command::SimSandbox(a) => scenario(Scenario::SimSandbox, a),
         Command::LimitFacts(a) => scenario(Scenario::LimitFacts, a),
         Command::LimitHttp(a) => scenario(Scenario::LimitHttp, a),
         Command::LimitIngest(a) => scenario(Scenario::LimitIngest, a),
@@ -278,6 +286,7 @@ async fn run_one(s: Scenario, args: &Args) -> anyhow::Result<Figures> {
         Scenario::LimitInsert => limits::run(size, args.store).await,
         Scenario::LimitNormalize => limit_normalize::run(size).await,
         Scenario::LimitSimUpload => limit_sim::run(size).await,
+        Scenario::SimSandbox => sim_sandbox::run(size).await,
         Scenario::LimitFacts => limit_facts::run(size, args.store).await,
         Scenario::LimitHttp => limit_http::run(size, args.rate, args.concurrency).await,
         Scenario::LimitIngest => limit_ingest::run(size, args.store, args.batch).await,
@@ -356,6 +365,7 @@ fn smoke() -> anyhow::Result<()> {
     // No store: once.
     orchestrate(Scenario::LimitNormalize, &tiny(2000, StoreKind::Sqlite))?;
     orchestrate(Scenario::LimitSimUpload, &tiny(2000, StoreKind::Sqlite))?;
+    orchestrate(Scenario::SimSandbox, &tiny(2000, StoreKind::Sqlite))?;
     orchestrate(Scenario::LimitHttp, &tiny(1000, StoreKind::Sqlite))?;
     Ok(())
 }

@@ -123,6 +123,11 @@ impl SimProcess {
         crate::procfs::peak_rss_mb(self.pid)
     }
 
+    /// The simulator's RSS now, MB.
+    pub fn rss_mb(&self) -> f64 {
+        crate::procfs::rss_mb(self.pid)
+    }
+
     /// CPU seconds the simulator used so far.
     pub fn cpu_secs(&self) -> f64 {
         crate::procfs::cpu_secs(self.pid)

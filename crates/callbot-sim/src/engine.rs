@@ -149,7 +149,8 @@ pub struct OrderView {
     pub request_id: String,
 }
 
-/// One placed call, logged when it starts and completed when it ends.
+/// One placed call, logged when it starts and completed when it ends, as [`Engine::calls`] gives it: the order's,
+/// the task's and the settings version's fields are copied in, so a test can check the call on its own.
 #[derive(Debug, Clone, Serialize)]
 pub struct CallRecord {
     pub call_id: String,
@@ -180,18 +181,49 @@ pub struct CallRecord {
     pub outcome: Outcome,
     /// Talk seconds, as reported in `callDuration`.
     pub call_duration: u64,
-    /// What the call's report says beyond the fields above, as sampled when it was placed: its intent, and how it
-    /// hung up. The report's JSON is built from these when it is asked for ([`Engine::call_report`]), so a call
-    /// holds a few words instead of a JSON tree (about 8 KB with its transcript).
-    #[serde(skip)]
-    intent: Option<(&'static str, &'static str, i64)>,
-    #[serde(skip)]
-    hangup_cause: &'static str,
-    #[serde(skip)]
-    term_sip_code: &'static str,
+}
+
+/// One placed call as the engine keeps it: what was sampled and observed for it, in a few words (about 100 bytes,
+/// no allocation). Everything else a [`CallRecord`] or a report says is found from its order, its task and the
+/// settings version that governed its start, so one simulator holds millions of calls.
+#[derive(Debug, Clone)]
+struct Call {
     /// The order called.
-    #[serde(skip)]
     order: OrderIdx,
+    /// The governing settings version's place in its task's `settings`.
+    settings: u32,
+    /// Calls of the task in progress when this one started, itself included.
+    concurrent_at_start: u32,
+    /// Talk seconds, as reported in `callDuration`.
+    call_duration: u32,
+    /// 1 for the first call of the order, 2 for a roundRedial redial.
+    round: u8,
+    outcome: Outcome,
+    /// Task status at the start (always running).
+    task_status: i64,
+    start_utc: DateTime<Utc>,
+    answer_utc: Option<DateTime<Utc>>,
+    end_utc: Option<DateTime<Utc>>,
+    /// What the call's report says beyond the fields above, as sampled when it was placed: an answered call's
+    /// intent (how it hung up follows from its outcome). The report's JSON is built when it is asked for
+    /// ([`Engine::call_report`]).
+    intent: Option<&'static (&'static str, &'static str, i64)>,
+}
+
+impl Call {
+    /// 5 (in call) until the end, then the final status.
+    fn call_status(&self) -> i64 {
+        if self.end_utc.is_some() {
+            self.outcome.call_status()
+        } else {
+            5
+        }
+    }
+}
+
+/// The ID of call `idx` of the call log.
+fn call_id(idx: usize) -> String {
+    format!("sim-call-{}", idx + 1)
 }
 
 /// A callback the engine wants delivered.
@@ -232,11 +264,15 @@ struct Task {
 
 impl Task {
     fn effective(&self, t: DateTime<Utc>) -> &SettingsVersion {
+        &self.settings[self.effective_index(t)]
+    }
+
+    /// Where the version in force at `t` is in `settings`: the last that took effect by then, else the first.
+    fn effective_index(&self, t: DateTime<Utc>) -> usize {
         self.settings
             .iter()
-            .rev()
-            .find(|v| v.effective_at <= t)
-            .unwrap_or(&self.settings[0])
+            .rposition(|v| v.effective_at <= t)
+            .unwrap_or(0)
     }
 
     /// The settings an updateTask merges onto: the latest requested.
@@ -270,7 +306,7 @@ pub(crate) struct Engine {
     orders: OrderBook,
     /// The requests that carried orders, accepted or not.
     requests: RequestLog,
-    calls: Vec<CallRecord>,
+    calls: Vec<Call>,
     events: BTreeMap<(DateTime<Utc>, u64), Event>,
     seq: u64,
     outbox: Vec<Outgoing>,
@@ -428,13 +464,6 @@ impl Engine {
             return;
         };
         task.waiting.left(oi, &task.orders);
-        let Some((order_id, phone)) = self
-            .orders
-            .get(oi)
-            .map(|o| (o.order_id().to_owned(), o.phone().to_owned()))
-        else {
-            return;
-        };
         let Some(order) = self.orders.get_mut(oi) else {
             return;
         };
@@ -443,50 +472,35 @@ impl Engine {
             order.state = OrderState::Finished;
             return;
         };
+        order.state = OrderState::InCall;
         task.active_calls += 1;
-        let eff = task.effective(now).clone();
-        let concurrent = task.active_calls;
-        let (account, user_task_id, task_status) =
-            (task.account.clone(), task.user_task_id.clone(), task.status);
+        let settings = task.effective_index(now);
+        let max_ring_time = task.settings[settings].settings.max_ring_time;
+        let Some(phone) = self.orders.get(oi).map(|o| o.phone()) else {
+            return;
+        };
         let s = self
             .cfg
             .outcomes
-            .sample(&mut self.rng, &phone, eff.settings.max_ring_time, speed);
-        let call_id = format!("sim-call-{}", idx + 1);
-        order.state = OrderState::InCall;
+            .sample(&mut self.rng, phone, max_ring_time, speed);
         let end = now + Duration::from_std(s.total).unwrap_or(Duration::seconds(1));
         let answer = s
             .answer_after
             .map(|a| now + Duration::from_std(a).unwrap_or(Duration::zero()));
-        self.calls.push(CallRecord {
-            call_id,
-            order_id,
-            user_task_id,
-            account,
-            phone,
-            round,
+        self.calls.push(Call {
+            order: oi,
+            settings: u32::try_from(settings).unwrap_or(0),
+            concurrent_at_start: task.active_calls,
+            call_duration: u32::try_from(s.talk_secs).unwrap_or(u32::MAX),
+            round: u8::try_from(round).unwrap_or(u8::MAX),
+            outcome: s.outcome,
+            task_status: task.status,
             start_utc: now,
-            start_local: eff.settings.window.local(now),
-            settings_version: eff.version,
-            zone_second: eff.settings.zone_second,
-            dial_at_week_day: eff.settings.dial_at_week_day.clone(),
-            dial_at_up_hour: eff.settings.dial_at_up_hour.clone(),
-            dial_at_down_hour: eff.settings.dial_at_down_hour.clone(),
-            max_call: eff.settings.max_call,
-            concurrent_at_start: concurrent,
-            task_status,
             answer_utc: answer,
             end_utc: None,
-            call_status: 5,
-            outcome: s.outcome,
-            call_duration: s.talk_secs,
             intent: s.intent,
-            hangup_cause: s.hangup_cause,
-            term_sip_code: s.term_sip_code,
-            order: oi,
         });
-        let c = &self.calls[idx];
-        tracing::debug!(call.id = %c.call_id, order.id = %c.order_id, task.user_id = %c.user_task_id, "sim placed a call");
+        tracing::debug!(call.idx = idx, order.idx = oi, task.user_id = %task.user_task_id, "sim placed a call");
         self.schedule(end, Event::CallEnd(idx));
     }
 
@@ -498,7 +512,6 @@ impl Engine {
             return;
         };
         call.end_utc = Some(now);
-        call.call_status = call.outcome.call_status();
         let (oi, outcome, round) = (call.order, call.outcome, call.round);
         let Some(order) = self.orders.get_mut(oi) else {
             return;
@@ -612,7 +625,7 @@ impl Engine {
             let answered = o
                 .calls
                 .iter()
-                .filter(|&c| self.calls.get(c).is_some_and(|c| c.call_status == 6))
+                .filter(|&c| self.calls.get(c).is_some_and(|c| c.call_status() == 6))
                 .count() as u64;
             s.answer_order_count += u64::from(answered > 0);
             s.total_answer_call += answered;
@@ -681,7 +694,7 @@ impl Engine {
             return;
         };
         let mut base = self.order_json(task, order);
-        let mut detail = self.call_report(call);
+        let mut detail = self.call_report(idx, call);
         if !request.call_callback_url.is_empty() {
             let mut body = base.clone();
             body["callbackType"] = json!(3);
@@ -1312,7 +1325,9 @@ impl Engine {
 
     /// A call's report (`callInfoDetail`) as it ends: its final status and times, the intent and the transcript of
     /// an answered call, and the order's `params`.
-    fn call_report(&self, c: &CallRecord) -> Value {
+    fn call_report(&self, idx: usize, c: &Call) -> Value {
+        let call_id = call_id(idx);
+        let (hangup_cause, term_sip_code) = c.outcome.hangup_cause();
         let start_ts = c.start_utc.timestamp();
         let intents: Vec<Value> = c
             .intent
@@ -1321,7 +1336,7 @@ impl Engine {
             .collect();
         let record = c
             .intent
-            .map(|(_, name, _)| transcript(name, start_ts))
+            .map(|&(_, name, _)| transcript(name, start_ts))
             .unwrap_or_default();
         let params = self
             .orders
@@ -1330,7 +1345,7 @@ impl Engine {
         // The end as scheduled when the call was placed (the call's own end, once it came).
         let end_ts = c.end_utc.unwrap_or(c.start_utc).timestamp();
         json!({
-            "callID": c.call_id,
+            "callID": call_id,
             "callingNumber": "10000000000",
             "lineAddress": "127.0.0.1",
             "callStatus": c.outcome.call_status(),
@@ -1338,9 +1353,9 @@ impl Engine {
             "callAnswerTs": c.answer_utc.map_or(0, |a| a.timestamp()),
             "callEndTs": end_ts,
             "callDuration": c.call_duration,
-            "callAudioUrl": if c.answer_utc.is_some() { format!("https://sim.invalid/audio/{}.wav", c.call_id) } else { String::new() },
-            "hangupCause": c.hangup_cause,
-            "termSipCode": c.term_sip_code,
+            "callAudioUrl": if c.answer_utc.is_some() { format!("https://sim.invalid/audio/{call_id}.wav") } else { String::new() },
+            "hangupCause": hangup_cause,
+            "termSipCode": term_sip_code,
             "intents": intents,
             "sms": [],
             "agent": {
@@ -1355,7 +1370,7 @@ impl Engine {
 
     fn call_detail(&self, idx: usize) -> Value {
         let c = &self.calls[idx];
-        let mut d = self.call_report(c);
+        let mut d = self.call_report(idx, c);
         if c.end_utc.is_none()
             && let Some(obj) = d.as_object_mut()
         {
@@ -1442,7 +1457,8 @@ impl Engine {
     pub fn list_call(&self, account: &str, body: &Value) -> Result<Vec<Value>, Reject> {
         let f = Fields::root(body)?;
         product_id(&f)?;
-        let task = &self.tasks[self.owned_task(account, &f)?];
+        let t = self.owned_task(account, &f)?;
+        let task = &self.tasks[t];
         let (page, size) = paging(&f)?;
         let opts = f.opt_obj("options")?;
         let ids: Option<Vec<&str>> = match opts.and_then(|o| o.opt_arr(&["callID"]).transpose()) {
@@ -1468,15 +1484,19 @@ impl Engine {
             .calls
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.user_task_id == task.user_task_id)
             .filter(|(_, c)| {
+                self.orders
+                    .get(c.order)
+                    .is_some_and(|o| o.task as usize == t)
+            })
+            .filter(|(i, _)| {
                 ids.as_ref()
-                    .is_none_or(|s| s.is_empty() || s.contains(&c.call_id.as_str()))
+                    .is_none_or(|s| s.is_empty() || s.contains(&call_id(*i).as_str()))
             })
             .filter(|(_, c)| {
                 statuses
                     .as_ref()
-                    .is_none_or(|s| s.is_empty() || s.contains(&c.call_status))
+                    .is_none_or(|s| s.is_empty() || s.contains(&c.call_status()))
             })
             .filter(|(_, c)| start.is_none_or(|s| c.start_utc.timestamp() >= s))
             .filter(|(_, c)| end.is_none_or(|e| c.start_utc.timestamp() <= e))
@@ -1538,8 +1558,8 @@ impl Engine {
                     call_ids: o
                         .calls
                         .iter()
-                        .filter_map(|c| self.calls.get(c))
-                        .map(|c| c.call_id.clone())
+                        .filter(|&c| c < self.calls.len())
+                        .map(call_id)
                         .collect(),
                     submitted_at: request.at,
                     request_id: request.request_id.to_string(),
@@ -1551,7 +1571,38 @@ impl Engine {
     }
 
     pub fn calls(&self) -> Vec<CallRecord> {
-        self.calls.clone()
+        self.calls
+            .iter()
+            .enumerate()
+            .filter_map(|(idx, c)| {
+                let o = self.orders.get(c.order)?;
+                let task = self.tasks.get(o.task as usize)?;
+                let v = task.settings.get(c.settings as usize)?;
+                Some(CallRecord {
+                    call_id: call_id(idx),
+                    order_id: o.order_id().to_owned(),
+                    user_task_id: task.user_task_id.clone(),
+                    account: task.account.clone(),
+                    phone: o.phone().to_owned(),
+                    round: u32::from(c.round),
+                    start_utc: c.start_utc,
+                    start_local: v.settings.window.local(c.start_utc),
+                    settings_version: v.version,
+                    zone_second: v.settings.zone_second,
+                    dial_at_week_day: v.settings.dial_at_week_day.clone(),
+                    dial_at_up_hour: v.settings.dial_at_up_hour.clone(),
+                    dial_at_down_hour: v.settings.dial_at_down_hour.clone(),
+                    max_call: v.settings.max_call,
+                    concurrent_at_start: c.concurrent_at_start,
+                    task_status: c.task_status,
+                    answer_utc: c.answer_utc,
+                    end_utc: c.end_utc,
+                    call_status: c.call_status(),
+                    outcome: c.outcome,
+                    call_duration: u64::from(c.call_duration),
+                })
+            })
+            .collect()
     }
 
     pub fn submissions(&self) -> Vec<Submission> {

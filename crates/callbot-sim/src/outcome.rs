@@ -46,7 +46,7 @@ impl Outcome {
         !matches!(self, Outcome::Answered | Outcome::InvalidNumber)
     }
 
-    fn hangup_cause(self) -> (&'static str, &'static str) {
+    pub(crate) fn hangup_cause(self) -> (&'static str, &'static str) {
         match self {
             Outcome::Answered => ("NORMAL_CLEARING", "200"),
             Outcome::Busy => ("USER_BUSY", "486"),
@@ -110,12 +110,11 @@ pub(crate) struct Sampled {
     pub total: Duration,
     /// Talk time in (unscaled) seconds, reported as `callDuration`.
     pub talk_secs: u64,
-    pub intent: Option<(&'static str, &'static str, i64)>,
-    pub hangup_cause: &'static str,
-    pub term_sip_code: &'static str,
+    /// An answered call's intent: (ID, name, level).
+    pub intent: Option<&'static (&'static str, &'static str, i64)>,
 }
 
-const INTENTS: [(&str, &str, i64); 4] = [
+static INTENTS: [(&str, &str, i64); 4] = [
     ("A", "Interested", 1),
     ("B", "Call back later", 2),
     ("C", "Not interested", 3),
@@ -152,16 +151,13 @@ impl OutcomeConfig {
             }
         };
         let intent =
-            (outcome == Outcome::Answered).then(|| INTENTS[rng.random_range(0..INTENTS.len())]);
-        let (hangup_cause, term_sip_code) = outcome.hangup_cause();
+            (outcome == Outcome::Answered).then(|| &INTENTS[rng.random_range(0..INTENTS.len())]);
         Sampled {
             outcome,
             answer_after: answer.map(|s| scaled(s, speed)),
             total: scaled(total_secs, speed),
             talk_secs: talk,
             intent,
-            hangup_cause,
-            term_sip_code,
         }
     }
 
