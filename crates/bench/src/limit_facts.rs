@@ -1,15 +1,22 @@
 //! limit-facts: what the machine allows for the reconcile's store work, measured outside the store crate, as
-//! `limit-insert` does for the upload. For N sent orders (seeded first, not timed), the rows one finished call writes
-//! go into the real, migrated tables with the database's fastest bulk path: one `calls` row per order with its
-//! transcript lines on it (the `transcript` column, a JSON array, as the store keeps them), and its `call_intents`
-//! row. The mix follows the simulator's default outcome (see `callbot-sim`'s `OutcomeConfig` and `transcript`): 55 %
+//! `limit-insert` does for the upload. For N sent orders (seeded first, not timed), the rows one finished call writes,
+//! with the database's fastest bulk path: one calls row per order with its transcript lines on it (a JSON array, as
+//! the store keeps them), and its intent row.
+//!
+//! First the limit proper, the simplest shape that holds those facts: the same rows appended to tables with the
+//! same columns and no index, key or trigger (`lim_calls`, `lim_call_intents`), and each order's end appended as a
+//! row of `lim_finished` (order ID, last call status) instead of an update of the order. Then the same rows into
+//! today's migrated tables (`calls`, `call_intents`), indexes and rollup triggers included, and the orders' `finished`
+//! flag set by key: that second figure is our own schema measured again, not a machine limit.
+//! The mix follows the simulator's default outcome (see `callbot-sim`'s `OutcomeConfig` and `transcript`): 55 %
 //! of calls answered, each with one intent and four transcript lines; the others with none (0.55 intents and 2.2
 //! lines per call on average; one call per order, as the bench campaigns do not redial). Then the orders' `finished`
 //! flag and last call status, as bulk UPDATEs by key.
 //!
 //! SQLite: multi-row INSERTs in ONE transaction, then the UPDATEs (1000 keys per statement, one statement per call
-//! status in each chunk) in another. PostgreSQL: one `COPY ... FROM STDIN` per table in one transaction, then
-//! `UPDATE ... FROM UNNEST(...)` of 1000 keys per statement in another.
+//! status in each chunk) or the `lim_finished` INSERTs in another. PostgreSQL: one `COPY ... FROM STDIN` per table in
+//! one transaction, then `UPDATE ... FROM UNNEST(...)` of 1000 keys per statement, or a `COPY` into `lim_finished`,
+//! in another.
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -114,16 +121,30 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
     let rows = Rows::of(ids.len());
     // Every call started an hour ago, one order a millisecond apart.
     let start = now - chrono::Duration::hours(1);
-    let (write_secs, update_secs) = match kind {
-        StoreKind::Sqlite => sqlite(&env.url, &ids, start).await?,
-        StoreKind::Postgres => postgres(&env.url, &ids, start).await?,
+    let (append_write, append_finish) = match kind {
+        StoreKind::Sqlite => sqlite(&env.url, &ids, start, Shape::AppendOnly).await?,
+        StoreKind::Postgres => postgres(&env.url, &ids, start, Shape::AppendOnly).await?,
     };
+    let (write_secs, update_secs) = match kind {
+        StoreKind::Sqlite => sqlite(&env.url, &ids, start, Shape::Migrated).await?,
+        StoreKind::Postgres => postgres(&env.url, &ids, start, Shape::Migrated).await?,
+    };
+    let append_secs = append_write + append_finish;
+    let append_orders_rate = n as f64 / append_secs;
 
     let secs = write_secs + update_secs;
     let orders_rate = n as f64 / secs;
     let rows_rate = (rows.total() + n) as f64 / secs;
     let mut f = Figures::new("limit-facts", kind.as_str(), n);
     f.put("durability", env.durability.clone());
+    f.put("append_only_write_secs", append_write)
+        .put("append_only_finish_secs", append_finish)
+        .put("append_only_secs", append_secs)
+        .put("append_only_orders_per_s", append_orders_rate)
+        .put(
+            "append_only_rows_per_s",
+            (rows.total() + n) as f64 / append_secs,
+        );
     f.put("calls", rows.calls)
         .put("intents", rows.intents)
         .put("transcript_lines", rows.lines)
@@ -136,19 +157,40 @@ pub async fn run(n: u64, kind: StoreKind) -> anyhow::Result<Figures> {
         .put("rows_per_s", rows_rate)
         .put("peak_rss_mb", crate::procfs::peak_rss_mb(None));
     f.line = format!(
-        "limit-facts [{}] {n} finished calls ({} rows: {} calls, {} intents, {} transcript lines): raw bulk write {} \
-         rows/s, orders' finished update {} rows/s; together {} orders/s ({} rows/s with the order updates)",
+        "limit-facts [{}] {n} finished calls ({} rows: {} calls, {} intents, {} transcript lines): append-only {} \
+         orders/s (the limit); today's tables: bulk write {} rows/s, orders' finished update {} rows/s; together {} \
+         orders/s ({} rows/s with the order updates)",
         kind.as_str(),
         rows.total(),
         rows.calls,
         rows.intents,
         rows.lines,
+        short(append_orders_rate),
         short(rows.total() as f64 / write_secs),
         short(n as f64 / update_secs),
         short(orders_rate),
         short(rows_rate),
     );
     Ok(f)
+}
+
+/// Where the facts go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// Fresh tables with the same columns and no index, key or trigger; each order's end appended to `lim_finished`.
+    AppendOnly,
+    /// Today's migrated tables; each order's end an update of its row.
+    Migrated,
+}
+
+impl Shape {
+    /// The tables the calls and the intents go into.
+    fn tables(self) -> (&'static str, &'static str) {
+        match self {
+            Shape::AppendOnly => ("lim_calls", "lim_call_intents"),
+            Shape::Migrated => ("calls", "call_intents"),
+        }
+    }
 }
 
 /// When order i's call started, was answered and ended (answered `None` for an unanswered call).
@@ -178,11 +220,27 @@ fn sqlite_ts(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
-async fn sqlite(url: &str, ids: &[String], start: DateTime<Utc>) -> anyhow::Result<(f64, f64)> {
+async fn sqlite(
+    url: &str,
+    ids: &[String],
+    start: DateTime<Utc>,
+    shape: Shape,
+) -> anyhow::Result<(f64, f64)> {
     let mut conn = limits::sqlite_connection(url).await?;
-    limits::insert_orders_sqlite(&mut conn, (ID, TASK), ids, "sent")
-        .await
-        .context("seeding the sent orders")?;
+    let (calls, intents) = shape.tables();
+    if shape == Shape::AppendOnly {
+        // Seeded once, before both shapes: the append-only one runs first.
+        limits::insert_orders_sqlite(&mut conn, (ID, TASK), ids, "sent")
+            .await
+            .context("seeding the sent orders")?;
+        for ddl in [
+            "CREATE TABLE lim_calls AS SELECT * FROM calls WHERE 0",
+            "CREATE TABLE lim_call_intents AS SELECT * FROM call_intents WHERE 0",
+            "CREATE TABLE lim_finished (order_id TEXT NOT NULL, last_call_status INTEGER NOT NULL)",
+        ] {
+            sqlx::query(ddl).execute(&mut conn).await?;
+        }
+    }
 
     let t = Instant::now();
     let mut tx = conn.begin().await?;
@@ -190,10 +248,11 @@ async fn sqlite(url: &str, ids: &[String], start: DateTime<Utc>) -> anyhow::Resu
     const CALLS_PER_STATEMENT: usize = 2000; // 15 parameters each
     let all: Vec<usize> = (0..ids.len()).collect();
     for chunk in all.chunks(CALLS_PER_STATEMENT) {
-        let mut qb = QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO calls (call_id, order_id, call_status, started_at, answered_at, ended_at, duration_secs, \
-             talk_secs, audio_url, hangup_cause, term_sip_code, calling_number, agent, source, transcript) ",
-        );
+        let mut qb = QueryBuilder::<sqlx::Sqlite>::new(format!(
+            "INSERT INTO {calls} (call_id, order_id, call_status, started_at, answered_at, ended_at, \
+             duration_secs, talk_secs, audio_url, hangup_cause, term_sip_code, calling_number, agent, source, \
+             transcript) ",
+        ));
         qb.push_values(chunk, |mut b, &i| {
             let (started, answer, ended) = times(start, i);
             let (cause, sip) = hangup(i);
@@ -218,9 +277,9 @@ async fn sqlite(url: &str, ids: &[String], start: DateTime<Utc>) -> anyhow::Resu
     }
     let answered: Vec<usize> = all.iter().copied().filter(|&i| answered(i)).collect();
     for chunk in answered.chunks(5000) {
-        let mut qb = QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO call_intents (call_id, position, intent_id, intent_tag, intent_name, intent_level) ",
-        );
+        let mut qb = QueryBuilder::<sqlx::Sqlite>::new(format!(
+            "INSERT INTO {intents} (call_id, position, intent_id, intent_tag, intent_name, intent_level) ",
+        ));
         qb.push_values(chunk, |mut b, &i| {
             b.push_bind(format!("lim-call-{i}"))
                 .push_bind(0i64)
@@ -236,6 +295,20 @@ async fn sqlite(url: &str, ids: &[String], start: DateTime<Utc>) -> anyhow::Resu
 
     let t = Instant::now();
     let mut tx = conn.begin().await?;
+    if shape == Shape::AppendOnly {
+        for (c, chunk) in ids.chunks(KEYS_PER_UPDATE).enumerate() {
+            let mut qb = QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO lim_finished (order_id, last_call_status) ",
+            );
+            qb.push_values(chunk.iter().enumerate(), |mut b, (j, id)| {
+                b.push_bind(id)
+                    .push_bind(call_status(c * KEYS_PER_UPDATE + j));
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        return Ok((write_secs, t.elapsed().as_secs_f64()));
+    }
     for (c, chunk) in ids.chunks(KEYS_PER_UPDATE).enumerate() {
         // One statement per call status among the chunk's orders.
         let mut by_status: Vec<(i64, Vec<&str>)> = Vec::new();
@@ -285,24 +358,40 @@ async fn flush_at_1mb(
     Ok(())
 }
 
-async fn postgres(url: &str, ids: &[String], start: DateTime<Utc>) -> anyhow::Result<(f64, f64)> {
+async fn postgres(
+    url: &str,
+    ids: &[String],
+    start: DateTime<Utc>,
+    shape: Shape,
+) -> anyhow::Result<(f64, f64)> {
     let mut conn = sqlx::PgConnection::connect(url)
         .await
         .context("connecting")?;
-    limits::copy_orders_pg(&mut conn, (ID, TASK), ids, "sent")
-        .await
-        .context("seeding the sent orders")?;
+    let (calls, intents) = shape.tables();
+    if shape == Shape::AppendOnly {
+        // Seeded once, before both shapes: the append-only one runs first.
+        limits::copy_orders_pg(&mut conn, (ID, TASK), ids, "sent")
+            .await
+            .context("seeding the sent orders")?;
+        for ddl in [
+            "CREATE TABLE lim_calls (LIKE calls)",
+            "CREATE TABLE lim_call_intents (LIKE call_intents)",
+            "CREATE TABLE lim_finished (order_id text NOT NULL, last_call_status bigint NOT NULL)",
+        ] {
+            sqlx::query(ddl).execute(&mut conn).await?;
+        }
+    }
 
     let t = Instant::now();
     let mut tx = conn.begin().await?;
     let mut buf = String::with_capacity(1 << 20);
     {
         let mut copy = tx
-            .copy_in_raw(
-                "COPY calls (call_id, order_id, call_status, started_at, answered_at, ended_at, duration_secs, \
+            .copy_in_raw(&format!(
+                "COPY {calls} (call_id, order_id, call_status, started_at, answered_at, ended_at, duration_secs, \
                  talk_secs, audio_url, hangup_cause, term_sip_code, calling_number, agent, source, transcript) \
                  FROM STDIN",
-            )
+            ))
             .await?;
         for (i, id) in ids.iter().enumerate() {
             let (started, answer, ended) = times(start, i);
@@ -329,9 +418,9 @@ async fn postgres(url: &str, ids: &[String], start: DateTime<Utc>) -> anyhow::Re
     }
     {
         let mut copy = tx
-            .copy_in_raw(
-                "COPY call_intents (call_id, position, intent_id, intent_tag, intent_name, intent_level) FROM STDIN",
-            )
+            .copy_in_raw(&format!(
+                "COPY {intents} (call_id, position, intent_id, intent_tag, intent_name, intent_level) FROM STDIN",
+            ))
             .await?;
         for i in (0..ids.len()).filter(|&i| answered(i)) {
             let _ = writeln!(
@@ -349,6 +438,21 @@ async fn postgres(url: &str, ids: &[String], start: DateTime<Utc>) -> anyhow::Re
 
     let t = Instant::now();
     let mut tx = conn.begin().await?;
+    if shape == Shape::AppendOnly {
+        {
+            let mut copy = tx
+                .copy_in_raw("COPY lim_finished (order_id, last_call_status) FROM STDIN")
+                .await?;
+            for (i, id) in ids.iter().enumerate() {
+                let _ = writeln!(buf, "{id}\t{}", call_status(i));
+                flush_at_1mb(&mut copy, &mut buf).await?;
+            }
+            copy.send(std::mem::take(&mut buf).into_bytes()).await?;
+            copy.finish().await?;
+        }
+        tx.commit().await?;
+        return Ok((write_secs, t.elapsed().as_secs_f64()));
+    }
     for (c, chunk) in ids.chunks(KEYS_PER_UPDATE).enumerate() {
         let statuses: Vec<i64> = (0..chunk.len())
             .map(|j| call_status(c * KEYS_PER_UPDATE + j))
