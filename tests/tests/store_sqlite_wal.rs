@@ -43,7 +43,7 @@ async fn writes_reach_the_database_file_without_a_checkpoint_at_commit() {
         write_callbacks(&store, i, 1).await;
     }
     // About 2 MB of callbacks went to the WAL; the checkpointer copies them into the database file within a few
-    // of its one-second rounds. Bounded wait, generous for a loaded CI machine.
+    // of its rounds (every 200 ms). Bounded wait, generous for a loaded CI machine.
     let deadline = Instant::now() + Duration::from_secs(60);
     while main_file_len(&db.url) < before + 1_000_000 {
         assert!(

@@ -34,7 +34,7 @@ impl StoreKind {
 pub struct StoreEnv {
     pub store: Arc<dyn Store>,
     pub url: String,
-    /// How commits reach the disk: SQLite `wal/normal`; PostgreSQL `fsync/synchronous_commit`.
+    /// How commits reach the disk: SQLite `wal/full`; PostgreSQL `fsync/synchronous_commit`.
     pub durability: String,
     _sqlite_dir: Option<tempfile::TempDir>,
     _pg: Option<testkit::TestDatabase>,
@@ -56,7 +56,7 @@ pub async fn open_store(kind: StoreKind) -> anyhow::Result<StoreEnv> {
             Ok(StoreEnv {
                 store: Arc::new(store),
                 url,
-                durability: "wal/normal".into(),
+                durability: "wal/full".into(),
                 _sqlite_dir: Some(dir),
                 _pg: None,
             })

@@ -89,12 +89,12 @@ pub(crate) fn variables() -> &'static str {
     r#"{"amount":"10.00"}"#
 }
 
-/// A connection to the bench's SQLite file, as the daemon opens it (WAL, `synchronous = NORMAL`).
+/// A connection to the bench's SQLite file, as the daemon opens it (WAL, `synchronous = FULL`).
 pub(crate) async fn sqlite_connection(url: &str) -> anyhow::Result<sqlx::SqliteConnection> {
     let mut conn = sqlx::SqliteConnection::connect(url)
         .await
         .context("connecting")?;
-    sqlx::raw_sql("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL")
+    sqlx::raw_sql("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL")
         .execute(&mut conn)
         .await?;
     // BENCH_SQLITE_CACHE_MB: the page cache of this connection (SQLite's default is 2 MB), to show what it costs.
