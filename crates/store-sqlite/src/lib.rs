@@ -44,6 +44,8 @@ pub struct SqliteStore {
 /// callbacks at 5,000/s offered (`synchronous = FULL`, two runs each, the same minutes): every second 24.6 and
 /// 21.3 ms, every 200 ms 13.1 and 13.7 ms, every 100 ms 14.6 and 12.3 ms (BENCHMARKS.md).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// How often the checkpointer looks at an empty log.
+const EMPTY_LOG_EVERY: Duration = Duration::from_secs(1);
 /// Rounds with nothing written (one second) after which the checkpointer empties the WAL file.
 const IDLE_ROUNDS: u32 = 5;
 /// WAL pages (4 KB each: 32 MB) past which the checkpointer restarts the log (see `checkpointer`).
@@ -173,9 +175,16 @@ async fn checkpointer(pool: SqlitePool, mut stopped: watch::Receiver<()>) {
     let mut previous = 0;
     let mut unchanged = 0;
     loop {
+        // An empty log (the daemon idle, the file emptied) is looked at once a second: five looks a second cost an
+        // idle daemon 0.3 % of a core (2.33 % against 2.0 %, `bench idle-process`).
+        let round = if previous == 0 && unchanged > 0 {
+            EMPTY_LOG_EVERY
+        } else {
+            CHECKPOINT_EVERY
+        };
         tokio::select! {
             _ = stopped.changed() => return,
-            () = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+            () = tokio::time::sleep(round) => {}
         }
         if pool.is_closed() {
             return;
