@@ -183,7 +183,7 @@ pub struct CallRecord {
     pub call_duration: u64,
 }
 
-/// One placed call as the engine keeps it: what was sampled and observed for it, in a few words (about 100 bytes,
+/// One placed call as the engine keeps it: what was sampled and observed for it, in a few words (at most 80 bytes,
 /// no allocation). Everything else a [`CallRecord`] or a report says is found from its order, its task and the
 /// settings version that governed its start, so one simulator holds millions of calls.
 #[derive(Debug, Clone)]

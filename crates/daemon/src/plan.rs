@@ -465,12 +465,20 @@ pub fn decide(d: &Desired, o: &Observed) -> Plan {
     finish(actions, wakes, now, why)
 }
 
+/// Polls when they are due and orders are unfinished, else wakes when they fall due. A task that was never started
+/// (`Pending`, with no start in doubt: a start is marked before it is sent) is not polled: it was created not started
+/// (`startupType` 1), so the platform has placed no call for it and a poll can only learn nothing. A campaign
+/// uploaded ahead of its first window would otherwise ask for every one of its orders at every poll interval until
+/// it opens (a million orders: 2,000 `listOrderDetail` requests an interval). Its polls begin once it is started.
 fn push_poll(
     actions: &mut Vec<Action>,
     wakes: &mut Vec<DateTime<Utc>>,
     o: &Observed,
     now: DateTime<Utc>,
 ) {
+    if o.task == TaskState::Pending && !o.status_in_doubt {
+        return;
+    }
     if let Some(at) = o.next_poll_at {
         if at <= now && o.orders.unfinished > 0 {
             actions.push(Action::Poll);
@@ -757,6 +765,24 @@ mod tests {
         let plan = decide(&d, &o);
         assert!(plan.actions.is_empty());
         assert_eq!(plan.next_wake, Some(t(23, 11, 1)));
+    }
+
+    #[test]
+    fn a_task_never_started_is_not_polled() {
+        let d = desired(t(23, 11, 0));
+        let mut o = observed(TaskState::Pending);
+        o.next_poll_at = Some(t(23, 10, 59));
+        let plan = decide(&d, &o);
+        assert!(!plan.actions.contains(&Action::Poll), "{:?}", plan.actions);
+        // Nor is a wake kept for its polls.
+        o.next_poll_at = Some(t(23, 11, 30));
+        assert_ne!(decide(&d, &o).next_wake, Some(t(23, 11, 30)));
+        // Once it was started (or paused after running), its orders are polled again.
+        for state in [TaskState::Running, TaskState::Paused] {
+            let mut o = observed(state);
+            o.next_poll_at = Some(t(23, 10, 59));
+            assert!(decide(&d, &o).actions.contains(&Action::Poll), "{state:?}");
+        }
     }
 
     #[test]
