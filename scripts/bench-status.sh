@@ -6,7 +6,7 @@
 #
 # PostgreSQL figures need a server of your own with fsync on (the throwaway cluster of the tests runs with fsync off,
 # and the runs say which they had in "durability"). Nothing else should build or test on the machine meanwhile.
-# About 15 minutes on 2 cores.
+# About 20 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${TEST_DATABASE_URL:?set TEST_DATABASE_URL to a PostgreSQL server with fsync on (see BENCHMARKS.md)}"
@@ -33,6 +33,8 @@ done
 # No store.
 run limit-normalize --size 1000000
 run limit-sim-upload --size 1000000
+# The simulator as a sandbox: ten million orders need about 3 GB of memory and 2-3 minutes.
+run sim-sandbox --size 10000000
 run limit-http --size 20000 --rate 5000 --concurrency 64
 # What pipelining buys when the platform is 50 ms away.
 run upload --size 200000 --in-flight 1 --latency-ms 50
