@@ -85,7 +85,8 @@ async fn the_wal_file_shrinks_back_after_a_burst() {
     sqlx::query("COMMIT").execute(&mut reader).await.unwrap();
     reader.close().await.unwrap();
 
-    // The checkpointer copies the log in one round and, with nothing written in the next, empties the file.
+    // The checkpointer copies the log in one round and, once nothing was written for a second (five rounds),
+    // empties the file.
     // Bounded wait, generous for a loaded CI machine.
     let deadline = Instant::now() + Duration::from_secs(60);
     while wal_file_len(&db.url) > 1 << 20 {

@@ -46,6 +46,9 @@ pub struct SqliteStore {
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// How often the checkpointer looks at an empty log.
 const EMPTY_LOG_EVERY: Duration = Duration::from_secs(1);
+/// How often, at most, a RESTART checkpoint is tried: it holds writers back while it waits (up to [`RESTART_WAIT`]),
+/// so a long read that keeps it waiting must not do that at every round.
+const RESTART_EVERY: Duration = Duration::from_secs(1);
 /// Rounds with nothing written (one second) after which the checkpointer empties the WAL file.
 const IDLE_ROUNDS: u32 = 5;
 /// WAL pages (4 KB each: 32 MB) past which the checkpointer restarts the log (see `checkpointer`).
@@ -158,8 +161,9 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
 ///
 /// The log itself starts again from its beginning only when a write begins after every frame was copied, which a
 /// steady stream of writes never allows: in a 1,000,000-contact upload the WAL grew to 3 GB. So once it holds more
-/// than [`WAL_RESTART_PAGES`], a RESTART checkpoint follows the PASSIVE one: it waits for the write in progress,
-/// holds the next one back while it copies what the PASSIVE one left (about a second's worth) and restarts the log.
+/// than [`WAL_RESTART_PAGES`], a RESTART checkpoint follows the PASSIVE one, at most every [`RESTART_EVERY`]: it
+/// waits for the write in progress, holds the next one back while it copies what the PASSIVE one left (about a
+/// round's worth) and restarts the log.
 /// It gives up after [`RESTART_WAIT`] (250 ms) when a write or an older read is still going (see [`checkpoint_wal`]),
 /// unless the log is past [`WAL_HARD_PAGES`] (256 MB): then it waits as long as a writer would.
 ///
@@ -174,6 +178,7 @@ async fn checkpointer(pool: SqlitePool, mut stopped: watch::Receiver<()>) {
     // rounds in a row that found the same number.
     let mut previous = 0;
     let mut unchanged = 0;
+    let mut restarted_at: Option<tokio::time::Instant> = None;
     loop {
         // An empty log (the daemon idle, the file emptied) is looked at once a second: five looks a second cost an
         // idle daemon 0.3 % of a core (2.33 % against 2.0 %, `bench idle-process`).
@@ -228,7 +233,9 @@ async fn checkpointer(pool: SqlitePool, mut stopped: watch::Receiver<()>) {
         } else {
             RESTART_WAIT
         };
-        if log_frames > WAL_RESTART_PAGES {
+        let restart_due = restarted_at.is_none_or(|at| at.elapsed() >= RESTART_EVERY);
+        if log_frames > WAL_RESTART_PAGES && restart_due {
+            restarted_at = Some(tokio::time::Instant::now());
             match checkpoint_wal(&pool, RESTART, wait).await {
                 Ok(true) => {}
                 // A RESTART that could not wait long enough says so in its result row, not as an error.
@@ -250,7 +257,7 @@ async fn checkpointer(pool: SqlitePool, mut stopped: watch::Receiver<()>) {
 
 /// How long a RESTART checkpoint may wait for the write in progress and for readers of older snapshots (250 ms). It
 /// holds new writers back meanwhile, so a long read (a report) must not stall them for the pool's busy timeout; a
-/// RESTART that gives up is tried again a second later.
+/// RESTART that gives up is tried again a second later ([`RESTART_EVERY`]).
 const RESTART_WAIT: &str = "PRAGMA busy_timeout = 250";
 /// The pool's busy timeout, [`BUSY_TIMEOUT`], as a pragma.
 const POOL_WAIT: &str = "PRAGMA busy_timeout = 30000";
