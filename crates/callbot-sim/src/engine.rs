@@ -226,6 +226,13 @@ fn call_id(idx: usize) -> String {
     format!("sim-call-{}", idx + 1)
 }
 
+/// The call-log index a [`call_id`] names; `None` for an ID the simulator never gives.
+fn call_idx(id: &str) -> Option<usize> {
+    let n: usize = id.strip_prefix("sim-call-")?.parse().ok()?;
+    let idx = n.checked_sub(1)?;
+    (call_id(idx) == id).then_some(idx)
+}
+
 /// A callback the engine wants delivered.
 #[derive(Debug, Clone)]
 pub(crate) struct Outgoing {
@@ -1342,7 +1349,8 @@ impl Engine {
             .orders
             .get(c.order)
             .map_or_else(|| Value::Array(Vec::new()), |o| o.params());
-        // The end as scheduled when the call was placed (the call's own end, once it came).
+        // The call's end once it came; a call still going on is shown by `call_detail`, which empties the final
+        // fields.
         let end_ts = c.end_utc.unwrap_or(c.start_utc).timestamp();
         json!({
             "callID": call_id,
@@ -1461,10 +1469,19 @@ impl Engine {
         let task = &self.tasks[t];
         let (page, size) = paging(&f)?;
         let opts = f.opt_obj("options")?;
-        let ids: Option<Vec<&str>> = match opts.and_then(|o| o.opt_arr(&["callID"]).transpose()) {
-            Some(a) => Some(a?.iter().filter_map(Value::as_str).collect()),
-            None => None,
-        };
+        // The calls named, as call-log indices (an ID the simulator never gave names none); all of them when the
+        // list names none.
+        let ids: Option<(bool, HashSet<usize>)> =
+            match opts.and_then(|o| o.opt_arr(&["callID"]).transpose()) {
+                Some(a) => {
+                    let named: Vec<&str> = a?.iter().filter_map(Value::as_str).collect();
+                    Some((
+                        named.is_empty(),
+                        named.into_iter().filter_map(call_idx).collect(),
+                    ))
+                }
+                None => None,
+            };
         let statuses: Option<Vec<i64>> =
             match opts.and_then(|o| o.opt_arr(&["callStatus"]).transpose()) {
                 Some(a) => Some(a?.iter().filter_map(Value::as_i64).collect()),
@@ -1491,7 +1508,7 @@ impl Engine {
             })
             .filter(|(i, _)| {
                 ids.as_ref()
-                    .is_none_or(|s| s.is_empty() || s.contains(&call_id(*i).as_str()))
+                    .is_none_or(|(all, named)| *all || named.contains(i))
             })
             .filter(|(_, c)| {
                 statuses

@@ -584,3 +584,41 @@ fn a_call_stays_small() {
     // settings version is found through them.
     assert!(size_of::<Call>() <= 80, "{}", size_of::<Call>());
 }
+
+/// listCall returns the task's calls, or those of them its `options.callID` names: never another task's, and never
+/// one for an ID the simulator did not give (`sim-call-01` is not `sim-call-1`).
+#[test]
+fn list_call_finds_a_tasks_calls_by_their_ids() {
+    let mut e = engine();
+    let t1 = create_body("t1", 3, 2, 2, json!({}));
+    let t2 = create_body("t2", 3, 2, 1, json!({}));
+    e.create_task(ACCT, "r1", &t1, true).unwrap();
+    e.create_task(ACCT, "r2", &t2, true).unwrap();
+    e.advance_to(t0() + Duration::hours(1));
+    let calls = e.calls();
+    let of = |ut: &str| -> Vec<String> {
+        calls
+            .iter()
+            .filter(|c| c.user_task_id == ut)
+            .map(|c| c.call_id.clone())
+            .collect()
+    };
+    let (t1, t2) = (of("t1"), of("t2"));
+    assert_eq!((t1.len(), t2.len()), (2, 1));
+    let listed = |named: Value| -> Vec<String> {
+        let body =
+            json!({"productID": "callbot", "userTaskID": "t1", "options": {"callID": named}});
+        e.list_call(ACCT, &body)
+            .unwrap()
+            .iter()
+            .map(|v| v["callID"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(listed(json!([])), t1, "no ID named: every call of the task");
+    let first = t1[0].trim_start_matches("sim-call-");
+    let padded = format!("sim-call-0{first}");
+    assert_eq!(
+        listed(json!([t1[1], t2[0], "sim-call-0", padded, "nope"])),
+        vec![t1[1].clone()]
+    );
+}
