@@ -157,11 +157,7 @@ batch_size = 1000
 
 /// A client for the simulator with no request-rate limit (the daemon's default is 20/s; see BENCHMARKS.md).
 pub fn client(base_url: &str, clock: SharedClock) -> anyhow::Result<Client> {
-    client_with_timeout(
-        base_url,
-        clock,
-        ClientConfig::new("", "", SecretKey::new(String::new())).request_timeout,
-    )
+    Client::new(client_config(base_url), clock).context("building the platform client")
 }
 
 /// [`client`], waiting up to `timeout` for each answer.
@@ -170,10 +166,15 @@ pub fn client_with_timeout(
     clock: SharedClock,
     timeout: std::time::Duration,
 ) -> anyhow::Result<Client> {
-    let mut cc = ClientConfig::new(base_url, UUID, SecretKey::new(SECRET.to_owned()));
-    cc.requests_per_second = 0;
+    let mut cc = client_config(base_url);
     cc.request_timeout = timeout;
     Client::new(cc, clock).context("building the platform client")
+}
+
+fn client_config(base_url: &str) -> ClientConfig {
+    let mut cc = ClientConfig::new(base_url, UUID, SecretKey::new(SECRET.to_owned()));
+    cc.requests_per_second = 0;
+    cc
 }
 
 /// The daemon's reconciler over `dir`, without callbacks (polling only), as `campaignd run` builds it.
