@@ -90,6 +90,25 @@ impl Store for Switchable {
         self.check()?;
         self.inner.zone_groups(user_task_id).await
     }
+    async fn record_contacts_planned(
+        &self,
+        user_task_id: &str,
+        version: &str,
+        valid_contacts: u64,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner
+            .record_contacts_planned(user_task_id, version, valid_contacts, at)
+            .await
+    }
+    async fn contacts_planned_of(
+        &self,
+        user_task_ids: &[String],
+    ) -> Result<Vec<(String, String, u64)>, StoreError> {
+        self.check()?;
+        self.inner.contacts_planned_of(user_task_ids).await
+    }
     async fn task_create_intent(
         &self,
         key: &TaskKey,

@@ -545,6 +545,40 @@ async fn zone_groups_are_kept_once_per_task_and_never_forgotten(db: Db) {
     assert_eq!(of, vec![pair("t1", la), pair("t1", ny), pair("t4", ny)]);
 }
 
+async fn the_planned_contacts_version_is_kept_per_task_and_replaced(db: Db) {
+    let store = db.open().await;
+    let tasks = |ids: &[&str]| ids.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+    assert!(
+        store
+            .contacts_planned_of(&tasks(&["t1"]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .record_contacts_planned("t1", "v1", 3, at(0))
+        .await
+        .unwrap();
+    store
+        .record_contacts_planned("t2", "v1", 0, at(0))
+        .await
+        .unwrap();
+    // A newer version replaces the task's record; another task's stays.
+    store
+        .record_contacts_planned("t1", "v2", 5, at(10))
+        .await
+        .unwrap();
+    let row = |t: &str, v: &str, n: u64| (t.to_string(), v.to_string(), n);
+    assert_eq!(
+        store
+            .contacts_planned_of(&tasks(&["t2", "none", "t1"]))
+            .await
+            .unwrap(),
+        vec![row("t1", "v2", 5), row("t2", "v1", 0)]
+    );
+    assert!(store.contacts_planned_of(&[]).await.unwrap().is_empty());
+}
+
 async fn bulk_planned_insert_is_idempotent(db: Db) {
     let store = db.open().await;
     let orders: Vec<NewOrder> = (0..20_000).map(|n| new_order("bulk", "t1", n)).collect();
@@ -3232,6 +3266,7 @@ conformance!(
     a_terminal_task_status_from_callbacks_is_never_replaced,
     bulk_planned_insert_is_idempotent,
     zone_groups_are_kept_once_per_task_and_never_forgotten,
+    the_planned_contacts_version_is_kept_per_task_and_replaced,
     upload_state_moves_only_forward,
     polls_oldest_checked_first,
     a_poll_chunk_recorded_at_once_equals_facts_then_marks,

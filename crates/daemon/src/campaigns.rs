@@ -78,6 +78,9 @@ pub(crate) struct Campaign {
     pub(crate) valid_contacts: u64,
     /// Each task's polling and retry state, by userTaskID.
     pub(crate) loops: HashMap<String, TaskLoop>,
+    /// The contacts versions the store said were planned into its tasks, as read (see
+    /// [`crate::contacts::restore_planned`]).
+    pub(crate) planned_versions: crate::contacts::PlannedVersions,
     /// The zone groups the store holds for each task, as last read (see [`Campaign::forget_recorded_groups`]).
     pub(crate) recorded_groups: HashMap<String, Vec<campaign::ZoneGroup>>,
     /// For a repeating campaign, the round in force as the last reconcile found it (its spec is what runs).
@@ -120,6 +123,7 @@ impl Campaign {
             planning: None,
             valid_contacts: 0,
             loops: HashMap::new(),
+            planned_versions: HashMap::new(),
             recorded_groups: HashMap::new(),
             round: None,
             due: None,

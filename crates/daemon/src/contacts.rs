@@ -63,6 +63,16 @@ pub(crate) async fn plan_step(
             if stats.issues > 0 {
                 tracing::debug!(campaign.id = %spec.id, contacts.valid = stats.valid, contacts.issues = stats.issues, "contacts planned; rows with issues left out");
             }
+            if let Some(version) = contacts_version(&current.stamp, limits) {
+                let ut = crate::task::user_task_id(spec);
+                if let Err(e) = store
+                    .record_contacts_planned(&ut, &version, stats.valid, now)
+                    .await
+                {
+                    // Only a restart's shortcut is lost: it reads the file again, which adds nothing twice.
+                    tracing::warn!(campaign.id = %spec.id, error = %e, "cannot record which contacts file was planned; a restart will read it again");
+                }
+            }
             *csv_planned = Some(current.stamp);
             *valid_contacts = stats.valid;
             Ok((inserted, true, written))
@@ -71,6 +81,45 @@ pub(crate) async fn plan_step(
             *planning = Some(current);
             Ok((inserted, false, written))
         }
+    }
+}
+
+/// The contacts versions the store holds, by task ([`Store::contacts_planned_of`]): `None` for a task with none.
+pub(crate) type PlannedVersions = HashMap<String, Option<(String, u64)>>;
+
+/// Before this process first plans a campaign's contacts (after a start, or in a new round): when the store says this
+/// very version of them was planned to its end ([`contacts_version`]), counts it as planned, with the valid rows it
+/// had, instead of reading the whole file again. `known` holds the versions already read from the store, by task; a
+/// task missing from it is read now and kept. A failed read only costs the shortcut: the file is planned as before.
+pub(crate) async fn restore_planned(
+    store: &dyn Store,
+    spec: &CampaignSpec,
+    limits: &ContactLimits,
+    known: &mut PlannedVersions,
+    csv_planned: &mut Option<CsvStamp>,
+    valid_contacts: &mut u64,
+) {
+    let ut = crate::task::user_task_id(spec);
+    if !known.contains_key(&ut) {
+        match store.contacts_planned_of(std::slice::from_ref(&ut)).await {
+            Ok(rows) => {
+                let found = rows.into_iter().next().map(|(_, v, n)| (v, n));
+                known.insert(ut.clone(), found);
+            }
+            Err(e) => {
+                tracing::debug!(campaign.id = %spec.id, error = %e, "cannot read which contacts file was planned; reading it");
+                return;
+            }
+        }
+    }
+    let stamp = csv_stamp(spec);
+    if let (Some(Some((stored, valid))), Some(now)) =
+        (known.get(&ut), contacts_version(&stamp, limits))
+        && *stored == now
+    {
+        tracing::debug!(campaign.id = %spec.id, contacts.valid = valid, "contacts file planned before this start; not read again");
+        *csv_planned = Some(stamp);
+        *valid_contacts = *valid;
     }
 }
 
@@ -94,6 +143,22 @@ pub(crate) fn csv_stamp(spec: &CampaignSpec) -> CsvStamp {
         FileStamp::of(&spec.contacts.file),
         spec.content_hash.clone(),
     )
+}
+
+/// The text the store keeps for a version of the contacts planned to its end ([`Store::record_contacts_planned`]): the
+/// CSV's stamp, the campaign file's hash, the contact limits (they decide which rows are read) and this release (it
+/// decides how they read). A restarted daemon skips reading the file only when all of them are as they were, so any
+/// change reads it again, which adds only what is new. `None` when the CSV has no stamp (it cannot be read).
+pub(crate) fn contacts_version(stamp: &CsvStamp, limits: &ContactLimits) -> Option<String> {
+    let file = serde_json::to_string(stamp.0.as_ref()?).ok()?;
+    Some(format!(
+        "release {}; file {file}; spec {}; limits {} {} {}",
+        env!("CARGO_PKG_VERSION"),
+        stamp.1,
+        limits.max_file_bytes,
+        limits.max_record_bytes,
+        limits.max_fields,
+    ))
 }
 
 /// A campaign's CSV being planned into the store as orders of its task, possibly over several reconciles: the file is
@@ -485,6 +550,83 @@ mod tests {
             read_at_once(&spec, "t", &limits, csv.len() as u64 - 1).is_none(),
             "a file past the bound is not read here"
         );
+    }
+
+    /// A restarted daemon (nothing in memory) counts a contacts file as planned when the store says this very
+    /// version was planned to its end, with its valid rows, and reads it again when the file, or the limits that
+    /// decide which rows are read, changed since.
+    #[tokio::test]
+    async fn a_restart_reads_a_planned_file_again_only_when_it_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = "phone,name\n+14155550123,Ann\nnot a phone,Bob\n+14155550124,Cy\n";
+        let spec = campaign_with_contacts(dir.path(), csv);
+        let limits = ContactLimits::default();
+        let db = testkit::sqlite_database();
+        let store = store_sqlite::SqliteStore::open(&db.url).await.unwrap();
+        let now = chrono::Utc::now();
+        let plan = |spec: &CampaignSpec, limits: ContactLimits| {
+            let spec = spec.clone();
+            let store = &store;
+            async move {
+                let (mut planning, mut planned, mut valid) = (None, None, 0);
+                let mut total = 0;
+                loop {
+                    let (n, done, _) = plan_step(
+                        store,
+                        &spec,
+                        &limits,
+                        &mut planning,
+                        &mut planned,
+                        &mut valid,
+                        now,
+                    )
+                    .await
+                    .unwrap();
+                    total += n;
+                    if done {
+                        return (total, valid);
+                    }
+                }
+            }
+        };
+        let restored = |spec: &CampaignSpec, limits: ContactLimits| {
+            let spec = spec.clone();
+            let store = &store;
+            async move {
+                let (mut known, mut planned, mut valid) = (PlannedVersions::new(), None, 0);
+                restore_planned(store, &spec, &limits, &mut known, &mut planned, &mut valid).await;
+                planned.map(|stamp| (stamp == csv_stamp(&spec), valid))
+            }
+        };
+        assert_eq!(restored(&spec, limits).await, None, "nothing planned yet");
+        assert_eq!(plan(&spec, limits).await, (2, 2));
+        assert_eq!(
+            restored(&spec, limits).await,
+            Some((true, 2)),
+            "the version planned is not read again"
+        );
+        let narrower = ContactLimits {
+            max_fields: 10,
+            ..limits
+        };
+        assert_eq!(
+            restored(&spec, narrower).await,
+            None,
+            "other limits read it again"
+        );
+
+        std::fs::write(dir.path().join("c.csv"), format!("{csv}+14155550125,Di\n")).unwrap();
+        assert_eq!(
+            restored(&spec, limits).await,
+            None,
+            "a changed file is read again"
+        );
+        assert_eq!(
+            plan(&spec, limits).await,
+            (1, 3),
+            "only the new row is planned"
+        );
+        assert_eq!(restored(&spec, limits).await, Some((true, 3)));
     }
 
     /// A reader ahead of the store (chunks already waiting) must not keep a reconcile planning past its budget: a

@@ -213,6 +213,7 @@ impl Daemon {
         };
         let mut prefetched = self.prefetch(&owned_due).await;
         self.prefetch_zone_groups(&owned_due).await;
+        self.prefetch_planned_versions(&owned_due).await;
         let mut records = Vec::new();
         for id in self.set.ids() {
             let c = self.set.get(&id).expect("campaign exists");
@@ -808,6 +809,17 @@ impl Daemon {
         }
         // The spec in force, borrowed field by field beside the planning state.
         let spec = c.round.as_ref().map_or(&c.spec, |r| &r.spec);
+        if c.csv_planned.is_none() && c.planning.is_none() {
+            crate::contacts::restore_planned(
+                self.store.as_ref(),
+                spec,
+                &self.config.contact_limits,
+                &mut c.planned_versions,
+                &mut c.csv_planned,
+                &mut c.valid_contacts,
+            )
+            .await;
+        }
         let (inserted, complete, written) = crate::contacts::plan_step(
             self.store.as_ref(),
             spec,
@@ -927,6 +939,46 @@ impl Daemon {
                 .expect("campaign exists")
                 .recorded_groups
                 .insert(ut, groups);
+        }
+    }
+
+    /// The contacts versions the store holds for the tasks in force of the given campaigns whose contacts this
+    /// process has not planned yet, read in one store call (each would otherwise read its own as it plans; see
+    /// [`crate::contacts::restore_planned`]). A failure only costs the reads it was meant to save.
+    async fn prefetch_planned_versions(&mut self, ids: &[String]) {
+        let mut wanted: Vec<(String, String)> = Vec::new();
+        for id in ids {
+            let c = self.set.get(id).expect("campaign exists");
+            let ut = user_task_id(c.in_force());
+            if c.csv_planned.is_none()
+                && c.planning.is_none()
+                && !c.planned_versions.contains_key(&ut)
+            {
+                wanted.push((id.clone(), ut));
+            }
+        }
+        if wanted.is_empty() {
+            return;
+        }
+        let uts: Vec<String> = wanted.iter().map(|(_, ut)| ut.clone()).collect();
+        let rows = match self.store.contacts_planned_of(&uts).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read which contacts files were planned, at once");
+                return;
+            }
+        };
+        let mut by_task: HashMap<String, (String, u64)> = rows
+            .into_iter()
+            .map(|(ut, version, valid)| (ut, (version, valid)))
+            .collect();
+        for (id, ut) in wanted {
+            let found = by_task.remove(&ut);
+            self.set
+                .get_mut(&id)
+                .expect("campaign exists")
+                .planned_versions
+                .insert(ut, found);
         }
     }
 

@@ -6,7 +6,7 @@ use store::backend::{ObservedStatus, TASK_COLUMNS, last_of_each};
 use store::{CampaignRecord, StoreError, TERMINAL_TASK_STATUSES, TaskKey, TaskRecord};
 
 use crate::PgStore;
-use crate::util::{db_err, decode_all, json_text, jsonb, nul_free, nul_free_opt};
+use crate::util::{POSTGRES, db_err, decode_all, json_text, jsonb, nul_free, nul_free_opt};
 
 /// One statement (arrays unnested).
 #[tracing::instrument(skip_all, fields(campaigns = cs.len()))]
@@ -115,6 +115,44 @@ pub(crate) async fn record_zone_groups_of_orders(
     Ok(())
 }
 
+#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
+pub(crate) async fn record_contacts_planned(
+    s: &PgStore,
+    user_task_id: &str,
+    version: &str,
+    valid_contacts: u64,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(sqlx::AssertSqlSafe(POSTGRES.record_contacts_planned()))
+        .bind(nul_free(user_task_id).as_ref())
+        .bind(nul_free(version).as_ref())
+        .bind(i64::try_from(valid_contacts).unwrap_or(i64::MAX))
+        .bind(at)
+        .execute(&s.pool)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(tasks = user_task_ids.len()))]
+pub(crate) async fn contacts_planned_of(
+    s: &PgStore,
+    user_task_ids: &[String],
+) -> Result<Vec<(String, String, u64)>, StoreError> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT user_task_id, contacts_version, valid_contacts FROM contacts_planned
+         WHERE user_task_id = ANY($1) ORDER BY user_task_id COLLATE \"C\"",
+    )
+    .bind(user_task_ids)
+    .fetch_all(&s.pool)
+    .await
+    .map_err(db_err)?;
+    Ok(rows
+        .into_iter()
+        .map(|(ut, v, n)| (ut, v, n.max(0) as u64))
+        .collect())
+}
+
 #[tracing::instrument(skip_all, fields(tasks = user_task_ids.len()))]
 pub(crate) async fn zone_groups_of(
     s: &PgStore,
@@ -185,7 +223,7 @@ pub(crate) async fn task_status_observed(
              updated_at = $4
          WHERE user_task_id = $1 AND (platform_status IS NULL OR platform_status <> ALL($5))",
     )
-    .bind(nul_free(user_task_id))
+    .bind(nul_free(user_task_id).as_ref())
     .bind(status)
     .bind(nul_free_opt(task_id))
     .bind(at)
@@ -207,7 +245,7 @@ pub(crate) async fn task_toggle_intent(
         "UPDATE tasks SET status_in_doubt_since = $2, updated_at = $2
          WHERE user_task_id = $1 AND (platform_status IS NULL OR platform_status <> ALL($3))",
     )
-    .bind(nul_free(user_task_id))
+    .bind(nul_free(user_task_id).as_ref())
     .bind(at)
     .bind(&TERMINAL_TASK_STATUSES[..])
     .execute(&s.pool)
@@ -226,7 +264,7 @@ pub(crate) async fn task_settings_sent(
     sqlx::query(
         "UPDATE tasks SET settings = $2, settings_sent_at = $3, updated_at = $3 WHERE user_task_id = $1",
     )
-    .bind(nul_free(user_task_id))
+    .bind(nul_free(user_task_id).as_ref())
     .bind(jsonb(settings))
     .bind(at)
     .execute(&s.pool)
@@ -245,7 +283,7 @@ pub(crate) async fn task_settings_forgotten(
     sqlx::query(
         "UPDATE tasks SET settings = 'null'::jsonb, updated_at = $2 WHERE user_task_id = $1",
     )
-    .bind(nul_free(user_task_id))
+    .bind(nul_free(user_task_id).as_ref())
     .bind(at)
     .execute(&s.pool)
     .await
@@ -264,7 +302,7 @@ pub(crate) async fn task_not_created(
              updated_at = $2
          WHERE user_task_id = $1 AND (platform_status IS NULL OR platform_status <> ALL($3))",
     )
-    .bind(nul_free(user_task_id))
+    .bind(nul_free(user_task_id).as_ref())
     .bind(at)
     .bind(&TERMINAL_TASK_STATUSES[..])
     .execute(&s.pool)

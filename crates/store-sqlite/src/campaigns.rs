@@ -6,7 +6,7 @@ use store::backend::{ObservedStatus, TASK_COLUMNS, last_of_each};
 use store::{CampaignRecord, StoreError, TERMINAL_TASK_STATUSES, TaskKey, TaskRecord};
 
 use crate::SqliteStore;
-use crate::util::{IN_LIST_MAX, Script, db_err, decode_all, json_text, rows_per_chunk, ts};
+use crate::util::{IN_LIST_MAX, SQLITE, Script, db_err, decode_all, json_text, rows_per_chunk, ts};
 
 /// `(<status> IS NULL OR <status> NOT IN (3, 4))`: the stored task status is not terminal.
 fn not_terminal(status: &str) -> String {
@@ -146,6 +146,50 @@ pub(crate) async fn zone_groups_of(
             .await
             .map_err(db_err)?;
         out.extend(rows);
+    }
+    Ok(out)
+}
+
+#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
+pub(crate) async fn record_contacts_planned(
+    s: &SqliteStore,
+    user_task_id: &str,
+    version: &str,
+    valid_contacts: u64,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(sqlx::AssertSqlSafe(SQLITE.record_contacts_planned()))
+        .bind(user_task_id)
+        .bind(version)
+        .bind(i64::try_from(valid_contacts).unwrap_or(i64::MAX))
+        .bind(ts(at))
+        .execute(&s.writer)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(tasks = user_task_ids.len()))]
+pub(crate) async fn contacts_planned_of(
+    s: &SqliteStore,
+    user_task_ids: &[String],
+) -> Result<Vec<(String, String, u64)>, StoreError> {
+    let mut out = Vec::new();
+    for ids in user_task_ids.chunks(IN_LIST_MAX) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT user_task_id, contacts_version, valid_contacts FROM contacts_planned WHERE user_task_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for id in ids {
+            list.push_bind(id);
+        }
+        q.push(") ORDER BY user_task_id");
+        let rows: Vec<(String, String, i64)> = q
+            .build_query_as()
+            .fetch_all(&s.reader)
+            .await
+            .map_err(db_err)?;
+        out.extend(rows.into_iter().map(|(ut, v, n)| (ut, v, n.max(0) as u64)));
     }
     Ok(out)
 }

@@ -51,6 +51,21 @@ pub trait Store: Send + Sync + Debug {
         &self,
         user_task_ids: &[String],
     ) -> Result<Vec<(String, String)>, StoreError>;
+    /// Records that the version `version` (opaque text) of the task's contacts was planned into it to its end, with
+    /// `valid_contacts` valid rows, replacing the task's earlier record. One statement.
+    async fn record_contacts_planned(
+        &self,
+        user_task_id: &str,
+        version: &str,
+        valid_contacts: u64,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// The contacts versions recorded for several tasks ([`Store::record_contacts_planned`]): `(user_task_id, version,
+    /// valid_contacts)`, by task; a task with none recorded is absent.
+    async fn contacts_planned_of(
+        &self,
+        user_task_ids: &[String],
+    ) -> Result<Vec<(String, String, u64)>, StoreError>;
     /// The daemon is about to create the task with `settings`. Inserts the task's row when missing (settings sent
     /// at `at`, no platform status, no platform task ID); otherwise sets its settings, `settings_sent_at = at`, and
     /// clears its platform status and task ID (in doubt until the platform answers). A task whose stored status is

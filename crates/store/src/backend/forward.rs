@@ -29,6 +29,13 @@ macro_rules! impl_store {
             campaigns::tasks_of(campaign_ids: &[String]) -> Vec<$crate::TaskRecord>;
             campaigns::zone_groups(user_task_id: &str) -> Vec<String>;
             campaigns::zone_groups_of(user_task_ids: &[String]) -> Vec<(String, String)>;
+            campaigns::record_contacts_planned(
+                user_task_id: &str,
+                version: &str,
+                valid_contacts: u64,
+                at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>
+            ) -> ();
+            campaigns::contacts_planned_of(user_task_ids: &[String]) -> Vec<(String, String, u64)>;
             campaigns::record_zone_groups_of_orders(orders: &[(String, String)]) -> ();
             campaigns::task_create_intent(
                 key: &$crate::TaskKey,
