@@ -10,6 +10,6 @@ CREATE TABLE contacts_planned (
 COMMENT ON TABLE contacts_planned IS
     'The version of each task''s contacts file last planned into it to its end. A restarted daemon whose version matches skips reading the file again; any other version is planned again, which adds only new rows.';
 COMMENT ON COLUMN contacts_planned.contacts_version IS
-    'Opaque to the store: the daemon''s text for the file stamp, the campaign file hash, the contact limits and the daemon release.';
+    'Opaque to the store: the daemon''s text for the file stamp, the campaign file hash, the contact limits and the daemon build.';
 COMMENT ON COLUMN contacts_planned.valid_contacts IS
     'Rows of that version that passed validation (the daemon decides on it, e.g. a campaign with no valid contact is done).';

@@ -3,7 +3,7 @@
 -- can tell nothing changed. One row per task, replaced when a newer version is planned.
 --
 -- `contacts_version` is opaque to the store: the daemon's text for the file's stamp, the campaign file's hash, the
--- contact limits and its own release. A row whose version is not the daemon's own is ignored: the file is planned
+-- contact limits and its build. A row whose version is not the daemon's own is ignored: the file is planned
 -- again, which adds only what is new. Losing the table costs a re-read, never an order.
 CREATE TABLE contacts_planned (
     user_task_id     TEXT    NOT NULL PRIMARY KEY,

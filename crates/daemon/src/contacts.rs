@@ -84,6 +84,31 @@ pub(crate) async fn plan_step(
     }
 }
 
+/// What tells this build of the daemon from another: its version and its executable's size and modification time,
+/// read once. Every release is numbered 0.0.0 until the first one ships, so the version alone would not tell a build
+/// whose reading rules changed; with the executable's stamp, a new build reads every contacts file again once (rows
+/// it now accepts are planned), while restarts of one build, or of one container image, do not.
+fn this_build() -> Option<&'static str> {
+    static BUILD: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BUILD
+        .get_or_init(|| {
+            let exe = std::fs::metadata(std::env::current_exe().ok()?).ok()?;
+            let modified = exe
+                .modified()
+                .ok()?
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?;
+            Some(format!(
+                "{} {} {}.{:09}",
+                env!("CARGO_PKG_VERSION"),
+                exe.len(),
+                modified.as_secs(),
+                modified.subsec_nanos()
+            ))
+        })
+        .as_deref()
+}
+
 /// The contacts versions the store holds, by task ([`Store::contacts_planned_of`]): `None` for a task with none.
 pub(crate) type PlannedVersions = HashMap<String, Option<(String, u64)>>;
 
@@ -146,14 +171,15 @@ pub(crate) fn csv_stamp(spec: &CampaignSpec) -> CsvStamp {
 }
 
 /// The text the store keeps for a version of the contacts planned to its end ([`Store::record_contacts_planned`]): the
-/// CSV's stamp, the campaign file's hash, the contact limits (they decide which rows are read) and this release (it
+/// CSV's stamp, the campaign file's hash, the contact limits (they decide which rows are read) and this build (it
 /// decides how they read). A restarted daemon skips reading the file only when all of them are as they were, so any
-/// change reads it again, which adds only what is new. `None` when the CSV has no stamp (it cannot be read).
+/// change reads it again, which adds only what is new. `None` when the CSV has no stamp (it cannot be read) or the
+/// build cannot be told: then there is no shortcut.
 pub(crate) fn contacts_version(stamp: &CsvStamp, limits: &ContactLimits) -> Option<String> {
     let file = serde_json::to_string(stamp.0.as_ref()?).ok()?;
     Some(format!(
-        "release {}; file {file}; spec {}; limits {} {} {}",
-        env!("CARGO_PKG_VERSION"),
+        "build {}; file {file}; spec {}; limits {} {} {}",
+        this_build()?,
         stamp.1,
         limits.max_file_bytes,
         limits.max_record_bytes,
