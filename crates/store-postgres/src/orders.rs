@@ -126,9 +126,8 @@ pub(crate) async fn orders_in_state(
     state: UploadState,
     limit: u32,
 ) -> Result<Vec<OrderRecord>, StoreError> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(POSTGRES.orders_in_state()))
+    let rows = sqlx::query(sqlx::AssertSqlSafe(POSTGRES.orders_in_state(state)))
         .bind(user_task_id)
-        .bind(state.as_str())
         .bind(i64::from(limit))
         .fetch_all(&s.pool)
         .await
@@ -455,10 +454,12 @@ impl UploadStatements for Upload {
         // them once the first commits, instead of claiming them twice. `= ANY(ARRAY(..))` evaluates the batch's
         // IDs once and keeps the planner on primary-key look-ups (an `IN (subquery)` may become a hash join over a
         // scan of the whole table). The `ARRAY(..)` is evaluated before any row moves: the cap counts are those
-        // before the claim.
+        // before the claim. The outer check reads the state through `COALESCE` (it is never NULL) so that it is
+        // never answered from the partial index of planned orders (migration 24): with statistics taken while the
+        // table was small, the planner read that whole index into a bitmap for every batch.
         let sql = format!(
             "UPDATE orders SET upload_state = 'sending', state_changed_at = $1
-             WHERE upload_state = 'planned'
+             WHERE COALESCE(upload_state, '') = 'planned'
                AND order_id = ANY(ARRAY(SELECT o.order_id FROM orders o
                                         WHERE o.user_task_id = $2 AND o.upload_state = 'planned' AND NOT {}{}
                                         ORDER BY o.source_line, o.order_id LIMIT $3))

@@ -170,9 +170,8 @@ pub(crate) async fn orders_in_state(
     state: UploadState,
     limit: u32,
 ) -> Result<Vec<OrderRecord>, StoreError> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(SQLITE.orders_in_state()))
+    let rows = sqlx::query(sqlx::AssertSqlSafe(SQLITE.orders_in_state(state)))
         .bind(user_task_id)
-        .bind(state.as_str())
         .bind(i64::from(limit))
         .fetch_all(&s.reader)
         .await

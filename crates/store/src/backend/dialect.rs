@@ -2,6 +2,7 @@
 //! index hints, a false boolean and where NULL sorts; the statements and fragments that differ only by those are
 //! built here, once.
 
+use crate::UploadState;
 use crate::backend::{LedgerTable, ORDER_COLUMNS};
 
 /// The `callStatus` codes the orders_to_retry index holds, as its definition writes them (see
@@ -230,14 +231,16 @@ impl Dialect {
         )
     }
 
-    /// [`crate::Store::orders_in_state`]: the task (parameter 1)'s orders in a state (2), the first (3) by source line.
-    pub fn orders_in_state(&self) -> String {
+    /// [`crate::Store::orders_in_state`]: the task (parameter 1)'s orders in `state`, the first (2) by source line.
+    /// The state is written into the statement, not bound: planned and sending orders each have a partial index
+    /// (migration 24), which a database uses only when the statement names its state.
+    pub fn orders_in_state(&self, state: UploadState) -> String {
         format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE user_task_id = {} AND upload_state = {}
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE user_task_id = {} AND upload_state = '{}'
              ORDER BY source_line, order_id LIMIT {}",
             self.param(1),
-            self.param(2),
-            self.param(3)
+            state.as_str(),
+            self.param(2)
         )
     }
 
