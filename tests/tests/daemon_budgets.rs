@@ -69,7 +69,10 @@ async fn running(backend: Backend) -> (Env, String) {
     (env, ut)
 }
 
-both_backends!(a_due_pause_goes_out_before_a_huge_new_contacts_file_is_read);
+both_backends!(
+    a_due_pause_goes_out_before_a_huge_new_contacts_file_is_read,
+    a_file_planned_beside_its_uploads_is_uploaded_once_and_in_file_order,
+);
 
 /// The campaign runs; at midnight a holiday begins, and at that same moment its contacts file is replaced by one far
 /// larger than a reconcile may plan. The pause goes out before any new row is planned (the calendar first), the
@@ -127,6 +130,83 @@ async fn a_due_pause_goes_out_before_a_huge_new_contacts_file_is_read(backend: B
     let more = env.store.order_progress(&ut).await.unwrap().total;
     assert!(more > planned, "planning goes on: {planned} then {more}");
     assert_eq!(env.sim.task(&ut).unwrap().status, 5);
+    assert_no_harm(&env.sim, &[env.spec("b.toml")]);
+}
+
+/// A file larger than a reconcile plans before its decision is planned on beside the task's decision and uploads of
+/// the next reconciles (one task, every row in a group the task records): every row is uploaded exactly once, the
+/// batches leave in file order, and nothing is dialled outside the calendar.
+async fn a_file_planned_beside_its_uploads_is_uploaded_once_and_in_file_order(backend: Backend) {
+    const ROWS: usize = 20_000;
+    let files = [
+        ("b.toml", with_holiday("b.csv")),
+        ("b.csv", many_contacts(ROWS)),
+    ];
+    let mut env = Env::new(backend, utc(2, 12, 0), &files, Options::default()).await;
+    let ut = daemon::user_task_id(&env.spec("b.toml"));
+    let mut steps = 0;
+    let mut planned_after_first = None;
+    loop {
+        env.step().await;
+        steps += 1;
+        let p = env.store.order_progress(&ut).await.unwrap();
+        planned_after_first.get_or_insert(p.total);
+        if p.total == ROWS as u64 && p.sent == ROWS as u64 {
+            break;
+        }
+        assert!(steps < 500, "not uploaded after {steps} reconciles: {p:?}");
+        env.clock.advance(Duration::seconds(1));
+    }
+    assert!(
+        planned_after_first.is_some_and(|n| n < ROWS as u64),
+        "the first reconcile planned only a slice ({planned_after_first:?} of {ROWS})"
+    );
+    let submitted = env.sim.submissions();
+    let ids: std::collections::HashSet<&str> =
+        submitted.iter().map(|s| s.order_id.as_str()).collect();
+    assert_eq!(submitted.len(), ROWS, "each order submitted once");
+    assert_eq!(ids.len(), ROWS);
+    assert!(submitted.iter().all(|s| s.accepted));
+    let orders = env.sim.orders();
+    assert_eq!(orders.len(), ROWS);
+    // In file order: the simulator's order of submissions is the phones' order in the file.
+    let phone_line: std::collections::HashMap<String, usize> = many_contacts(ROWS)
+        .lines()
+        .skip(1)
+        .enumerate()
+        .map(|(i, l)| {
+            let phone: String = l
+                .split(',')
+                .next()
+                .unwrap()
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect();
+            (phone, i)
+        })
+        .collect();
+    let lines: Vec<usize> = submitted
+        .iter()
+        .map(|s| {
+            phone_line[&s
+                .phone
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect::<String>()]
+        })
+        .collect();
+    let (mut out_of_order, mut last) = (0, None);
+    for l in &lines {
+        if last.is_some_and(|p| *l < p) {
+            out_of_order += 1;
+        }
+        last = Some(*l);
+    }
+    // Up to `requests_in_flight` batches are answered in any order; within that, the file's order holds.
+    assert!(
+        out_of_order * 50 <= ROWS,
+        "{out_of_order} submissions came before an earlier line's"
+    );
     assert_no_harm(&env.sim, &[env.spec("b.toml")]);
 }
 

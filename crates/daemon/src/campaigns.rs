@@ -9,7 +9,7 @@ use campaign::CampaignSpec;
 use chrono::{DateTime, Utc};
 use store::CampaignRecord;
 
-use crate::contacts::{CsvStamp, Planning};
+use crate::contacts::ContactsState;
 use crate::outcome::CampaignOutcome;
 use crate::scan::{DirChanges, Scanned, Scanner};
 
@@ -71,11 +71,8 @@ pub(crate) struct Campaign {
     pub(crate) file_present: bool,
     /// Why the current version of the file is not in use (the last good one runs).
     pub(crate) file_error: Option<String>,
-    /// The CSV's stamp when it was last planned into the store.
-    pub(crate) csv_planned: Option<CsvStamp>,
-    /// The CSV being planned, when it takes more than one reconcile.
-    pub(crate) planning: Option<Planning>,
-    pub(crate) valid_contacts: u64,
+    /// Where the planning of its contacts stands.
+    pub(crate) contacts: ContactsState,
     /// Each task's polling and retry state, by userTaskID.
     pub(crate) loops: HashMap<String, TaskLoop>,
     /// The contacts versions the store said were planned into its tasks, as read (see
@@ -119,9 +116,7 @@ impl Campaign {
             spec,
             file_present,
             file_error: None,
-            csv_planned: None,
-            planning: None,
-            valid_contacts: 0,
+            contacts: ContactsState::default(),
             loops: HashMap::new(),
             planned_versions: HashMap::new(),
             recorded_groups: HashMap::new(),
@@ -452,7 +447,8 @@ impl CampaignSet {
                     || crate::task::user_task_ids(c.in_force())
                         .iter()
                         .any(|ut| touched(ut))
-                    || c.csv_planned
+                    || c.contacts
+                        .planned
                         .as_ref()
                         .is_some_and(|planned| *planned != crate::contacts::csv_stamp(c.in_force()))
             })

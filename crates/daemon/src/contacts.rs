@@ -22,41 +22,52 @@ const READ_INLINE_BYTES: u64 = 16 * 1024;
 /// How long one reconcile of a campaign plans its contacts; a larger file goes on at the next reconciles.
 const PLAN_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// How long a reconcile of a one-task campaign plans before its decision: enough for the decision to have orders to
+/// upload and the task's groups recorded; the rest of the file is planned beside the uploads of the next reconciles
+/// (see [`Admitted`]), which come at once.
+const PLAN_FIRST_BUDGET: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// One reconcile's share of planning a campaign's contacts: when the CSV (or the campaign file) changed since it was
-/// last planned to its end, inserts for at most [`PLAN_BUDGET`], keeping the reader in `planning` for the next
-/// reconcile (which comes at once). Returns how many orders were newly planned, whether the file is planned to its
-/// end (then `csv_planned` and `valid_contacts` say so), and the zone groups written. The caller plans only campaigns whose file is present.
+/// last planned to its end, inserts for at most [`PLAN_BUDGET`] ([`PLAN_FIRST_BUDGET`] before the decision of a
+/// one-task campaign), keeping the reader in `state.planning` for the next reconcile (which comes at once). With
+/// `admitted`, it runs beside the task's uploads ([`Planning::advance`]). Returns how many orders were newly
+/// planned, whether the file is planned to its end (then `state.planned` and `state.valid` say so), and the zone
+/// groups written. The caller plans only campaigns whose file is present.
 pub(crate) async fn plan_step(
     store: &dyn Store,
     spec: &CampaignSpec,
     limits: &ContactLimits,
-    planning: &mut Option<Planning>,
-    csv_planned: &mut Option<CsvStamp>,
-    valid_contacts: &mut u64,
+    state: &mut ContactsState,
     now: chrono::DateTime<chrono::Utc>,
+    admitted: Option<&Admitted>,
 ) -> StepResult<(u64, bool, GroupsWritten)> {
     let mut written = GroupsWritten::default();
     if spec.schedule.end_utc().is_some_and(|end| now >= end) {
-        *planning = None;
+        state.planning = None;
         return Ok((0, true, written));
     }
     let stamp = csv_stamp(spec);
-    if csv_planned.as_ref() == Some(&stamp) {
+    if state.planned.as_ref() == Some(&stamp) {
         return Ok((0, true, written));
     }
-    if planning.as_ref().is_none_or(|p| p.stamp != stamp) {
+    if state.planning.as_ref().is_none_or(|p| p.stamp != stamp) {
         // New, or the file changed while it was read: start again (what is planned stays planned).
-        *planning = Some(Planning::start(
+        state.planning = Some(Planning::start(
             spec,
             &crate::task::user_task_id(spec),
             stamp,
             *limits,
         ));
     }
-    let mut current = planning.take().expect("just set");
+    let mut current = state.planning.take().expect("just set");
+    let budget = if admitted.is_none() && crate::task::user_task_ids(spec).len() == 1 {
+        PLAN_FIRST_BUDGET
+    } else {
+        PLAN_BUDGET
+    };
     // A failed read or write starts again from the file at the next reconcile.
     let (inserted, stats) = current
-        .advance(store, now, PLAN_BUDGET, &mut written)
+        .advance(store, now, budget, &mut written, admitted)
         .await?;
     match stats {
         Some(stats) => {
@@ -73,12 +84,12 @@ pub(crate) async fn plan_step(
                     tracing::warn!(campaign.id = %spec.id, error = %e, "cannot record which contacts file was planned; a restart will read it again");
                 }
             }
-            *csv_planned = Some(current.stamp);
-            *valid_contacts = stats.valid;
+            state.planned = Some(current.stamp);
+            state.valid = stats.valid;
             Ok((inserted, true, written))
         }
         None => {
-            *planning = Some(current);
+            state.planning = Some(current);
             Ok((inserted, false, written))
         }
     }
@@ -109,6 +120,18 @@ fn this_build() -> Option<&'static str> {
         .as_deref()
 }
 
+/// Where a campaign's contacts planning stands: the file being read, the version planned to its end, and that
+/// version's valid rows (which the decisions read).
+#[derive(Debug, Default)]
+pub(crate) struct ContactsState {
+    /// The CSV being planned, when it takes more than one reconcile.
+    pub(crate) planning: Option<Planning>,
+    /// The CSV's stamp when it was last planned into the store to its end.
+    pub(crate) planned: Option<CsvStamp>,
+    /// The valid rows of the version planned.
+    pub(crate) valid: u64,
+}
+
 /// The contacts versions the store holds, by task ([`Store::contacts_planned_of`]): `None` for a task with none.
 pub(crate) type PlannedVersions = HashMap<String, Option<(String, u64)>>;
 
@@ -121,8 +144,7 @@ pub(crate) async fn restore_planned(
     spec: &CampaignSpec,
     limits: &ContactLimits,
     known: &mut PlannedVersions,
-    csv_planned: &mut Option<CsvStamp>,
-    valid_contacts: &mut u64,
+    state: &mut ContactsState,
 ) {
     let ut = crate::task::user_task_id(spec);
     if !known.contains_key(&ut) {
@@ -143,8 +165,8 @@ pub(crate) async fn restore_planned(
         && *stored == now
     {
         tracing::debug!(campaign.id = %spec.id, contacts.valid = valid, "contacts file planned before this start; not read again");
-        *csv_planned = Some(stamp);
-        *valid_contacts = *valid;
+        state.planned = Some(stamp);
+        state.valid = *valid;
     }
 }
 
@@ -158,6 +180,11 @@ pub(crate) struct GroupsWritten {
     /// which tasks got them is known only to the store.
     pub(crate) of_stored_orders: bool,
 }
+
+/// The `(user_task_id, zone group as JSON)` pairs whose orders may be planned while the campaign's tasks upload: the
+/// groups already recorded for the task, which its calendar (and so the dial window of the decision uploading beside
+/// the planning) covers already. A chunk with any other pair is held for a reconcile that plans before it decides.
+pub(crate) type Admitted = std::collections::HashSet<(String, String)>;
 
 /// What identifies a version of the contacts: the CSV's file stamp (the same stamp as the campaign files'), and the
 /// campaign file's hash (variables may change how rows read).
@@ -198,6 +225,8 @@ pub(crate) struct Planning {
     pub(crate) stamp: CsvStamp,
     chunks: tokio::sync::mpsc::Receiver<Result<Chunk, String>>,
     reading: Reading,
+    /// A chunk read but not admitted beside an upload ([`Admitted`]); the next step inserts it first.
+    held: Option<Chunk>,
 }
 
 /// Who reads the file: a blocking thread, whose handle returns the counts of the rows once it is done, or nobody
@@ -240,6 +269,7 @@ impl Planning {
                 stamp,
                 chunks: rx,
                 reading: Reading::Done(stats),
+                held: None,
             };
         }
         let (chunks, reading) = read_in_chunks(
@@ -253,17 +283,28 @@ impl Planning {
             stamp,
             chunks,
             reading: Reading::Thread(reading),
+            held: None,
         }
+    }
+
+    /// Whether a chunk waits that was not admitted beside an upload: the next step must plan before the decision.
+    pub(crate) fn holds_chunk(&self) -> bool {
+        self.held.is_some()
     }
 
     /// Inserts the chunks read so far, for at most `budget`. Returns how many orders were newly planned, and the
     /// counts of the rows once the whole file is planned (`None`: more to come at the next reconcile).
+    ///
+    /// With `admitted` (the planning runs beside the tasks' uploads), a chunk with a zone group not admitted is not
+    /// inserted: it is held, and the step ends. Its orders could otherwise be uploaded before their task's calendar
+    /// covers their group.
     pub(crate) async fn advance(
         &mut self,
         store: &dyn Store,
         now: chrono::DateTime<chrono::Utc>,
         budget: std::time::Duration,
         written: &mut GroupsWritten,
+        admitted: Option<&Admitted>,
     ) -> StepResult<(u64, Option<Stats>)> {
         let started = std::time::Instant::now();
         let mut inserted = 0u64;
@@ -274,12 +315,21 @@ impl Planning {
                 // a spent budget alone would never end the loop.
                 return Ok((inserted, None));
             }
-            let next = match tokio::time::timeout(left, self.chunks.recv()).await {
-                Ok(next) => next,
-                // The budget is spent: the reader waits (bounded) for the next reconcile.
-                Err(_) => return Ok((inserted, None)),
+            let next = match self.held.take() {
+                Some(chunk) => Some(Ok(chunk)),
+                None => match tokio::time::timeout(left, self.chunks.recv()).await {
+                    Ok(next) => next,
+                    // The budget is spent: the reader waits (bounded) for the next reconcile.
+                    Err(_) => return Ok((inserted, None)),
+                },
             };
             match next {
+                Some(Ok(chunk))
+                    if admitted.is_some_and(|a| chunk.groups.iter().any(|p| !a.contains(p))) =>
+                {
+                    self.held = Some(chunk);
+                    return Ok((inserted, None));
+                }
                 Some(Ok(chunk)) => {
                     // The groups with the orders, in one transaction: the task's calendar covers these contacts
                     // from the next decision on, before any of them can be uploaded.
@@ -594,23 +644,15 @@ mod tests {
             let spec = spec.clone();
             let store = &store;
             async move {
-                let (mut planning, mut planned, mut valid) = (None, None, 0);
+                let mut state = ContactsState::default();
                 let mut total = 0;
                 loop {
-                    let (n, done, _) = plan_step(
-                        store,
-                        &spec,
-                        &limits,
-                        &mut planning,
-                        &mut planned,
-                        &mut valid,
-                        now,
-                    )
-                    .await
-                    .unwrap();
+                    let (n, done, _) = plan_step(store, &spec, &limits, &mut state, now, None)
+                        .await
+                        .unwrap();
                     total += n;
                     if done {
-                        return (total, valid);
+                        return (total, state.valid);
                     }
                 }
             }
@@ -619,9 +661,11 @@ mod tests {
             let spec = spec.clone();
             let store = &store;
             async move {
-                let (mut known, mut planned, mut valid) = (PlannedVersions::new(), None, 0);
-                restore_planned(store, &spec, &limits, &mut known, &mut planned, &mut valid).await;
-                planned.map(|stamp| (stamp == csv_stamp(&spec), valid))
+                let (mut known, mut state) = (PlannedVersions::new(), ContactsState::default());
+                restore_planned(store, &spec, &limits, &mut known, &mut state).await;
+                state
+                    .planned
+                    .map(|stamp| (stamp == csv_stamp(&spec), state.valid))
             }
         };
         assert_eq!(restored(&spec, limits).await, None, "nothing planned yet");
@@ -655,6 +699,65 @@ mod tests {
         assert_eq!(restored(&spec, limits).await, Some((true, 3)));
     }
 
+    /// Beside an upload, only chunks in the admitted groups are inserted: a chunk with another group is held, not
+    /// written (its orders could be uploaded before their task's calendar covers them), and the next step, planning
+    /// before the decision, inserts it first.
+    #[tokio::test]
+    async fn a_chunk_in_a_group_not_admitted_is_held_for_a_step_that_plans_first() {
+        let dir = tempfile::tempdir().unwrap();
+        // San Francisco twice, then Miami: another zone and other rules, so another group.
+        let csv = "phone,name\n+14155550123,Ann\n+14155550124,Bob\n+13055550123,Cy\n";
+        let spec = campaign_with_contacts(dir.path(), csv);
+        let limits = ContactLimits::default();
+        let (chunks, _) = read_at_once(&spec, "t", &limits, 1_000).expect("read at once");
+        let pairs: Vec<(String, String)> = chunks.iter().flat_map(|c| c.groups.clone()).collect();
+        assert_eq!(pairs.len(), 2, "two groups: {pairs:?}");
+        let admitted: Admitted = [pairs[0].clone()].into_iter().collect();
+
+        let db = testkit::sqlite_database();
+        let store = store_sqlite::SqliteStore::open(&db.url).await.unwrap();
+        let (chunks, reading) = read_in_chunks(spec.clone(), "t".into(), limits, 1, 1);
+        let mut planning = Planning {
+            stamp: csv_stamp(&spec),
+            chunks,
+            reading: Reading::Thread(reading),
+            held: None,
+        };
+        let now = chrono::Utc::now();
+        let budget = std::time::Duration::from_secs(10);
+        let mut written = GroupsWritten::default();
+        let (inserted, stats) = planning
+            .advance(&store, now, budget, &mut written, Some(&admitted))
+            .await
+            .unwrap();
+        assert_eq!(inserted, 2, "the first group's rows are planned beside");
+        assert!(stats.is_none() && planning.holds_chunk());
+        let stored = store
+            .orders_in_state("t", store::UploadState::Planned, 10)
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 2);
+        assert!(stored.iter().all(|o| o.phone.starts_with("1415")));
+        assert_eq!(written.groups, vec![pairs[0].clone()]);
+
+        let (inserted, stats) = planning
+            .advance(&store, now, budget, &mut written, Some(&admitted))
+            .await
+            .unwrap();
+        assert_eq!(inserted, 0, "still held beside an upload");
+        assert!(stats.is_none() && planning.holds_chunk());
+
+        let (inserted, stats) = planning
+            .advance(&store, now, budget, &mut written, None)
+            .await
+            .unwrap();
+        assert_eq!(inserted, 1, "a step that plans first inserts it");
+        assert_eq!(stats.map(|s| s.valid), Some(3));
+        assert!(!planning.holds_chunk());
+        assert_eq!(written.groups, pairs);
+        assert_eq!(store.zone_groups("t").await.unwrap().len(), 2);
+    }
+
     /// A reader ahead of the store (chunks already waiting) must not keep a reconcile planning past its budget: a
     /// timeout polls its future first, so only a check before each wait ends the loop.
     #[tokio::test]
@@ -670,6 +773,7 @@ mod tests {
             stamp: (None, String::new()),
             chunks,
             reading: Reading::Done(Stats::default()),
+            held: None,
         };
         let now = chrono::Utc::now();
         let (inserted, stats) = planning
@@ -678,6 +782,7 @@ mod tests {
                 now,
                 std::time::Duration::ZERO,
                 &mut GroupsWritten::default(),
+                None,
             )
             .await
             .unwrap();
@@ -692,6 +797,7 @@ mod tests {
                 now,
                 std::time::Duration::from_secs(10),
                 &mut GroupsWritten::default(),
+                None,
             )
             .await
             .unwrap();

@@ -461,39 +461,82 @@ impl Daemon {
         // A contacts problem (an unreadable CSV, a row the store refuses) must never keep the calendar from being
         // enforced: report it and go on deciding with the orders already planned. A store outage stops the
         // campaign's step (nothing can be recorded), as it would at any other point.
-        let mut planning_left = false;
-        match self.plan_contacts(id, now).await {
-            Ok((inserted, complete)) => {
-                planning_left = !complete;
-                if inserted > 0 {
-                    // Contacts of a group a task's calendar did not cover yet (a file read before it was rescanned)
-                    // are covered before the decision that uploads them.
-                    tasks = self.task_specs(id).await?;
-                    for f in &mut firsts {
-                        f.fresh = None;
+        let (planned, passes) = match self.plan_beside(id, &uts) {
+            // A file planned on from an earlier reconcile, in groups its task already covers: its next rows are
+            // read and inserted while the task decides and uploads what was planned before, so the reading, the
+            // store's writes and the platform's requests overlap.
+            Some(admitted) => {
+                // The reader is taken out while it plans; the decisions beside it read the version planned and
+                // its valid rows from the campaign as they were.
+                let c = self.set.get_mut(id).expect("campaign exists");
+                let spec = c.in_force().clone();
+                let mut state = crate::contacts::ContactsState {
+                    planning: c.contacts.planning.take(),
+                    planned: c.contacts.planned.clone(),
+                    valid: c.contacts.valid,
+                };
+                let store = Arc::clone(&self.store);
+                let limits = self.config.contact_limits;
+                let plan = crate::contacts::plan_step(
+                    store.as_ref(),
+                    &spec,
+                    &limits,
+                    &mut state,
+                    now,
+                    Some(&admitted),
+                );
+                let second =
+                    self.second_passes(id, &tasks, &uts, now, firsts, file_present, &mut log);
+                let (planned, passes) = tokio::join!(plan, second);
+                self.set.get_mut(id).expect("campaign exists").contacts = state;
+                let planned = planned.map(|(inserted, complete, written)| {
+                    self.absorb_planned(id, inserted, written);
+                    // Orders planned after the decision was made wait for the next reconcile, at once, as the
+                    // rest of the file does.
+                    (inserted, complete && inserted == 0)
+                });
+                (planned, passes)
+            }
+            None => {
+                let planned = match self.plan_contacts(id, now).await {
+                    Err(StepError::Store(e)) if e.is_retryable() => {
+                        return Err(StepError::Store(e));
+                    }
+                    planned => planned,
+                };
+                match &planned {
+                    Ok((inserted, _)) if *inserted > 0 => {
+                        // Contacts of a group a task's calendar did not cover yet (a file read before it was
+                        // rescanned) are covered before the decision that uploads them.
+                        tasks = self.task_specs(id).await?;
+                        for f in &mut firsts {
+                            f.fresh = None;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        for f in &mut firsts {
+                            f.fresh = None;
+                        }
                     }
                 }
+                let passes = self
+                    .second_passes(id, &tasks, &uts, now, firsts, file_present, &mut log)
+                    .await;
+                (planned, passes)
             }
+        };
+        let mut planning_left = false;
+        match planned {
+            Ok((_, complete)) => planning_left = !complete,
             Err(StepError::Store(e)) if e.is_retryable() => return Err(StepError::Store(e)),
             Err(e) => {
                 tracing::warn!(campaign.id = %id, error = %e, "cannot read the contacts; the campaign goes on with the orders already planned");
                 self.hub.metrics.reconcile_error(id);
                 log.error = Some(format!("contacts: {e}"));
-                for f in &mut firsts {
-                    f.fresh = None;
-                }
             }
         }
-        let mut passes = Vec::with_capacity(tasks.len());
-        for ((ts, ut), first) in tasks.iter().zip(&uts).zip(firsts) {
-            let pass = crate::ledger::CONTEXT
-                .scope(
-                    (id.to_owned(), ut.clone()),
-                    self.task_second_pass(id, ts, now, first, file_present, &mut log),
-                )
-                .await?;
-            passes.push(pass);
-        }
+        let mut passes = passes?;
 
         let next_round = self
             .set
@@ -759,9 +802,7 @@ impl Daemon {
             if let Some(r) = found.round {
                 tracing::info!(campaign.id = %id, round = r.number, generation = found.spec.generation, "round in force");
             }
-            c.csv_planned = None;
-            c.planning = None;
-            c.valid_contacts = 0;
+            c.contacts = crate::contacts::ContactsState::default();
             c.loops.clear();
         }
         c.round = Some(found);
@@ -804,19 +845,18 @@ impl Daemon {
         let c = self.set.get_mut(id).expect("campaign exists");
         if !c.file_present {
             // A removed campaign plans nothing more.
-            c.planning = None;
+            c.contacts.planning = None;
             return Ok((0, true));
         }
         // The spec in force, borrowed field by field beside the planning state.
         let spec = c.round.as_ref().map_or(&c.spec, |r| &r.spec);
-        if c.csv_planned.is_none() && c.planning.is_none() {
+        if c.contacts.planned.is_none() && c.contacts.planning.is_none() {
             crate::contacts::restore_planned(
                 self.store.as_ref(),
                 spec,
                 &self.config.contact_limits,
                 &mut c.planned_versions,
-                &mut c.csv_planned,
-                &mut c.valid_contacts,
+                &mut c.contacts,
             )
             .await;
         }
@@ -824,14 +864,19 @@ impl Daemon {
             self.store.as_ref(),
             spec,
             &self.config.contact_limits,
-            &mut c.planning,
-            &mut c.csv_planned,
-            &mut c.valid_contacts,
+            &mut c.contacts,
             now,
+            None,
         )
         .await?;
-        // The groups just written join what is known of each task's; groups written for orders already stored went
-        // to tasks only the store knows: read them all again.
+        self.absorb_planned(id, inserted, written);
+        Ok((inserted, complete))
+    }
+
+    /// A planning step's groups join what is known of each task's; groups written for orders already stored went to
+    /// tasks only the store knows: they are all read again.
+    fn absorb_planned(&mut self, id: &str, inserted: u64, written: crate::contacts::GroupsWritten) {
+        let c = self.set.get_mut(id).expect("campaign exists");
         if written.of_stored_orders {
             c.forget_recorded_groups();
         } else {
@@ -848,7 +893,59 @@ impl Daemon {
         if inserted > 0 {
             tracing::info!(campaign.id = %id, orders.new = inserted, "planned contacts");
         }
-        Ok((inserted, complete))
+    }
+
+    /// The zone groups whose contacts this reconcile may plan while the campaign's task decides and uploads, or
+    /// `None` when it must plan first and decide after. Only a campaign of one task, part way through a file it
+    /// is still planning (nothing held back), plans beside: its new orders then go into that task, in groups the
+    /// task already records, which its calendar, and so the decision being made beside them, covers. A contact
+    /// already planned in this generation is in the same task, so the groups recorded for stored orders are those
+    /// too. A new group (or a task per group, where a contact that moved records its group for another task that
+    /// may be uploading) plans first, as a new file does.
+    fn plan_beside(&self, id: &str, uts: &[String]) -> Option<crate::contacts::Admitted> {
+        let c = self.set.get(id)?;
+        let spec = c.in_force();
+        let planning = c.contacts.planning.as_ref()?;
+        let [ut] = uts else { return None };
+        if !c.file_present
+            || planning.holds_chunk()
+            || planning.stamp != crate::contacts::csv_stamp(spec)
+            || crate::task::user_task_ids(spec).len() != 1
+            || *ut != user_task_id(spec)
+        {
+            return None;
+        }
+        let groups = c.recorded_groups.get(ut)?;
+        let admitted: crate::contacts::Admitted = groups
+            .iter()
+            .filter_map(|g| Some((ut.clone(), serde_json::to_string(g).ok()?)))
+            .collect();
+        (!admitted.is_empty()).then_some(admitted)
+    }
+
+    /// The second pass over each of the campaign's tasks ([`Daemon::task_second_pass`]), in order.
+    #[allow(clippy::too_many_arguments)]
+    async fn second_passes(
+        &mut self,
+        id: &str,
+        tasks: &[CampaignSpec],
+        uts: &[String],
+        now: DateTime<Utc>,
+        firsts: Vec<FirstPass>,
+        file_present: bool,
+        log: &mut RunLog,
+    ) -> StepResult<Vec<TaskPass>> {
+        let mut passes = Vec::with_capacity(tasks.len());
+        for ((ts, ut), first) in tasks.iter().zip(uts).zip(firsts) {
+            let pass = crate::ledger::CONTEXT
+                .scope(
+                    (id.to_owned(), ut.clone()),
+                    self.task_second_pass(id, ts, now, first, file_present, log),
+                )
+                .await?;
+            passes.push(pass);
+        }
+        Ok(passes)
     }
 
     /// The decision for one task of the campaign, from the store as it is now.
@@ -884,7 +981,7 @@ impl Daemon {
             tasks,
             progress,
             c.file_present,
-            c.valid_contacts,
+            c.contacts.valid,
             now,
             self.config.apply_delay,
             next_poll_at,
@@ -950,8 +1047,8 @@ impl Daemon {
         for id in ids {
             let c = self.set.get(id).expect("campaign exists");
             let ut = user_task_id(c.in_force());
-            if c.csv_planned.is_none()
-                && c.planning.is_none()
+            if c.contacts.planned.is_none()
+                && c.contacts.planning.is_none()
                 && !c.planned_versions.contains_key(&ut)
             {
                 wanted.push((id.clone(), ut));
