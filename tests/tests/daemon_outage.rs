@@ -92,15 +92,11 @@ impl Store for Switchable {
     }
     async fn record_contacts_planned(
         &self,
-        user_task_id: &str,
-        version: &str,
-        valid_contacts: u64,
+        planned: &[(String, String, u64)],
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.check()?;
-        self.inner
-            .record_contacts_planned(user_task_id, version, valid_contacts, at)
-            .await
+        self.inner.record_contacts_planned(planned, at).await
     }
     async fn contacts_planned_of(
         &self,

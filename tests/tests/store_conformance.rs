@@ -555,20 +555,25 @@ async fn the_planned_contacts_version_is_kept_per_task_and_replaced(db: Db) {
             .unwrap()
             .is_empty()
     );
+    let row = |t: &str, v: &str, n: u64| (t.to_string(), v.to_string(), n);
+    store.record_contacts_planned(&[], at(0)).await.unwrap();
+    // A task given twice in one call keeps its last row.
     store
-        .record_contacts_planned("t1", "v1", 3, at(0))
+        .record_contacts_planned(
+            &[row("t1", "v0", 1), row("t2", "v1", 0), row("t1", "v1", 3)],
+            at(0),
+        )
         .await
         .unwrap();
-    store
-        .record_contacts_planned("t2", "v1", 0, at(0))
-        .await
-        .unwrap();
+    assert_eq!(
+        store.contacts_planned_of(&tasks(&["t1"])).await.unwrap(),
+        vec![row("t1", "v1", 3)]
+    );
     // A newer version replaces the task's record; another task's stays.
     store
-        .record_contacts_planned("t1", "v2", 5, at(10))
+        .record_contacts_planned(&[row("t1", "v2", 5)], at(10))
         .await
         .unwrap();
-    let row = |t: &str, v: &str, n: u64| (t.to_string(), v.to_string(), n);
     assert_eq!(
         store
             .contacts_planned_of(&tasks(&["t2", "none", "t1"]))

@@ -74,16 +74,9 @@ pub(crate) async fn plan_step(
             if stats.issues > 0 {
                 tracing::debug!(campaign.id = %spec.id, contacts.valid = stats.valid, contacts.issues = stats.issues, "contacts planned; rows with issues left out");
             }
-            if let Some(version) = contacts_version(&current.stamp, limits) {
-                let ut = crate::task::user_task_id(spec);
-                if let Err(e) = store
-                    .record_contacts_planned(&ut, &version, stats.valid, now)
-                    .await
-                {
-                    // Only a restart's shortcut is lost: it reads the file again, which adds nothing twice.
-                    tracing::warn!(campaign.id = %spec.id, error = %e, "cannot record which contacts file was planned; a restart will read it again");
-                }
-            }
+            // Recorded with every campaign's at the end of the pass (one store call, not one per campaign).
+            state.to_record = contacts_version(&current.stamp, limits)
+                .map(|version| (crate::task::user_task_id(spec), version, stats.valid));
             state.planned = Some(current.stamp);
             state.valid = stats.valid;
             Ok((inserted, true, written))
@@ -130,6 +123,9 @@ pub(crate) struct ContactsState {
     pub(crate) planned: Option<CsvStamp>,
     /// The valid rows of the version planned.
     pub(crate) valid: u64,
+    /// The version planned to its end and not yet recorded in the store ([`Store::record_contacts_planned`]):
+    /// `(user_task_id, version, valid rows)`.
+    pub(crate) to_record: Option<(String, String, u64)>,
 }
 
 /// The contacts versions the store holds, by task ([`Store::contacts_planned_of`]): `None` for a task with none.
@@ -652,6 +648,9 @@ mod tests {
                         .unwrap();
                     total += n;
                     if done {
+                        // As the daemon does at the end of its pass.
+                        let planned: Vec<_> = state.to_record.take().into_iter().collect();
+                        store.record_contacts_planned(&planned, now).await.unwrap();
                         return (total, state.valid);
                     }
                 }

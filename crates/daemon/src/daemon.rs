@@ -257,6 +257,7 @@ impl Daemon {
             outcome.reconciled.push(id);
         }
         crate::records::record_campaigns(self.store.as_ref(), &mut self.set, records).await;
+        crate::records::record_contacts_planned(self.store.as_ref(), &mut self.set, now).await;
         if let Err(e) = self.ledger.flush(self.store.as_ref()).await {
             tracing::warn!(error = %e, pending = self.ledger.pending(), "cannot write the action ledger yet");
         }
@@ -474,6 +475,7 @@ impl Daemon {
                     planning: c.contacts.planning.take(),
                     planned: c.contacts.planned.clone(),
                     valid: c.contacts.valid,
+                    to_record: c.contacts.to_record.take(),
                 };
                 let store = Arc::clone(&self.store);
                 let limits = self.config.contact_limits;

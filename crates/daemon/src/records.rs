@@ -50,6 +50,31 @@ pub(crate) async fn record_campaigns(
     }
 }
 
+/// Records in the store, in one call, the contacts versions the campaigns planned to their end in this pass
+/// ([`crate::contacts::ContactsState::to_record`]). A failure costs only a restart's shortcut (it would read those
+/// files again, which adds nothing twice): they are tried again at the next pass.
+pub(crate) async fn record_contacts_planned(
+    store: &dyn Store,
+    set: &mut CampaignSet,
+    at: chrono::DateTime<chrono::Utc>,
+) {
+    let planned: Vec<(String, String, u64)> = set
+        .campaigns
+        .values()
+        .filter_map(|c| c.contacts.to_record.clone())
+        .collect();
+    if planned.is_empty() {
+        return;
+    }
+    if let Err(e) = store.record_contacts_planned(&planned, at).await {
+        tracing::warn!(tasks = planned.len(), error = %e, "cannot record which contacts files were planned; a restart would read them again");
+        return;
+    }
+    for c in set.campaigns.values_mut() {
+        c.contacts.to_record = None;
+    }
+}
+
 /// A digest of everything in a campaign record but its time stamp. The spec is left out: it is a function of the
 /// file's content and path, which are in.
 fn record_digest(r: &CampaignRecord) -> u64 {

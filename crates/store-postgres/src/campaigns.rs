@@ -2,11 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgConnection;
-use store::backend::{ObservedStatus, TASK_COLUMNS, last_of_each};
+use store::backend::{Dialect, ObservedStatus, TASK_COLUMNS, last_of_each};
 use store::{CampaignRecord, StoreError, TERMINAL_TASK_STATUSES, TaskKey, TaskRecord};
 
 use crate::PgStore;
-use crate::util::{POSTGRES, db_err, decode_all, json_text, jsonb, nul_free, nul_free_opt};
+use crate::util::{db_err, decode_all, json_text, jsonb, nul_free, nul_free_opt};
 
 /// One statement (arrays unnested).
 #[tracing::instrument(skip_all, fields(campaigns = cs.len()))]
@@ -115,18 +115,35 @@ pub(crate) async fn record_zone_groups_of_orders(
     Ok(())
 }
 
-#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
+#[tracing::instrument(skip_all, fields(tasks = planned.len()))]
 pub(crate) async fn record_contacts_planned(
     s: &PgStore,
-    user_task_id: &str,
-    version: &str,
-    valid_contacts: u64,
+    planned: &[(String, String, u64)],
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    sqlx::query(sqlx::AssertSqlSafe(POSTGRES.record_contacts_planned()))
-        .bind(nul_free(user_task_id).as_ref())
-        .bind(nul_free(version).as_ref())
-        .bind(i64::try_from(valid_contacts).unwrap_or(i64::MAX))
+    if planned.is_empty() {
+        return Ok(());
+    }
+    // One row per task: an upsert may not touch a row twice.
+    let rows = last_of_each(planned, |(ut, _, _)| ut.as_str());
+    let sql = format!(
+        "INSERT INTO contacts_planned (user_task_id, contacts_version, valid_contacts, planned_at)
+         SELECT u.user_task_id, u.contacts_version, u.valid_contacts, $4
+         FROM unnest($1::text[], $2::text[], $3::int8[]) AS u (user_task_id, contacts_version, valid_contacts){}",
+        Dialect::CONTACTS_PLANNED_REPLACES
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(
+            rows.iter()
+                .map(|(ut, _, _)| nul_free(ut))
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|(_, v, _)| nul_free(v)).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|(_, _, n)| i64::try_from(*n).unwrap_or(i64::MAX))
+                .collect::<Vec<_>>(),
+        )
         .bind(at)
         .execute(&s.pool)
         .await

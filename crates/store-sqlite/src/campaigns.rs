@@ -2,11 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite};
-use store::backend::{ObservedStatus, TASK_COLUMNS, last_of_each};
+use store::backend::{Dialect, ObservedStatus, TASK_COLUMNS, last_of_each};
 use store::{CampaignRecord, StoreError, TERMINAL_TASK_STATUSES, TaskKey, TaskRecord};
 
 use crate::SqliteStore;
-use crate::util::{IN_LIST_MAX, SQLITE, Script, db_err, decode_all, json_text, rows_per_chunk, ts};
+use crate::util::{IN_LIST_MAX, Script, db_err, decode_all, json_text, rows_per_chunk, ts};
 
 /// `(<status> IS NULL OR <status> NOT IN (3, 4))`: the stored task status is not terminal.
 fn not_terminal(status: &str) -> String {
@@ -150,23 +150,32 @@ pub(crate) async fn zone_groups_of(
     Ok(out)
 }
 
-#[tracing::instrument(skip_all, fields(task.user_id = %user_task_id))]
+#[tracing::instrument(skip_all, fields(tasks = planned.len()))]
 pub(crate) async fn record_contacts_planned(
     s: &SqliteStore,
-    user_task_id: &str,
-    version: &str,
-    valid_contacts: u64,
+    planned: &[(String, String, u64)],
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    sqlx::query(sqlx::AssertSqlSafe(SQLITE.record_contacts_planned()))
-        .bind(user_task_id)
-        .bind(version)
-        .bind(i64::try_from(valid_contacts).unwrap_or(i64::MAX))
-        .bind(ts(at))
-        .execute(&s.writer)
-        .await
-        .map_err(db_err)?;
-    Ok(())
+    if planned.is_empty() {
+        return Ok(());
+    }
+    let rows = last_of_each(planned, |(ut, _, _)| ut.as_str());
+    let at = ts(at);
+    let mut tx = s.writer.begin().await.map_err(db_err)?;
+    for chunk in rows.chunks(rows_per_chunk(4)) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO contacts_planned (user_task_id, contacts_version, valid_contacts, planned_at) ",
+        );
+        q.push_values(chunk, |mut b, (ut, version, valid)| {
+            b.push_bind(ut.as_str())
+                .push_bind(version.as_str())
+                .push_bind(i64::try_from(*valid).unwrap_or(i64::MAX))
+                .push_bind(at.as_str());
+        });
+        q.push(Dialect::CONTACTS_PLANNED_REPLACES);
+        q.build().execute(&mut *tx).await.map_err(db_err)?;
+    }
+    tx.commit().await.map_err(db_err)
 }
 
 #[tracing::instrument(skip_all, fields(tasks = user_task_ids.len()))]

@@ -51,13 +51,12 @@ pub trait Store: Send + Sync + Debug {
         &self,
         user_task_ids: &[String],
     ) -> Result<Vec<(String, String)>, StoreError>;
-    /// Records that the version `version` (opaque text) of the task's contacts was planned into it to its end, with
-    /// `valid_contacts` valid rows, replacing the task's earlier record. One statement.
+    /// Records, for each `(user_task_id, version, valid_contacts)`, that the version (opaque text) of the task's
+    /// contacts was planned into it to its end, with that many valid rows, replacing the task's earlier record; at
+    /// `at`, in one transaction. A task given twice keeps its last row.
     async fn record_contacts_planned(
         &self,
-        user_task_id: &str,
-        version: &str,
-        valid_contacts: u64,
+        planned: &[(String, String, u64)],
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     /// The contacts versions recorded for several tasks ([`Store::record_contacts_planned`]): `(user_task_id, version,

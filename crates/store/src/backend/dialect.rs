@@ -216,20 +216,11 @@ impl Dialect {
         format!("AND o.source_line <= {line} AND (o.source_line, o.order_id) < ({line}, {id})")
     }
 
-    /// [`crate::Store::record_contacts_planned`]: the task (parameter 1)'s contacts version (2) with its valid rows
-    /// (3), planned at (4), replacing the task's earlier one.
-    pub fn record_contacts_planned(&self) -> String {
-        format!(
-            "INSERT INTO contacts_planned (user_task_id, contacts_version, valid_contacts, planned_at)
-             VALUES ({}, {}, {}, {})
-             ON CONFLICT (user_task_id) DO UPDATE SET contacts_version = excluded.contacts_version,
-                 valid_contacts = excluded.valid_contacts, planned_at = excluded.planned_at",
-            self.param(1),
-            self.param(2),
-            self.typed(3, SqlType::Int),
-            self.typed(4, SqlType::Time)
-        )
-    }
+    /// [`crate::Store::record_contacts_planned`]'s upsert, after its rows: a task's new version replaces its earlier
+    /// one.
+    pub const CONTACTS_PLANNED_REPLACES: &'static str = " ON CONFLICT (user_task_id) DO UPDATE SET
+             contacts_version = excluded.contacts_version, valid_contacts = excluded.valid_contacts,
+             planned_at = excluded.planned_at";
 
     /// [`crate::Store::orders_in_state`]: the task (parameter 1)'s orders in `state`, the first (2) by source line.
     /// The state is written into the statement, not bound: planned and sending orders each have a partial index

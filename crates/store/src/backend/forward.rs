@@ -30,9 +30,7 @@ macro_rules! impl_store {
             campaigns::zone_groups(user_task_id: &str) -> Vec<String>;
             campaigns::zone_groups_of(user_task_ids: &[String]) -> Vec<(String, String)>;
             campaigns::record_contacts_planned(
-                user_task_id: &str,
-                version: &str,
-                valid_contacts: u64,
+                planned: &[(String, String, u64)],
                 at: $crate::backend::chrono::DateTime<$crate::backend::chrono::Utc>
             ) -> ();
             campaigns::contacts_planned_of(user_task_ids: &[String]) -> Vec<(String, String, u64)>;
